@@ -1,0 +1,54 @@
+# l7px: `make run` and `make test` do everything on a fresh Debian 12 machine (as root).
+#   make run                     install missing packages, build, start l7px + the example service
+#   make test                    install, build, run every test (ctest + go test)
+#   make test SANITIZE=address   the same under ASan+UBSan (build-asan/)
+#   make test SANITIZE=thread    the same under TSan (build-tsan/)
+#   make build | make bench | make format | make clean
+
+SANITIZE ?=
+ifeq ($(SANITIZE),address)
+  BUILD ?= build-asan
+  CMAKE_SANITIZE := -DL7PX_SANITIZE=address,undefined -DCMAKE_BUILD_TYPE=Debug
+else ifeq ($(SANITIZE),thread)
+  BUILD ?= build-tsan
+  CMAKE_SANITIZE := -DL7PX_SANITIZE=thread -DCMAKE_BUILD_TYPE=Debug
+else
+  BUILD ?= build
+  CMAKE_SANITIZE :=
+endif
+
+DEB_PACKAGES := build-essential cmake ninja-build pkg-config ccache curl \
+  liburing-dev libabsl-dev libfmt-dev libtomlplusplus-dev libgtest-dev libgmock-dev \
+  googletest libbenchmark-dev node-llhttp golang-go
+
+GO_ENV := GOPROXY=off GOFLAGS=-mod=mod GOSUMDB=off GOTOOLCHAIN=local \
+  GOCACHE=$(CURDIR)/.gocache GOPATH=$(CURDIR)/.gopath
+
+.PHONY: all deps build test run bench format clean
+
+all: build
+
+deps:
+	@scripts/install-deps.sh $(DEB_PACKAGES)
+
+$(BUILD)/build.ninja: CMakeLists.txt
+	cmake -S . -B $(BUILD) -G Ninja $(CMAKE_SANITIZE)
+
+build: deps $(BUILD)/build.ninja
+	cmake --build $(BUILD)
+
+test: build
+	cd $(BUILD) && ctest --output-on-failure --timeout 300 -j2
+	@if [ -f sdk/go/go.mod ]; then cd sdk/go && $(GO_ENV) CGO_ENABLED=1 go test -race -count=1 ./...; fi
+
+run: build
+	@scripts/run.sh $(BUILD)
+
+bench: build
+	$(BUILD)/benchmarks/l7px_bench
+
+format:
+	clang-format -i $$(git ls-files '*.h' '*.cc')
+
+clean:
+	rm -rf build build-asan build-tsan .gocache .gopath

@@ -1,0 +1,237 @@
+#include "support/net.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <cstring>
+#include <thread>
+
+#include "support/process.h"
+
+namespace l7px::testing {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+int MillisLeft(Clock::time_point deadline) {
+  const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
+  return left.count() < 0 ? 0 : static_cast<int>(left.count());
+}
+
+// Reads what is available within the deadline; returns bytes read, 0 on EOF, -1 on timeout/error.
+ssize_t RecvSome(int fd, char* buf, size_t cap, Clock::time_point deadline) {
+  pollfd p{fd, POLLIN, 0};
+  const int r = poll(&p, 1, MillisLeft(deadline));
+  if (r <= 0) return -1;
+  const ssize_t n = recv(fd, buf, cap, 0);
+  if (n < 0) return -1;
+  return n;
+}
+
+std::string Lower(std::string s) {
+  for (char& c : s) c = static_cast<char>(tolower(static_cast<unsigned char>(c)));
+  return s;
+}
+
+}  // namespace
+
+uint16_t FreePort() {
+  int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  addr.sin_port = 0;
+  bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr));
+  socklen_t len = sizeof(addr);
+  getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
+  close(fd);
+  return ntohs(addr.sin_port);
+}
+
+UniqueFd ConnectTcp(uint16_t port, std::chrono::milliseconds timeout) {
+  const auto deadline = Clock::now() + timeout;
+  while (true) {
+    UniqueFd fd(socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    addr.sin_port = htons(port);
+    if (connect(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0) {
+      int one = 1;
+      setsockopt(fd.get(), IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+      return fd;
+    }
+    if (Clock::now() >= deadline) return UniqueFd();
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+}
+
+UniqueFd ConnectUnix(const std::string& path) {
+  UniqueFd fd(socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  std::strncpy(addr.sun_path, path.c_str(), sizeof(addr.sun_path) - 1);
+  if (connect(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) return UniqueFd();
+  return fd;
+}
+
+bool WaitForPort(uint16_t port, std::chrono::milliseconds timeout) {
+  return ConnectTcp(port, timeout).valid();
+}
+
+bool SendAll(int fd, const std::string& data) {
+  size_t off = 0;
+  while (off < data.size()) {
+    const ssize_t n = send(fd, data.data() + off, data.size() - off, MSG_NOSIGNAL);
+    if (n <= 0) return false;
+    off += static_cast<size_t>(n);
+  }
+  return true;
+}
+
+std::string RecvUntilClose(int fd, std::chrono::milliseconds timeout, size_t max) {
+  const auto deadline = Clock::now() + timeout;
+  std::string out;
+  char buf[65536];
+  while (out.size() < max) {
+    const ssize_t n = RecvSome(fd, buf, sizeof(buf), deadline);
+    if (n <= 0) break;
+    out.append(buf, static_cast<size_t>(n));
+  }
+  return out;
+}
+
+std::string RecvUntil(int fd, const std::string& needle, std::chrono::milliseconds timeout) {
+  const auto deadline = Clock::now() + timeout;
+  std::string out;
+  char buf[65536];
+  while (out.find(needle) == std::string::npos) {
+    const ssize_t n = RecvSome(fd, buf, sizeof(buf), deadline);
+    if (n <= 0) break;
+    out.append(buf, static_cast<size_t>(n));
+  }
+  return out;
+}
+
+int StatusOf(const std::string& response) {
+  if (response.size() < 12 || response.compare(0, 5, "HTTP/") != 0) return 0;
+  return atoi(response.c_str() + 9);
+}
+
+std::string HeaderOf(const std::string& response, const std::string& name) {
+  const size_t head_end = response.find("\r\n\r\n");
+  const std::string head = Lower(response.substr(0, head_end));
+  const std::string key = "\r\n" + Lower(name) + ":";
+  const size_t pos = head.find(key);
+  if (pos == std::string::npos) return "";
+  size_t start = pos + key.size();
+  const size_t end = head.find("\r\n", start);
+  std::string value = response.substr(start, (end == std::string::npos ? head.size() : end) - start);
+  while (!value.empty() && (value.front() == ' ' || value.front() == '\t')) value.erase(0, 1);
+  while (!value.empty() && (value.back() == ' ' || value.back() == '\t')) value.pop_back();
+  return value;
+}
+
+namespace {
+
+// Given bytes starting at a chunked body, returns the total length of the chunked encoding
+// (through the final CRLF after trailers), or npos if incomplete. Decoded body into *body.
+size_t ChunkedLength(const std::string& data, size_t start, std::string* body) {
+  size_t pos = start;
+  while (true) {
+    const size_t eol = data.find("\r\n", pos);
+    if (eol == std::string::npos) return std::string::npos;
+    const size_t size = strtoul(data.c_str() + pos, nullptr, 16);
+    pos = eol + 2;
+    if (size == 0) {
+      // Trailers end with an empty line.
+      while (true) {
+        const size_t t = data.find("\r\n", pos);
+        if (t == std::string::npos) return std::string::npos;
+        if (t == pos) return t + 2 - start;
+        pos = t + 2;
+      }
+    }
+    if (data.size() < pos + size + 2) return std::string::npos;
+    if (body) body->append(data, pos, size);
+    pos += size + 2;
+  }
+}
+
+}  // namespace
+
+std::string BodyOf(const std::string& response) {
+  const size_t head_end = response.find("\r\n\r\n");
+  if (head_end == std::string::npos) return "";
+  if (Lower(HeaderOf(response, "Transfer-Encoding")).find("chunked") != std::string::npos) {
+    std::string body;
+    ChunkedLength(response, head_end + 4, &body);
+    return body;
+  }
+  return response.substr(head_end + 4);
+}
+
+std::string RecvHttpResponse(int fd, std::string* carry, std::chrono::milliseconds timeout,
+                             bool head_request) {
+  const auto deadline = Clock::now() + timeout;
+  std::string& data = *carry;
+  char buf[65536];
+  auto fill = [&]() -> ssize_t {
+    const ssize_t n = RecvSome(fd, buf, sizeof(buf), deadline);
+    if (n > 0) data.append(buf, static_cast<size_t>(n));
+    return n;
+  };
+  while (true) {
+    size_t head_end;
+    while ((head_end = data.find("\r\n\r\n")) == std::string::npos) {
+      if (fill() <= 0) return "";
+    }
+    const size_t body_start = head_end + 4;
+    const std::string head = data.substr(0, body_start);
+    const int status = StatusOf(head);
+    if (status >= 100 && status < 200 && status != 101) {
+      // Interim response: return it alone (callers decide whether to read on).
+      data.erase(0, body_start);
+      return head;
+    }
+    size_t total = std::string::npos;
+    const std::string te = Lower(HeaderOf(head, "Transfer-Encoding"));
+    const std::string cl = HeaderOf(head, "Content-Length");
+    if (head_request || status == 204 || status == 304 || status == 101) {
+      total = body_start;
+    } else if (te.find("chunked") != std::string::npos) {
+      while ((total = ChunkedLength(data, body_start, nullptr)) == std::string::npos) {
+        if (fill() <= 0) return "";
+      }
+      total += body_start;
+    } else if (!cl.empty()) {
+      total = body_start + strtoull(cl.c_str(), nullptr, 10);
+      while (data.size() < total) {
+        if (fill() <= 0) return "";
+      }
+    } else {
+      while (fill() > 0) {
+      }
+      total = data.size();
+    }
+    std::string response = data.substr(0, total);
+    data.erase(0, total);
+    return response;
+  }
+}
+
+std::string HttpExchange(uint16_t port, const std::string& request,
+                         std::chrono::milliseconds timeout) {
+  UniqueFd fd = ConnectTcp(port, timeout);
+  if (!fd.valid() || !SendAll(fd.get(), request)) return "";
+  std::string carry;
+  const bool head = request.compare(0, 5, "HEAD ") == 0;
+  return RecvHttpResponse(fd.get(), &carry, timeout, head);
+}
+
+}  // namespace l7px::testing

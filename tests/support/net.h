@@ -1,0 +1,45 @@
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <string>
+
+#include "base/unique_fd.h"
+
+namespace l7px::testing {
+
+// Blocking loopback socket helpers for tests. Every call is bounded by a timeout.
+
+// Asks the kernel for a free TCP port on 127.0.0.1 (bind to port 0, read it, close).
+uint16_t FreePort();
+
+// Connects to 127.0.0.1:port (or a unix path when `unix_path` is non-empty).
+UniqueFd ConnectTcp(uint16_t port, std::chrono::milliseconds timeout = std::chrono::seconds(5));
+UniqueFd ConnectUnix(const std::string& path);
+
+// Waits until something accepts connections on 127.0.0.1:port.
+bool WaitForPort(uint16_t port, std::chrono::milliseconds timeout);
+
+bool SendAll(int fd, const std::string& data);
+// Reads until the peer closes, `timeout` passes, or `max` bytes arrived.
+std::string RecvUntilClose(int fd, std::chrono::milliseconds timeout, size_t max = 1 << 26);
+// Reads until `needle` has been seen (returns all bytes read so far) or timeout.
+std::string RecvUntil(int fd, const std::string& needle, std::chrono::milliseconds timeout);
+// Reads one complete HTTP/1.1 response (Content-Length, chunked or close-delimited; responses to
+// HEAD or with 1xx/204/304 have no body). Leftover bytes stay in `*carry` for the next call.
+// Returns "" on timeout or error.
+std::string RecvHttpResponse(int fd, std::string* carry, std::chrono::milliseconds timeout,
+                             bool head_request = false);
+
+// Status code of a raw response ("HTTP/1.1 503 ..." -> 503), 0 if unparseable.
+int StatusOf(const std::string& response);
+// Body of a raw response (after the blank line, de-chunked when chunked).
+std::string BodyOf(const std::string& response);
+// Value of the first header with this name (case-insensitive), "" if absent.
+std::string HeaderOf(const std::string& response, const std::string& name);
+
+// One request on a fresh connection: sends `request`, returns the full response.
+std::string HttpExchange(uint16_t port, const std::string& request,
+                         std::chrono::milliseconds timeout = std::chrono::seconds(10));
+
+}  // namespace l7px::testing

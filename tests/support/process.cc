@@ -1,0 +1,100 @@
+#include "support/process.h"
+
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <fstream>
+#include <sstream>
+#include <thread>
+#include <utility>
+
+namespace l7px::testing {
+
+ChildProcess::ChildProcess(ChildProcess&& other) noexcept { *this = std::move(other); }
+
+ChildProcess& ChildProcess::operator=(ChildProcess&& other) noexcept {
+  if (this != &other) {
+    Kill();
+    pid_ = std::exchange(other.pid_, -1);
+    status_ = other.status_;
+    exited_ = other.exited_;
+    log_path_ = std::move(other.log_path_);
+  }
+  return *this;
+}
+
+ChildProcess::~ChildProcess() { Kill(); }
+
+ChildProcess ChildProcess::Start(const std::vector<std::string>& argv,
+                                 const std::string& log_path) {
+  ChildProcess child;
+  child.log_path_ = log_path;
+  const pid_t parent = getpid();
+  const pid_t pid = fork();
+  if (pid == 0) {
+    // Die with the test runner even if it is killed before its destructors run.
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    if (getppid() != parent) _exit(127);
+    const int fd = open(log_path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+    if (fd >= 0) {
+      dup2(fd, STDOUT_FILENO);
+      dup2(fd, STDERR_FILENO);
+    }
+    const int devnull = open("/dev/null", O_RDONLY);
+    if (devnull >= 0) dup2(devnull, STDIN_FILENO);
+    std::vector<char*> args;
+    for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
+    args.push_back(nullptr);
+    execv(args[0], args.data());
+    _exit(127);
+  }
+  child.pid_ = pid;
+  return child;
+}
+
+bool ChildProcess::running() {
+  if (pid_ < 0 || exited_) return false;
+  const pid_t r = waitpid(pid_, &status_, WNOHANG);
+  if (r == pid_) exited_ = true;
+  return !exited_;
+}
+
+void ChildProcess::Signal(int sig) {
+  if (pid_ > 0 && !exited_) ::kill(pid_, sig);
+}
+
+int ChildProcess::WaitExit(std::chrono::milliseconds timeout) {
+  if (pid_ < 0) return -1;
+  if (WaitFor([&] { return !running(); }, timeout)) return status_;
+  return -1;
+}
+
+void ChildProcess::Kill() {
+  if (pid_ > 0 && !exited_) {
+    ::kill(pid_, SIGKILL);
+    waitpid(pid_, &status_, 0);
+    exited_ = true;
+  }
+}
+
+std::string ChildProcess::ReadLog() const {
+  std::ifstream in(log_path_);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+std::string MakeTempDir(const std::string& name) {
+  std::string dir = std::string(L7PX_BINARY_DIR) + "/test-tmp/" + name + "." +
+                    std::to_string(getpid());
+  std::string cmd = "rm -rf '" + dir + "' && mkdir -p '" + dir + "'";
+  if (std::system(cmd.c_str()) != 0) return "/tmp";
+  return dir;
+}
+
+}  // namespace l7px::testing

@@ -1,0 +1,57 @@
+#pragma once
+
+#include <sys/types.h>
+
+#include <chrono>
+#include <string>
+#include <vector>
+
+namespace l7px::testing {
+
+// A child process started by a test. The destructor kills it (SIGKILL) and reaps it, so a failing
+// test never leaves children behind. Output goes to a log file that tests can read.
+class ChildProcess {
+ public:
+  ChildProcess() = default;
+  ChildProcess(ChildProcess&& other) noexcept;
+  ChildProcess& operator=(ChildProcess&& other) noexcept;
+  ChildProcess(const ChildProcess&) = delete;
+  ChildProcess& operator=(const ChildProcess&) = delete;
+  ~ChildProcess();
+
+  // Starts argv[0] with the arguments; stdout and stderr are appended to `log_path`.
+  static ChildProcess Start(const std::vector<std::string>& argv, const std::string& log_path);
+
+  pid_t pid() const { return pid_; }
+  bool running();
+  // Sends a signal (only to the process this object started).
+  void Signal(int sig);
+  // Waits up to `timeout` for exit; returns the wait status or -1 on timeout.
+  int WaitExit(std::chrono::milliseconds timeout);
+  void Kill();
+  const std::string& log_path() const { return log_path_; }
+  std::string ReadLog() const;
+
+ private:
+  pid_t pid_ = -1;
+  int status_ = 0;
+  bool exited_ = false;
+  std::string log_path_;
+};
+
+// A fresh empty directory under the build tree for one test's files.
+std::string MakeTempDir(const std::string& name);
+
+// Polls `pred` every few milliseconds until it is true or `timeout` passes.
+template <typename Pred>
+bool WaitFor(Pred pred, std::chrono::milliseconds timeout) {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (std::chrono::steady_clock::now() < deadline) {
+    if (pred()) return true;
+    struct timespec ts = {0, 5'000'000};
+    nanosleep(&ts, nullptr);
+  }
+  return pred();
+}
+
+}  // namespace l7px::testing
