@@ -26,6 +26,10 @@ bool ParsePort(std::string_view text, uint16_t* port) {
 
 absl::StatusOr<SocketAddress> SocketAddress::Parse(std::string_view text) {
   SocketAddress out;
+  // inet_pton and sun_path stop at NUL: "127.0.0.1\0junk:80" must not parse as 127.0.0.1.
+  if (text.find('\0') != std::string_view::npos) {
+    return absl::InvalidArgumentError("address contains a NUL byte");
+  }
   if (text.substr(0, 5) == "unix:") {
     std::string_view path = text.substr(5);
     sockaddr_un un{};
@@ -41,8 +45,8 @@ absl::StatusOr<SocketAddress> SocketAddress::Parse(std::string_view text) {
   }
   const size_t colon = text.rfind(':');
   if (colon == std::string_view::npos) {
-    return absl::InvalidArgumentError(absl::StrCat("address \"", ToAbsl(text),
-                                                   "\" needs host:port, [v6]:port or unix:/path"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("address \"", ToAbsl(text), "\" needs host:port, [v6]:port or unix:/path"));
   }
   std::string_view host = text.substr(0, colon);
   uint16_t port = 0;
@@ -129,7 +133,7 @@ size_t SocketAddress::FormatIp(char* buf, size_t cap) const {
   } else if (family() == AF_INET6) {
     ok = inet_ntop(AF_INET6, &reinterpret_cast<const sockaddr_in6*>(&storage_)->sin6_addr, buf,
                    static_cast<socklen_t>(cap));
-  } else if (cap > 4) {
+  } else if (family() == AF_UNIX && cap > 4) {
     std::memcpy(buf, "unix", 5);
     return 4;
   }
@@ -154,6 +158,9 @@ bool SocketAddress::operator==(const SocketAddress& other) const {
 
 absl::StatusOr<Cidr> Cidr::Parse(std::string_view text) {
   Cidr out;
+  if (text.find('\0') != std::string_view::npos) {
+    return absl::InvalidArgumentError("CIDR contains a NUL byte");
+  }
   std::string_view ip_text = text;
   int prefix = -1;
   const size_t slash = text.find('/');
@@ -170,15 +177,15 @@ absl::StatusOr<Cidr> Cidr::Parse(std::string_view text) {
     out.family_ = AF_INET;
     if (prefix < 0) prefix = 32;
     if (prefix > 32) {
-      return absl::InvalidArgumentError(absl::StrCat("bad CIDR \"", ToAbsl(text), "\": /", prefix,
-                                                     " is longer than 32"));
+      return absl::InvalidArgumentError(
+          absl::StrCat("bad CIDR \"", ToAbsl(text), "\": /", prefix, " is longer than 32"));
     }
   } else if (inet_pton(AF_INET6, ip.c_str(), out.bytes_) == 1) {
     out.family_ = AF_INET6;
     if (prefix < 0) prefix = 128;
     if (prefix > 128) {
-      return absl::InvalidArgumentError(absl::StrCat("bad CIDR \"", ToAbsl(text), "\": /", prefix,
-                                                     " is longer than 128"));
+      return absl::InvalidArgumentError(
+          absl::StrCat("bad CIDR \"", ToAbsl(text), "\": /", prefix, " is longer than 128"));
     }
   } else {
     return absl::InvalidArgumentError(absl::StrCat("bad CIDR \"", ToAbsl(text), "\""));

@@ -1,0 +1,440 @@
+// The acceptor thread.
+//
+// Invariants:
+//  - Every Slot is created here and freed here, and its fd is closed only here (FinishRetire),
+//    after the liveness poll on it has completed.
+//  - A registered slot has exactly one liveness poll (POLLRDHUP, not POLLIN: response bytes on a
+//    busy slot never wake this thread) armed until the slot is retired.
+//  - A pending registration owns its fd until it becomes a Slot or is refused; at most one recv is
+//    in flight for it, and it is freed only after that recv completed.
+#include "acceptor/acceptor.h"
+
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/socket.h>
+
+#include <cerrno>
+#include <cstring>
+#include <future>
+
+#include "absl/container/flat_hash_map.h"
+#include "acceptor/slot_lifecycle.h"
+#include "base/clock.h"
+#include "base/log.h"
+#include "io/mailbox.h"
+#include "io/ring.h"
+#include "io/socket.h"
+
+namespace l7px::acceptor {
+namespace {
+
+enum Op : uint8_t {
+  kOpAccept = 1,
+  kOpHandshakeRecv = 2,
+  kOpPoll = 3,
+  kOpTick = 4,
+  kOpPostFailed = 5,
+};
+
+constexpr int64_t kTickNs = 100'000'000;
+
+bool ConstantTimeEquals(const std::string& a, const std::string& b) {
+  if (a.size() != b.size()) return false;
+  unsigned char diff = 0;
+  for (size_t i = 0; i < a.size(); ++i) diff |= static_cast<unsigned char>(a[i] ^ b[i]);
+  return diff == 0;
+}
+
+void SendSmall(int fd, std::string_view bytes) {
+  // The socket's send buffer is empty at this point, so a non-blocking send writes it whole.
+  const ssize_t n = ::send(fd, bytes.data(), bytes.size(), MSG_DONTWAIT | MSG_NOSIGNAL);
+  (void)n;
+}
+
+}  // namespace
+
+class Acceptor::Loop {
+ public:
+  Loop(AcceptorOptions& options, std::atomic<bool>& stop) : options_(options), stop_(stop) {}
+
+  absl::Status Init() {
+    if (auto s = ring_.Init(256); !s.ok()) return s;
+    for (size_t i = 0; i < options_.pools.size(); ++i) {
+      if (options_.pools[i]->name() == options_.default_pool) default_pool_ = static_cast<int>(i);
+    }
+    return absl::OkStatus();
+  }
+
+  int ring_fd() const { return ring_.fd(); }
+
+  void Run() {
+    for (size_t i = 0; i < options_.listeners.size(); ++i) ArmAccept(static_cast<uint32_t>(i));
+    ArmTick();
+    while (!stop_.load(std::memory_order_acquire)) {
+      ring_.SubmitAndWait(-1);
+      ring_.Drain([this](io_uring_cqe* cqe) { Handle(cqe); });
+    }
+    Shutdown();
+  }
+
+ private:
+  struct Pending {
+    UniqueFd fd;
+    SocketAddress peer;
+    HandshakeParser parser;
+    int64_t deadline_ns;
+    uint32_t generation;
+    bool closing = false;
+    char buf[2048];
+    Pending(UniqueFd f, SocketAddress p, HandshakeParser::Mode mode, int64_t deadline, uint32_t gen)
+        : fd(std::move(f)), peer(p), parser(mode), deadline_ns(deadline), generation(gen) {}
+  };
+
+  void ArmAccept(uint32_t listener) {
+    io_uring_sqe* sqe = ring_.Sqe();
+    io_uring_prep_multishot_accept(sqe, options_.listeners[listener].fd.get(), nullptr, nullptr,
+                                   SOCK_CLOEXEC);
+    io_uring_sqe_set_data64(sqe, io::Tag{kOpAccept, 0, listener}.Pack());
+  }
+
+  void ArmTick() {
+    tick_ts_.tv_sec = 0;
+    tick_ts_.tv_nsec = kTickNs;
+    io_uring_sqe* sqe = ring_.Sqe();
+    io_uring_prep_timeout(sqe, &tick_ts_, 0, 0);
+    io_uring_sqe_set_data64(sqe, io::Tag{kOpTick, 0, 0}.Pack());
+  }
+
+  void ArmHandshakeRecv(uint32_t index) {
+    Pending& p = *pending_[index];
+    io_uring_sqe* sqe = ring_.Sqe();
+    io_uring_prep_recv(sqe, p.fd.get(), p.buf, sizeof(p.buf), 0);
+    io_uring_sqe_set_data64(sqe, io::Tag{kOpHandshakeRecv, p.generation, index}.Pack());
+  }
+
+  void ArmPoll(Slot& slot) {
+    slot.poll_armed = true;
+    io_uring_sqe* sqe = ring_.Sqe();
+    io_uring_prep_poll_add(sqe, slot.fd(), POLLRDHUP);
+    io_uring_sqe_set_data64(sqe, io::Tag{kOpPoll, 0, slot.table_index}.Pack());
+  }
+
+  void Handle(io_uring_cqe* cqe) {
+    const uint64_t data = cqe->user_data;
+    const uint8_t op = static_cast<uint8_t>(data >> 56);
+    if (op == kMsgRetireSlot) {
+      Retire(reinterpret_cast<Slot*>(io::MessagePayload(data)));
+      return;
+    }
+    const io::Tag tag = io::Tag::Unpack(data);
+    switch (tag.op) {
+      case kOpAccept:
+        OnAccept(tag.index, cqe->res, (cqe->flags & IORING_CQE_F_MORE) != 0);
+        break;
+      case kOpHandshakeRecv:
+        OnHandshakeRecv(tag.index, tag.generation, cqe->res);
+        break;
+      case kOpPoll:
+        OnPoll(tag.index);
+        break;
+      case kOpTick:
+        OnTick();
+        break;
+      case kOpPostFailed:
+        L7PX_LOG_LIMITED(kWarn, "acceptor: waking a worker failed: {}", strerror(-cqe->res));
+        break;
+      default:
+        break;
+    }
+  }
+
+  void OnAccept(uint32_t listener, int res, bool more) {
+    if (!more && !stop_.load()) ArmAccept(listener);
+    if (res < 0) {
+      if (res != -ECANCELED) {
+        L7PX_LOG_LIMITED(kWarn, "register accept on {}: {}",
+                         options_.listeners[listener].address.ToString(), strerror(-res));
+      }
+      return;
+    }
+    UniqueFd fd(res);
+    SocketAddress peer = options_.listeners[listener].address.is_unix()
+                             ? options_.listeners[listener].address
+                             : io::PeerAddress(fd.get());
+    if (!Allowed(peer)) {
+      ++refused_peers_;
+      L7PX_LOG_LIMITED(kWarn, "registration from {} refused: not in register.allow",
+                       peer.ToString());
+      return;  // fd closes here
+    }
+    io::TuneStreamSocket(fd.get());
+    if (options_.handshake == HandshakeParser::Mode::kNone) {
+      Register(std::move(fd), peer, "", "", false, peer.ToString());
+      return;
+    }
+    uint32_t index;
+    if (!free_pending_.empty()) {
+      index = free_pending_.back();
+      free_pending_.pop_back();
+    } else {
+      index = static_cast<uint32_t>(pending_.size());
+      pending_.emplace_back();
+    }
+    pending_[index] = std::make_unique<Pending>(std::move(fd), peer, options_.handshake,
+                                                MonotonicNanos() + options_.handshake_timeout_ns,
+                                                ++generation_);
+    ArmHandshakeRecv(index);
+  }
+
+  bool Allowed(const SocketAddress& peer) const {
+    if (options_.allow.empty()) return peer.is_loopback();
+    if (peer.is_unix()) return true;
+    for (const Cidr& cidr : options_.allow) {
+      if (cidr.Contains(peer)) return true;
+    }
+    return false;
+  }
+
+  void FreePending(uint32_t index) {
+    pending_[index].reset();
+    free_pending_.push_back(index);
+  }
+
+  void Refuse(uint32_t index, int status, std::string_view why) {
+    Pending& p = *pending_[index];
+    L7PX_LOG_LIMITED(kWarn, "registration from {} refused with {}: {}", p.peer.ToString(), status,
+                     why);
+    SendSmall(p.fd.get(), RefusalResponse(status, why));
+    FreePending(index);
+  }
+
+  void OnHandshakeRecv(uint32_t index, uint32_t generation, int res) {
+    if (index >= pending_.size() || !pending_[index] || pending_[index]->generation != generation) {
+      return;
+    }
+    Pending& p = *pending_[index];
+    if (p.closing || res <= 0) {
+      if (!p.closing && res < 0) {
+        L7PX_LOG_LIMITED(kInfo, "registration from {} failed: {}", p.peer.ToString(),
+                         strerror(-res));
+      }
+      FreePending(index);
+      return;
+    }
+    size_t consumed = 0;
+    const auto status = p.parser.Feed(p.buf, static_cast<size_t>(res), &consumed);
+    if (status == HandshakeParser::Status::kNeedMore) {
+      ArmHandshakeRecv(index);
+      return;
+    }
+    if (status == HandshakeParser::Status::kRejected) {
+      Refuse(index, 400, p.parser.reject_reason());
+      return;
+    }
+    if (consumed < static_cast<size_t>(res)) {
+      Refuse(index, 400, "bytes after the registration head");
+      return;
+    }
+    const std::string service =
+        p.parser.service().empty() ? p.peer.ToString() : p.parser.service();
+    UniqueFd fd = std::move(p.fd);
+    const SocketAddress peer = p.peer;
+    const std::string pool = p.parser.pool();
+    const std::string token = p.parser.token();
+    const bool has_token = p.parser.has_token();
+    FreePending(index);
+    Register(std::move(fd), peer, pool, token, has_token, service);
+  }
+
+  void Register(UniqueFd fd, const SocketAddress& peer, const std::string& pool_name,
+                const std::string& token, bool has_token, const std::string& service) {
+    Pool* pool = nullptr;
+    if (pool_name.empty()) {
+      if (default_pool_ >= 0) pool = options_.pools[default_pool_];
+    } else {
+      for (Pool* candidate : options_.pools) {
+        if (candidate->name() == pool_name) pool = candidate;
+      }
+    }
+    auto refuse = [&](int status, std::string_view why) {
+      if (pool != nullptr) pool->registrations_refused.fetch_add(1, std::memory_order_relaxed);
+      L7PX_LOG_LIMITED(kWarn, "registration of {} from {} refused with {}: {}", service,
+                       peer.ToString(), status, why);
+      if (options_.handshake == HandshakeParser::Mode::kUpgrade) {
+        SendSmall(fd.get(), RefusalResponse(status, why));
+      }
+    };
+    if (pool == nullptr) return refuse(404, "unknown pool");
+    const std::string& want = pool->settings().token;
+    if (!want.empty() && (!has_token || !ConstantTimeEquals(token, want))) {
+      return refuse(403, "bad token");
+    }
+    if (pool->registered.load(std::memory_order_relaxed) >=
+        static_cast<int64_t>(pool->settings().max_slots)) {
+      return refuse(503, "pool is at max_slots");
+    }
+    if (options_.handshake == HandshakeParser::Mode::kUpgrade) {
+      SendSmall(fd.get(), SwitchingProtocolsResponse());
+    }
+    auto* slot = new Slot(std::move(fd), pool->id(), service);
+    if (!free_slots_.empty()) {
+      slot->table_index = free_slots_.back();
+      free_slots_.pop_back();
+      slots_[slot->table_index] = slot;
+    } else {
+      slot->table_index = static_cast<uint32_t>(slots_.size());
+      slots_.push_back(slot);
+    }
+    ++services_[service];
+    pool->registered.fetch_add(1, std::memory_order_relaxed);
+    pool->registrations_ok.fetch_add(1, std::memory_order_relaxed);
+    ArmPoll(*slot);
+    L7PX_LOG(kDebug, "slot registered: pool={} service={} peer={}", pool->name(), service,
+             peer.ToString());
+    Publish(*pool, slot);
+  }
+
+  void Publish(Pool& pool, Slot* slot) {
+    if (!pool.idle().TryPush(slot)) {
+      CompactRing(pool);
+      if (!pool.idle().TryPush(slot)) {
+        // Cannot happen while the ring holds 2 x max_slots; never leak the slot.
+        L7PX_LOG(kError, "pool {}: idle ring full; closing a new slot", pool.name());
+        if (slot->TryKillIdle(slot->epoch())) AccountIdleSlotKilled(pool, *slot);
+        Retire(slot);
+        return;
+      }
+    }
+    WakeWaiter(pool);
+  }
+
+  // Pops every entry once: dead ones are retired, live ones pushed back (order kept).
+  void CompactRing(Pool& pool) {
+    const size_t n = pool.idle().SizeApprox();
+    for (size_t i = 0; i < n; ++i) {
+      Slot* s = pool.idle().TryPop();
+      if (s == nullptr) break;
+      if (s->state() == Slot::State::kDead) {
+        Retire(s);
+      } else if (!pool.idle().TryPush(s)) {
+        if (s->TryKillIdle(s->epoch())) AccountIdleSlotKilled(pool, *s);
+        Retire(s);
+      }
+    }
+  }
+
+  void WakeWaiter(Pool& pool) {
+    pool.SyncPoint();
+    const int worker = pool.PickWorkerToWake(-1);
+    if (worker < 0 || worker >= static_cast<int>(options_.worker_ring_fds.size())) return;
+    io::PrepPostMessage(ring_.Sqe(), options_.worker_ring_fds[worker],
+                        io::PackMessage(kMsgSlotAvailable, pool.id()), 0,
+                        io::Tag{kOpPostFailed, 0, 0}.Pack());
+  }
+
+  void OnPoll(uint32_t index) {
+    if (index >= slots_.size() || slots_[index] == nullptr) return;
+    Slot& slot = *slots_[index];
+    slot.poll_armed = false;
+    if (slot.retiring) {
+      FinishRetire(slot);
+      return;
+    }
+    // The service closed (or broke) the connection.
+    Pool& pool = *options_.pools[slot.pool_id()];
+    const uint64_t epoch = slot.epoch();
+    if (slot.state() == Slot::State::kIdle && slot.TryKillIdle(epoch)) {
+      AccountIdleSlotKilled(pool, slot);
+      L7PX_LOG(kInfo, "pool {}: service {} closed an idle slot; pruned", pool.name(),
+               slot.service_id());
+      return;
+    }
+    // Busy: tell the worker holding it, then re-check in case it was released meanwhile.
+    slot.peer_closed.store(true, std::memory_order_relaxed);
+    pool.SyncPoint();
+    const uint64_t now_epoch = slot.epoch();
+    if (slot.state() == Slot::State::kIdle && slot.TryKillIdle(now_epoch)) {
+      AccountIdleSlotKilled(pool, slot);
+    }
+  }
+
+  // A slot nobody will use again: close once its poll is gone, then free.
+  void Retire(Slot* slot) {
+    slot->retiring = true;
+    if (slot->poll_armed) {
+      ::shutdown(slot->fd(), SHUT_RDWR);  // completes the poll; FinishRetire runs then
+      return;
+    }
+    FinishRetire(*slot);
+  }
+
+  void FinishRetire(Slot& slot) {
+    auto it = services_.find(slot.service_id());
+    if (it != services_.end() && --it->second == 0) services_.erase(it);
+    const uint32_t index = slot.table_index;
+    slots_[index] = nullptr;
+    free_slots_.push_back(index);
+    delete &slot;  // closes the fd
+  }
+
+  void OnTick() {
+    if (!stop_.load()) ArmTick();
+    const int64_t now = MonotonicNanos();
+    for (uint32_t i = 0; i < pending_.size(); ++i) {
+      Pending* p = pending_[i].get();
+      if (p != nullptr && !p->closing && now > p->deadline_ns) {
+        L7PX_LOG_LIMITED(kWarn, "registration from {} timed out during the handshake",
+                         p->peer.ToString());
+        p->closing = true;
+        ::shutdown(p->fd.get(), SHUT_RDWR);  // completes the recv; freed there
+      }
+    }
+  }
+
+  void Shutdown() {
+    // Close every slot still owned here; the kernel cancels the ring's ops on exit.
+    for (Slot* slot : slots_) delete slot;
+    slots_.clear();
+    pending_.clear();
+  }
+
+  AcceptorOptions& options_;
+  std::atomic<bool>& stop_;
+  io::Ring ring_;
+  int default_pool_ = -1;
+  __kernel_timespec tick_ts_{};
+  std::vector<std::unique_ptr<Pending>> pending_;
+  std::vector<uint32_t> free_pending_;
+  std::vector<Slot*> slots_;
+  std::vector<uint32_t> free_slots_;
+  absl::flat_hash_map<std::string, int> services_;
+  uint32_t generation_ = 0;
+  uint64_t refused_peers_ = 0;
+};
+
+Acceptor::Acceptor(AcceptorOptions options) : options_(std::move(options)) {}
+
+Acceptor::~Acceptor() { Stop(); }
+
+absl::Status Acceptor::Start() {
+  loop_ = std::make_unique<Loop>(options_, stop_);
+  std::promise<absl::Status> started;
+  std::future<absl::Status> result = started.get_future();
+  thread_ = std::thread([this, started = std::move(started)]() mutable {
+    absl::Status status = loop_->Init();
+    if (status.ok()) ring_fd_.store(loop_->ring_fd());
+    const bool ok = status.ok();
+    started.set_value(std::move(status));
+    if (ok) loop_->Run();
+  });
+  absl::Status status = result.get();
+  if (!status.ok()) thread_.join();
+  return status;
+}
+
+void Acceptor::Stop() {
+  stop_.store(true);
+  if (thread_.joinable()) thread_.join();
+}
+
+}  // namespace l7px::acceptor

@@ -1,0 +1,65 @@
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "acceptor/handshake.h"
+#include "acceptor/pool.h"
+#include "acceptor/slot.h"
+#include "base/address.h"
+#include "base/unique_fd.h"
+
+namespace l7px::acceptor {
+
+// Message kinds posted into the acceptor's ring by workers (io/mailbox.h).
+inline constexpr uint8_t kMsgRetireSlot = 0xA1;  // payload: Slot*; the worker is done with it
+// Message kinds the acceptor posts into a worker's ring.
+inline constexpr uint8_t kMsgSlotAvailable = 0xB1;  // payload: pool id
+
+struct RegisterListener {
+  UniqueFd fd;
+  SocketAddress address;
+};
+
+struct AcceptorOptions {
+  std::vector<RegisterListener> listeners;
+  HandshakeParser::Mode handshake = HandshakeParser::Mode::kUpgrade;
+  std::string default_pool;
+  std::vector<Cidr> allow;  // empty: loopback and UNIX peers only
+  std::vector<Pool*> pools;  // index = pool id
+  std::vector<int> worker_ring_fds;
+  int64_t handshake_timeout_ns = 10'000'000'000;
+};
+
+// The in-process control plane for slots, on its own thread and io_uring: accepts registration
+// connections, runs the handshake, publishes slots into their pool's idle ring, prunes slots
+// whose service closed them while idle, and closes/frees every slot a worker retires.
+// It is the only code that closes a slot's fd or frees a Slot.
+class Acceptor {
+ public:
+  explicit Acceptor(AcceptorOptions options);
+  ~Acceptor();
+  Acceptor(const Acceptor&) = delete;
+  Acceptor& operator=(const Acceptor&) = delete;
+
+  // Starts the thread; returns once its ring exists (ring_fd() is valid) or with the error.
+  absl::Status Start();
+  // Asks the thread to stop and joins it; closes every slot it still owns.
+  void Stop();
+  int ring_fd() const { return ring_fd_.load(); }
+
+ private:
+  class Loop;
+  AcceptorOptions options_;
+  std::unique_ptr<Loop> loop_;
+  std::thread thread_;
+  std::atomic<int> ring_fd_{-1};
+  std::atomic<bool> stop_{false};
+};
+
+}  // namespace l7px::acceptor

@@ -1,0 +1,48 @@
+#pragma once
+
+#include <sys/socket.h>
+
+#include <atomic>
+
+#include "acceptor/pool.h"
+#include "acceptor/slot.h"
+
+namespace l7px::acceptor {
+
+// Transitions shared by the acceptor and the workers, so the pool's gauges stay exact: whoever
+// makes a slot DEAD accounts for it once and shuts the socket down (the service sees the close at
+// once; the fd itself is closed later by the acceptor).
+
+// The winner of Slot::TryKillIdle calls this. The slot stays in the idle ring until popped.
+inline void AccountIdleSlotKilled(Pool& pool, Slot& slot) {
+  pool.registered.fetch_sub(1, std::memory_order_relaxed);
+  ::shutdown(slot.fd(), SHUT_RDWR);
+}
+
+// A worker that leased the slot and will not return it: BUSY -> DEAD.
+inline void KillLeasedSlot(Pool& pool, Slot& slot) {
+  slot.MarkDead();
+  pool.busy.fetch_sub(1, std::memory_order_relaxed);
+  pool.registered.fetch_sub(1, std::memory_order_relaxed);
+  ::shutdown(slot.fd(), SHUT_RDWR);
+}
+
+// A worker that leased the slot returns it idle and pushes it back to the ring. Returns false
+// when the ring refused it (cannot happen while the ring holds 2 x max_slots; the caller then
+// kills it). Handles a service close the acceptor saw while the slot was busy.
+inline bool ReturnLeasedSlot(Pool& pool, Slot& slot) {
+  const uint64_t epoch = slot.epoch();
+  slot.ReleaseIdle();
+  pool.busy.fetch_sub(1, std::memory_order_relaxed);
+  if (!pool.idle().TryPush(&slot)) {
+    if (slot.TryKillIdle(epoch)) AccountIdleSlotKilled(pool, slot);
+    return false;
+  }
+  pool.SyncPoint();  // pairs with the acceptor's, see Slot::peer_closed
+  if (slot.peer_closed.load(std::memory_order_relaxed) && slot.TryKillIdle(epoch)) {
+    AccountIdleSlotKilled(pool, slot);
+  }
+  return true;
+}
+
+}  // namespace l7px::acceptor

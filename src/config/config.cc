@@ -1,0 +1,1001 @@
+// TOML -> Config. The only translation unit that includes toml++ (a heavy header).
+// Every error is "<source>:<line>: <key path>: <problem>"; the first error found wins.
+
+#include "config/config.h"
+
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <toml++/toml.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <initializer_list>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "base/strings.h"
+#include "base/unique_fd.h"
+
+namespace l7px::config {
+namespace {
+
+constexpr Duration kMaxTimeout = std::chrono::hours(24);
+constexpr uint64_t kMaxConfigBytes = 16u << 20;
+
+// Quotes text for an error message: escapes non-printable bytes, truncates long input.
+std::string Shown(std::string_view text) {
+  constexpr size_t kMax = 64;
+  std::string out = "\"";
+  for (size_t i = 0; i < text.size() && i < kMax; ++i) {
+    const unsigned char c = static_cast<unsigned char>(text[i]);
+    if (c == '"' || c == '\\') {
+      out += '\\';
+      out += static_cast<char>(c);
+    } else if (c < 0x20 || c == 0x7f) {
+      static constexpr char kHex[] = "0123456789abcdef";
+      out += "\\x";
+      out += kHex[c >> 4];
+      out += kHex[c & 15];
+    } else {
+      out += static_cast<char>(c);
+    }
+  }
+  if (text.size() > kMax) out += "...";
+  out += '"';
+  return out;
+}
+
+std::string_view TypeName(toml::node_type type) {
+  switch (type) {
+    case toml::node_type::none:
+      return "nothing";
+    case toml::node_type::table:
+      return "a table";
+    case toml::node_type::array:
+      return "an array";
+    case toml::node_type::string:
+      return "a string";
+    case toml::node_type::integer:
+      return "an integer";
+    case toml::node_type::floating_point:
+      return "a float";
+    case toml::node_type::boolean:
+      return "a boolean";
+    case toml::node_type::date:
+      return "a date";
+    case toml::node_type::time:
+      return "a time";
+    case toml::node_type::date_time:
+      return "a date-time";
+  }
+  return "an unknown type";
+}
+
+int LineOf(const toml::node& node) { return static_cast<int>(node.source().begin.line); }
+
+// Edit distance, for "did you mean" hints on misspelt keys (inputs are short).
+size_t EditDistance(std::string_view a, std::string_view b) {
+  std::vector<size_t> row(b.size() + 1);
+  for (size_t j = 0; j <= b.size(); ++j) row[j] = j;
+  for (size_t i = 1; i <= a.size(); ++i) {
+    size_t diagonal = row[0];
+    row[0] = i;
+    for (size_t j = 1; j <= b.size(); ++j) {
+      const size_t above = row[j];
+      row[j] = std::min({row[j] + 1, row[j - 1] + 1, diagonal + (a[i - 1] == b[j - 1] ? 0 : 1)});
+      diagonal = above;
+    }
+  }
+  return row[b.size()];
+}
+
+bool IsPoolNameChar(char c) {
+  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' ||
+         c == '-' || c == '.';
+}
+
+// RFC 9110 token characters (header field names).
+bool IsTokenChar(char c) {
+  if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9')) return true;
+  return std::string_view("!#$%&'*+-.^_`|~").find(c) != std::string_view::npos;
+}
+
+bool HasControlChar(std::string_view s) {
+  return std::any_of(s.begin(), s.end(), [](char c) {
+    const unsigned char u = static_cast<unsigned char>(c);
+    return u < 0x20 || u == 0x7f;
+  });
+}
+
+// A DNS-ish host name, already lower-cased: labels of [a-z0-9_-], 1..63 bytes, total <= 253.
+bool IsHostName(std::string_view host) {
+  if (host.empty() || host.size() > 253) return false;
+  size_t label = 0;
+  for (char c : host) {
+    if (c == '.') {
+      if (label == 0) return false;
+      label = 0;
+      continue;
+    }
+    if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' || c == '_')) return false;
+    if (++label > 63) return false;
+  }
+  return label > 0;
+}
+
+bool IsBracketedIpv6(std::string_view host) {
+  if (host.size() < 3 || host.front() != '[' || host.back() != ']') return false;
+  std::string ip(host.substr(1, host.size() - 2));
+  if (ip.find('\0') != std::string::npos) return false;
+  in6_addr addr;
+  return inet_pton(AF_INET6, ip.c_str(), &addr) == 1;
+}
+
+// Bytes toml++ must not see, and a replacement byte it rejects without tripping.
+struct Trap {
+  size_t offset;
+  size_t length;
+  char replacement;
+  std::string_view problem;
+};
+
+// Length of the UTF-8 sequence starting at `at` (1 for a stray byte).
+size_t Utf8Length(std::string_view text, size_t at) {
+  const unsigned char lead = static_cast<unsigned char>(text[at]);
+  const size_t want = lead >= 0xF0 ? 4 : lead >= 0xE0 ? 3 : lead >= 0xC0 ? 2 : 1;
+  size_t len = 1;
+  while (len < want && at + len < text.size() &&
+         (static_cast<unsigned char>(text[at + len]) & 0xC0) == 0x80) {
+    ++len;
+  }
+  return len;
+}
+
+// toml++ 3.3 asserts (and, under clang with NDEBUG, assumes) things that invalid input breaks:
+// a table header's first key character ("[#a]", "[=]"), an array element not starting with '}'
+// ("a = [}"); and its non-ASCII whitespace table reaches __builtin_unreachable for most
+// non-ASCII characters where whitespace may appear (outside strings, and after a backslash in
+// a multi-line basic string). Finds the first such spot so Parse() can keep it from toml++.
+// Mirrors toml++'s view of strings, comments and brackets for every input it accepts up to
+// there; a divergence can only follow a syntax error toml++ reports first.
+std::optional<Trap> FindTomlTrap(std::string_view text) {
+  const size_t n = text.size();
+  size_t i = text.substr(0, 3) == "\xEF\xBB\xBF" ? 3 : 0;  // UTF-8 BOM
+  std::string open;        // the [ and { open inside values, innermost last
+  char last = '\n';        // last significant byte outside strings and comments
+  bool line_start = true;  // at the start of a statement (no open brackets, after a newline)
+  bool in_header = false;  // rest of a [table] line: its brackets are not values
+  const auto starts = [&](size_t at, std::string_view what) {
+    return text.substr(at, what.size()) == what;
+  };
+  const auto blank = [&](size_t at) { return at < n && (text[at] == ' ' || text[at] == '\t'); };
+  const auto high = [&](size_t at) {
+    return at < n && static_cast<unsigned char>(text[at]) >= 0x80;
+  };
+  while (i < n) {
+    const char c = text[i];
+    if (line_start) {
+      if (blank(i)) {
+        ++i;
+        continue;
+      }
+      line_start = false;
+      if (c == '[') {
+        size_t j = i + 1;
+        const bool spaced = blank(j);
+        while (blank(j)) ++j;
+        // "[ [" is an error toml++ reports itself; otherwise look past an optional second '['.
+        if (!(spaced && j < n && text[j] == '[')) {
+          if (j < n && text[j] == '[') {
+            ++j;
+            while (blank(j)) ++j;
+          }
+          if (j < n) {
+            const char k = text[j];
+            const bool key_start = (k >= 'a' && k <= 'z') || (k >= 'A' && k <= 'Z') ||
+                                   (k >= '0' && k <= '9') || k == '_' || k == '-' || k == '"' ||
+                                   k == '\'' || k == ']';
+            if (!key_start) {
+              return Trap{j, Utf8Length(text, j), ']',
+                          "bad table header: expected a key after '['"};
+            }
+          }
+        }
+        in_header = true;
+        i = j;
+        continue;
+      }
+    }
+    if (c == '\n') {
+      if (open.empty()) line_start = true;
+      in_header = false;
+      ++i;
+    } else if (c == '#') {
+      while (i < n && text[i] != '\n') ++i;
+    } else if (c == '"' || c == '\'') {
+      last = c;
+      const bool basic = c == '"';
+      const std::string_view triple = basic ? "\"\"\"" : "'''";
+      if (starts(i, triple)) {
+        for (i += 3; i < n;) {
+          if (basic && text[i] == '\\') {
+            // A backslash may end a line; toml++ then classifies what follows as whitespace.
+            ++i;
+            const auto space = [&] {
+              return blank(i) || (i < n && (text[i] == '\n' || text[i] == '\r'));
+            };
+            const bool line_end = space();
+            while (space()) ++i;
+            if (high(i)) {
+              return Trap{i, Utf8Length(text, i), '\x01',
+                          "non-ASCII character after a backslash in a multi-line string"};
+            }
+            if (!line_end && i < n) ++i;  // the escaped character
+          } else if (starts(i, triple)) {
+            // Up to two quotes may precede the closing delimiter: consume the whole run.
+            size_t run = 0;
+            while (i + run < n && text[i + run] == c && run < 5) ++run;
+            i += run;
+            break;
+          } else {
+            ++i;
+          }
+        }
+      } else {
+        for (++i; i < n && text[i] != '\n';) {
+          if (basic && text[i] == '\\') {
+            i += 2;
+          } else if (text[i] == c) {
+            ++i;
+            break;
+          } else {
+            ++i;
+          }
+        }
+      }
+    } else if ((c == '[' || c == '{') && !in_header) {
+      open += c;
+      last = c;
+      ++i;
+    } else if ((c == ']' || c == '}') && !in_header) {
+      if (!open.empty()) {
+        if (c == '}' && open.back() == '[' && (last == '[' || last == ',')) {
+          return Trap{i, 1, ',', "expected a value or ']' in the array, got '}'"};
+        }
+        open.pop_back();
+      }
+      last = c;
+      ++i;
+    } else if (high(i)) {
+      return Trap{i, Utf8Length(text, i), '\x01', "non-ASCII character outside a string"};
+    } else {
+      if (!blank(i) && c != '\r') last = c;
+      ++i;
+    }
+  }
+  return std::nullopt;
+}
+
+struct Listener {
+  std::string path;
+  int line;
+  SocketAddress addr;
+};
+
+class Loader {
+ public:
+  explicit Loader(std::string_view source) : source_(source) {}
+
+  absl::StatusOr<Config> Load(const toml::table& root) {
+    Config config;
+    config.source = source_;
+    if (!LoadAll(root, &config)) return absl::InvalidArgumentError(error_);
+    return config;
+  }
+
+ private:
+  // Records an error; returns false so callers can `return Fail(...)`.
+  bool Fail(int line, std::string_view path, std::string_view problem) {
+    if (path.empty()) {
+      error_ = absl::StrCat(ToAbsl(source_), ":", line, ": ", ToAbsl(problem));
+    } else {
+      error_ = absl::StrCat(ToAbsl(source_), ":", line, ": ", ToAbsl(path), ": ", ToAbsl(problem));
+    }
+    return false;
+  }
+  bool Fail(const toml::node& node, std::string_view path, std::string_view problem) {
+    return Fail(LineOf(node), path, problem);
+  }
+  bool FailStatus(const toml::node& node, std::string_view path, const absl::Status& status) {
+    return Fail(node, path, ToStd(status.message()));
+  }
+  bool WrongType(const toml::node& node, std::string_view path, std::string_view expected) {
+    return Fail(
+        node, path,
+        absl::StrCat("expected ", ToAbsl(expected), ", got ", ToAbsl(TypeName(node.type()))));
+  }
+
+  static std::string Join(std::string_view path, std::string_view key) {
+    if (path.empty()) return std::string(key);
+    return absl::StrCat(ToAbsl(path), ".", ToAbsl(key));
+  }
+  static std::string Index(std::string_view path, size_t i) {
+    return absl::StrCat(ToAbsl(path), "[", i, "]");
+  }
+
+  bool UnknownKey(const toml::key& key, const toml::node& node, std::string_view path,
+                  std::initializer_list<std::string_view> allowed) {
+    std::string problem = absl::StrCat("unknown key ", Shown(key.str()));
+    std::string_view best;
+    size_t best_distance = 3;
+    if (key.str().size() <= 64) {
+      for (std::string_view candidate : allowed) {
+        size_t d = EditDistance(key.str(), candidate);
+        // "retry" -> "retries": a long shared prefix is as good a hint as a typo.
+        const std::string_view k = key.str();
+        size_t common = 0;
+        while (common < k.size() && common < candidate.size() && k[common] == candidate[common]) {
+          ++common;
+        }
+        if (common >= 4 || (common >= 3 && common == k.size())) d = std::min<size_t>(d, 2);
+        if (d < best_distance) {
+          best_distance = d;
+          best = candidate;
+        }
+      }
+    }
+    if (!best.empty()) {
+      absl::StrAppend(&problem, " (did you mean \"", ToAbsl(best), "\"?)");
+    } else {
+      std::vector<std::string> names(allowed.begin(), allowed.end());
+      absl::StrAppend(&problem, " (expected one of: ", absl::StrJoin(names, ", "), ")");
+    }
+    const int line =
+        key.source().begin.line != 0 ? static_cast<int>(key.source().begin.line) : LineOf(node);
+    if (!path.empty()) return Fail(line, path, problem);
+    // A top-level key is its own path, unless it is unprintable (then the problem names it).
+    const bool plain = key.str().size() <= 64 && !HasControlChar(key.str());
+    return Fail(line, plain ? key.str() : std::string_view(), problem);
+  }
+
+  // ---- scalar readers -------------------------------------------------------------------
+
+  bool GetTable(const toml::node& node, std::string_view path, const toml::table** out) {
+    *out = node.as_table();
+    return *out != nullptr || WrongType(node, path, "a table");
+  }
+
+  bool GetString(const toml::node& node, std::string_view path, std::string* out) {
+    const auto* s = node.as_string();
+    if (s == nullptr) return WrongType(node, path, "a string");
+    *out = s->get();
+    return true;
+  }
+
+  // A string without control characters (it may end up in headers, logs or paths).
+  bool GetCleanString(const toml::node& node, std::string_view path, std::string* out) {
+    if (!GetString(node, path, out)) return false;
+    if (HasControlChar(*out)) return Fail(node, path, "must not contain control characters");
+    return true;
+  }
+
+  bool GetInt(const toml::node& node, std::string_view path, int64_t lo, int64_t hi, int64_t* out) {
+    const auto* i = node.as_integer();
+    if (i == nullptr) return WrongType(node, path, "an integer");
+    const int64_t v = i->get();
+    if (v < lo || v > hi) {
+      return Fail(node, path, absl::StrCat(v, " is out of range (", lo, "..", hi, ")"));
+    }
+    *out = v;
+    return true;
+  }
+
+  bool GetU32(const toml::node& node, std::string_view path, uint32_t lo, uint32_t hi,
+              uint32_t* out) {
+    int64_t v = 0;
+    if (!GetInt(node, path, lo, hi, &v)) return false;
+    *out = static_cast<uint32_t>(v);
+    return true;
+  }
+
+  bool GetDuration(const toml::node& node, std::string_view path, Duration min, Duration* out) {
+    Duration d{};
+    if (const auto* i = node.as_integer()) {
+      const int64_t seconds = i->get();
+      if (seconds < 0) {
+        return Fail(node, path, absl::StrCat("bad duration ", seconds, " (must not be negative)"));
+      }
+      if (seconds > std::chrono::duration_cast<std::chrono::seconds>(kMaxTimeout).count()) {
+        return Fail(node, path, absl::StrCat("duration ", seconds, "s is longer than 24h"));
+      }
+      d = std::chrono::seconds(seconds);
+    } else if (const auto* s = node.as_string()) {
+      absl::StatusOr<Duration> parsed = ParseDuration(s->get());
+      if (!parsed.ok()) return FailStatus(node, path, parsed.status());
+      d = *parsed;
+      if (d > kMaxTimeout) {
+        return Fail(node, path, absl::StrCat("duration ", Shown(s->get()), " is longer than 24h"));
+      }
+    } else {
+      return WrongType(node, path, "a duration (\"500ms\", \"1s\") or integer seconds");
+    }
+    if (d < min) {
+      return Fail(node, path, absl::StrCat("must be at least ", ToNanos(min) / 1'000'000, "ms"));
+    }
+    *out = d;
+    return true;
+  }
+
+  bool GetSize(const toml::node& node, std::string_view path, uint64_t lo, uint64_t hi,
+               uint64_t* out) {
+    uint64_t v = 0;
+    if (const auto* i = node.as_integer()) {
+      if (i->get() < 0) return Fail(node, path, absl::StrCat("bad size ", i->get()));
+      v = static_cast<uint64_t>(i->get());
+    } else if (const auto* s = node.as_string()) {
+      absl::StatusOr<uint64_t> parsed = ParseSize(s->get());
+      if (!parsed.ok()) return FailStatus(node, path, parsed.status());
+      v = *parsed;
+    } else {
+      return WrongType(node, path, "a size (integer bytes or \"16KiB\")");
+    }
+    if (v < lo || v > hi) {
+      return Fail(node, path, absl::StrCat("size ", v, " is out of range (", lo, "..", hi, ")"));
+    }
+    *out = v;
+    return true;
+  }
+
+  bool GetPoolName(const toml::node& node, std::string_view path, std::string* out) {
+    if (!GetString(node, path, out)) return false;
+    if (out->empty() || out->size() > 64 ||
+        !std::all_of(out->begin(), out->end(), IsPoolNameChar)) {
+      return Fail(node, path,
+                  absl::StrCat("bad pool name ", Shown(*out), " (1..64 of A-Z a-z 0-9 _ - .)"));
+    }
+    return true;
+  }
+
+  // A string or an array of strings, each handed to `each(node, path, text)`.
+  template <typename Fn>
+  bool ForEachString(const toml::node& node, std::string_view path, Fn each) {
+    if (const auto* s = node.as_string()) return each(node, path, s->get());
+    const auto* array = node.as_array();
+    if (array == nullptr) return WrongType(node, path, "a string or an array of strings");
+    for (size_t i = 0; i < array->size(); ++i) {
+      const toml::node& element = *array->get(i);
+      const std::string element_path = Index(path, i);
+      const auto* s = element.as_string();
+      if (s == nullptr) return WrongType(element, element_path, "a string");
+      if (!each(element, element_path, s->get())) return false;
+    }
+    return true;
+  }
+
+  bool GetAddresses(const toml::node& node, std::string_view path,
+                    std::vector<SocketAddress>* out) {
+    out->clear();
+    const bool ok =
+        ForEachString(node, path, [&](const toml::node& n, std::string_view p, std::string_view t) {
+          absl::StatusOr<SocketAddress> addr = SocketAddress::Parse(t);
+          if (!addr.ok()) return FailStatus(n, p, addr.status());
+          listeners_.push_back({std::string(p), LineOf(n), *addr});
+          out->push_back(*addr);
+          return true;
+        });
+    if (!ok) return false;
+    if (out->empty()) return Fail(node, path, "needs at least one address");
+    return true;
+  }
+
+  bool GetCidrs(const toml::node& node, std::string_view path, std::vector<Cidr>* out) {
+    out->clear();
+    return ForEachString(node, path,
+                         [&](const toml::node& n, std::string_view p, std::string_view t) {
+                           absl::StatusOr<Cidr> cidr = Cidr::Parse(t);
+                           if (!cidr.ok()) return FailStatus(n, p, cidr.status());
+                           out->push_back(*cidr);
+                           return true;
+                         });
+  }
+
+  // ---- sections -------------------------------------------------------------------------
+
+  bool LoadAll(const toml::table& root, Config* config) {
+    // Register first: pools and routes default to register.default_pool.
+    const toml::node* pool_node = nullptr;
+    const toml::node* route_node = nullptr;
+    if (const toml::node* reg = root.get("register")) {
+      if (!LoadRegister(*reg, &config->reg)) return false;
+    }
+    for (auto&& [key, node] : root) {
+      const std::string_view name = key.str();
+      if (name == "server") {
+        if (!LoadServer(node, &config->server)) return false;
+      } else if (name == "register") {
+        // Loaded above.
+      } else if (name == "admin") {
+        if (!LoadAdmin(node, &config->admin)) return false;
+      } else if (name == "upgrade") {
+        if (!LoadUpgrade(node, &config->upgrade)) return false;
+      } else if (name == "log") {
+        if (!LoadLog(node, &config->log)) return false;
+      } else if (name == "pool") {
+        pool_node = &node;
+      } else if (name == "route") {
+        route_node = &node;
+      } else {
+        return UnknownKey(key, node, "",
+                          {"server", "register", "admin", "upgrade", "log", "pool", "route"});
+      }
+    }
+    // Defaults join the collision check: "server.listen = 127.0.0.1:9999" alone must fail.
+    if (config->server.listen.empty()) {
+      config->server.listen.push_back(DefaultListener("server.listen", "127.0.0.1:8080"));
+    }
+    if (config->reg.listen.empty()) {
+      config->reg.listen.push_back(DefaultListener("register.listen", "127.0.0.1:9999"));
+    }
+    if (!admin_seen_) config->admin.listen = DefaultListener("admin.listen", "127.0.0.1:9901");
+    if (!CheckListenersDistinct()) return false;
+
+    if (pool_node != nullptr) {
+      if (!LoadPools(*pool_node, &config->pools)) return false;
+    }
+    if (config->pools.empty()) {
+      Pool implicit;
+      implicit.name = config->reg.default_pool;
+      config->pools.push_back(std::move(implicit));
+    } else if (config->FindPool(config->reg.default_pool) == nullptr) {
+      return Fail(default_pool_line_ != 0 ? default_pool_line_ : config->pools.front().line,
+                  "register.default_pool",
+                  absl::StrCat("unknown pool ", Shown(config->reg.default_pool),
+                               " (declared: ", PoolNames(config->pools), ")"));
+    }
+
+    if (route_node != nullptr) {
+      if (!LoadRoutes(*route_node, *config, &config->routes)) return false;
+    }
+    if (config->routes.empty()) {
+      Route implicit;
+      implicit.pool = config->reg.default_pool;
+      config->routes.push_back(std::move(implicit));
+    }
+    return true;
+  }
+
+  SocketAddress DefaultListener(std::string_view path, std::string_view text) {
+    SocketAddress addr = *SocketAddress::Parse(text);
+    listeners_.push_back({absl::StrCat(ToAbsl(path), " (default)"), 0, addr});
+    return addr;
+  }
+
+  static std::string PoolNames(const std::vector<Pool>& pools) {
+    std::vector<std::string> names;
+    for (const Pool& p : pools) names.push_back(p.name);
+    return absl::StrJoin(names, ", ");
+  }
+
+  bool LoadServer(const toml::node& node, Server* out) {
+    const toml::table* table = nullptr;
+    if (!GetTable(node, "server", &table)) return false;
+    for (auto&& [key, value] : *table) {
+      const std::string_view k = key.str();
+      const std::string path = Join("server", k);
+      bool ok = true;
+      if (k == "workers") {
+        ok = GetU32(value, path, 0, 1024, &out->workers);
+      } else if (k == "listen") {
+        ok = GetAddresses(value, path, &out->listen);
+      } else if (k == "keepalive_timeout") {
+        ok = GetDuration(value, path, Duration::zero(), &out->keepalive_timeout);
+      } else if (k == "header_timeout") {
+        ok = GetDuration(value, path, std::chrono::milliseconds(1), &out->header_timeout);
+      } else if (k == "max_header_bytes") {
+        uint64_t v = 0;
+        ok = GetSize(value, path, 1 << 10, 1 << 20, &v);
+        out->max_header_bytes = static_cast<uint32_t>(v);
+      } else if (k == "max_body_bytes") {
+        ok = GetSize(value, path, 0, uint64_t{1} << 40, &out->max_body_bytes);
+      } else {
+        return UnknownKey(key, value, "server",
+                          {"workers", "listen", "keepalive_timeout", "header_timeout",
+                           "max_header_bytes", "max_body_bytes"});
+      }
+      if (!ok) return false;
+    }
+    return true;
+  }
+
+  bool LoadRegister(const toml::node& node, Register* out) {
+    const toml::table* table = nullptr;
+    if (!GetTable(node, "register", &table)) return false;
+    for (auto&& [key, value] : *table) {
+      const std::string_view k = key.str();
+      const std::string path = Join("register", k);
+      bool ok = true;
+      if (k == "listen") {
+        ok = GetAddresses(value, path, &out->listen);
+      } else if (k == "handshake") {
+        std::string text;
+        if (!GetString(value, path, &text)) return false;
+        if (text == "upgrade") {
+          out->handshake = Handshake::kUpgrade;
+        } else if (text == "none") {
+          out->handshake = Handshake::kNone;
+        } else if (text == "mxproxy") {
+          out->handshake = Handshake::kMxproxy;
+        } else {
+          return Fail(value, path,
+                      absl::StrCat("bad handshake ", Shown(text), " (use upgrade, none, mxproxy)"));
+        }
+      } else if (k == "default_pool") {
+        ok = GetPoolName(value, path, &out->default_pool);
+        default_pool_line_ = LineOf(value);
+      } else if (k == "allow") {
+        ok = GetCidrs(value, path, &out->allow);
+      } else {
+        return UnknownKey(key, value, "register", {"listen", "handshake", "default_pool", "allow"});
+      }
+      if (!ok) return false;
+    }
+    return true;
+  }
+
+  bool LoadAdmin(const toml::node& node, Admin* out) {
+    const toml::table* table = nullptr;
+    if (!GetTable(node, "admin", &table)) return false;
+    for (auto&& [key, value] : *table) {
+      const std::string_view k = key.str();
+      const std::string path = Join("admin", k);
+      if (k == "listen") {
+        std::string text;
+        if (!GetString(value, path, &text)) return false;
+        admin_seen_ = true;
+        if (text.empty()) {
+          out->listen.reset();
+          continue;
+        }
+        absl::StatusOr<SocketAddress> addr = SocketAddress::Parse(text);
+        if (!addr.ok()) return FailStatus(value, path, addr.status());
+        listeners_.push_back({path, LineOf(value), *addr});
+        out->listen = *addr;
+      } else if (k == "token") {
+        if (!GetCleanString(value, path, &out->token)) return false;
+      } else {
+        return UnknownKey(key, value, "admin", {"listen", "token"});
+      }
+    }
+    return true;
+  }
+
+  bool LoadUpgrade(const toml::node& node, Upgrade* out) {
+    const toml::table* table = nullptr;
+    if (!GetTable(node, "upgrade", &table)) return false;
+    for (auto&& [key, value] : *table) {
+      const std::string_view k = key.str();
+      const std::string path = Join("upgrade", k);
+      if (k == "socket") {
+        if (!GetCleanString(value, path, &out->socket)) return false;
+        if (out->socket.empty() || out->socket.size() >= sizeof(sockaddr_un{}.sun_path)) {
+          return Fail(value, path,
+                      absl::StrCat("unix socket path must be 1..",
+                                   sizeof(sockaddr_un{}.sun_path) - 1, " bytes"));
+        }
+      } else if (k == "drain_timeout") {
+        if (!GetDuration(value, path, Duration::zero(), &out->drain_timeout)) return false;
+      } else {
+        return UnknownKey(key, value, "upgrade", {"socket", "drain_timeout"});
+      }
+    }
+    return true;
+  }
+
+  bool LoadLog(const toml::node& node, Log* out) {
+    const toml::table* table = nullptr;
+    if (!GetTable(node, "log", &table)) return false;
+    for (auto&& [key, value] : *table) {
+      const std::string_view k = key.str();
+      const std::string path = Join("log", k);
+      std::string text;
+      if (k == "level") {
+        if (!GetString(value, path, &text)) return false;
+        if (!ParseLogLevel(text, &out->level)) {
+          return Fail(value, path,
+                      absl::StrCat("bad level ", Shown(text), " (use debug, info, warn, error)"));
+        }
+      } else if (k == "access") {
+        if (!GetCleanString(value, path, &out->access)) return false;
+        if (out->access.empty()) {
+          return Fail(value, path, "must be a path, \"stdout\" or \"off\"");
+        }
+      } else if (k == "format") {
+        if (!GetString(value, path, &text)) return false;
+        if (text == "json") {
+          out->format = AccessFormat::kJson;
+        } else if (text == "combined") {
+          out->format = AccessFormat::kCombined;
+        } else {
+          return Fail(value, path,
+                      absl::StrCat("bad format ", Shown(text), " (use json, combined)"));
+        }
+      } else {
+        return UnknownKey(key, value, "log", {"level", "access", "format"});
+      }
+    }
+    return true;
+  }
+
+  // `[[pool]]` arrays and `pool = [{...}]` are the same TOML value: an array of tables.
+  bool GetTableArray(const toml::node& node, std::string_view path, const toml::array** out) {
+    *out = node.as_array();
+    if (*out == nullptr) {
+      return Fail(node, path,
+                  absl::StrCat("expected an array of tables ([[", ToAbsl(path), "]]), got ",
+                               ToAbsl(TypeName(node.type()))));
+    }
+    return true;
+  }
+
+  bool LoadPools(const toml::node& node, std::vector<Pool>* out) {
+    const toml::array* array = nullptr;
+    if (!GetTableArray(node, "pool", &array)) return false;
+    for (size_t i = 0; i < array->size(); ++i) {
+      const toml::node& element = *array->get(i);
+      const std::string base = Index("pool", i);
+      const toml::table* table = nullptr;
+      if (!GetTable(element, base, &table)) return false;
+      Pool pool;
+      pool.line = LineOf(element);
+      bool has_name = false;
+      for (auto&& [key, value] : *table) {
+        const std::string_view k = key.str();
+        const std::string path = Join(base, k);
+        bool ok = true;
+        if (k == "name") {
+          ok = GetPoolName(value, path, &pool.name);
+          has_name = true;
+        } else if (k == "max_slots") {
+          ok = GetU32(value, path, 1, 1'000'000, &pool.max_slots);
+        } else if (k == "queue") {
+          ok = GetU32(value, path, 0, 1'000'000, &pool.queue);
+        } else if (k == "queue_timeout") {
+          ok = GetDuration(value, path, Duration::zero(), &pool.queue_timeout);
+        } else if (k == "response_timeout") {
+          ok = GetDuration(value, path, std::chrono::milliseconds(1), &pool.response_timeout);
+        } else if (k == "token") {
+          ok = GetCleanString(value, path, &pool.token);
+        } else if (k == "retries") {
+          ok = GetU32(value, path, 0, 10, &pool.retries);
+        } else {
+          return UnknownKey(key, value, base,
+                            {"name", "max_slots", "queue", "queue_timeout", "response_timeout",
+                             "token", "retries"});
+        }
+        if (!ok) return false;
+      }
+      if (!has_name) return Fail(element, base, "missing required key \"name\"");
+      for (const Pool& other : *out) {
+        if (other.name == pool.name) {
+          return Fail(*table->get("name"), Join(base, "name"),
+                      absl::StrCat("duplicate pool name ", Shown(pool.name),
+                                   " (first declared on line ", other.line, ")"));
+        }
+      }
+      out->push_back(std::move(pool));
+    }
+    return true;
+  }
+
+  bool LoadHost(const toml::node& node, std::string_view path, std::string* out) {
+    std::string host;
+    if (!GetString(node, path, &host)) return false;
+    for (char& c : host) c = AsciiLower(c);
+    bool ok = false;
+    if (host == "*") {
+      ok = true;
+    } else if (host.size() > 2 && host[0] == '*' && host[1] == '.') {
+      ok = IsHostName(std::string_view(host).substr(2));
+    } else if (!host.empty() && host.front() == '[') {
+      ok = IsBracketedIpv6(host);
+    } else {
+      ok = IsHostName(host);
+    }
+    if (!ok) {
+      return Fail(node, path,
+                  absl::StrCat("bad host ", Shown(host),
+                               " (use \"*\", \"*.example.com\" or \"example.com\")"));
+    }
+    *out = std::move(host);
+    return true;
+  }
+
+  bool LoadPath(const toml::node& node, std::string_view path, std::string* out) {
+    std::string text;
+    if (!GetString(node, path, &text)) return false;
+    if (text.empty() || text.front() != '/') {
+      return Fail(node, path, absl::StrCat("bad path ", Shown(text), " (must start with '/')"));
+    }
+    const bool bad_char = std::any_of(text.begin(), text.end(), [](char c) {
+      const unsigned char u = static_cast<unsigned char>(c);
+      return u <= 0x20 || u == 0x7f || c == '?' || c == '#';
+    });
+    if (bad_char || text.size() > 4096) {
+      return Fail(node, path,
+                  absl::StrCat("bad path ", Shown(text),
+                               " (no spaces, control characters, '?' or '#'; at most 4096 bytes)"));
+    }
+    *out = std::move(text);
+    return true;
+  }
+
+  bool LoadHeaderMatch(const toml::node& node, std::string_view path,
+                       std::optional<HeaderMatch>* out) {
+    const toml::table* table = nullptr;
+    if (!GetTable(node, path, &table)) return false;
+    HeaderMatch match;
+    bool has_name = false;
+    for (auto&& [key, value] : *table) {
+      const std::string_view k = key.str();
+      const std::string key_path = Join(path, k);
+      if (k == "name") {
+        if (!GetString(value, key_path, &match.name)) return false;
+        if (match.name.empty() || match.name.size() > 256 ||
+            !std::all_of(match.name.begin(), match.name.end(), IsTokenChar)) {
+          return Fail(value, key_path, absl::StrCat("bad header name ", Shown(match.name)));
+        }
+        has_name = true;
+      } else if (k == "value") {
+        std::string text;
+        if (!GetString(value, key_path, &text)) return false;
+        const bool bad = std::any_of(text.begin(), text.end(), [](char c) {
+          const unsigned char u = static_cast<unsigned char>(c);
+          return (u < 0x20 && c != '\t') || u == 0x7f;
+        });
+        if (bad || text.size() > 4096) {
+          return Fail(value, key_path, absl::StrCat("bad header value ", Shown(text)));
+        }
+        match.value = std::move(text);
+      } else {
+        return UnknownKey(key, value, path, {"name", "value"});
+      }
+    }
+    if (!has_name) return Fail(node, path, "missing required key \"name\"");
+    *out = std::move(match);
+    return true;
+  }
+
+  bool LoadRoutes(const toml::node& node, const Config& config, std::vector<Route>* out) {
+    const toml::array* array = nullptr;
+    if (!GetTableArray(node, "route", &array)) return false;
+    for (size_t i = 0; i < array->size(); ++i) {
+      const toml::node& element = *array->get(i);
+      const std::string base = Index("route", i);
+      const toml::table* table = nullptr;
+      if (!GetTable(element, base, &table)) return false;
+      Route route;
+      route.line = LineOf(element);
+      route.pool = config.reg.default_pool;
+      for (auto&& [key, value] : *table) {
+        const std::string_view k = key.str();
+        const std::string path = Join(base, k);
+        bool ok = true;
+        if (k == "host") {
+          ok = LoadHost(value, path, &route.host);
+        } else if (k == "path") {
+          ok = LoadPath(value, path, &route.path);
+        } else if (k == "client_cidr") {
+          ok = GetCidrs(value, path, &route.client_cidr);
+        } else if (k == "header") {
+          ok = LoadHeaderMatch(value, path, &route.header);
+        } else if (k == "pool") {
+          ok = GetPoolName(value, path, &route.pool);
+          if (ok && config.FindPool(route.pool) == nullptr) {
+            return Fail(value, path,
+                        absl::StrCat("unknown pool ", Shown(route.pool),
+                                     " (declared: ", PoolNames(config.pools), ")"));
+          }
+        } else {
+          return UnknownKey(key, value, base, {"host", "path", "client_cidr", "header", "pool"});
+        }
+        if (!ok) return false;
+      }
+      out->push_back(std::move(route));
+    }
+    return true;
+  }
+
+  // Two listeners on one address would fail at bind time; say which keys collide now.
+  // Port 0 (kernel-chosen) never collides.
+  bool CheckListenersDistinct() {
+    for (size_t i = 0; i < listeners_.size(); ++i) {
+      const Listener& a = listeners_[i];
+      if (!a.addr.is_unix() && a.addr.port() == 0) continue;
+      for (size_t j = 0; j < i; ++j) {
+        if (!(a.addr == listeners_[j].addr)) continue;
+        // Blame the later line (defaults have line 0, so the key the user wrote).
+        const Listener& b = listeners_[j];
+        const Listener& here = a.line >= b.line ? a : b;
+        const Listener& there = a.line >= b.line ? b : a;
+        std::string where = there.path;
+        if (there.line != 0) absl::StrAppend(&where, " (line ", there.line, ")");
+        return Fail(here.line, here.path,
+                    absl::StrCat("address ", here.addr.ToString(), " is already used by ", where));
+      }
+    }
+    return true;
+  }
+
+  std::string source_;
+  std::string error_;
+  std::vector<Listener> listeners_;
+  bool admin_seen_ = false;
+  int default_pool_line_ = 0;
+};
+
+}  // namespace
+
+const Pool* Config::FindPool(std::string_view name) const {
+  for (const Pool& pool : pools) {
+    if (pool.name == name) return &pool;
+  }
+  return nullptr;
+}
+
+absl::StatusOr<Config> Parse(std::string_view toml_text, std::string_view source_name) {
+  const std::string source(source_name.empty() ? std::string_view("<string>") : source_name);
+  const auto syntax_error = [&](const toml::parse_error& error) {
+    return absl::InvalidArgumentError(absl::StrCat(ToAbsl(source), ":", error.source().begin.line,
+                                                   ": ", ToAbsl(error.description())));
+  };
+  if (const std::optional<Trap> trap = FindTomlTrap(toml_text)) {
+    // The patched text fails at the trap at the latest; an earlier error is the real one.
+    std::string patched(toml_text);
+    patched.replace(trap->offset, trap->length, trap->length, trap->replacement);
+    const int line =
+        1 + static_cast<int>(std::count(toml_text.begin(), toml_text.begin() + trap->offset, '\n'));
+    toml::parse_result result = toml::parse(patched, source);
+    if (!result && static_cast<int>(result.error().source().begin.line) < line) {
+      return syntax_error(result.error());
+    }
+    return absl::InvalidArgumentError(
+        absl::StrCat(ToAbsl(source), ":", line, ": ", ToAbsl(trap->problem)));
+  }
+  toml::parse_result result = toml::parse(toml_text, source);
+  if (!result) return syntax_error(result.error());
+  return Loader(source).Load(result.table());
+}
+
+absl::StatusOr<Config> LoadFile(const std::string& path) {
+  UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  if (fd.get() < 0) {
+    return absl::InvalidArgumentError(absl::StrCat(path, ": cannot open: ", std::strerror(errno)));
+  }
+  struct stat st;
+  if (::fstat(fd.get(), &st) == 0 && S_ISDIR(st.st_mode)) {
+    return absl::InvalidArgumentError(absl::StrCat(path, ": is a directory"));
+  }
+  std::string text;
+  char buf[16384];
+  for (;;) {
+    const ssize_t n = ::read(fd.get(), buf, sizeof(buf));
+    if (n == 0) break;
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return absl::InvalidArgumentError(absl::StrCat(path, ": read error: ", std::strerror(errno)));
+    }
+    text.append(buf, static_cast<size_t>(n));
+    if (text.size() > kMaxConfigBytes) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(path, ": larger than ", kMaxConfigBytes >> 20, " MiB"));
+    }
+  }
+  return Parse(text, path);
+}
+
+}  // namespace l7px::config

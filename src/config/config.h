@@ -1,0 +1,105 @@
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "base/address.h"
+#include "base/clock.h"
+#include "base/log.h"
+
+namespace l7px::config {
+
+// The whole l7px configuration, as read from TOML (see conf/l7px.toml and DESIGN's Config).
+// Plain values: every field is validated by Parse(); consumers never re-check them.
+
+enum class Handshake { kUpgrade, kNone, kMxproxy };
+enum class AccessFormat { kJson, kCombined };
+
+struct Server {
+  uint32_t workers = 0;  // 0 = one per CPU (resolved by the caller, not here)
+  std::vector<SocketAddress> listen;  // default 127.0.0.1:8080
+  Duration keepalive_timeout = std::chrono::seconds(75);
+  Duration header_timeout = std::chrono::seconds(10);
+  uint32_t max_header_bytes = 16384;  // 1 KiB .. 1 MiB
+  uint64_t max_body_bytes = 16ull << 20;
+};
+
+struct Register {
+  std::vector<SocketAddress> listen;  // default 127.0.0.1:9999; TCP or unix:
+  Handshake handshake = Handshake::kUpgrade;
+  std::string default_pool = "default";
+  std::vector<Cidr> allow;  // empty = loopback (and unix sockets) only
+};
+
+struct Admin {
+  std::optional<SocketAddress> listen;  // default 127.0.0.1:9901; "" disables admin
+  std::string token;
+};
+
+struct Upgrade {
+  std::string socket = "/tmp/l7px.upgrade.sock";
+  Duration drain_timeout = std::chrono::seconds(30);
+};
+
+struct Log {
+  LogLevel level = LogLevel::kInfo;
+  std::string access = "stdout";  // path | "stdout" | "off"
+  AccessFormat format = AccessFormat::kJson;
+};
+
+struct Pool {
+  std::string name;
+  uint32_t max_slots = 4096;
+  uint32_t queue = 1024;
+  Duration queue_timeout = std::chrono::seconds(1);
+  Duration response_timeout = std::chrono::seconds(60);
+  std::string token;
+  uint32_t retries = 1;
+  int line = 0;  // where it was declared (0 = implicit)
+};
+
+struct HeaderMatch {
+  std::string name;
+  std::optional<std::string> value;  // nullopt = header present
+};
+
+struct Route {
+  std::string host = "*";  // exact (lower-cased), "*.suffix" or "*"
+  std::string path = "/";  // prefix, starts with '/'
+  std::vector<Cidr> client_cidr;
+  std::optional<HeaderMatch> header;
+  std::string pool;
+  int line = 0;
+};
+
+struct Config {
+  std::string source;  // file path or "<string>"
+  Server server;
+  Register reg;
+  Admin admin;
+  Upgrade upgrade;
+  Log log;
+  std::vector<Pool> pools;
+  std::vector<Route> routes;
+
+  const Pool* FindPool(std::string_view name) const;
+};
+
+// Parses and validates a TOML document. Errors name the source, line and key, e.g.
+//   "conf/l7px.toml:12: pool.queue_timeout: bad duration \"1x\" (use e.g. 500ms, 1s, 2m)".
+// Defaults: no [[pool]] declares one pool named register.default_pool; no [[route]] declares
+// one route "*" "/" -> register.default_pool.
+absl::StatusOr<Config> Parse(std::string_view toml_text, std::string_view source_name);
+absl::StatusOr<Config> LoadFile(const std::string& path);
+
+// "250ms", "1s", "1.5s", "2m", "1h", "100us"; a bare integer is seconds. Must be >= 0.
+absl::StatusOr<Duration> ParseDuration(std::string_view text);
+// "512", "16KiB", "16MiB", "1GiB", also "k"/"KB"/"M"/"MB"/"G"/"GB" (powers of 1024).
+absl::StatusOr<uint64_t> ParseSize(std::string_view text);
+
+}  // namespace l7px::config

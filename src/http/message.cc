@@ -1,0 +1,128 @@
+#include "http/message.h"
+
+#include <llhttp.h>
+
+#include "base/strings.h"
+#include "http/uri.h"
+
+namespace l7px::http {
+
+int StatusForError(ParseError error) {
+  switch (error) {
+    case ParseError::kNone:
+      return 200;
+    case ParseError::kMalformed:
+    case ParseError::kObsFold:
+    case ParseError::kSpaceBeforeColon:
+    case ParseError::kAmbiguousFraming:
+    case ParseError::kBadHost:
+      return 400;
+    case ParseError::kTooManyHeaders:
+    case ParseError::kHeaderTooLarge:
+      return 431;
+    case ParseError::kUriTooLong:
+      return 414;
+    case ParseError::kBodyTooLarge:
+      return 413;
+    case ParseError::kVersionNotSupported:
+      return 505;
+    case ParseError::kMethodNotAllowed:
+      return 405;
+  }
+  return 400;
+}
+
+std::string_view ErrorName(ParseError error) {
+  switch (error) {
+    case ParseError::kNone:
+      return "none";
+    case ParseError::kMalformed:
+      return "malformed";
+    case ParseError::kObsFold:
+      return "obs_fold";
+    case ParseError::kSpaceBeforeColon:
+      return "space_before_colon";
+    case ParseError::kAmbiguousFraming:
+      return "ambiguous_framing";
+    case ParseError::kBadHost:
+      return "bad_host";
+    case ParseError::kTooManyHeaders:
+      return "too_many_headers";
+    case ParseError::kHeaderTooLarge:
+      return "header_too_large";
+    case ParseError::kUriTooLong:
+      return "uri_too_long";
+    case ParseError::kBodyTooLarge:
+      return "body_too_large";
+    case ParseError::kVersionNotSupported:
+      return "version_not_supported";
+    case ParseError::kMethodNotAllowed:
+      return "method_not_allowed";
+  }
+  return "unknown";
+}
+
+int MessageHead::Find(std::string_view name) const {
+  for (int i = 0; i < header_count; ++i) {
+    if (EqualsIgnoreCase(Name(i), name)) return i;
+  }
+  return -1;
+}
+
+std::string_view MessageHead::HostForRouting(char* buf, size_t cap) const {
+  std::string_view authority;
+  std::string_view rest;
+  if (!SplitAbsoluteForm(Str(target), &authority, &rest)) {
+    if (host_index < 0) return {};
+    authority = Value(host_index);
+  }
+  std::string_view host = StripPort(authority);
+  if (host.size() > cap) return {};
+  for (size_t i = 0; i < host.size(); ++i) buf[i] = AsciiLower(host[i]);
+  return {buf, host.size()};
+}
+
+namespace {
+
+// The origin-form part of a target: "/a?x" of "http://h/a?x"; empty when the absolute-form
+// target has no path.
+std::string_view OriginPart(std::string_view target) {
+  std::string_view authority;
+  std::string_view rest;
+  if (SplitAbsoluteForm(target, &authority, &rest)) return rest;
+  return target;
+}
+
+}  // namespace
+
+std::string_view MessageHead::Path() const {
+  std::string_view t = OriginPart(Str(target));
+  size_t end = t.find_first_of("?#");
+  if (end != std::string_view::npos) t = t.substr(0, end);
+  if (t.empty()) return "/";
+  return t;
+}
+
+std::string_view MessageHead::OriginFormTarget() const {
+  std::string_view t = OriginPart(Str(target));
+  // The parser rejects an absolute-form target with an empty path but a query, so an empty
+  // origin part means "http://host" exactly.
+  if (t.empty()) return "/";
+  return t;
+}
+
+bool IsIdempotentMethod(uint8_t method) {
+  switch (method) {
+    case HTTP_GET:
+    case HTTP_HEAD:
+    case HTTP_OPTIONS:
+    case HTTP_TRACE:
+    case HTTP_PUT:
+    case HTTP_DELETE:
+      return true;
+    default:
+      return false;
+  }
+}
+
+}  // namespace l7px::http

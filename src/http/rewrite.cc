@@ -1,0 +1,386 @@
+#include "http/rewrite.h"
+
+#include <sys/random.h>
+
+#include <cstring>
+#include <ctime>
+
+#include "base/strings.h"
+#include "http/uri.h"
+
+namespace l7px::http {
+namespace {
+
+constexpr std::string_view kViaSelf = "1.1 l7px";
+
+// Bounded appender: once something does not fit, every later write is dropped and Size() is 0.
+class Writer {
+ public:
+  Writer(char* out, size_t cap) : begin_(out), p_(out), end_(out + cap) {}
+
+  void Put(std::string_view s) {
+    if (!ok_ || s.empty()) return;
+    if (s.size() > static_cast<size_t>(end_ - p_)) {
+      ok_ = false;
+      return;
+    }
+    std::memcpy(p_, s.data(), s.size());
+    p_ += s.size();
+  }
+
+  void PutUint(uint64_t v) {
+    char tmp[20];
+    size_t n = 0;
+    do {
+      tmp[sizeof(tmp) - ++n] = static_cast<char>('0' + v % 10);
+      v /= 10;
+    } while (v != 0);
+    Put({tmp + sizeof(tmp) - n, n});
+  }
+
+  void Field(std::string_view name, std::string_view value) {
+    Put(name);
+    Put(": ");
+    Put(value);
+    Put("\r\n");
+  }
+
+  size_t Size() const { return ok_ ? static_cast<size_t>(p_ - begin_) : 0; }
+
+ private:
+  char* begin_;
+  char* p_;
+  char* end_;
+  bool ok_ = true;
+};
+
+bool IsHopByHop(std::string_view name) {
+  static constexpr std::string_view kNames[] = {
+      "connection", "keep-alive", "proxy-connection",    "te",
+      "trailer",    "upgrade",    "proxy-authorization", "transfer-encoding",
+  };
+  for (std::string_view n : kNames) {
+    if (EqualsIgnoreCase(name, n)) return true;
+  }
+  return false;
+}
+
+// Calls fn(token) for each non-empty element of a comma-separated list.
+template <typename Fn>
+void ForEachToken(std::string_view list, Fn fn) {
+  while (!list.empty()) {
+    size_t comma = list.find(',');
+    std::string_view token = TrimOws(list.substr(0, comma));
+    if (!token.empty()) fn(token);
+    if (comma == std::string_view::npos) break;
+    list.remove_prefix(comma + 1);
+  }
+}
+
+// True when `name` appears in the token list of any Connection field.
+bool NamedInConnection(const MessageHead& h, std::string_view name) {
+  for (int i = 0; i < h.header_count; ++i) {
+    if (!EqualsIgnoreCase(h.Name(i), "connection")) continue;
+    bool found = false;
+    ForEachToken(h.Value(i), [&](std::string_view token) {
+      if (EqualsIgnoreCase(token, name)) found = true;
+    });
+    if (found) return true;
+  }
+  return false;
+}
+
+// Writes "Name: v1, v2, ..., last" joining the non-empty values of every field called `name`,
+// or "Name: last" when there are none. An empty `last` is left out.
+void MergedField(Writer& w, const MessageHead& h, std::string_view name, std::string_view last) {
+  w.Put(name);
+  w.Put(": ");
+  bool first = true;
+  for (int i = 0; i < h.header_count; ++i) {
+    if (!EqualsIgnoreCase(h.Name(i), name) || h.Value(i).empty()) continue;
+    if (!first) w.Put(", ");
+    w.Put(h.Value(i));
+    first = false;
+  }
+  if (!last.empty()) {
+    if (!first) w.Put(", ");
+    w.Put(last);
+  }
+  w.Put("\r\n");
+}
+
+bool HasField(const MessageHead& h, std::string_view name) { return h.Find(name) >= 0; }
+
+// Fields the writers emit themselves, whatever the Connection tokens say.
+bool IsRewritten(std::string_view name) {
+  return EqualsIgnoreCase(name, "host") || EqualsIgnoreCase(name, "content-length") ||
+         EqualsIgnoreCase(name, "via") || EqualsIgnoreCase(name, "x-forwarded-for");
+}
+
+// Copies the end-to-end fields; `keep_upgrade` keeps Upgrade for a protocol switch.
+void EndToEndFields(Writer& w, const MessageHead& h, bool keep_upgrade) {
+  for (int i = 0; i < h.header_count; ++i) {
+    std::string_view name = h.Name(i);
+    if (IsRewritten(name)) continue;
+    if (!(keep_upgrade && EqualsIgnoreCase(name, "upgrade"))) {
+      if (IsHopByHop(name) || NamedInConnection(h, name)) continue;
+    }
+    w.Field(name, h.Value(i));
+  }
+}
+
+void FramingFields(Writer& w, const MessageHead& h, bool drop_transfer_encoding) {
+  if (h.framing == Framing::kChunked) {
+    // The codings as received (they end in chunked, the parser checked), so that e.g.
+    // "gzip, chunked" keeps meaning what it meant.
+    if (!drop_transfer_encoding) MergedField(w, h, "Transfer-Encoding", {});
+  } else if (h.framing == Framing::kContentLength || HasField(h, "content-length")) {
+    // kNone with a Content-Length: "0", or the length a HEAD/304 response announces.
+    w.Put("Content-Length: ");
+    w.PutUint(h.content_length);
+    w.Put("\r\n");
+  }
+}
+
+}  // namespace
+
+size_t WriteServiceRequestHead(const MessageHead& request, const ServiceRequestContext& ctx,
+                               char* out, size_t cap) {
+  Writer w(out, cap);
+  w.Put(request.Str(request.method_name));
+  w.Put(" ");
+  w.Put(request.OriginFormTarget());
+  w.Put(" HTTP/1.1\r\n");
+
+  std::string_view host;
+  std::string_view rest;
+  if (!SplitAbsoluteForm(request.Str(request.target), &host, &rest)) {
+    host = request.host_index >= 0 ? request.Value(request.host_index) : std::string_view{};
+  }
+  w.Field("Host", host);  // an HTTP/1.0 request may lack one; HTTP/1.1 requires the field
+  EndToEndFields(w, request, request.upgrade);
+  FramingFields(w, request, false);
+  if (request.upgrade) w.Put("Connection: upgrade\r\n");
+  MergedField(w, request, "X-Forwarded-For", ctx.client_ip);
+  if (!ctx.proto.empty() && !HasField(request, "x-forwarded-proto")) {
+    w.Field("X-Forwarded-Proto", ctx.proto);
+  }
+  if (!host.empty() && !HasField(request, "x-forwarded-host")) w.Field("X-Forwarded-Host", host);
+  if (!ctx.request_id.empty() && !HasField(request, "x-request-id")) {
+    w.Field("X-Request-Id", ctx.request_id);
+  }
+  MergedField(w, request, "Via", kViaSelf);
+  w.Put("\r\n");
+  return w.Size();
+}
+
+size_t WriteClientResponseHead(const MessageHead& response, const ClientResponseContext& ctx,
+                               char* out, size_t cap) {
+  Writer w(out, cap);
+  std::string_view reason = response.Str(response.reason);
+  if (reason.empty()) reason = ReasonPhrase(response.status);
+  w.Put("HTTP/1.1 ");
+  w.PutUint(response.status);
+  w.Put(" ");
+  w.Put(reason);
+  w.Put("\r\n");
+
+  const bool switching = response.status == 101;
+  const bool decode = ctx.decode_body && response.framing == Framing::kChunked;
+  // A body that ends with the connection leaves no choice, whatever the caller decided.
+  const bool close = ctx.close || decode || response.framing == Framing::kUntilClose;
+  EndToEndFields(w, response, switching);
+  FramingFields(w, response, ctx.decode_body);
+  if (switching) {
+    w.Put("Connection: upgrade\r\n");
+  } else if (close) {
+    w.Put("Connection: close\r\n");
+  } else if (ctx.http10_client) {
+    w.Put("Connection: keep-alive\r\n");
+  }
+  MergedField(w, response, "Via", kViaSelf);
+  w.Put("\r\n");
+  return w.Size();
+}
+
+size_t WriteErrorResponse(int status, bool close, int retry_after_seconds, char* out, size_t cap) {
+  const uint64_t code = status < 0 ? 0 : static_cast<uint64_t>(status);
+  std::string_view reason = ReasonPhrase(status);
+  Writer w(out, cap);
+  w.Put("HTTP/1.1 ");
+  w.PutUint(code);
+  w.Put(" ");
+  w.Put(reason);
+  w.Put("\r\nContent-Type: text/plain\r\nContent-Length: ");
+  // Body "<status> <reason>\n": a three-digit status, a space, the reason and a newline.
+  uint64_t digits = code >= 100 ? (code >= 1000 ? 4 : 3) : (code >= 10 ? 2 : 1);
+  w.PutUint(digits + 1 + reason.size() + 1);
+  w.Put("\r\n");
+  if (close) w.Put("Connection: close\r\n");
+  if (retry_after_seconds > 0) {
+    w.Put("Retry-After: ");
+    w.PutUint(static_cast<uint64_t>(retry_after_seconds));
+    w.Put("\r\n");
+  }
+  w.Put("\r\n");
+  w.PutUint(code);
+  w.Put(" ");
+  w.Put(reason);
+  w.Put("\n");
+  return w.Size();
+}
+
+std::string_view ReasonPhrase(int status) {
+  switch (status) {
+    case 100:
+      return "Continue";
+    case 101:
+      return "Switching Protocols";
+    case 102:
+      return "Processing";
+    case 103:
+      return "Early Hints";
+    case 200:
+      return "OK";
+    case 201:
+      return "Created";
+    case 202:
+      return "Accepted";
+    case 203:
+      return "Non-Authoritative Information";
+    case 204:
+      return "No Content";
+    case 205:
+      return "Reset Content";
+    case 206:
+      return "Partial Content";
+    case 207:
+      return "Multi-Status";
+    case 300:
+      return "Multiple Choices";
+    case 301:
+      return "Moved Permanently";
+    case 302:
+      return "Found";
+    case 303:
+      return "See Other";
+    case 304:
+      return "Not Modified";
+    case 307:
+      return "Temporary Redirect";
+    case 308:
+      return "Permanent Redirect";
+    case 400:
+      return "Bad Request";
+    case 401:
+      return "Unauthorized";
+    case 402:
+      return "Payment Required";
+    case 403:
+      return "Forbidden";
+    case 404:
+      return "Not Found";
+    case 405:
+      return "Method Not Allowed";
+    case 406:
+      return "Not Acceptable";
+    case 407:
+      return "Proxy Authentication Required";
+    case 408:
+      return "Request Timeout";
+    case 409:
+      return "Conflict";
+    case 410:
+      return "Gone";
+    case 411:
+      return "Length Required";
+    case 412:
+      return "Precondition Failed";
+    case 413:
+      return "Content Too Large";
+    case 414:
+      return "URI Too Long";
+    case 415:
+      return "Unsupported Media Type";
+    case 416:
+      return "Range Not Satisfiable";
+    case 417:
+      return "Expectation Failed";
+    case 421:
+      return "Misdirected Request";
+    case 422:
+      return "Unprocessable Content";
+    case 425:
+      return "Too Early";
+    case 426:
+      return "Upgrade Required";
+    case 428:
+      return "Precondition Required";
+    case 429:
+      return "Too Many Requests";
+    case 431:
+      return "Request Header Fields Too Large";
+    case 500:
+      return "Internal Server Error";
+    case 501:
+      return "Not Implemented";
+    case 502:
+      return "Bad Gateway";
+    case 503:
+      return "Service Unavailable";
+    case 504:
+      return "Gateway Timeout";
+    case 505:
+      return "HTTP Version Not Supported";
+    default:
+      return "";
+  }
+}
+
+namespace {
+
+// splitmix64's finaliser: a bijection on 64 bits, so distinct inputs give distinct outputs.
+uint64_t Mix(uint64_t x) {
+  x ^= x >> 30;
+  x *= 0xbf58476d1ce4e5b9ULL;
+  x ^= x >> 27;
+  x *= 0x94d049bb133111ebULL;
+  x ^= x >> 31;
+  return x;
+}
+
+uint64_t RandomSeed() {
+  uint64_t seed = 0;
+  if (getrandom(&seed, sizeof(seed), GRND_NONBLOCK) != static_cast<ssize_t>(sizeof(seed))) {
+    timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    seed = Mix(static_cast<uint64_t>(ts.tv_sec) * 1'000'000'000ULL +
+               static_cast<uint64_t>(ts.tv_nsec));
+  }
+  return seed;
+}
+
+void PutHex(uint64_t v, char* out) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  for (int i = 15; i >= 0; --i) {
+    out[i] = kHex[v & 0xf];
+    v >>= 4;
+  }
+}
+
+}  // namespace
+
+// seed_ = 32 random bits (per process run) above the worker id, so (seed_, counter_) is unique
+// per run and worker; the output is a bijection of that pair.
+RequestIdGenerator::RequestIdGenerator(uint32_t worker_id)
+    : seed_((RandomSeed() & 0xffffffff00000000ULL) | worker_id) {}
+
+std::string_view RequestIdGenerator::Next(char out[32]) {
+  uint64_t lo = Mix(counter_++ ^ Mix(~seed_));
+  uint64_t hi = Mix(seed_) ^ lo;
+  PutHex(hi, out);
+  PutHex(lo, out + 16);
+  return {out, 32};
+}
+
+}  // namespace l7px::http

@@ -1,0 +1,65 @@
+#pragma once
+
+#include <cstddef>
+#include <string_view>
+
+#include "http/message.h"
+
+namespace l7px::http {
+
+// Serializers for the heads l7px writes. All write into a caller-owned buffer, never allocate, and
+// return the number of bytes written, or 0 when `cap` is too small (the caller answers 431/502).
+
+struct ServiceRequestContext {
+  std::string_view client_ip;   // appended to X-Forwarded-For
+  std::string_view proto;       // X-Forwarded-Proto when absent ("http")
+  std::string_view request_id;  // X-Request-Id when absent
+};
+
+// The request head sent to a service: request line "METHOD origin-form-target HTTP/1.1";
+// hop-by-hop fields (Connection, Keep-Alive, Proxy-Connection, TE, Trailer, Transfer-Encoding,
+// Upgrade, Proxy-Authorization and every field named in Connection) removed; exactly one framing
+// header ("Content-Length: N", or "Transfer-Encoding: <codings as received>", which end in
+// chunked); Host kept (or taken from an absolute-form target; empty for an HTTP/1.0 request
+// without one); X-Forwarded-For appended; X-Forwarded-Proto, X-Forwarded-Host, X-Request-Id
+// added when absent; "Via: 1.1 l7px" appended; for upgrade requests "Connection: upgrade" and the
+// client's Upgrade field kept. The service connection is always persistent, whatever the client
+// asked.
+size_t WriteServiceRequestHead(const MessageHead& request, const ServiceRequestContext& ctx,
+                               char* out, size_t cap);
+
+struct ClientResponseContext {
+  bool close = false;  // l7px closes the client connection after this response
+  bool http10_client = false;
+  bool decode_body = false;  // chunked body re-framed as close-delimited (HTTP/1.0 clients)
+};
+
+// The response head sent to a client: "HTTP/1.1 <status> <reason>"; hop-by-hop fields removed
+// (Upgrade kept on a 101 with "Connection: upgrade"); framing kept (Transfer-Encoding dropped
+// when decode_body); "Connection: close" when closing (always for a close-delimited or decoded
+// body), "Connection: keep-alive" for a persistent HTTP/1.0 client; "Via: 1.1 l7px" appended.
+// Transfer-Encoding and Content-Length are written from the parsed framing (the codings of a
+// chunked message as received), so no Connection token can remove them.
+size_t WriteClientResponseHead(const MessageHead& response, const ClientResponseContext& ctx,
+                               char* out, size_t cap);
+
+// A complete response l7px answers itself: status line, Content-Type: text/plain,
+// Content-Length, "Connection: close" when `close`, "Retry-After: N" when retry_after > 0, and a
+// one-line body "<status> <reason>\n".
+size_t WriteErrorResponse(int status, bool close, int retry_after_seconds, char* out, size_t cap);
+
+std::string_view ReasonPhrase(int status);
+
+// 32 lowercase hex characters, unique per process run: worker id, counter and a random seed.
+class RequestIdGenerator {
+ public:
+  explicit RequestIdGenerator(uint32_t worker_id);
+  // Writes 32 characters into out.
+  std::string_view Next(char out[32]);
+
+ private:
+  uint64_t seed_;
+  uint64_t counter_ = 0;
+};
+
+}  // namespace l7px::http

@@ -1,0 +1,28 @@
+#pragma once
+
+#include <liburing.h>
+
+#include <cstdint>
+
+namespace l7px::io {
+
+// Cross-thread messages travel as completions posted straight into the target thread's ring
+// (IORING_OP_MSG_RING): no locks, no eventfd, and the target wakes from its normal wait.
+// The message is the target CQE's user_data (op kind in the top 8 bits, payload below) and res.
+inline uint64_t PackMessage(uint8_t op, uint64_t payload56) {
+  return (uint64_t{op} << 56) | (payload56 & ((uint64_t{1} << 56) - 1));
+}
+inline uint64_t MessagePayload(uint64_t user_data) {
+  return user_data & ((uint64_t{1} << 56) - 1);
+}
+
+// Preps a message to `target_ring_fd`. Success posts no completion on the sender's ring; a
+// failure (target gone, CQ overflow) completes on the sender with `failure_tag`.
+inline void PrepPostMessage(io_uring_sqe* sqe, int target_ring_fd, uint64_t message,
+                            uint32_t value, uint64_t failure_tag) {
+  io_uring_prep_msg_ring(sqe, target_ring_fd, value, message, 0);
+  sqe->flags |= IOSQE_CQE_SKIP_SUCCESS;
+  io_uring_sqe_set_data64(sqe, failure_tag);
+}
+
+}  // namespace l7px::io

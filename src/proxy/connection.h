@@ -1,0 +1,120 @@
+#pragma once
+
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+
+#include <cstdint>
+
+#include "acceptor/pool.h"
+#include "acceptor/slot.h"
+#include "base/unique_fd.h"
+#include "http/parser.h"
+#include "proxy/timer_list.h"
+
+namespace l7px::proxy {
+
+// Buffers and parsers a client connection needs only while a request is in progress. Taken
+// from the worker's free list when the first byte of a request arrives and returned when the
+// connection goes idle, so idle keep-alive connections hold no buffers.
+struct Exchange {
+  explicit Exchange(const http::Parser::Limits& request_limits)
+      : req(http::Parser::Kind::kRequest, request_limits),
+        resp(http::Parser::Kind::kResponse, http::Parser::Limits{}) {}
+
+  http::Parser req;
+  http::Parser resp;
+
+  // Client input: [0, head_len) request head, [head_len, in_scan) parsed body bytes not yet
+  // sent to the service, [in_scan, in_len) unparsed bytes (more body or pipelined requests).
+  char* in = nullptr;
+  uint32_t in_len = 0;
+  uint32_t in_scan = 0;
+  uint32_t head_len = 0;
+
+  // Request head rewritten for the service.
+  char* aux = nullptr;
+  uint32_t aux_len = 0;
+  uint32_t aux_sent = 0;
+  uint32_t body_in_flight = 0;  // body bytes of the current slot send
+
+  // Service input and the response head rewritten for the client.
+  char* resp_buf = nullptr;
+  uint32_t resp_len = 0;
+  uint32_t resp_scan = 0;
+  char* out = nullptr;
+  uint32_t out_len = 0;
+  uint32_t out_sent = 0;
+  uint32_t fwd_off = 0;  // response body bytes (in resp_buf) of the current client send
+  uint32_t fwd_len = 0;
+
+  msghdr slot_msg{};
+  iovec slot_iov[2]{};
+  msghdr client_msg{};
+  iovec client_iov[2]{};
+};
+
+enum class ConnState : uint8_t {
+  kIdle,         // keep-alive, no request bytes yet
+  kReadingHead,  // request head arriving
+  kQueued,       // head parsed, waiting for an idle slot
+  kExchange,     // request and response moving between client and slot
+  kResponding,   // sending a response l7px made itself (errors)
+  kTunnel,       // after 101: raw bytes both ways
+  kClosing,      // waiting for in-flight operations before the fd is closed
+};
+
+struct Connection {
+  uint32_t index = 0;
+  uint32_t generation = 0;
+  ConnState state = ConnState::kIdle;
+  UniqueFd fd;
+  char ip[INET6_ADDRSTRLEN] = {};
+  uint8_t ip_len = 0;
+
+  int ops = 0;  // completions still expected on the client fd (a multishot recv counts once)
+  bool recv_armed = false;
+  bool recv_cancel_sent = false;
+  bool needs_rearm = false;
+  bool client_eof = false;
+  bool close_after = false;  // close once the current response is fully sent
+  bool client_send_busy = false;
+  bool slot_send_busy = false;
+  bool slot_recv_busy = false;
+  bool slot_unusable = false;   // the service broke the protocol: do not reuse the slot
+  bool retry_pending = false;   // re-dispatch once the failed slot's operations drained
+  bool interim_pending = false; // a 1xx head is being forwarded; parse on after it is sent
+
+  // Provided buffers received but not yet copied into `in` (backpressure).
+  int32_t pend_head = -1;
+  int32_t pend_tail = -1;
+  uint32_t pend_off = 0;
+
+  Exchange* x = nullptr;
+  TimerNode timer;       // header / keep-alive / response timeout
+  TimerNode queue_node;  // position in a pool's wait queue (queue_timeout)
+
+  // Current request.
+  int64_t start_ns = 0;
+  int64_t queued_ns = 0;
+  int64_t queue_wait_ns = 0;
+  acceptor::Pool* pool = nullptr;
+  acceptor::Slot* slot = nullptr;
+  int slot_ops = 0;        // completions still expected on the slot fd
+  bool slot_dead = false;  // retire the slot once slot_ops drains
+  uint32_t attempts = 0;
+  int status = 0;
+  uint64_t bytes_out = 0;
+  bool response_started = false;  // some response byte went to the client
+  bool resp_head_done = false;
+  bool resp_done = false;
+  bool req_done = false;        // request message fully parsed
+  bool req_sent = false;        // ... and fully written to the slot
+  bool abandon_request = false; // the service answered before the body was sent
+  bool decode_body = false;
+  bool tunnel_client_eof = false;
+  char request_id[32];
+  Connection* next_free = nullptr;
+};
+
+}  // namespace l7px::proxy

@@ -1,0 +1,1310 @@
+// A worker: one io_uring, its client connections, and the exchanges between them and slots.
+//
+// Invariants:
+//  - Only this thread touches its connections, buffers, timers and wait queues.
+//  - A Connection is freed (fd closed, generation bumped) only in kClosing once ops == 0 and
+//    slot_ops == 0: no completion can refer to a recycled connection except through a stale
+//    generation, which is counted and dropped.
+//  - Every provided buffer carried by a completion is recycled exactly once: right after its
+//    bytes are copied into the connection's own input buffer.
+//  - A leased slot is either returned idle (ReturnLeasedSlot), handed to a local waiter, or
+//    killed and posted to the acceptor for retirement once no operation on it is in flight.
+//  - The exchange is done when the response is complete and the request was fully sent (or
+//    abandoned because the service answered early, in which case the slot is not reused).
+#include "proxy/worker.h"
+
+#include <sys/socket.h>
+#include <time.h>
+
+#include <cerrno>
+#include <algorithm>
+#include <cstddef>
+#include <cstring>
+#include <future>
+#include <vector>
+
+#include "acceptor/acceptor.h"
+#include "acceptor/slot_lifecycle.h"
+#include "base/clock.h"
+#include "base/log.h"
+#include "http/rewrite.h"
+#include "io/mailbox.h"
+#include "io/ring.h"
+#include "io/socket.h"
+#include "proxy/access_log.h"
+#include "proxy/buffer_pool.h"
+#include "proxy/connection.h"
+
+namespace l7px::proxy {
+namespace {
+
+enum Op : uint8_t {
+  kOpAccept = 1,
+  kOpClientRecv = 2,
+  kOpClientSend = 3,
+  kOpSlotSend = 4,
+  kOpSlotRecv = 5,
+  kOpCancel = 6,
+  kOpTick = 7,
+  kOpLogWrite = 8,
+  kOpPostFailed = 9,
+};
+
+constexpr int64_t kTickNs = 50'000'000;
+constexpr uint32_t kProvidedBufferCount = 512;
+constexpr uint32_t kProvidedBufferSize = 16 * 1024;
+constexpr uint32_t kBodyWindow = 64 * 1024;  // client body bytes buffered beyond the head
+constexpr uint32_t kResponseBufferSize = 64 * 1024;
+constexpr uint16_t kBufferGroup = 1;
+
+struct WaitQueue {
+  TimerList list;
+  explicit WaitQueue(int64_t timeout_ns) : list(timeout_ns) {}
+};
+
+}  // namespace
+
+class Worker::Loop {
+ public:
+  Loop(int id, SharedState* shared, WorkerStats* stats)
+      : id_(id),
+        shared_(shared),
+        stats_(stats),
+        cfg_(shared->config),
+        in_pool_(cfg_.server.max_header_bytes + kBodyWindow),
+        head_pool_(cfg_.server.max_header_bytes + 4096),
+        resp_pool_(kResponseBufferSize),
+        header_timers_(ToNanos(cfg_.server.header_timeout)),
+        keepalive_timers_(ToNanos(cfg_.server.keepalive_timeout)),
+        request_ids_(static_cast<uint32_t>(id)),
+        access_log_(shared->access_log_fd, cfg_.log.format) {
+    for (const auto& pool : shared_->pools) {
+      queues_.push_back(std::make_unique<WaitQueue>(pool->settings().queue_timeout_ns));
+      response_timers_.push_back(
+          std::make_unique<TimerList>(pool->settings().response_timeout_ns));
+    }
+    request_limits_.max_header_bytes = cfg_.server.max_header_bytes;
+    request_limits_.max_target_bytes = cfg_.server.max_header_bytes;
+    request_limits_.max_body_bytes = cfg_.server.max_body_bytes;
+  }
+
+  ~Loop() {
+    for (Exchange* x : free_exchanges_) delete x;
+    for (auto& c : conns_) {
+      if (c && c->x != nullptr) delete c->x;
+    }
+  }
+
+  absl::Status Init() {
+    if (auto s = ring_.Init(4096); !s.ok()) return s;
+    if (auto s = buffers_.Init(&ring_, kBufferGroup, kProvidedBufferCount, kProvidedBufferSize);
+        !s.ok()) {
+      return s;
+    }
+    pend_next_.assign(kProvidedBufferCount, -1);
+    pend_len_.assign(kProvidedBufferCount, 0);
+    for (const SocketAddress& addr : cfg_.server.listen) {
+      auto fd = io::Listen(addr, /*reuse_port=*/true);
+      if (!fd.ok()) return fd.status();
+      listeners_.push_back(std::move(*fd));
+    }
+    return absl::OkStatus();
+  }
+
+  int ring_fd() const { return ring_.fd(); }
+
+  void Run(std::atomic<bool>& go) {
+    while (!go.load(std::memory_order_acquire)) go.wait(false);
+    for (uint32_t i = 0; i < listeners_.size(); ++i) ArmAccept(i);
+    ArmTick();
+    while (!shared_->stop.load(std::memory_order_relaxed)) {
+      FlushAccessLog();
+      ring_.SubmitAndWait(-1);
+      now_ns_ = MonotonicNanos();
+      ring_.Drain([this](io_uring_cqe* cqe) { Handle(cqe); });
+      RearmStarved();
+    }
+  }
+
+ private:
+  // ---------------------------------------------------------------- plumbing
+
+  static uint64_t TagOf(Op op, const Connection& c) {
+    return io::Tag{op, c.generation, c.index}.Pack();
+  }
+
+  void ArmAccept(uint32_t listener) {
+    io_uring_sqe* sqe = ring_.Sqe();
+    io_uring_prep_multishot_accept(sqe, listeners_[listener].get(), nullptr, nullptr,
+                                   SOCK_CLOEXEC);
+    io_uring_sqe_set_data64(sqe, io::Tag{kOpAccept, 0, listener}.Pack());
+  }
+
+  void ArmTick() {
+    tick_ts_.tv_sec = 0;
+    tick_ts_.tv_nsec = kTickNs;
+    io_uring_sqe* sqe = ring_.Sqe();
+    io_uring_prep_timeout(sqe, &tick_ts_, 0, 0);
+    io_uring_sqe_set_data64(sqe, io::Tag{kOpTick, 0, 0}.Pack());
+  }
+
+  void ArmClientRecv(Connection& c) {
+    if (c.recv_armed || c.state == ConnState::kClosing || c.client_eof) return;
+    io_uring_sqe* sqe = ring_.Sqe();
+    io_uring_prep_recv_multishot(sqe, c.fd.get(), nullptr, 0, 0);
+    sqe->flags |= IOSQE_BUFFER_SELECT;
+    sqe->buf_group = kBufferGroup;
+    io_uring_sqe_set_data64(sqe, TagOf(kOpClientRecv, c));
+    c.recv_armed = true;
+    c.recv_cancel_sent = false;
+    ++c.ops;
+  }
+
+  void CancelClientRecv(Connection& c) {
+    if (!c.recv_armed || c.recv_cancel_sent) return;
+    io_uring_sqe* sqe = ring_.Sqe();
+    io_uring_prep_cancel64(sqe, TagOf(kOpClientRecv, c), 0);
+    io_uring_sqe_set_data64(sqe, TagOf(kOpCancel, c));
+    c.recv_cancel_sent = true;
+    ++c.ops;
+  }
+
+  void Handle(io_uring_cqe* cqe) {
+    const uint64_t data = cqe->user_data;
+    const uint8_t msg = static_cast<uint8_t>(data >> 56);
+    if (msg == acceptor::kMsgSlotAvailable) {
+      OnSlotAvailable(static_cast<uint32_t>(io::MessagePayload(data)));
+      return;
+    }
+    const io::Tag tag = io::Tag::Unpack(data);
+    if (tag.op == kOpAccept) {
+      OnAccept(tag.index, cqe->res, (cqe->flags & IORING_CQE_F_MORE) != 0);
+      return;
+    }
+    if (tag.op == kOpTick) {
+      OnTick();
+      return;
+    }
+    if (tag.op == kOpLogWrite) {
+      log_write_inflight_ = false;
+      access_log_.WriteCompleted(cqe->res);
+      return;
+    }
+    if (tag.op == kOpPostFailed) {
+      L7PX_LOG_LIMITED(kWarn, "worker {}: cross-thread message failed: {}", id_,
+                       strerror(-cqe->res));
+      return;
+    }
+    if (tag.index >= conns_.size() || conns_[tag.index] == nullptr ||
+        (conns_[tag.index]->generation & 0xFFFFFF) != tag.generation) {
+      stats_->stale_completions.fetch_add(1, std::memory_order_relaxed);
+      if (cqe->flags & IORING_CQE_F_BUFFER) {
+        buffers_.NoteTaken();
+        buffers_.Recycle(static_cast<uint16_t>(cqe->flags >> IORING_CQE_BUFFER_SHIFT));
+      }
+      return;
+    }
+    Connection& c = *conns_[tag.index];
+    switch (tag.op) {
+      case kOpClientRecv:
+        OnClientRecv(c, cqe);
+        break;
+      case kOpClientSend:
+        --c.ops;
+        c.client_send_busy = false;
+        OnClientSent(c, cqe->res);
+        break;
+      case kOpSlotSend:
+        --c.slot_ops;
+        OnSlotSent(c, cqe->res);
+        break;
+      case kOpSlotRecv:
+        --c.slot_ops;
+        OnSlotRecv(c, cqe->res);
+        break;
+      case kOpCancel:
+        --c.ops;
+        break;
+      default:
+        break;
+    }
+    if (c.slot != nullptr && c.slot_dead && c.slot_ops == 0) RetireSlot(c);
+    MaybeFree(c);
+  }
+
+  // ---------------------------------------------------------------- accept & connections
+
+  void OnAccept(uint32_t listener, int res, bool more) {
+    if (!more && !shared_->stop.load()) ArmAccept(listener);
+    if (res < 0) {
+      if (res != -ECANCELED) {
+        L7PX_LOG_LIMITED(kWarn, "worker {}: accept: {}", id_, strerror(-res));
+      }
+      return;
+    }
+    Connection& c = NewConnection(UniqueFd(res));
+    stats_->accepted.fetch_add(1, std::memory_order_relaxed);
+    stats_->client_connections.fetch_add(1, std::memory_order_relaxed);
+    io::TuneStreamSocket(c.fd.get());
+    const SocketAddress peer = io::PeerAddress(c.fd.get());
+    c.ip_len = static_cast<uint8_t>(peer.FormatIp(c.ip, sizeof(c.ip)));
+    c.state = ConnState::kIdle;
+    keepalive_timers_.Start(&c.timer, now_ns_);
+    ArmClientRecv(c);
+  }
+
+  Connection& NewConnection(UniqueFd fd) {
+    Connection* c;
+    if (free_conns_ != nullptr) {
+      c = free_conns_;
+      free_conns_ = c->next_free;
+    } else {
+      conns_.push_back(std::make_unique<Connection>());
+      c = conns_.back().get();
+      c->index = static_cast<uint32_t>(conns_.size() - 1);
+    }
+    const uint32_t index = c->index;
+    const uint32_t generation = c->generation;
+    *c = Connection();
+    c->index = index;
+    c->generation = generation;
+    c->fd = std::move(fd);
+    return *c;
+  }
+
+  Exchange& EnsureExchange(Connection& c) {
+    if (c.x == nullptr) {
+      if (!free_exchanges_.empty()) {
+        c.x = free_exchanges_.back();
+        free_exchanges_.pop_back();
+      } else {
+        c.x = new Exchange(request_limits_);
+      }
+      c.x->in = in_pool_.Get();
+      c.x->in_len = c.x->in_scan = c.x->head_len = 0;
+      c.x->req.Begin(c.x->in);
+    }
+    return *c.x;
+  }
+
+  Exchange& EnsureExchangeBuffers(Connection& c) {
+    Exchange& x = EnsureExchange(c);
+    if (x.aux == nullptr) x.aux = head_pool_.Get();
+    if (x.out == nullptr) x.out = head_pool_.Get();
+    if (x.resp_buf == nullptr) x.resp_buf = resp_pool_.Get();
+    return x;
+  }
+
+  // Idle connections hold no buffers.
+  void ReleaseExchange(Connection& c) {
+    if (c.x == nullptr) return;
+    Exchange& x = *c.x;
+    in_pool_.Put(x.in);
+    head_pool_.Put(x.aux);
+    head_pool_.Put(x.out);
+    resp_pool_.Put(x.resp_buf);
+    x.in = x.aux = x.out = x.resp_buf = nullptr;
+    free_exchanges_.push_back(&x);
+    c.x = nullptr;
+  }
+
+  void Close(Connection& c) {
+    if (c.state == ConnState::kClosing) return;
+    if (c.state == ConnState::kQueued) Dequeue(c);
+    c.state = ConnState::kClosing;
+    TimerList::Unlink(&c.timer);
+    if (c.slot != nullptr) KillSlot(c);
+    ::shutdown(c.fd.get(), SHUT_RDWR);  // completes every pending op on the client fd
+    MaybeFree(c);
+  }
+
+  void MaybeFree(Connection& c) {
+    if (c.state == ConnState::kClosing && c.slot != nullptr && c.slot_ops == 0) RetireSlot(c);
+    if (c.state != ConnState::kClosing || c.ops > 0 || c.slot_ops > 0) return;
+    DropPending(c);
+    ReleaseExchange(c);
+    c.fd.Reset();
+    ++c.generation;
+    stats_->client_connections.fetch_sub(1, std::memory_order_relaxed);
+    c.next_free = free_conns_;
+    free_conns_ = &c;
+  }
+
+  // ---------------------------------------------------------------- client input
+
+  void OnClientRecv(Connection& c, io_uring_cqe* cqe) {
+    const bool more = (cqe->flags & IORING_CQE_F_MORE) != 0;
+    if (!more) {
+      c.recv_armed = false;
+      --c.ops;
+    }
+    const int res = cqe->res;
+    if (res > 0 && (cqe->flags & IORING_CQE_F_BUFFER)) {
+      buffers_.NoteTaken();
+      const auto bid = static_cast<uint16_t>(cqe->flags >> IORING_CQE_BUFFER_SHIFT);
+      if (c.state == ConnState::kClosing) {
+        buffers_.Recycle(bid);
+        return;
+      }
+      AcceptBytes(c, bid, static_cast<uint32_t>(res));
+      if (!more && c.pend_head < 0) ArmClientRecv(c);
+      return;
+    }
+    if (res == -ENOBUFS) {
+      stats_->enobufs.fetch_add(1, std::memory_order_relaxed);
+      if (!c.needs_rearm) {
+        c.needs_rearm = true;
+        starved_.push_back(&c);
+      }
+      return;
+    }
+    if (res == -ECANCELED) {
+      return;  // we stopped reading for backpressure; re-armed when there is room
+    }
+    if (c.state == ConnState::kClosing) return;
+    if (res == 0) {
+      OnClientEof(c);
+      return;
+    }
+    if (!more) {
+      // Any other error (reset by peer, ...): the connection is over.
+      Close(c);
+    }
+  }
+
+  void OnClientEof(Connection& c) {
+    c.client_eof = true;
+    switch (c.state) {
+      case ConnState::kIdle:
+        Close(c);
+        break;
+      case ConnState::kReadingHead:
+        // Truncated request: nothing useful can be answered.
+        Close(c);
+        break;
+      case ConnState::kQueued:
+      case ConnState::kExchange:
+        if (!c.req_done) {
+          Close(c);  // the body will never complete
+        } else {
+          c.close_after = true;  // answer, then close
+        }
+        break;
+      case ConnState::kTunnel:
+        c.tunnel_client_eof = true;
+        if (c.slot != nullptr) ::shutdown(c.slot->fd(), SHUT_WR);
+        break;
+      default:
+        c.close_after = true;
+        break;
+    }
+  }
+
+  // Copies a provided buffer into the connection's input buffer (or queues it when full).
+  void AcceptBytes(Connection& c, uint16_t bid, uint32_t len) {
+    Exchange& x = EnsureExchange(c);
+    if (c.pend_head < 0) {
+      const uint32_t room = in_pool_.size() - x.in_len;
+      const uint32_t n = len < room ? len : room;
+      std::memcpy(x.in + x.in_len, buffers_.Buffer(bid), n);
+      x.in_len += n;
+      if (n == len) {
+        buffers_.Recycle(bid);
+      } else {
+        QueuePending(c, bid, len, n);
+      }
+    } else {
+      QueuePending(c, bid, len, 0);
+    }
+    if (c.pend_head >= 0) CancelClientRecv(c);  // stop reading until there is room
+    ProcessInput(c);
+  }
+
+  void QueuePending(Connection& c, uint16_t bid, uint32_t len, uint32_t already_copied) {
+    pend_next_[bid] = -1;
+    pend_len_[bid] = len;
+    if (c.pend_tail >= 0) {
+      pend_next_[c.pend_tail] = bid;
+    } else {
+      c.pend_head = bid;
+      c.pend_off = already_copied;
+    }
+    c.pend_tail = bid;
+  }
+
+  // Moves pending provided buffers into `in` as room allows; re-arms the recv once drained.
+  void DrainPending(Connection& c) {
+    if (c.x == nullptr) return;
+    Exchange& x = *c.x;
+    while (c.pend_head >= 0) {
+      const auto bid = static_cast<uint16_t>(c.pend_head);
+      const uint32_t avail = pend_len_[bid] - c.pend_off;
+      const uint32_t room = in_pool_.size() - x.in_len;
+      if (room == 0) return;
+      const uint32_t n = avail < room ? avail : room;
+      std::memcpy(x.in + x.in_len, buffers_.Buffer(bid) + c.pend_off, n);
+      x.in_len += n;
+      c.pend_off += n;
+      if (c.pend_off < pend_len_[bid]) return;
+      c.pend_head = pend_next_[bid];
+      if (c.pend_head < 0) c.pend_tail = -1;
+      c.pend_off = 0;
+      buffers_.Recycle(bid);
+    }
+    if (!c.recv_armed && !c.client_eof && c.state != ConnState::kClosing) ArmClientRecv(c);
+  }
+
+  void DropPending(Connection& c) {
+    while (c.pend_head >= 0) {
+      const auto bid = static_cast<uint16_t>(c.pend_head);
+      c.pend_head = pend_next_[bid];
+      buffers_.Recycle(bid);
+    }
+    c.pend_tail = -1;
+  }
+
+  void ProcessInput(Connection& c) {
+    if (c.x == nullptr) return;
+    switch (c.state) {
+      case ConnState::kIdle:
+      case ConnState::kReadingHead:
+        ParseHead(c);
+        break;
+      case ConnState::kExchange:
+        if (!c.req_done && !c.abandon_request) PumpRequestBody(c);
+        break;
+      case ConnState::kTunnel:
+        PumpTunnelToSlot(c);
+        break;
+      default:
+        break;  // queued or responding: bytes wait in `in`
+    }
+  }
+
+  void ParseHead(Connection& c) {
+    Exchange& x = *c.x;
+    if (x.in_len == x.in_scan) return;
+    if (c.state == ConnState::kIdle) {
+      c.state = ConnState::kReadingHead;
+      c.start_ns = now_ns_;
+      header_timers_.Start(&c.timer, now_ns_);
+    }
+    const auto r = x.req.Parse(x.in + x.in_scan, x.in_len - x.in_scan);
+    x.in_scan += static_cast<uint32_t>(r.consumed);
+    switch (r.status) {
+      case http::Parser::Status::kNeedMore:
+        return;
+      case http::Parser::Status::kError:
+        L7PX_LOG_LIMITED(kInfo, "client {}: bad request ({})", std::string_view(c.ip, c.ip_len),
+                         http::ErrorName(x.req.error()));
+        Respond(c, http::StatusForError(x.req.error()), /*close=*/true);
+        return;
+      case http::Parser::Status::kHeadDone:
+      case http::Parser::Status::kMessageDone:
+        x.head_len = x.in_scan;
+        OnRequestHead(c);
+        return;
+    }
+  }
+
+  // ---------------------------------------------------------------- dispatch
+
+  void OnRequestHead(Connection& c) {
+    Exchange& x = *c.x;
+    TimerList::Unlink(&c.timer);
+    stats_->requests.fetch_add(1, std::memory_order_relaxed);
+    const http::MessageHead& head = x.req.head();
+    c.attempts = 0;
+    c.status = 0;
+    c.bytes_out = 0;
+    c.response_started = c.resp_head_done = c.resp_done = false;
+    c.req_done = c.req_sent = c.abandon_request = false;
+    c.queue_wait_ns = 0;
+    c.pool = nullptr;
+    // Body bytes already here are parsed now, so we know whether the request is complete.
+    if (!ScanBody(c)) return;
+    char host_buf[256];
+    const std::string_view host = head.HostForRouting(host_buf, sizeof(host_buf));
+    const int pool_id = shared_->routes.Match(host, head.Path());
+    if (pool_id < 0) {
+      Respond(c, 404, /*close=*/false);
+      return;
+    }
+    c.pool = shared_->pools[pool_id].get();
+    EnsureExchangeBuffers(c);
+    http::ServiceRequestContext ctx;
+    ctx.client_ip = std::string_view(c.ip, c.ip_len);
+    ctx.proto = "http";
+    ctx.request_id = request_ids_.Next(c.request_id);
+    x.aux_len = static_cast<uint32_t>(
+        http::WriteServiceRequestHead(head, ctx, x.aux, head_pool_.size()));
+    if (x.aux_len == 0) {
+      Respond(c, 431, /*close=*/true);
+      return;
+    }
+    Dispatch(c);
+  }
+
+  void Dispatch(Connection& c) {
+    acceptor::Pool& pool = *c.pool;
+    acceptor::Slot* slot = LeaseFromRing(pool);
+    if (slot != nullptr) {
+      StartExchange(c, slot);
+      return;
+    }
+    if (pool.waiting.load(std::memory_order_relaxed) >=
+        static_cast<int64_t>(pool.settings().queue)) {
+      stats_->shed_queue_full.fetch_add(1, std::memory_order_relaxed);
+      L7PX_LOG_LIMITED(kWarn, "pool {}: queue full ({} waiting); shedding with 503", pool.name(),
+                       pool.settings().queue);
+      Respond(c, 503, /*close=*/false);
+      return;
+    }
+    Enqueue(c);
+    // Try once more after publishing, so a slot released meanwhile is not missed.
+    slot = LeaseFromRing(pool);
+    if (slot != nullptr) {
+      Dequeue(c);
+      StartExchange(c, slot);
+    }
+  }
+
+  acceptor::Slot* LeaseFromRing(acceptor::Pool& pool) {
+    while (acceptor::Slot* slot = pool.idle().TryPop()) {
+      if (slot->TryLease()) {
+        pool.busy.fetch_add(1, std::memory_order_relaxed);
+        return slot;
+      }
+      PostRetire(slot);  // killed while idle: the acceptor frees it
+    }
+    return nullptr;
+  }
+
+  void PostRetire(acceptor::Slot* slot) {
+    io::PrepPostMessage(ring_.Sqe(), shared_->acceptor_ring_fd.load(std::memory_order_relaxed),
+                        io::PackMessage(acceptor::kMsgRetireSlot,
+                                        reinterpret_cast<uint64_t>(slot)),
+                        0, io::Tag{kOpPostFailed, 0, 0}.Pack());
+  }
+
+  void Enqueue(Connection& c) {
+    acceptor::Pool& pool = *c.pool;
+    WaitQueue& q = *queues_[pool.id()];
+    c.state = ConnState::kQueued;
+    c.queued_ns = now_ns_;
+    const bool was_empty = q.list.empty();
+    q.list.Start(&c.queue_node, now_ns_);
+    pool.waiting.fetch_add(1, std::memory_order_relaxed);
+    if (was_empty) pool.PublishOldestWait(id_, now_ns_);
+    pool.SyncPoint();
+  }
+
+  void Dequeue(Connection& c) {
+    acceptor::Pool& pool = *c.pool;
+    WaitQueue& q = *queues_[pool.id()];
+    const bool was_head = q.list.front() == &c.queue_node;
+    TimerList::Unlink(&c.queue_node);
+    pool.waiting.fetch_sub(1, std::memory_order_relaxed);
+    c.queue_wait_ns += now_ns_ - c.queued_ns;
+    if (was_head) {
+      TimerNode* next = q.list.front();
+      pool.PublishOldestWait(id_, next == nullptr ? 0 : next->deadline_ns - q.list.duration_ns());
+    }
+    c.state = ConnState::kReadingHead;  // transitional; the caller sets the next state
+  }
+
+  static Connection* FromQueueNode(TimerNode* node) {
+    return reinterpret_cast<Connection*>(reinterpret_cast<char*>(node) -
+                                         offsetof(Connection, queue_node));
+  }
+  static Connection* FromTimerNode(TimerNode* node) {
+    return reinterpret_cast<Connection*>(reinterpret_cast<char*>(node) -
+                                         offsetof(Connection, timer));
+  }
+
+  // A slot became idle somewhere and this worker had the oldest waiter for the pool.
+  void OnSlotAvailable(uint32_t pool_id) {
+    if (pool_id >= shared_->pools.size()) return;
+    acceptor::Pool& pool = *shared_->pools[pool_id];
+    WaitQueue& q = *queues_[pool_id];
+    while (!q.list.empty()) {
+      acceptor::Slot* slot = LeaseFromRing(pool);
+      if (slot == nullptr) return;
+      Connection& c = *FromQueueNode(q.list.front());
+      Dequeue(c);
+      StartExchange(c, slot);
+    }
+  }
+
+  // A slot this worker used is free again: its own oldest waiter first, else back to the ring
+  // and wake the worker with the oldest waiter.
+  void ReleaseSlot(acceptor::Pool& pool, acceptor::Slot* slot) {
+    WaitQueue& q = *queues_[pool.id()];
+    if (!q.list.empty() && !slot->peer_closed.load(std::memory_order_relaxed)) {
+      Connection& waiter = *FromQueueNode(q.list.front());
+      Dequeue(waiter);
+      StartExchange(waiter, slot);
+      return;
+    }
+    if (!acceptor::ReturnLeasedSlot(pool, *slot)) {
+      PostRetire(slot);
+      return;
+    }
+    // ReturnLeasedSlot passed the pool's SyncPoint after the push.
+    const int worker = pool.PickWorkerToWake(-1);
+    if (worker == id_) {
+      OnSlotAvailable(pool.id());
+    } else if (worker >= 0) {
+      io::PrepPostMessage(ring_.Sqe(), shared_->worker_ring_fds[worker],
+                          io::PackMessage(acceptor::kMsgSlotAvailable, pool.id()), 0,
+                          io::Tag{kOpPostFailed, 0, 0}.Pack());
+    }
+  }
+
+  // ---------------------------------------------------------------- exchange
+
+  void StartExchange(Connection& c, acceptor::Slot* slot) {
+    Exchange& x = *c.x;
+    c.state = ConnState::kExchange;
+    c.slot = slot;
+    c.slot_dead = c.slot_unusable = c.retry_pending = c.interim_pending = false;
+    ++c.attempts;
+    x.aux_sent = 0;
+    x.body_in_flight = 0;
+    x.resp_len = x.resp_scan = 0;
+    x.out_len = x.out_sent = 0;
+    x.fwd_off = x.fwd_len = 0;
+    c.resp_head_done = c.resp_done = false;
+    c.decode_body = false;
+    x.resp.Begin(x.resp_buf);
+    x.resp.set_head_request(x.req.head().is_head_request);
+    x.resp.set_decode_body(false);
+    response_timers_[c.pool->id()]->Start(&c.timer, now_ns_);
+    if (!ScanBody(c)) return;
+    SendToSlot(c);
+    ArmSlotRecv(c);
+  }
+
+  // Parses request body bytes waiting in `in` (up to the end of the message). False when the
+  // body is malformed (the connection was answered/closed).
+  bool ScanBody(Connection& c) {
+    Exchange& x = *c.x;
+    if (c.req_done) return true;
+    const auto r = x.req.Parse(x.in + x.in_scan, x.in_len - x.in_scan);
+    x.in_scan += static_cast<uint32_t>(r.consumed);
+    if (r.status == http::Parser::Status::kMessageDone) c.req_done = true;
+    if (r.status == http::Parser::Status::kError) {
+      L7PX_LOG_LIMITED(kInfo, "client {}: bad request body ({})", std::string_view(c.ip, c.ip_len),
+                       http::ErrorName(x.req.error()));
+      if (c.response_started) {
+        Close(c);
+      } else {
+        Respond(c, http::StatusForError(x.req.error()), /*close=*/true);
+      }
+      return false;
+    }
+    return true;
+  }
+
+  void PumpRequestBody(Connection& c) {
+    if (!ScanBody(c)) return;
+    SendToSlot(c);
+  }
+
+  // Sends what is ready: the rest of the rewritten head, then parsed body bytes.
+  void SendToSlot(Connection& c) {
+    Exchange& x = *c.x;
+    if (c.slot == nullptr || c.slot_send_busy || c.slot_dead || c.abandon_request) return;
+    const uint32_t head_left = x.aux_len - x.aux_sent;
+    const uint32_t body = x.in_scan - x.head_len;
+    if (head_left == 0 && body == 0) {
+      if (c.req_done && !c.req_sent) {
+        c.req_sent = true;
+        MaybeFinishExchange(c);
+      }
+      return;
+    }
+    x.slot_iov[0] = {x.aux + x.aux_sent, head_left};
+    x.slot_iov[1] = {x.in + x.head_len, body};
+    x.slot_msg = {};
+    x.slot_msg.msg_iov = x.slot_iov;
+    x.slot_msg.msg_iovlen = 2;
+    x.body_in_flight = body;
+    io_uring_sqe* sqe = ring_.Sqe();
+    io_uring_prep_sendmsg(sqe, c.slot->fd(), &x.slot_msg, MSG_NOSIGNAL);
+    io_uring_sqe_set_data64(sqe, TagOf(kOpSlotSend, c));
+    c.slot_send_busy = true;
+    ++c.slot_ops;
+  }
+
+  void OnSlotSent(Connection& c, int res) {
+    c.slot_send_busy = false;
+    if (c.state == ConnState::kClosing || c.slot_dead) return;
+    if (res < 0) {
+      OnSlotFailure(c, res);
+      return;
+    }
+    Exchange& x = *c.x;
+    uint32_t n = static_cast<uint32_t>(res);
+    const uint32_t head_part = std::min(n, x.aux_len - x.aux_sent);
+    x.aux_sent += head_part;
+    n -= head_part;
+    if (n > 0) {
+      // Drop the sent body bytes, keeping the head (for the access log) in front.
+      const uint32_t from = x.head_len + n;
+      std::memmove(x.in + x.head_len, x.in + from, x.in_len - from);
+      x.in_len -= n;
+      x.in_scan -= n;
+    }
+    x.body_in_flight = 0;
+    if (c.state == ConnState::kTunnel) {
+      DrainPending(c);
+      PumpTunnelToSlot(c);
+      return;
+    }
+    DrainPending(c);
+    if (!ScanBody(c)) return;
+    SendToSlot(c);
+  }
+
+  void ArmSlotRecv(Connection& c) {
+    if (c.slot_recv_busy || c.slot_dead) return;
+    Exchange& x = *c.x;
+    io_uring_sqe* sqe = ring_.Sqe();
+    io_uring_prep_recv(sqe, c.slot->fd(), x.resp_buf + x.resp_len,
+                       resp_pool_.size() - x.resp_len, 0);
+    io_uring_sqe_set_data64(sqe, TagOf(kOpSlotRecv, c));
+    c.slot_recv_busy = true;
+    ++c.slot_ops;
+  }
+
+  void OnSlotRecv(Connection& c, int res) {
+    c.slot_recv_busy = false;
+    if (c.state == ConnState::kClosing || c.slot_dead) return;
+    Exchange& x = *c.x;
+    if (res <= 0) {
+      if (c.state == ConnState::kTunnel) {
+        Close(c);
+        return;
+      }
+      if (res == 0 && !c.resp_done && x.resp.head_done() &&
+          x.resp.head().framing == http::Framing::kUntilClose) {
+        // A close-delimited body ends here.
+        c.slot_unusable = true;
+        const auto r = x.resp.Finish();
+        if (r.status == http::Parser::Status::kMessageDone) {
+          c.resp_done = true;
+          SendToClient(c);
+          return;
+        }
+      }
+      OnSlotFailure(c, res);
+      return;
+    }
+    x.resp_len += static_cast<uint32_t>(res);
+    response_timers_[c.pool->id()]->Start(&c.timer, now_ns_);
+    if (c.state == ConnState::kTunnel) {
+      x.fwd_off = 0;
+      x.fwd_len = x.resp_len;
+      SendToClient(c);
+      return;
+    }
+    ProcessResponse(c);
+  }
+
+  void ProcessResponse(Connection& c) {
+    Exchange& x = *c.x;
+    if (!c.resp_head_done) {
+      const auto r = x.resp.Parse(x.resp_buf + x.resp_scan, x.resp_len - x.resp_scan);
+      x.resp_scan += static_cast<uint32_t>(r.consumed);
+      if (r.status == http::Parser::Status::kNeedMore) {
+        if (x.resp_len == resp_pool_.size()) {
+          BadResponse(c, "response head too large");
+        } else {
+          ArmSlotRecv(c);
+        }
+        return;
+      }
+      if (r.status == http::Parser::Status::kError) {
+        BadResponse(c, http::ErrorName(x.resp.error()));
+        return;
+      }
+      const http::MessageHead& head = x.resp.head();
+      const http::MessageHead& req = x.req.head();
+      if (head.status < 200 && head.status != 101) {
+        ForwardInterim(c);
+        return;
+      }
+      c.resp_head_done = true;
+      c.status = head.status;
+      if (head.status == 101 && !req.upgrade) {
+        BadResponse(c, "101 without an upgrade request");
+        return;
+      }
+      if (!c.req_sent && head.status != 101) {
+        // The service answered before reading the whole request: stop sending it; neither the
+        // slot nor the client connection can be reused afterwards.
+        c.abandon_request = true;
+        c.close_after = true;
+      }
+      if (!req.keep_alive || head.framing == http::Framing::kUntilClose) c.close_after = true;
+      c.decode_body = req.is_http10() && head.framing == http::Framing::kChunked;
+      if (c.decode_body) c.close_after = true;
+      http::ClientResponseContext ctx;
+      ctx.close = c.close_after;
+      ctx.http10_client = req.is_http10();
+      ctx.decode_body = c.decode_body;
+      x.out_len = static_cast<uint32_t>(
+          http::WriteClientResponseHead(head, ctx, x.out, head_pool_.size()));
+      x.out_sent = 0;
+      if (x.out_len == 0) {
+        BadResponse(c, "response head too large");
+        return;
+      }
+      x.resp.set_decode_body(c.decode_body);
+      if (head.status == 101) {
+        c.resp_done = true;
+        x.fwd_off = x.resp_scan;
+        x.fwd_len = x.resp_len - x.resp_scan;  // tunnel bytes that came with the 101
+        SendToClient(c);
+        return;
+      }
+    }
+    // Body bytes.
+    x.fwd_off = x.resp_scan;
+    x.fwd_len = 0;
+    if (!c.resp_done) {
+      const auto r = x.resp.Parse(x.resp_buf + x.resp_scan, x.resp_len - x.resp_scan);
+      if (r.status == http::Parser::Status::kError) {
+        if (c.response_started || x.out_len == 0) {
+          L7PX_LOG_LIMITED(kWarn, "pool {}: malformed response body from {} ({})",
+                           c.pool->name(), c.slot->service_id(), http::ErrorName(x.resp.error()));
+          Close(c);
+        } else {
+          BadResponse(c, http::ErrorName(x.resp.error()));
+        }
+        return;
+      }
+      x.fwd_len = static_cast<uint32_t>(c.decode_body ? r.decoded : r.consumed);
+      x.resp_scan += static_cast<uint32_t>(r.consumed);
+      if (r.status == http::Parser::Status::kMessageDone) {
+        c.resp_done = true;
+        if (x.resp_scan < x.resp_len) c.slot_unusable = true;  // bytes beyond the response
+      }
+    }
+    SendToClient(c);
+  }
+
+  // 1xx (not 101): forwarded to HTTP/1.1 clients, then the parser starts on the next response.
+  void ForwardInterim(Connection& c) {
+    Exchange& x = *c.x;
+    const http::MessageHead& req = x.req.head();
+    if (!req.is_http10()) {
+      http::ClientResponseContext ctx;
+      x.out_len = static_cast<uint32_t>(
+          http::WriteClientResponseHead(x.resp.head(), ctx, x.out, head_pool_.size()));
+      x.out_sent = 0;
+    }
+    // The interim message is complete; the next head must start at the buffer's front.
+    const uint32_t rest = x.resp_len - x.resp_scan;
+    std::memmove(x.resp_buf, x.resp_buf + x.resp_scan, rest);
+    x.resp_len = rest;
+    x.resp_scan = 0;
+    x.resp.Begin(x.resp_buf);
+    x.resp.set_head_request(req.is_head_request);
+    if (x.out_len > 0) {
+      c.interim_pending = true;
+      x.fwd_len = 0;
+      SendToClient(c);
+    } else {
+      ContinueResponse(c);
+    }
+  }
+
+  // After a client send completed: parse what is buffered or read more from the slot.
+  void ContinueResponse(Connection& c) {
+    Exchange& x = *c.x;
+    if (x.resp_len > x.resp_scan) {
+      ProcessResponse(c);
+    } else {
+      x.resp_len = x.resp_scan = 0;
+      ArmSlotRecv(c);
+    }
+  }
+
+  void SendToClient(Connection& c) {
+    Exchange& x = *c.x;
+    if (c.client_send_busy) return;
+    const uint32_t head_left = x.out_len - x.out_sent;
+    if (head_left == 0 && x.fwd_len == 0) {
+      AfterClientSendDone(c);
+      return;
+    }
+    x.client_iov[0] = {x.out + x.out_sent, head_left};
+    x.client_iov[1] = {x.resp_buf + x.fwd_off, x.fwd_len};
+    x.client_msg = {};
+    x.client_msg.msg_iov = x.client_iov;
+    x.client_msg.msg_iovlen = 2;
+    io_uring_sqe* sqe = ring_.Sqe();
+    io_uring_prep_sendmsg(sqe, c.fd.get(), &x.client_msg, MSG_NOSIGNAL);
+    io_uring_sqe_set_data64(sqe, TagOf(kOpClientSend, c));
+    c.client_send_busy = true;
+    c.response_started = true;
+    ++c.ops;
+  }
+
+  void OnClientSent(Connection& c, int res) {
+    if (c.state == ConnState::kClosing) return;
+    if (res < 0) {
+      Close(c);  // client went away; any slot in use is killed
+      return;
+    }
+    Exchange& x = *c.x;
+    c.bytes_out += static_cast<uint64_t>(res);
+    uint32_t n = static_cast<uint32_t>(res);
+    const uint32_t head_part = std::min(n, x.out_len - x.out_sent);
+    x.out_sent += head_part;
+    n -= head_part;
+    x.fwd_off += n;
+    x.fwd_len -= n;
+    SendToClient(c);  // the rest, or AfterClientSendDone
+  }
+
+  void AfterClientSendDone(Connection& c) {
+    Exchange& x = *c.x;
+    x.out_len = x.out_sent = 0;
+    switch (c.state) {
+      case ConnState::kResponding:
+        FinishRequest(c);
+        return;
+      case ConnState::kTunnel:
+        x.resp_len = x.resp_scan = 0;
+        ArmSlotRecv(c);
+        return;
+      case ConnState::kExchange:
+        break;
+      default:
+        return;
+    }
+    if (c.interim_pending) {
+      c.interim_pending = false;
+      ContinueResponse(c);
+      return;
+    }
+    if (c.status == 101) {
+      StartTunnel(c);
+      return;
+    }
+    if (!c.resp_done) {
+      x.resp_len = x.resp_scan = 0;  // the body phase consumed everything
+      ArmSlotRecv(c);
+      return;
+    }
+    MaybeFinishExchange(c);
+  }
+
+  void MaybeFinishExchange(Connection& c) {
+    if (c.state != ConnState::kExchange || !c.resp_done || c.client_send_busy) return;
+    if (c.x->out_len != 0 || c.x->fwd_len != 0) return;
+    if (!c.req_sent && !c.abandon_request) return;
+    FinishExchange(c);
+  }
+
+  void FinishExchange(Connection& c) {
+    TimerList::Unlink(&c.timer);
+    const http::MessageHead& resp = c.x->resp.head();
+    const bool reusable = !c.abandon_request && !c.slot_unusable && resp.keep_alive &&
+                          c.req_sent && !c.slot_send_busy && !c.slot_recv_busy;
+    if (reusable) {
+      acceptor::Slot* slot = c.slot;
+      c.slot = nullptr;
+      ReleaseSlot(*c.pool, slot);
+    } else {
+      KillSlot(c);
+      if (c.slot != nullptr) c.close_after = true;  // still draining: no next request on it
+    }
+    FinishRequest(c);
+  }
+
+  // ---------------------------------------------------------------- tunnel (after 101)
+
+  void StartTunnel(Connection& c) {
+    c.state = ConnState::kTunnel;
+    TimerList::Unlink(&c.timer);
+    Exchange& x = *c.x;
+    // Bytes after the upgrade request are the client's first tunnel bytes.
+    x.head_len = x.in_scan;
+    x.resp_len = x.resp_scan = 0;
+    x.fwd_len = 0;
+    PumpTunnelToSlot(c);
+    ArmSlotRecv(c);
+  }
+
+  void PumpTunnelToSlot(Connection& c) {
+    Exchange& x = *c.x;
+    if (c.slot_send_busy || c.slot_dead) return;
+    x.in_scan = x.in_len;  // everything from the client is tunnel payload
+    x.aux_len = x.aux_sent = 0;
+    if (x.in_scan > x.head_len) SendToSlot(c);
+  }
+
+  // ---------------------------------------------------------------- failures
+
+  // The slot failed (closed, reset, send error) during the exchange.
+  void OnSlotFailure(Connection& c, int res) {
+    Exchange& x = *c.x;
+    const bool nothing_received = x.resp_len == 0 && !c.resp_head_done && !c.response_started;
+    L7PX_LOG_LIMITED(kWarn, "pool {}: slot of {} failed ({}) {}", c.pool->name(),
+                     c.slot->service_id(), res == 0 ? "closed" : strerror(-res),
+                     nothing_received ? "before any response byte" : "mid-response");
+    KillSlot(c);
+    if (c.response_started) {
+      Close(c);  // headers already went out: abort the client connection
+      return;
+    }
+    const http::MessageHead& req = x.req.head();
+    const bool replayable = nothing_received && req.framing == http::Framing::kNone &&
+                            http::IsIdempotentMethod(req.method);
+    if (replayable && c.attempts <= c.pool->settings().retries) {
+      stats_->retries.fetch_add(1, std::memory_order_relaxed);
+      c.retry_pending = true;
+      if (c.slot_ops == 0) RetireSlot(c);
+      return;
+    }
+    Respond(c, 502, /*close=*/!c.req_done);
+  }
+
+  void BadResponse(Connection& c, std::string_view why) {
+    L7PX_LOG_LIMITED(kWarn, "pool {}: bad response from {}: {}", c.pool->name(),
+                     c.slot->service_id(), why);
+    KillSlot(c);
+    if (c.response_started) {
+      Close(c);
+    } else {
+      Respond(c, 502, /*close=*/!c.req_done);
+    }
+  }
+
+  // The slot will not be reused: dead now, retired to the acceptor once no op references it.
+  void KillSlot(Connection& c) {
+    if (c.slot == nullptr) return;
+    if (!c.slot_dead) {
+      acceptor::KillLeasedSlot(*c.pool, *c.slot);
+      c.slot_dead = true;
+    }
+    if (c.slot_ops == 0) RetireSlot(c);
+  }
+
+  void RetireSlot(Connection& c) {
+    PostRetire(c.slot);
+    c.slot = nullptr;
+    c.slot_dead = false;
+    if (c.retry_pending && c.state == ConnState::kExchange) {
+      c.retry_pending = false;
+      c.x->resp_len = c.x->resp_scan = 0;
+      Dispatch(c);
+    }
+  }
+
+  // ---------------------------------------------------------------- responses & request end
+
+  // Answers the current request with a response l7px makes itself.
+  void Respond(Connection& c, int status, bool close) {
+    if (c.state == ConnState::kQueued) Dequeue(c);
+    if (c.slot != nullptr) KillSlot(c);
+    Exchange& x = EnsureExchangeBuffers(c);
+    if (!c.req_done) close = true;  // unread body bytes would be taken for the next request
+    c.close_after |= close;
+    c.status = status;
+    c.state = ConnState::kResponding;
+    TimerList::Unlink(&c.timer);
+    x.out_len = static_cast<uint32_t>(http::WriteErrorResponse(
+        status, c.close_after, status == 503 ? 1 : 0, x.out, head_pool_.size()));
+    x.out_sent = 0;
+    x.fwd_len = 0;
+    SendToClient(c);
+  }
+
+  void FinishRequest(Connection& c) {
+    Exchange& x = *c.x;
+    LogRequest(c);
+    if (c.close_after || c.client_eof) {
+      Close(c);
+      return;
+    }
+    // Pipelined bytes of the next request move to the front of `in`.
+    const uint32_t rest = x.in_len - x.in_scan;
+    std::memmove(x.in, x.in + x.in_scan, rest);
+    x.in_len = rest;
+    x.in_scan = 0;
+    x.head_len = 0;
+    x.req.Begin(x.in);
+    c.pool = nullptr;
+    c.state = ConnState::kIdle;
+    DrainPending(c);
+    if (x.in_len == 0 && c.pend_head < 0) {
+      ReleaseExchange(c);
+      keepalive_timers_.Start(&c.timer, now_ns_);
+      return;
+    }
+    ProcessInput(c);
+  }
+
+  void LogRequest(Connection& c) {
+    const int cls = c.status / 100;
+    if (cls >= 1 && cls <= 5) {
+      stats_->responses_by_class[cls].fetch_add(1, std::memory_order_relaxed);
+    }
+    if (!access_log_.enabled() || c.x == nullptr) return;
+    const http::MessageHead& req = c.x->req.head();
+    const bool have_head = c.x->req.head_done();
+    AccessLog::Entry e{};
+    timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    e.unix_ms = int64_t{ts.tv_sec} * 1000 + ts.tv_nsec / 1'000'000;
+    e.client_ip = std::string_view(c.ip, c.ip_len);
+    if (have_head) {
+      e.method = req.Str(req.method_name);
+      e.target = req.Str(req.target);
+      const int host = req.host_index;
+      if (host >= 0) e.host = req.Value(host);
+      const int ua = req.Find("user-agent");
+      if (ua >= 0) e.user_agent = req.Value(ua);
+      const int ref = req.Find("referer");
+      if (ref >= 0) e.referer = req.Value(ref);
+      e.version_minor = req.version_minor;
+    } else {
+      e.method = "-";
+      e.target = "-";
+      e.version_minor = 1;
+    }
+    e.status = c.status;
+    e.bytes_sent = c.bytes_out;
+    e.duration_us = (now_ns_ - c.start_ns) / 1000;
+    e.queue_wait_us = c.queue_wait_ns / 1000;
+    e.pool = c.pool != nullptr ? std::string_view(c.pool->name()) : std::string_view("-");
+    e.service = "-";
+    e.request_id = c.pool != nullptr ? std::string_view(c.request_id, 32) : std::string_view("-");
+    access_log_.Append(e);
+  }
+
+  void FlushAccessLog() {
+    if (log_write_inflight_) return;
+    const char* data;
+    size_t len;
+    if (!access_log_.NextWrite(&data, &len)) return;
+    io_uring_sqe* sqe = ring_.Sqe();
+    io_uring_prep_write(sqe, access_log_.fd(), data, static_cast<unsigned>(len), -1);
+    io_uring_sqe_set_data64(sqe, io::Tag{kOpLogWrite, 0, 0}.Pack());
+    log_write_inflight_ = true;
+  }
+
+  // ---------------------------------------------------------------- timers
+
+  void OnTick() {
+    if (!shared_->stop.load()) ArmTick();
+    now_ns_ = MonotonicNanos();
+    while (TimerNode* n = header_timers_.Expired(now_ns_)) {
+      Connection& c = *FromTimerNode(n);
+      TimerList::Unlink(n);
+      L7PX_LOG_LIMITED(kInfo, "client {}: header_timeout", std::string_view(c.ip, c.ip_len));
+      Respond(c, 408, /*close=*/true);
+    }
+    while (TimerNode* n = keepalive_timers_.Expired(now_ns_)) {
+      TimerList::Unlink(n);
+      Close(*FromTimerNode(n));
+    }
+    for (size_t p = 0; p < queues_.size(); ++p) {
+      while (TimerNode* n = queues_[p]->list.Expired(now_ns_)) {
+        Connection& c = *FromQueueNode(n);
+        stats_->shed_queue_timeout.fetch_add(1, std::memory_order_relaxed);
+        L7PX_LOG_LIMITED(kWarn, "pool {}: request waited past queue_timeout; 503",
+                         shared_->pools[p]->name());
+        Respond(c, 503, /*close=*/false);
+      }
+      while (TimerNode* n = response_timers_[p]->Expired(now_ns_)) {
+        Connection& c = *FromTimerNode(n);
+        TimerList::Unlink(n);
+        L7PX_LOG_LIMITED(kWarn, "pool {}: service {} silent past response_timeout",
+                         shared_->pools[p]->name(),
+                         c.slot != nullptr ? c.slot->service_id() : std::string("?"));
+        if (c.response_started) {
+          Close(c);
+        } else {
+          Respond(c, 504, /*close=*/!c.req_done);
+        }
+      }
+    }
+  }
+
+  void RearmStarved() {
+    if (starved_.empty() || buffers_.outstanding() + 16 > kProvidedBufferCount) return;
+    for (Connection* c : starved_) {
+      if (!c->needs_rearm) continue;
+      c->needs_rearm = false;
+      if (c->state != ConnState::kClosing && c->pend_head < 0) ArmClientRecv(*c);
+    }
+    starved_.clear();
+  }
+
+  int id_;
+  SharedState* shared_;
+  WorkerStats* stats_;
+  const config::Config& cfg_;
+  io::Ring ring_;
+  io::BufferRing buffers_;
+  std::vector<int32_t> pend_next_;
+  std::vector<uint32_t> pend_len_;
+  std::vector<UniqueFd> listeners_;
+  std::vector<std::unique_ptr<Connection>> conns_;
+  Connection* free_conns_ = nullptr;
+  std::vector<Exchange*> free_exchanges_;
+  std::vector<Connection*> starved_;
+  BufferPool in_pool_;
+  BufferPool head_pool_;
+  BufferPool resp_pool_;
+  TimerList header_timers_;
+  TimerList keepalive_timers_;
+  std::vector<std::unique_ptr<WaitQueue>> queues_;
+  std::vector<std::unique_ptr<TimerList>> response_timers_;
+  http::Parser::Limits request_limits_;
+  http::RequestIdGenerator request_ids_;
+  AccessLog access_log_;
+  bool log_write_inflight_ = false;
+  int64_t now_ns_ = 0;
+  __kernel_timespec tick_ts_{};
+};
+
+Worker::Worker(int id, SharedState* shared) : id_(id), shared_(shared) {}
+
+Worker::~Worker() { Join(); }
+
+absl::Status Worker::Start() {
+  loop_ = std::make_unique<Loop>(id_, shared_, &stats_);
+  std::promise<absl::Status> started;
+  std::future<absl::Status> result = started.get_future();
+  thread_ = std::thread([this, started = std::move(started)]() mutable {
+    absl::Status status = loop_->Init();
+    if (status.ok()) ring_fd_ = loop_->ring_fd();
+    const bool ok = status.ok();
+    started.set_value(std::move(status));
+    if (ok) loop_->Run(go_);
+  });
+  absl::Status status = result.get();
+  if (!status.ok()) thread_.join();
+  return status;
+}
+
+void Worker::Go() {
+  go_.store(true, std::memory_order_release);
+  go_.notify_all();
+}
+
+void Worker::Join() {
+  if (thread_.joinable()) {
+    Go();  // a worker never released still has to leave its wait
+    thread_.join();
+  }
+}
+
+}  // namespace l7px::proxy

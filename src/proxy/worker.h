@@ -1,0 +1,55 @@
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <thread>
+
+#include "absl/status/status.h"
+#include "proxy/shared_state.h"
+
+namespace l7px::proxy {
+
+// Per-worker counters, written only by the owning worker (relaxed), read by stats.
+struct WorkerStats {
+  std::atomic<uint64_t> accepted{0};
+  std::atomic<uint64_t> requests{0};
+  std::atomic<uint64_t> responses_by_class[6] = {};  // index status/100
+  std::atomic<uint64_t> shed_queue_full{0};
+  std::atomic<uint64_t> shed_queue_timeout{0};
+  std::atomic<uint64_t> retries{0};
+  std::atomic<uint64_t> stale_completions{0};
+  std::atomic<uint64_t> enobufs{0};
+  std::atomic<int64_t> client_connections{0};
+};
+
+// A worker thread: one io_uring (single issuer), its own SO_REUSEPORT front listeners with
+// multishot accept, multishot recv into a provided-buffer ring, and every client connection it
+// accepted. Never blocks, never takes a lock on the request path.
+class Worker {
+ public:
+  Worker(int id, SharedState* shared);
+  ~Worker();
+  Worker(const Worker&) = delete;
+  Worker& operator=(const Worker&) = delete;
+
+  // Starts the thread, creates the ring and listeners there; returns when the ring fd is known
+  // (ring_fd()) or with the error. The loop waits for Go() before serving.
+  absl::Status Start();
+  void Go();
+  void Join();
+  int ring_fd() const { return ring_fd_; }
+  const WorkerStats& stats() const { return stats_; }
+
+ private:
+  class Loop;
+  int id_;
+  SharedState* shared_;
+  std::unique_ptr<Loop> loop_;
+  std::thread thread_;
+  int ring_fd_ = -1;
+  std::atomic<bool> go_{false};
+  WorkerStats stats_;
+};
+
+}  // namespace l7px::proxy

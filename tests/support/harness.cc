@@ -1,0 +1,93 @@
+#include "support/harness.h"
+
+#include <fstream>
+#include <sstream>
+
+#include "support/net.h"
+
+namespace l7px::testing {
+namespace {
+
+long ReadStatusKiB(pid_t pid, const std::string& key) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/status");
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.rfind(key + ":", 0) == 0) return std::stol(line.substr(key.size() + 1));
+  }
+  return -1;
+}
+
+std::string ReadFile(const std::string& path) {
+  std::ifstream in(path);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+}  // namespace
+
+std::string BuiltBinary(const std::string& name) {
+  const std::string l7px = L7PX_BINARY;
+  return l7px.substr(0, l7px.rfind('/') + 1) + "tests/" + name;
+}
+
+ProxyHarness::ProxyHarness(const std::string& name)
+    : dir_(MakeTempDir(name)), front_port_(FreePort()), register_port_(FreePort()) {
+  while (register_port_ == front_port_) register_port_ = FreePort();
+}
+
+ProxyHarness::~ProxyHarness() {
+  services_.clear();  // kills services first
+  proxy_.Kill();
+}
+
+std::string ProxyHarness::WriteConfig(const std::string& pools_and_routes,
+                                      const std::string& server_extra,
+                                      const std::string& register_extra, int workers) {
+  const std::string path = dir_ + "/l7px.toml";
+  std::ofstream out(path);
+  out << "[server]\n"
+      << "workers = " << workers << "\n"
+      << "listen = [\"127.0.0.1:" << front_port_ << "\"]\n"
+      << server_extra << "\n"
+      << "[register]\n"
+      << "listen = [\"127.0.0.1:" << register_port_ << "\"]\n"
+      << register_extra << "\n"
+      << "[admin]\nlisten = \"\"\n"
+      << "[upgrade]\nsocket = \"" << dir_ << "/upgrade.sock\"\n"
+      << "[log]\nlevel = \"info\"\naccess = \"" << dir_ << "/access.log\"\n"
+      << pools_and_routes << "\n";
+  return path;
+}
+
+bool ProxyHarness::StartProxy(const std::string& config_path) {
+  proxy_ = ChildProcess::Start({L7PX_BINARY, "-c", config_path}, dir_ + "/l7px.log");
+  return WaitForPort(front_port_, std::chrono::seconds(10)) &&
+         WaitForPort(register_port_, std::chrono::seconds(10));
+}
+
+std::string ProxyHarness::AccessLog() const { return ReadFile(dir_ + "/access.log"); }
+
+ChildProcess& ProxyHarness::StartService(const std::vector<std::string>& args, bool wait_ready) {
+  std::vector<std::string> argv = {BuiltBinary("l7px_test_service")};
+  bool has_proxy = false;
+  for (const auto& a : args) has_proxy |= (a == "--proxy" || a == "--listen");
+  if (!has_proxy) {
+    argv.push_back("--proxy");
+    argv.push_back("127.0.0.1:" + std::to_string(register_port_));
+  }
+  argv.insert(argv.end(), args.begin(), args.end());
+  const std::string log = dir_ + "/service" + std::to_string(service_count_++) + ".log";
+  services_.push_back(ChildProcess::Start(argv, log));
+  ChildProcess& child = services_.back();
+  if (wait_ready) {
+    WaitFor([&] { return child.ReadLog().find("ready") != std::string::npos || !child.running(); },
+            std::chrono::seconds(10));
+  }
+  return child;
+}
+
+long ProxyHarness::ProxyRssKiB() const { return ReadStatusKiB(proxy_.pid(), "VmRSS"); }
+long ProxyHarness::ProxyPeakRssKiB() const { return ReadStatusKiB(proxy_.pid(), "VmHWM"); }
+
+}  // namespace l7px::testing

@@ -1,0 +1,57 @@
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <string>
+#include <deque>
+#include <vector>
+
+#include "support/process.h"
+
+namespace l7px::testing {
+
+// Starts the real l7px binary on kernel-chosen loopback ports, and scripted services that
+// register to it. Everything it starts is killed when it is destroyed.
+class ProxyHarness {
+ public:
+  explicit ProxyHarness(const std::string& name);
+  ~ProxyHarness();
+
+  uint16_t front_port() const { return front_port_; }
+  uint16_t register_port() const { return register_port_; }
+  const std::string& dir() const { return dir_; }
+
+  // Writes a config: [server] with the front port and `server_extra` lines, [register] with the
+  // register port and `register_extra`, [log], then `pools_and_routes` verbatim (TOML).
+  // Returns the config path.
+  std::string WriteConfig(const std::string& pools_and_routes, const std::string& server_extra = "",
+                          const std::string& register_extra = "", int workers = 2);
+
+  // Starts l7px with the config and waits until its front port accepts connections.
+  bool StartProxy(const std::string& config_path);
+  ChildProcess& proxy() { return proxy_; }
+  std::string ProxyLog() const { return proxy_.ReadLog(); }
+  std::string AccessLog() const;
+
+  // Starts tests/support/tools/l7px_test_service registered to this proxy with `args`
+  // (e.g. {"--slots", "2", "--pool", "api"}), waiting for its "ready" line when `wait_ready`.
+  ChildProcess& StartService(const std::vector<std::string>& args, bool wait_ready = true);
+  std::deque<ChildProcess>& services() { return services_; }
+
+  // Resident set size of the proxy in KiB (VmRSS) and its peak (VmHWM).
+  long ProxyRssKiB() const;
+  long ProxyPeakRssKiB() const;
+
+ private:
+  std::string dir_;
+  uint16_t front_port_;
+  uint16_t register_port_;
+  ChildProcess proxy_;
+  std::deque<ChildProcess> services_;  // deque: references stay valid
+  int service_count_ = 0;
+};
+
+// Path of a binary built next to l7px (e.g. "l7px_test_service").
+std::string BuiltBinary(const std::string& name);
+
+}  // namespace l7px::testing
