@@ -113,7 +113,8 @@ struct ServiceOptions {
   // Limits on one request; beyond them the SDK answers 431 / 413 and closes the slot.
   size_t max_header_bytes = 64 * 1024;
   size_t max_body_bytes = 64 * 1024 * 1024;
-  // Log sink for state changes (one line each, no trailing newline). Unset = stderr.
+  // Log sink for state changes (one line each, no trailing newline). Unset = stderr. Calls are
+  // serialized by the SDK but come from slot threads.
   // Lines are emitted once per state change per proxy (registered, refused with a status,
   // dial failed with an error), never once per retry.
   std::function<void(std::string_view line)> log;

@@ -136,25 +136,13 @@ bool IsBracketedIpv6(std::string_view host) {
   return inet_pton(AF_INET6, ip.c_str(), &addr) == 1;
 }
 
-// Bytes toml++ must not see, and a replacement byte it rejects without tripping.
+// Where toml++ must not look, what is wrong there, and a byte that toml++ rejects cleanly in
+// its place.
 struct Trap {
   size_t offset;
-  size_t length;
-  char replacement;
   std::string_view problem;
+  char sentinel = '\x01';
 };
-
-// Length of the UTF-8 sequence starting at `at` (1 for a stray byte).
-size_t Utf8Length(std::string_view text, size_t at) {
-  const unsigned char lead = static_cast<unsigned char>(text[at]);
-  const size_t want = lead >= 0xF0 ? 4 : lead >= 0xE0 ? 3 : lead >= 0xC0 ? 2 : 1;
-  size_t len = 1;
-  while (len < want && at + len < text.size() &&
-         (static_cast<unsigned char>(text[at + len]) & 0xC0) == 0x80) {
-    ++len;
-  }
-  return len;
-}
 
 // toml++ 3.3 asserts (and, under clang with NDEBUG, assumes) things that invalid input breaks:
 // a table header's first key character ("[#a]", "[=]"), an array element not starting with '}'
@@ -201,8 +189,7 @@ std::optional<Trap> FindTomlTrap(std::string_view text) {
                                    (k >= '0' && k <= '9') || k == '_' || k == '-' || k == '"' ||
                                    k == '\'' || k == ']';
             if (!key_start) {
-              return Trap{j, Utf8Length(text, j), ']',
-                          "bad table header: expected a key after '['"};
+              return Trap{j, "bad table header: expected a key after '['", ']'};
             }
           }
         }
@@ -212,7 +199,10 @@ std::optional<Trap> FindTomlTrap(std::string_view text) {
       }
     }
     if (c == '\n') {
-      if (open.empty()) line_start = true;
+      if (open.empty()) {
+        line_start = true;
+        last = '\n';
+      }
       in_header = false;
       ++i;
     } else if (c == '#') {
@@ -232,8 +222,7 @@ std::optional<Trap> FindTomlTrap(std::string_view text) {
             const bool line_end = space();
             while (space()) ++i;
             if (high(i)) {
-              return Trap{i, Utf8Length(text, i), '\x01',
-                          "non-ASCII character after a backslash in a multi-line string"};
+              return Trap{i, "non-ASCII character after a backslash in a multi-line string"};
             }
             if (!line_end && i < n) ++i;  // the escaped character
           } else if (starts(i, triple)) {
@@ -265,14 +254,27 @@ std::optional<Trap> FindTomlTrap(std::string_view text) {
     } else if ((c == ']' || c == '}') && !in_header) {
       if (!open.empty()) {
         if (c == '}' && open.back() == '[' && (last == '[' || last == ',')) {
-          return Trap{i, 1, ',', "expected a value or ']' in the array, got '}'"};
+          return Trap{i, "expected a value or ']' in the array, got '}'"};
         }
         open.pop_back();
       }
       last = c;
       ++i;
+    } else if (!in_header && !blank(i) && c != '\r' &&
+               (last == '=' ||
+                ((last == '[' || last == ',') && !open.empty() && open.back() == '['))) {
+      // A bare value (number, date, boolean): toml++ reads it up to a terminator, quotes and
+      // all, testing every byte for whitespace. The first byte is always taken (it may be a
+      // stray ','), so the scan advances.
+      do {
+        if (high(i)) {
+          return Trap{i, "non-ASCII character outside a string"};
+        }
+        ++i;
+      } while (i < n && std::string_view(" \t\r\n]},#").find(text[i]) == std::string_view::npos);
+      last = text[i - 1];
     } else if (high(i)) {
-      return Trap{i, Utf8Length(text, i), '\x01', "non-ASCII character outside a string"};
+      return Trap{i, "non-ASCII character outside a string"};
     } else {
       if (!blank(i) && c != '\r') last = c;
       ++i;
@@ -954,12 +956,12 @@ absl::StatusOr<Config> Parse(std::string_view toml_text, std::string_view source
                                                    ": ", ToAbsl(error.description())));
   };
   if (const std::optional<Trap> trap = FindTomlTrap(toml_text)) {
-    // The patched text fails at the trap at the latest; an earlier error is the real one.
-    std::string patched(toml_text);
-    patched.replace(trap->offset, trap->length, trap->length, trap->replacement);
-    const int line =
-        1 + static_cast<int>(std::count(toml_text.begin(), toml_text.begin() + trap->offset, '\n'));
-    toml::parse_result result = toml::parse(patched, source);
+    // The text before the trap is safe to parse; the sentinel there ends it with an error on
+    // the trap's line, so an error on an earlier line is the real one.
+    std::string safe(toml_text.substr(0, trap->offset));
+    const int line = 1 + static_cast<int>(std::count(safe.begin(), safe.end(), '\n'));
+    safe += trap->sentinel;
+    toml::parse_result result = toml::parse(safe, source);
     if (!result && static_cast<int>(result.error().source().begin.line) < line) {
       return syntax_error(result.error());
     }

@@ -348,9 +348,14 @@ struct ParserCallbacks {
         return IsSpaceBeforeColon(self, llhttp_get_error_pos(&self->llhttp_), end)
                    ? ParseError::kSpaceBeforeColon
                    : ParseError::kMalformed;
-      case HPE_INVALID_VERSION:
-        // "HTTP/1.2", "HTTP/3.0": a well-formed version we do not speak.
-        return HasHttpPrefix(self) ? ParseError::kVersionNotSupported : ParseError::kMalformed;
+      case HPE_INVALID_VERSION: {
+        // "HTTP/1.2", "HTTP/3.0": a well-formed version we do not speak. But a version we do
+        // speak followed by junk ("HTTP/1.1 extra") is a malformed request line.
+        if (!HasHttpPrefix(self)) return ParseError::kMalformed;
+        const std::string_view v = self->head_.Str(self->version_);
+        return (v == "1.0" || v == "1.1") ? ParseError::kMalformed
+                                          : ParseError::kVersionNotSupported;
+      }
       case HPE_PAUSED_H2_UPGRADE:  // the HTTP/2 connection preface
         return ParseError::kVersionNotSupported;
       case HPE_UNEXPECTED_CONTENT_LENGTH:  // duplicate CL, CL with TE

@@ -118,10 +118,11 @@ bool IsRewritten(std::string_view name) {
 }
 
 // Copies the end-to-end fields; `keep_upgrade` keeps Upgrade for a protocol switch.
-void EndToEndFields(Writer& w, const MessageHead& h, bool keep_upgrade) {
+void EndToEndFields(Writer& w, const MessageHead& h, bool keep_upgrade, bool drop_expect = false) {
   for (int i = 0; i < h.header_count; ++i) {
     std::string_view name = h.Name(i);
     if (IsRewritten(name)) continue;
+    if (drop_expect && EqualsIgnoreCase(name, "expect")) continue;
     if (!(keep_upgrade && EqualsIgnoreCase(name, "upgrade"))) {
       if (IsHopByHop(name) || NamedInConnection(h, name)) continue;
     }
@@ -158,7 +159,7 @@ size_t WriteServiceRequestHead(const MessageHead& request, const ServiceRequestC
     host = request.host_index >= 0 ? request.Value(request.host_index) : std::string_view{};
   }
   w.Field("Host", host);  // an HTTP/1.0 request may lack one; HTTP/1.1 requires the field
-  EndToEndFields(w, request, request.upgrade);
+  EndToEndFields(w, request, request.upgrade, ctx.drop_expect);
   FramingFields(w, request, false);
   if (request.upgrade) w.Put("Connection: upgrade\r\n");
   MergedField(w, request, "X-Forwarded-For", ctx.client_ip);

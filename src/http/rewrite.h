@@ -14,6 +14,9 @@ struct ServiceRequestContext {
   std::string_view client_ip;   // appended to X-Forwarded-For
   std::string_view proto;       // X-Forwarded-Proto when absent ("http")
   std::string_view request_id;  // X-Request-Id when absent
+  // l7px answers "Expect: 100-continue" itself (when it dispatches the request), so the field
+  // is not forwarded: the service sees a request whose body is already on its way.
+  bool drop_expect = false;
 };
 
 // The request head sent to a service: request line "METHOD origin-form-target HTTP/1.1";

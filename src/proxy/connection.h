@@ -62,6 +62,7 @@ enum class ConnState : uint8_t {
   kResponding,   // sending a response l7px made itself (errors)
   kTunnel,       // after 101: raw bytes both ways
   kClosing,      // waiting for in-flight operations before the fd is closed
+  kFree,         // on the worker's free list
 };
 
 struct Connection {
@@ -83,7 +84,8 @@ struct Connection {
   bool slot_recv_busy = false;
   bool slot_unusable = false;   // the service broke the protocol: do not reuse the slot
   bool retry_pending = false;   // re-dispatch once the failed slot's operations drained
-  bool interim_pending = false; // a 1xx head is being forwarded; parse on after it is sent
+  bool interim_pending = false; // a 1xx head is being sent; parse on after it is sent
+  bool continue_sent = false;   // l7px answered Expect: 100-continue for this request
 
   // Provided buffers received but not yet copied into `in` (backpressure).
   int32_t pend_head = -1;
@@ -114,6 +116,8 @@ struct Connection {
   bool decode_body = false;
   bool tunnel_client_eof = false;
   char request_id[32];
+  char service[64];  // service id of the slot that answered (for the access log)
+  uint8_t service_len = 0;
   Connection* next_free = nullptr;
 };
 

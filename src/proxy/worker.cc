@@ -215,12 +215,18 @@ class Worker::Loop {
         OnClientSent(c, cqe->res);
         break;
       case kOpSlotSend:
-        --c.slot_ops;
-        OnSlotSent(c, cqe->res);
-        break;
       case kOpSlotRecv:
+        if (c.slot == nullptr) {  // cannot happen: slot ops hold the slot until they complete
+          stats_->stale_completions.fetch_add(1, std::memory_order_relaxed);
+          L7PX_LOG_LIMITED(kError, "worker {}: slot completion without a slot", id_);
+          return;
+        }
         --c.slot_ops;
-        OnSlotRecv(c, cqe->res);
+        if (tag.op == kOpSlotSend) {
+          OnSlotSent(c, cqe->res);
+        } else {
+          OnSlotRecv(c, cqe->res);
+        }
         break;
       case kOpCancel:
         --c.ops;
@@ -309,7 +315,7 @@ class Worker::Loop {
   }
 
   void Close(Connection& c) {
-    if (c.state == ConnState::kClosing) return;
+    if (c.state == ConnState::kClosing || c.state == ConnState::kFree) return;
     if (c.state == ConnState::kQueued) Dequeue(c);
     c.state = ConnState::kClosing;
     TimerList::Unlink(&c.timer);
@@ -324,6 +330,7 @@ class Worker::Loop {
     DropPending(c);
     ReleaseExchange(c);
     c.fd.Reset();
+    c.state = ConnState::kFree;  // freed once: later MaybeFree calls in this call chain no-op
     ++c.generation;
     stats_->client_connections.fetch_sub(1, std::memory_order_relaxed);
     c.next_free = free_conns_;
@@ -518,9 +525,10 @@ class Worker::Loop {
     c.status = 0;
     c.bytes_out = 0;
     c.response_started = c.resp_head_done = c.resp_done = false;
-    c.req_done = c.req_sent = c.abandon_request = false;
+    c.req_done = c.req_sent = c.abandon_request = c.continue_sent = false;
     c.queue_wait_ns = 0;
     c.pool = nullptr;
+    c.service_len = 0;
     // Body bytes already here are parsed now, so we know whether the request is complete.
     if (!ScanBody(c)) return;
     char host_buf[256];
@@ -536,6 +544,7 @@ class Worker::Loop {
     ctx.client_ip = std::string_view(c.ip, c.ip_len);
     ctx.proto = "http";
     ctx.request_id = request_ids_.Next(c.request_id);
+    ctx.drop_expect = head.expect_continue;
     x.aux_len = static_cast<uint32_t>(
         http::WriteServiceRequestHead(head, ctx, x.aux, head_pool_.size()));
     if (x.aux_len == 0) {
@@ -667,6 +676,9 @@ class Worker::Loop {
     Exchange& x = *c.x;
     c.state = ConnState::kExchange;
     c.slot = slot;
+    const std::string& service = slot->service_id();
+    c.service_len = static_cast<uint8_t>(std::min(service.size(), sizeof(c.service)));
+    std::memcpy(c.service, service.data(), c.service_len);
     c.slot_dead = c.slot_unusable = c.retry_pending = c.interim_pending = false;
     ++c.attempts;
     x.aux_sent = 0;
@@ -683,6 +695,16 @@ class Worker::Loop {
     if (!ScanBody(c)) return;
     SendToSlot(c);
     ArmSlotRecv(c);
+    const http::MessageHead& req = x.req.head();
+    if (req.expect_continue && !c.req_done && !req.is_http10() && !c.continue_sent) {
+      // The request has a slot now: let the client send its body.
+      static constexpr std::string_view kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
+      c.continue_sent = true;
+      std::memcpy(x.out, kContinue.data(), kContinue.size());
+      x.out_len = static_cast<uint32_t>(kContinue.size());
+      c.interim_pending = true;
+      SendToClient(c);
+    }
   }
 
   // Parses request body bytes waiting in `in` (up to the end of the message). False when the
@@ -757,12 +779,15 @@ class Worker::Loop {
       x.in_scan -= n;
     }
     x.body_in_flight = 0;
+    DrainPending(c);
     if (c.state == ConnState::kTunnel) {
-      DrainPending(c);
       PumpTunnelToSlot(c);
       return;
     }
-    DrainPending(c);
+    if (c.abandon_request) {
+      MaybeFinishExchange(c);
+      return;
+    }
     if (!ScanBody(c)) return;
     SendToSlot(c);
   }
@@ -802,13 +827,14 @@ class Worker::Loop {
       return;
     }
     x.resp_len += static_cast<uint32_t>(res);
-    response_timers_[c.pool->id()]->Start(&c.timer, now_ns_);
     if (c.state == ConnState::kTunnel) {
       x.fwd_off = 0;
       x.fwd_len = x.resp_len;
       SendToClient(c);
       return;
     }
+    response_timers_[c.pool->id()]->Start(&c.timer, now_ns_);  // silence is measured per read
+    if (c.client_send_busy) return;  // an interim response is going out; parsed after it
     ProcessResponse(c);
   }
 
@@ -921,12 +947,12 @@ class Worker::Loop {
     }
   }
 
-  // After a client send completed: parse what is buffered or read more from the slot.
+  // After an interim response went out: parse what is buffered or read more from the slot.
   void ContinueResponse(Connection& c) {
     Exchange& x = *c.x;
     if (x.resp_len > x.resp_scan) {
       ProcessResponse(c);
-    } else {
+    } else if (!c.slot_recv_busy) {
       x.resp_len = x.resp_scan = 0;
       ArmSlotRecv(c);
     }
@@ -949,7 +975,7 @@ class Worker::Loop {
     io_uring_prep_sendmsg(sqe, c.fd.get(), &x.client_msg, MSG_NOSIGNAL);
     io_uring_sqe_set_data64(sqe, TagOf(kOpClientSend, c));
     c.client_send_busy = true;
-    c.response_started = true;
+    if (!c.interim_pending) c.response_started = true;
     ++c.ops;
   }
 
@@ -1057,8 +1083,8 @@ class Worker::Loop {
     L7PX_LOG_LIMITED(kWarn, "pool {}: slot of {} failed ({}) {}", c.pool->name(),
                      c.slot->service_id(), res == 0 ? "closed" : strerror(-res),
                      nothing_received ? "before any response byte" : "mid-response");
-    KillSlot(c);
     if (c.response_started) {
+      KillSlot(c);
       Close(c);  // headers already went out: abort the client connection
       return;
     }
@@ -1067,10 +1093,11 @@ class Worker::Loop {
                             http::IsIdempotentMethod(req.method);
     if (replayable && c.attempts <= c.pool->settings().retries) {
       stats_->retries.fetch_add(1, std::memory_order_relaxed);
-      c.retry_pending = true;
-      if (c.slot_ops == 0) RetireSlot(c);
+      c.retry_pending = true;  // RetireSlot re-dispatches once the slot's ops drained
+      KillSlot(c);
       return;
     }
+    KillSlot(c);
     Respond(c, 502, /*close=*/!c.req_done);
   }
 
@@ -1096,6 +1123,7 @@ class Worker::Loop {
   }
 
   void RetireSlot(Connection& c) {
+    if (c.slot == nullptr) return;
     PostRetire(c.slot);
     c.slot = nullptr;
     c.slot_dead = false;
@@ -1112,6 +1140,7 @@ class Worker::Loop {
   void Respond(Connection& c, int status, bool close) {
     if (c.state == ConnState::kQueued) Dequeue(c);
     if (c.slot != nullptr) KillSlot(c);
+    if (c.slot != nullptr) close = true;  // still draining its ops: no next request here
     Exchange& x = EnsureExchangeBuffers(c);
     if (!c.req_done) close = true;  // unread body bytes would be taken for the next request
     c.close_after |= close;
@@ -1183,7 +1212,8 @@ class Worker::Loop {
     e.duration_us = (now_ns_ - c.start_ns) / 1000;
     e.queue_wait_us = c.queue_wait_ns / 1000;
     e.pool = c.pool != nullptr ? std::string_view(c.pool->name()) : std::string_view("-");
-    e.service = "-";
+    e.service = c.service_len > 0 ? std::string_view(c.service, c.service_len)
+                                  : std::string_view("-");
     e.request_id = c.pool != nullptr ? std::string_view(c.request_id, 32) : std::string_view("-");
     access_log_.Append(e);
   }

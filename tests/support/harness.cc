@@ -1,5 +1,8 @@
 #include "support/harness.h"
 
+#include <gtest/gtest.h>
+
+#include <cstdlib>
 #include <fstream>
 #include <sstream>
 
@@ -39,6 +42,11 @@ ProxyHarness::ProxyHarness(const std::string& name)
 ProxyHarness::~ProxyHarness() {
   services_.clear();  // kills services first
   proxy_.Kill();
+  // Keep the logs of a failed test for inspection; drop the rest.
+  if (!::testing::Test::HasFailure()) {
+    const std::string cmd = "rm -rf '" + dir_ + "'";
+    if (std::system(cmd.c_str()) != 0) return;
+  }
 }
 
 std::string ProxyHarness::WriteConfig(const std::string& pools_and_routes,
@@ -62,8 +70,16 @@ std::string ProxyHarness::WriteConfig(const std::string& pools_and_routes,
 
 bool ProxyHarness::StartProxy(const std::string& config_path) {
   proxy_ = ChildProcess::Start({L7PX_BINARY, "-c", config_path}, dir_ + "/l7px.log");
-  return WaitForPort(front_port_, std::chrono::seconds(10)) &&
-         WaitForPort(register_port_, std::chrono::seconds(10));
+  // Stop waiting as soon as the proxy exits (e.g. it rejected the config).
+  auto up = [&](uint16_t port) {
+    return WaitFor(
+               [&] {
+                 return !proxy_.running() || WaitForPort(port, std::chrono::milliseconds(20));
+               },
+               std::chrono::seconds(10)) &&
+           proxy_.running();
+  };
+  return up(front_port_) && up(register_port_);
 }
 
 std::string ProxyHarness::AccessLog() const { return ReadFile(dir_ + "/access.log"); }

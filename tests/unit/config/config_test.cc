@@ -457,6 +457,16 @@ TEST(ConfigTest, TomlTrapsAreErrorsNotCrashes) {
   }
   EXPECT_EQ(ErrorOf(Lines({"[server]", "listen = [", "  }]"})),
             "t.toml:3: expected a value or ']' in the array, got '}'");
+  for (std::string_view text : {"\xc3\xa9", "a = 1 \xc3\xa9", "a = [\xc3\xa9]", "a = 0x\xc3\xa9",
+                                "a = 1=\"\xc3\xa9\"", "a = 1'\"\"\"\xc2\xb5", "\xef\xbb\xbd"}) {
+    EXPECT_THAT(ErrorOf(text), HasSubstr("non-ASCII character outside a string")) << text;
+  }
+  EXPECT_THAT(ErrorOf("a = \"\"\"x\\\n  \xc3\xa9\"\"\""), HasSubstr("after a backslash"));
+  // Non-ASCII text inside strings and comments is fine.
+  EXPECT_THAT(ErrorOf("a = \"\xc3\xa9\" # \xc3\xa9\n"), HasSubstr("unknown key \"a\""));
+  // Stray commas must not stall the scan.
+  EXPECT_THAT(ErrorOf("a = [1,,]"), testing::StartsWith("t.toml:1: "));
+  EXPECT_THAT(ErrorOf("a = [,"), testing::StartsWith("t.toml:1: "));
   // An earlier syntax error is reported first.
   EXPECT_THAT(ErrorOf(Lines({"a = ", "[#]"})), testing::StartsWith("t.toml:1: "));
 }

@@ -467,6 +467,16 @@ TEST(RequestErrors, VersionNotSupported) {
       Request());
 }
 
+TEST(RequestErrors, JunkAfterASupportedVersionIsMalformed) {
+  ExpectErrors(
+      {
+          {"GET / HTTP/1.1 extra\r\nHost: a\r\n\r\n", ParseError::kMalformed},
+          {"GET / HTTP/1.0x\r\n\r\n", ParseError::kMalformed},
+          {"GET / HTTP/1.1\tjunk\r\nHost: a\r\n\r\n", ParseError::kMalformed},
+      },
+      Request());
+}
+
 TEST(RequestErrors, ConnectIsNotAllowed) {
   ExpectErrors({{"CONNECT a.example:443 HTTP/1.1\r\nHost: a.example:443\r\n\r\n",
                  ParseError::kMethodNotAllowed}},

@@ -12,6 +12,7 @@
 #include <cstring>
 #include <mutex>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "base/unique_fd.h"
@@ -494,6 +495,25 @@ TEST(ServiceTest, SetSlotsGrowsAndShrinks) {
     }
   }
   EXPECT_EQ(closed, 2);
+}
+
+TEST(ServiceTest, ServeConnectionWithoutProxyAndStopWakesIt) {
+  int pair[2];
+  ASSERT_EQ(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, pair), 0);
+  UniqueFd ours(pair[0]);
+  Service service(ServiceOptions{}, [](const Request& req, Response& resp) {
+    resp.body = req.path + " slot " + std::to_string(req.slot);
+  });
+  std::atomic<uint64_t> served{~0ull};
+  std::thread server([&] { served = service.ServeConnection(pair[1]); });
+  std::string carry;
+  EXPECT_EQ(
+      testing::BodyOf(Exchange(ours.get(), "GET /direct HTTP/1.1\r\nHost: a\r\n\r\n", &carry)),
+      "/direct slot -1");
+  service.Stop();  // the idle connection is closed and the call returns
+  server.join();
+  EXPECT_EQ(served.load(), 1u);
+  EXPECT_EQ(RecvUntilClose(ours.get(), kTimeout), "");
 }
 
 TEST(ServiceTest, StartRejectsBadOptions) {

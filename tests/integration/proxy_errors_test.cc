@@ -1,0 +1,226 @@
+// Integration: what clients see when their request is bad, when no route matches, and when the
+// client or the service is too slow (header_timeout, response_timeout).
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <string>
+
+#include "support/clients.h"
+#include "support/integration.h"
+#include "support/net.h"
+
+namespace l7px::testing {
+namespace {
+
+using ::testing::HasSubstr;
+using Clock = std::chrono::steady_clock;
+
+constexpr auto kIo = std::chrono::seconds(10);
+constexpr char kDefaultPool[] = "[[pool]]\nname = \"default\"\n";
+
+long MillisSince(Clock::time_point start) {
+  return static_cast<long>(
+      std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - start).count());
+}
+
+class ProxyErrorsTest : public IntegrationTest {
+ protected:
+  // Sends `request` on a fresh connection; expects a `status` answer and the connection closed.
+  void ExpectRejectedAndClosed(const std::string& request, int status) {
+    SCOPED_TRACE(::testing::Message() << "request: " << ::testing::PrintToString(request));
+    UniqueFd fd = ConnectTcp(front());
+    ASSERT_TRUE(fd);
+    ASSERT_TRUE(SendAll(fd.get(), request));
+    std::string seen;
+    EXPECT_TRUE(WaitPeerClosed(fd.get(), kIo, &seen)) << "connection left open; got: " << seen;
+    EXPECT_EQ(StatusOf(seen), status) << seen;
+    EXPECT_EQ(HeaderOf(seen, "Connection"), "close") << seen;
+  }
+};
+
+class ProxyMalformedTest : public ProxyErrorsTest {
+ protected:
+  void SetUp() override {
+    ProxyErrorsTest::SetUp();
+    ASSERT_TRUE(StartProxy(kDefaultPool, "max_body_bytes = \"1KiB\"\n")) << h().ProxyLog();
+    ASSERT_NE(StartService({"--slots", "2"}), nullptr);
+  }
+};
+
+TEST_F(ProxyMalformedTest, BadRequestLine) {
+  ExpectRejectedAndClosed("GARBAGE\r\n\r\n", 400);
+  ExpectRejectedAndClosed("GET /\r\nHost: x\r\n\r\n", 400);
+}
+
+TEST_F(ProxyMalformedTest, TrailingGarbageAfterVersionIs400) {
+  // An invalid request-line (RFC 9112 3), not an unsupported version: 400, not 505.
+  ExpectRejectedAndClosed("GET / HTTP/1.1 extra\r\nHost: x\r\n\r\n", 400);
+}
+
+TEST_F(ProxyMalformedTest, ContentLengthWithTransferEncoding) {
+  ExpectRejectedAndClosed(
+      "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n"
+      "0\r\n\r\n",
+      400);
+}
+
+TEST_F(ProxyMalformedTest, TransferEncodingNotEndingInChunked) {
+  ExpectRejectedAndClosed(
+      "POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked, gzip\r\n\r\n0\r\n\r\n", 400);
+}
+
+TEST_F(ProxyMalformedTest, DifferingContentLengths) {
+  ExpectRejectedAndClosed(
+      "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\nabcd", 400);
+  ExpectRejectedAndClosed("POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 3, 4\r\n\r\nabcd",
+                          400);
+}
+
+TEST_F(ProxyMalformedTest, ObsFold) {
+  ExpectRejectedAndClosed("GET / HTTP/1.1\r\nHost: x\r\nX-Folded: a\r\n  continued\r\n\r\n", 400);
+}
+
+TEST_F(ProxyMalformedTest, SpaceBeforeColon) {
+  ExpectRejectedAndClosed("GET / HTTP/1.1\r\nHost: x\r\nX-Bad : value\r\n\r\n", 400);
+}
+
+TEST_F(ProxyMalformedTest, MissingOrDuplicateHost) {
+  ExpectRejectedAndClosed("GET / HTTP/1.1\r\nX-No-Host: 1\r\n\r\n", 400);
+  ExpectRejectedAndClosed("GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n", 400);
+}
+
+TEST_F(ProxyMalformedTest, BadChunkSize) {
+  ExpectRejectedAndClosed(
+      "POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nabc\r\n0\r\n\r\n",
+      400);
+}
+
+TEST_F(ProxyMalformedTest, HugeHeaderIs431) {
+  ExpectRejectedAndClosed(GetRequest("/", "x", "X-Huge: " + std::string(20000, 'h') + "\r\n"), 431);
+}
+
+TEST_F(ProxyMalformedTest, BodyOverLimitIs413) {
+  // Only the head: the limit is known from Content-Length alone.
+  ExpectRejectedAndClosed("POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 5000\r\n\r\n", 413);
+}
+
+TEST_F(ProxyMalformedTest, ChunkedBodyOverLimitIs413) {
+  const std::string chunk(800, 'c');
+  const std::string request =
+      "POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n320\r\n" + chunk +
+      "\r\n320\r\n" + chunk + "\r\n";
+  ExpectRejectedAndClosed(request, 413);
+}
+
+TEST_F(ProxyMalformedTest, UnsupportedVersionIs505) {
+  ExpectRejectedAndClosed("GET / HTTP/2.0\r\nHost: x\r\n\r\n", 505);
+}
+
+TEST_F(ProxyMalformedTest, GoodRequestStillWorksAfterErrors) {
+  ExpectRejectedAndClosed("GARBAGE\r\n\r\n", 400);
+  const std::string resp = HttpExchange(front(), GetRequest("/fine"));
+  EXPECT_EQ(StatusOf(resp), 200) << resp;
+  EXPECT_EQ(BodyOf(resp), "ok /fine");
+  // A body within the limit passes.
+  const std::string post =
+      HttpExchange(front(), "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\n" +
+                                std::string(1000, 'b'));
+  EXPECT_EQ(StatusOf(post), 200) << post;
+  EXPECT_EQ(ParseEcho(BodyOf(post)).body, std::string(1000, 'b'));
+}
+
+TEST_F(ProxyMalformedTest, ErrorAfterPipelinedGoodRequest) {
+  // The good request is answered, then the bad one gets 400 and the connection closes.
+  UniqueFd fd = ConnectTcp(front());
+  ASSERT_TRUE(fd);
+  ASSERT_TRUE(SendAll(fd.get(), GetRequest("/first") + "BROKEN LINE\r\n\r\n"));
+  std::string seen;
+  EXPECT_TRUE(WaitPeerClosed(fd.get(), kIo, &seen));
+  std::string carry = seen;
+  const std::string first = RecvHttpResponse(-1, &carry, std::chrono::milliseconds(0));
+  EXPECT_EQ(StatusOf(first), 200) << seen;
+  EXPECT_EQ(BodyOf(first), "ok /first");
+  EXPECT_EQ(StatusOf(carry), 400) << seen;
+}
+
+class ProxyRoutingTest : public ProxyErrorsTest {};
+
+TEST_F(ProxyRoutingTest, NoRouteIs404) {
+  ASSERT_TRUE(StartProxy(std::string(kDefaultPool) +
+                         "[[route]]\nhost = \"only.example\"\npath = \"/\"\npool = \"default\"\n"))
+      << h().ProxyLog();
+  ASSERT_NE(StartService({"--slots", "1"}), nullptr);
+
+  const std::string miss = HttpExchange(front(), GetRequest("/x", "other.example"));
+  EXPECT_EQ(StatusOf(miss), 404) << miss;
+  const std::string hit = HttpExchange(front(), GetRequest("/x", "only.example"));
+  EXPECT_EQ(StatusOf(hit), 200) << hit;
+  EXPECT_EQ(BodyOf(hit), "ok /x");
+  // The port in Host does not take part in host matching.
+  const std::string with_port = HttpExchange(front(), GetRequest("/y", "only.example:80"));
+  EXPECT_EQ(StatusOf(with_port), 200) << with_port;
+
+  // A 404 keeps the connection usable.
+  UniqueFd fd = ConnectTcp(front());
+  ASSERT_TRUE(fd);
+  std::string carry;
+  ASSERT_TRUE(SendAll(fd.get(), GetRequest("/a", "nowhere.example")));
+  EXPECT_EQ(StatusOf(RecvHttpResponse(fd.get(), &carry, kIo)), 404);
+  ASSERT_TRUE(SendAll(fd.get(), GetRequest("/b", "only.example")));
+  EXPECT_EQ(BodyOf(RecvHttpResponse(fd.get(), &carry, kIo)), "ok /b");
+}
+
+class ProxyTimeoutTest : public ProxyErrorsTest {};
+
+TEST_F(ProxyTimeoutTest, SilentServiceIs504) {
+  ASSERT_TRUE(StartProxy("[[pool]]\nname = \"default\"\nresponse_timeout = \"500ms\"\n"))
+      << h().ProxyLog();
+  ASSERT_NE(StartService({"--slots", "2"}), nullptr);
+
+  const auto start = Clock::now();
+  const std::string resp = HttpExchange(front(), GetRequest("/delay/3000"));
+  const long elapsed = MillisSince(start);
+  EXPECT_EQ(StatusOf(resp), 504) << resp;
+  EXPECT_GE(elapsed, 400);
+  EXPECT_LT(elapsed, 2500);
+
+  // The timed-out slot was closed; the service re-dials and the pool serves again.
+  const std::string ok = HttpExchange(front(), GetRequest("/after"));
+  EXPECT_EQ(StatusOf(ok), 200) << ok;
+}
+
+TEST_F(ProxyTimeoutTest, SlowHeadIs408OrClosed) {
+  ASSERT_TRUE(StartProxy(kDefaultPool, "header_timeout = \"500ms\"\n")) << h().ProxyLog();
+  ASSERT_NE(StartService({"--slots", "1"}), nullptr);
+
+  UniqueFd fd = ConnectTcp(front());
+  ASSERT_TRUE(fd);
+  const auto start = Clock::now();
+  ASSERT_TRUE(SendAll(fd.get(), "GET /slow HTTP/1.1\r\nHost: x\r\n"));
+  std::string seen;
+  EXPECT_TRUE(WaitPeerClosed(fd.get(), std::chrono::seconds(3), &seen));
+  const long elapsed = MillisSince(start);
+  EXPECT_GE(elapsed, 400);
+  EXPECT_LT(elapsed, 2000);
+  if (!seen.empty()) {
+    EXPECT_EQ(StatusOf(seen), 408) << seen;
+  }
+}
+
+TEST_F(ProxyTimeoutTest, IdleConnectionBeforeFirstByteIsClosed) {
+  ASSERT_TRUE(StartProxy(kDefaultPool, "header_timeout = \"500ms\"\nkeepalive_timeout = \"1s\"\n"))
+      << h().ProxyLog();
+  UniqueFd fd = ConnectTcp(front());
+  ASSERT_TRUE(fd);
+  const auto start = Clock::now();
+  std::string seen;
+  EXPECT_TRUE(WaitPeerClosed(fd.get(), std::chrono::seconds(4), &seen));
+  EXPECT_LT(MillisSince(start), 2500);
+  if (!seen.empty()) {
+    EXPECT_EQ(StatusOf(seen), 408) << seen;
+  }
+}
+
+}  // namespace
+}  // namespace l7px::testing

@@ -1,0 +1,187 @@
+// Integration: services that die before or during a response, get killed, or are replaced; the
+// client sees 502 / an aborted connection, and the pool recovers as services (re-)register.
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <string>
+
+#include "support/clients.h"
+#include "support/integration.h"
+#include "support/net.h"
+
+namespace l7px::testing {
+namespace {
+
+constexpr auto kIo = std::chrono::seconds(10);
+
+class ProxyServiceDeathTest : public IntegrationTest {};
+
+TEST_F(ProxyServiceDeathTest, DieBeforeResponseOnPostIs502ThenSlotReRegisters) {
+  ASSERT_TRUE(StartProxy("[[pool]]\nname = \"default\"\nretries = 1\nqueue_timeout = \"5s\"\n"))
+      << h().ProxyLog();
+  ChildProcess* service = StartService({"--slots", "1", "--service-id", "phoenix"});
+  ASSERT_NE(service, nullptr);
+
+  const std::string resp = HttpExchange(
+      front(), "POST /die-before HTTP/1.1\r\nHost: t\r\nContent-Length: 4\r\n\r\nbody");
+  EXPECT_EQ(StatusOf(resp), 502) << resp;
+
+  // The only slot died; the SDK re-dials it and a request waiting in the queue is served.
+  const std::string ok = HttpExchange(front(), GetRequest("/alive-again"));
+  EXPECT_EQ(StatusOf(ok), 200) << ok;
+  EXPECT_EQ(BodyOf(ok), "ok /alive-again");
+  EXPECT_EQ(HeaderOf(ok, "X-Service"), "phoenix");
+  EXPECT_TRUE(service->running());
+}
+
+TEST_F(ProxyServiceDeathTest, DieBeforeResponseOnGetRetriedThen502) {
+  ASSERT_TRUE(StartProxy("[[pool]]\nname = \"default\"\nretries = 1\nqueue_timeout = \"5s\"\n"))
+      << h().ProxyLog();
+  ASSERT_NE(StartService({"--slots", "1", "--service-id", "first"}), nullptr);
+  ASSERT_NE(StartService({"--slots", "1", "--service-id", "second"}), nullptr);
+
+  // Every slot dies on this path: the first attempt and the one retry both fail.
+  const std::string resp = HttpExchange(front(), GetRequest("/die-before"));
+  EXPECT_EQ(StatusOf(resp), 502) << resp;
+
+  // Both services re-register their slot; requests succeed again, on both.
+  // Both services re-register their slot (each after its SDK's backoff); requests succeed
+  // again, on both.
+  bool saw_first = false;
+  bool saw_second = false;
+  int i = 0;
+  WaitFor(
+      [&] {
+        const std::string ok = HttpExchange(front(), GetRequest("/again/" + std::to_string(i++)));
+        EXPECT_EQ(StatusOf(ok), 200) << ok;
+        saw_first |= HeaderOf(ok, "X-Service") == "first";
+        saw_second |= HeaderOf(ok, "X-Service") == "second";
+        return saw_first && saw_second;
+      },
+      std::chrono::seconds(5));
+  EXPECT_TRUE(saw_first);
+  EXPECT_TRUE(saw_second);
+}
+
+class ProxyRetryTest : public IntegrationTest {
+ protected:
+  // A slot registered by hand takes the request (the ring is FIFO and it registered first, the
+  // real service second) and closes without answering. Returns the client's response.
+  std::string HandSlotDiesBeforeResponse(const std::string& request) {
+    if (!StartProxy("[[pool]]\nname = \"default\"\nretries = 1\nqueue_timeout = \"5s\"\n")) {
+      ADD_FAILURE() << h().ProxyLog();
+      return "";
+    }
+    std::string answer;
+    UniqueFd slot =
+        RegisterByHand(h().register_port(), RegistrationHead("", "", "by-hand"), &answer);
+    EXPECT_EQ(StatusOf(answer), 101) << answer;
+    if (StartService({"--slots", "1", "--service-id", "real"}) == nullptr) {
+      ADD_FAILURE() << "service not ready";
+      return "";
+    }
+    UniqueFd client = ConnectTcp(front());
+    if (!client || !SendAll(client.get(), request)) return "";
+    std::string carry;
+    const std::string forwarded = RecvHttpRequest(slot.get(), &carry, kIo);
+    EXPECT_THAT(forwarded, ::testing::HasSubstr(" /retry-me HTTP/1.1\r\n"))
+        << "the hand slot was not the first one used";
+    slot.Reset();  // dies before any response byte
+    std::string client_carry;
+    return RecvHttpResponse(client.get(), &client_carry, kIo);
+  }
+};
+
+TEST_F(ProxyRetryTest, GetRetriedOnAnotherSlot) {
+  const std::string resp = HandSlotDiesBeforeResponse("GET /retry-me HTTP/1.1\r\nHost: t\r\n\r\n");
+  EXPECT_EQ(StatusOf(resp), 200) << resp;
+  EXPECT_EQ(HeaderOf(resp, "X-Service"), "real") << resp;
+}
+
+TEST_F(ProxyRetryTest, PostNotRetried) {
+  const std::string resp = HandSlotDiesBeforeResponse(
+      "POST /retry-me HTTP/1.1\r\nHost: t\r\nContent-Length: 2\r\n\r\nhi");
+  EXPECT_EQ(StatusOf(resp), 502) << resp;
+}
+
+TEST_F(ProxyServiceDeathTest, DieDuringResponseAbortsClient) {
+  ASSERT_TRUE(StartProxy("[[pool]]\nname = \"default\"\nqueue_timeout = \"5s\"\n"))
+      << h().ProxyLog();
+  ASSERT_NE(StartService({"--slots", "2"}), nullptr);
+
+  UniqueFd fd = ConnectTcp(front());
+  ASSERT_TRUE(fd);
+  ASSERT_TRUE(SendAll(fd.get(), GetRequest("/die-during")));
+  std::string seen;
+  EXPECT_TRUE(WaitPeerClosed(fd.get(), kIo, &seen)) << "client connection not aborted: " << seen;
+  // Either the head with a truncated body, or nothing at all — never a complete response.
+  if (!seen.empty()) {
+    EXPECT_EQ(StatusOf(seen), 200) << seen;
+    EXPECT_EQ(HeaderOf(seen, "Content-Length"), "1000") << seen;
+    EXPECT_LT(BodyOf(seen).size(), 1000u) << seen;
+  }
+
+  const CurlResult curl = RunCurl({FrontUrl(front(), "/die-during")});
+  EXPECT_NE(curl.exit_code, 0) << "curl accepted a truncated response: " << curl.out;
+
+  const std::string ok = HttpExchange(front(), GetRequest("/after"));
+  EXPECT_EQ(StatusOf(ok), 200) << ok;
+}
+
+TEST_F(ProxyServiceDeathTest, ServiceKilledAndReplaced) {
+  ASSERT_TRUE(StartProxy("[[pool]]\nname = \"default\"\nqueue_timeout = \"5s\"\n"))
+      << h().ProxyLog();
+  ChildProcess* old_service = StartService({"--slots", "2", "--service-id", "old"});
+  ASSERT_NE(old_service, nullptr);
+  for (int i = 0; i < 3; ++i) {
+    const std::string resp = HttpExchange(front(), GetRequest("/before"));
+    ASSERT_EQ(StatusOf(resp), 200) << resp;
+    EXPECT_EQ(HeaderOf(resp, "X-Service"), "old");
+  }
+  old_service->Kill();
+  ASSERT_NE(StartService({"--slots", "2", "--service-id", "new"}), nullptr);
+  for (int i = 0; i < 6; ++i) {
+    const std::string resp = HttpExchange(front(), GetRequest("/after/" + std::to_string(i)));
+    ASSERT_EQ(StatusOf(resp), 200) << "request " << i << ": " << resp;
+    EXPECT_EQ(HeaderOf(resp, "X-Service"), "new");
+  }
+}
+
+TEST_F(ProxyServiceDeathTest, DeadIdleSlotNeverServesNextRequest) {
+  ASSERT_TRUE(StartProxy("[[pool]]\nname = \"default\"\nqueue_timeout = \"5s\"\n"))
+      << h().ProxyLog();
+  ChildProcess* first = StartService({"--slots", "1", "--service-id", "first"});
+  ASSERT_NE(first, nullptr);
+  ASSERT_EQ(StatusOf(HttpExchange(front(), GetRequest("/warm"))), 200);
+
+  first->Kill();
+  ASSERT_NE(StartService({"--slots", "1", "--service-id", "second"}), nullptr);
+  const std::string resp = HttpExchange(front(), GetRequest("/next"));
+  EXPECT_EQ(StatusOf(resp), 200) << resp;
+  EXPECT_EQ(HeaderOf(resp, "X-Service"), "second");
+  // Also for a request that may not be retried.
+  const std::string post =
+      HttpExchange(front(), "POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 2\r\n\r\nhi");
+  EXPECT_EQ(StatusOf(post), 200) << post;
+}
+
+TEST_F(ProxyServiceDeathTest, ServiceClosingSlotWithConnectionCloseKeepsPoolServing) {
+  ASSERT_TRUE(StartProxy("[[pool]]\nname = \"default\"\nqueue_timeout = \"5s\"\n"))
+      << h().ProxyLog();
+  ASSERT_NE(StartService({"--slots", "1"}), nullptr);
+  UniqueFd fd = ConnectTcp(front());
+  ASSERT_TRUE(fd);
+  std::string carry;
+  for (int i = 0; i < 3; ++i) {
+    ASSERT_TRUE(SendAll(fd.get(), GetRequest("/close")));
+    const std::string resp = RecvHttpResponse(fd.get(), &carry, kIo);
+    ASSERT_EQ(StatusOf(resp), 200) << "round " << i << ": " << resp;
+    EXPECT_EQ(BodyOf(resp), "closing");
+    // The service's Connection: close ends the slot, not the client connection.
+    EXPECT_NE(HeaderOf(resp, "Connection"), "close") << resp;
+  }
+}
+
+}  // namespace
+}  // namespace l7px::testing

@@ -1,0 +1,218 @@
+#include "support/clients.h"
+
+#include <poll.h>
+#include <signal.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstdlib>
+#include <cstring>
+
+#include "support/net.h"
+#include "support/process.h"
+
+namespace l7px::testing {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+int MillisLeft(Clock::time_point deadline) {
+  const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
+  return left.count() < 0 ? 0 : static_cast<int>(left.count());
+}
+
+// recv with a deadline: bytes read, 0 on EOF, -1 on timeout, -2 on error (e.g. reset).
+ssize_t RecvSome(int fd, char* buf, size_t cap, Clock::time_point deadline) {
+  pollfd p{fd, POLLIN, 0};
+  const int r = poll(&p, 1, MillisLeft(deadline));
+  if (r <= 0) return -1;
+  const ssize_t n = recv(fd, buf, cap, 0);
+  return n < 0 ? -2 : n;
+}
+
+std::string ReadWhole(int fd) {
+  std::string out;
+  if (lseek(fd, 0, SEEK_SET) != 0) return out;
+  char buf[65536];
+  ssize_t n;
+  while ((n = read(fd, buf, sizeof(buf))) > 0) out.append(buf, static_cast<size_t>(n));
+  return out;
+}
+
+bool EqualsNoCase(const std::string& a, const std::string& b) {
+  return a.size() == b.size() && strncasecmp(a.data(), b.data(), a.size()) == 0;
+}
+
+uint64_t ContentLengthOf(const std::string& head) {
+  const std::string cl = HeaderOf(head, "Content-Length");
+  return cl.empty() ? 0 : std::strtoull(cl.c_str(), nullptr, 10);
+}
+
+}  // namespace
+
+CurlResult RunCurl(const std::vector<std::string>& args, int max_time_seconds) {
+  CurlResult result;
+  UniqueFd out(memfd_create("curl-out", MFD_CLOEXEC));
+  UniqueFd err(memfd_create("curl-err", MFD_CLOEXEC));
+  if (!out || !err) return result;
+  std::vector<std::string> argv = {"curl", "-sS", "--max-time", std::to_string(max_time_seconds)};
+  argv.insert(argv.end(), args.begin(), args.end());
+
+  const auto start = Clock::now();
+  const pid_t parent = getpid();
+  const pid_t pid = fork();
+  if (pid == 0) {
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    if (getppid() != parent) _exit(127);
+    dup2(out.get(), STDOUT_FILENO);
+    dup2(err.get(), STDERR_FILENO);
+    std::vector<char*> cargv;
+    for (const auto& a : argv) cargv.push_back(const_cast<char*>(a.c_str()));
+    cargv.push_back(nullptr);
+    execvp(cargv[0], cargv.data());
+    _exit(127);
+  }
+  if (pid < 0) return result;
+  int status = 0;
+  const bool exited = WaitFor([&] { return waitpid(pid, &status, WNOHANG) == pid; },
+                              std::chrono::seconds(max_time_seconds + 5));
+  if (!exited) {
+    kill(pid, SIGKILL);
+    waitpid(pid, &status, 0);
+  }
+  result.elapsed = std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - start);
+  if (exited && WIFEXITED(status)) result.exit_code = WEXITSTATUS(status);
+  result.out = ReadWhole(out.get());
+  result.err = ReadWhole(err.get());
+  return result;
+}
+
+std::string FrontUrl(uint16_t port, const std::string& path) {
+  return "http://127.0.0.1:" + std::to_string(port) + path;
+}
+
+std::string GetRequest(const std::string& path, const std::string& host,
+                       const std::string& extra_headers) {
+  return "GET " + path + " HTTP/1.1\r\nHost: " + host + "\r\n" + extra_headers + "\r\n";
+}
+
+bool WaitPeerClosed(int fd, std::chrono::milliseconds timeout, std::string* seen) {
+  const auto deadline = Clock::now() + timeout;
+  char buf[65536];
+  while (true) {
+    const ssize_t n = RecvSome(fd, buf, sizeof(buf), deadline);
+    if (n == 0 || n == -2) return true;
+    if (n < 0) return false;
+    if (seen != nullptr) seen->append(buf, static_cast<size_t>(n));
+  }
+}
+
+StreamedResponse ReadStreamedResponse(int fd, char fill, std::chrono::milliseconds timeout,
+                                      const std::function<void(uint64_t)>& on_body) {
+  const auto deadline = Clock::now() + timeout;
+  StreamedResponse r;
+  std::string data;
+  char buf[65536];
+  size_t head_end;
+  while ((head_end = data.find("\r\n\r\n")) == std::string::npos) {
+    const ssize_t n = RecvSome(fd, buf, sizeof(buf), deadline);
+    if (n <= 0) return r;
+    data.append(buf, static_cast<size_t>(n));
+  }
+  r.head = data.substr(0, head_end + 4);
+  const uint64_t want = ContentLengthOf(r.head);
+  auto take = [&](const char* p, size_t len) {
+    const size_t use = static_cast<size_t>(std::min<uint64_t>(len, want - r.body_bytes));
+    for (size_t i = 0; i < use; ++i) r.unexpected += (p[i] != fill);
+    r.body_bytes += use;
+  };
+  take(data.data() + head_end + 4, data.size() - head_end - 4);
+  while (r.body_bytes < want) {
+    if (on_body) on_body(r.body_bytes);
+    const ssize_t n = RecvSome(fd, buf, sizeof(buf), deadline);
+    if (n <= 0) break;
+    take(buf, static_cast<size_t>(n));
+  }
+  r.complete = r.body_bytes == want;
+  return r;
+}
+
+std::string RegistrationHead(const std::string& pool, const std::string& token,
+                             const std::string& service) {
+  std::string head =
+      "GET /.l7px/register HTTP/1.1\r\nHost: l7px\r\nConnection: Upgrade\r\n"
+      "Upgrade: l7px-slot/1\r\n";
+  if (!pool.empty()) head += "L7px-Pool: " + pool + "\r\n";
+  if (!token.empty()) head += "L7px-Token: " + token + "\r\n";
+  if (!service.empty()) head += "L7px-Service: " + service + "\r\n";
+  return head + "\r\n";
+}
+
+UniqueFd RegisterByHand(uint16_t register_port, const std::string& head, std::string* answer,
+                        std::chrono::milliseconds timeout) {
+  answer->clear();
+  UniqueFd fd = ConnectTcp(register_port, timeout);
+  if (!fd || !SendAll(fd.get(), head)) return UniqueFd();
+  *answer = RecvUntil(fd.get(), "\r\n\r\n", timeout);
+  return fd;
+}
+
+std::string RecvHttpRequest(int fd, std::string* carry, std::chrono::milliseconds timeout,
+                            bool read_body) {
+  const auto deadline = Clock::now() + timeout;
+  std::string& data = *carry;
+  char buf[65536];
+  size_t head_end;
+  while ((head_end = data.find("\r\n\r\n")) == std::string::npos) {
+    const ssize_t n = RecvSome(fd, buf, sizeof(buf), deadline);
+    if (n <= 0) return "";
+    data.append(buf, static_cast<size_t>(n));
+  }
+  size_t total = head_end + 4;
+  if (read_body) total += ContentLengthOf(data.substr(0, head_end + 4));
+  while (data.size() < total) {
+    const ssize_t n = RecvSome(fd, buf, sizeof(buf), deadline);
+    if (n <= 0) return "";
+    data.append(buf, static_cast<size_t>(n));
+  }
+  std::string request = data.substr(0, total);
+  data.erase(0, total);
+  return request;
+}
+
+std::vector<std::string> EchoedRequest::All(const std::string& name) const {
+  std::vector<std::string> values;
+  for (const auto& [n, v] : headers) {
+    if (EqualsNoCase(n, name)) values.push_back(v);
+  }
+  return values;
+}
+
+EchoedRequest ParseEcho(const std::string& echo_body) {
+  EchoedRequest echo;
+  size_t pos = echo_body.find('\n');
+  if (pos == std::string::npos) return echo;
+  echo.request_line = echo_body.substr(0, pos);
+  ++pos;
+  while (pos < echo_body.size()) {
+    const size_t eol = echo_body.find('\n', pos);
+    if (eol == std::string::npos) break;
+    if (eol == pos) {
+      echo.body = echo_body.substr(eol + 1);
+      break;
+    }
+    const std::string line = echo_body.substr(pos, eol - pos);
+    const size_t colon = line.find(": ");
+    if (colon != std::string::npos) {
+      echo.headers.emplace_back(line.substr(0, colon), line.substr(colon + 2));
+    }
+    pos = eol + 1;
+  }
+  return echo;
+}
+
+}  // namespace l7px::testing

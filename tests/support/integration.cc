@@ -1,0 +1,57 @@
+#include "support/integration.h"
+
+#include <sys/wait.h>
+
+#include <iostream>
+#include <string>
+
+namespace l7px::testing {
+
+void IntegrationTest::SetUp() {
+  const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
+  // Short: the directory also holds the upgrade socket, whose path is limited to 107 bytes.
+  harness_ = std::make_unique<ProxyHarness>(std::string(info->name()).substr(0, 24));
+}
+
+void IntegrationTest::TearDown() {
+  if (HasFailure()) {
+    std::cerr << "---- l7px log (tail) ----\n" << Tail(harness_->ProxyLog()) << "\n";
+    ChildProcess& proxy = harness_->proxy();
+    if (proxy.pid() > 0 && !proxy.running()) {
+      const int status = proxy.WaitExit(std::chrono::milliseconds(0));
+      std::cerr << "---- l7px is not running: "
+                << (WIFSIGNALED(status) ? "killed by signal " + std::to_string(WTERMSIG(status))
+                                        : "exit status " + std::to_string(WEXITSTATUS(status)))
+                << " ----\n";
+    }
+    int i = 0;
+    for (ChildProcess& service : harness_->services()) {
+      std::cerr << "---- service " << i++ << " log (tail) ----\n"
+                << Tail(service.ReadLog(), 1500) << "\n";
+    }
+  }
+  harness_.reset();  // kills every process it started
+}
+
+bool IntegrationTest::StartProxy(const std::string& pools_and_routes,
+                                 const std::string& server_extra, const std::string& register_extra,
+                                 int workers) {
+  const std::string config =
+      harness_->WriteConfig(pools_and_routes, server_extra, register_extra, workers);
+  return harness_->StartProxy(config);
+}
+
+ChildProcess* IntegrationTest::StartService(const std::vector<std::string>& args) {
+  ChildProcess& service = harness_->StartService(args);
+  return ServiceReady(service) ? &service : nullptr;
+}
+
+bool ServiceReady(ChildProcess& service) {
+  return service.running() && service.ReadLog().find("ready") != std::string::npos;
+}
+
+std::string Tail(const std::string& text, size_t max_bytes) {
+  return text.size() <= max_bytes ? text : "..." + text.substr(text.size() - max_bytes);
+}
+
+}  // namespace l7px::testing

@@ -1,0 +1,41 @@
+#pragma once
+
+#include <gtest/gtest.h>
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "support/harness.h"
+
+namespace l7px::testing {
+
+// Base fixture for tests/integration: one ProxyHarness per test, named after the test, whose
+// proxy and service logs are printed when the test fails.
+class IntegrationTest : public ::testing::Test {
+ protected:
+  void SetUp() override;
+  void TearDown() override;
+
+  ProxyHarness& h() { return *harness_; }
+  uint16_t front() const { return harness_->front_port(); }
+
+  // Writes the config (see ProxyHarness::WriteConfig) and starts l7px; false when it did not
+  // come up.
+  bool StartProxy(const std::string& pools_and_routes, const std::string& server_extra = "",
+                  const std::string& register_extra = "", int workers = 2);
+
+  // Starts the test service and waits for its "ready" line; nullptr when it never got ready.
+  ChildProcess* StartService(const std::vector<std::string>& args);
+
+ private:
+  std::unique_ptr<ProxyHarness> harness_;
+};
+
+// True once the service printed "ready" (every slot registered).
+bool ServiceReady(ChildProcess& service);
+
+// The tail of a log, for failure messages.
+std::string Tail(const std::string& text, size_t max_bytes = 4000);
+
+}  // namespace l7px::testing
