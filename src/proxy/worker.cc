@@ -366,7 +366,10 @@ class Worker::Loop {
       return;
     }
     if (res == -ECANCELED) {
-      return;  // we stopped reading for backpressure; re-armed when there is room
+      // We stopped reading for backpressure. If the backlog drained while the cancel was in
+      // flight, DrainPending could not re-arm (the recv still counted as armed): do it now.
+      if (c.pend_head < 0 && c.state != ConnState::kClosing) ArmClientRecv(c);
+      return;
     }
     if (c.state == ConnState::kClosing) return;
     if (res == 0) {

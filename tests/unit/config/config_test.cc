@@ -489,6 +489,12 @@ TEST(ConfigTest, BracketsInsideValuesAreNotTableHeaders) {
       "d = \"x\\\"[#\"",
       "e = \"\"\"q\"\"\"\"\"",
       "f = 'it'",
+      "g = 1979-05-27 07:32:00",
+      "h = [ 1, -2, +3.5e2, inf, nan, 0x1F, true ]",
+      "i = \"\"\"a\\",
+      "   b\"\"\"",
+      "j = { k = [ \"x\", { l = 1 } ], m = '[#' }",
+      "n = \"\\u00e9\xc3\xa9\"",
       "[\"quoted]key\".x]",
       "[[arr]]  # [#",
   });

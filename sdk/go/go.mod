@@ -1,0 +1,3 @@
+module l7px.dev/l7px
+
+go 1.19
