@@ -39,7 +39,7 @@ build: deps $(BUILD)/build.ninja
 
 test: build
 	cd $(BUILD) && ctest --output-on-failure --timeout 300 -j2
-	@if [ -f sdk/go/go.mod ]; then cd sdk/go && $(GO_ENV) CGO_ENABLED=1 go test -race -count=1 ./...; fi
+	@if [ -f sdk/go/go.mod ]; then cd sdk/go && $(GO_ENV) CGO_ENABLED=1 L7PX_BINARY=$(CURDIR)/$(BUILD)/l7px go test -race -count=1 ./...; fi
 
 run: build
 	@scripts/run.sh $(BUILD)

@@ -61,6 +61,9 @@ func serve(conn net.Conn, index int, host string) {
 		if !keepAlive {
 			head += "Connection: close\r\n"
 		}
+		if req.Method == http.MethodHead {
+			body = ""
+		}
 		if _, err := io.WriteString(conn, head+"\r\n"+body); err != nil || !keepAlive {
 			return
 		}

@@ -365,7 +365,6 @@ func (l *Listener) run(w *slotWorker, bo *backoff) {
 			}
 			continue
 		}
-		l.logState(w.proxy, "registered", "registered to %s%s", w.proxy.text, l.describe())
 		select {
 		case l.conns <- c:
 		case <-w.ctx.Done():
@@ -447,6 +446,7 @@ func (l *Listener) register(w *slotWorker) (*slotConn, error) {
 			return nil, err
 		}
 	}
+	l.logState(w.proxy, "registered", "registered to %s%s", w.proxy.text, l.describe())
 	c := newSlotConn(l, w, conn, pending)
 	l.mu.Lock()
 	if w.ctx.Err() != nil {
