@@ -58,11 +58,7 @@ class Acceptor::Loop {
   Loop(AcceptorOptions& options, std::atomic<bool>& stop) : options_(options), stop_(stop) {}
 
   absl::Status Init() {
-    if (auto s = ring_.Init(256); !s.ok()) return s;
-    for (size_t i = 0; i < options_.pools.size(); ++i) {
-      if (options_.pools[i]->name() == options_.default_pool) default_pool_ = static_cast<int>(i);
-    }
-    return absl::OkStatus();
+    return ring_.Init(256);
   }
 
   int ring_fd() const { return ring_.fd(); }
@@ -248,14 +244,7 @@ class Acceptor::Loop {
 
   void Register(UniqueFd fd, const SocketAddress& peer, const std::string& pool_name,
                 const std::string& token, bool has_token, const std::string& service) {
-    Pool* pool = nullptr;
-    if (pool_name.empty()) {
-      if (default_pool_ >= 0) pool = options_.pools[default_pool_];
-    } else {
-      for (Pool* candidate : options_.pools) {
-        if (candidate->name() == pool_name) pool = candidate;
-      }
-    }
+    Pool* pool = options_.pools->Find(pool_name.empty() ? options_.default_pool : pool_name);
     auto refuse = [&](int status, std::string_view why) {
       if (pool != nullptr) pool->registrations_refused.fetch_add(1, std::memory_order_relaxed);
       L7PX_LOG_LIMITED(kWarn, "registration of {} from {} refused with {}: {}", service,
@@ -264,13 +253,15 @@ class Acceptor::Loop {
         SendSmall(fd.get(), RefusalResponse(status, why));
       }
     };
-    if (pool == nullptr) return refuse(404, "unknown pool");
+    if (pool == nullptr) {
+      return refuse(404, "unknown pool");
+    }
     const std::string& want = pool->settings().token;
     if (!want.empty() && (!has_token || !ConstantTimeEquals(token, want))) {
       return refuse(403, "bad token");
     }
-    if (pool->registered.load(std::memory_order_relaxed) >=
-        static_cast<int64_t>(pool->settings().max_slots)) {
+    const int64_t limit = std::min(pool->settings().max_slots, pool->slot_capacity());
+    if (pool->registered.load(std::memory_order_relaxed) >= limit) {
       return refuse(503, "pool is at max_slots");
     }
     if (options_.handshake == HandshakeParser::Mode::kUpgrade) {
@@ -285,7 +276,7 @@ class Acceptor::Loop {
       slot->table_index = static_cast<uint32_t>(slots_.size());
       slots_.push_back(slot);
     }
-    ++services_[service];
+    pool->CountService(service, +1);
     pool->registered.fetch_add(1, std::memory_order_relaxed);
     pool->registrations_ok.fetch_add(1, std::memory_order_relaxed);
     ArmPoll(*slot);
@@ -341,7 +332,7 @@ class Acceptor::Loop {
       return;
     }
     // The service closed (or broke) the connection.
-    Pool& pool = *options_.pools[slot.pool_id()];
+    Pool& pool = *options_.pools->at(slot.pool_id());
     const uint64_t epoch = slot.epoch();
     if (slot.state() == Slot::State::kIdle && slot.TryKillIdle(epoch)) {
       AccountIdleSlotKilled(pool, slot);
@@ -369,8 +360,6 @@ class Acceptor::Loop {
   }
 
   void FinishRetire(Slot& slot) {
-    auto it = services_.find(slot.service_id());
-    if (it != services_.end() && --it->second == 0) services_.erase(it);
     const uint32_t index = slot.table_index;
     slots_[index] = nullptr;
     free_slots_.push_back(index);
@@ -379,6 +368,7 @@ class Acceptor::Loop {
 
   void OnTick() {
     if (!stop_.load()) ArmTick();
+    PruneClosingPools();
     const int64_t now = MonotonicNanos();
     for (uint32_t i = 0; i < pending_.size(); ++i) {
       Pending* p = pending_[i].get();
@@ -387,6 +377,22 @@ class Acceptor::Loop {
                          p->peer.ToString());
         p->closing = true;
         ::shutdown(p->fd.get(), SHUT_RDWR);  // completes the recv; freed there
+      }
+    }
+  }
+
+  // Idle slots of removed or drained pools are closed; busy ones when their worker returns them.
+  void PruneClosingPools() {
+    for (uint32_t id = 0; id < options_.pools->size(); ++id) {
+      Pool& pool = *options_.pools->at(id);
+      if (!pool.closing() || pool.idle().SizeApprox() == 0) continue;
+      while (Slot* s = pool.idle().TryPop()) {
+        if (s->TryKillIdle(s->epoch())) {
+          AccountIdleSlotKilled(pool, *s);
+          L7PX_LOG(kInfo, "pool {} is closing: closed an idle slot of {}", pool.name(),
+                   s->service_id());
+        }
+        Retire(s);
       }
     }
   }
@@ -401,13 +407,11 @@ class Acceptor::Loop {
   AcceptorOptions& options_;
   std::atomic<bool>& stop_;
   io::Ring ring_;
-  int default_pool_ = -1;
   __kernel_timespec tick_ts_{};
   std::vector<std::unique_ptr<Pending>> pending_;
   std::vector<uint32_t> free_pending_;
   std::vector<Slot*> slots_;
   std::vector<uint32_t> free_slots_;
-  absl::flat_hash_map<std::string, int> services_;
   uint32_t generation_ = 0;
   uint64_t refused_peers_ = 0;
 };

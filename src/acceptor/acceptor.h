@@ -31,7 +31,7 @@ struct AcceptorOptions {
   HandshakeParser::Mode handshake = HandshakeParser::Mode::kUpgrade;
   std::string default_pool;
   std::vector<Cidr> allow;  // empty: loopback and UNIX peers only
-  std::vector<Pool*> pools;  // index = pool id
+  PoolRegistry* pools = nullptr;
   std::vector<int> worker_ring_fds;
   int64_t handshake_timeout_ns = 10'000'000'000;
 };

@@ -2,7 +2,13 @@
 
 #include <atomic>
 #include <cstdint>
+#include <algorithm>
+#include <map>
+#include <memory>
+#include <mutex>
 #include <string>
+#include <string_view>
+#include <vector>
 
 #include "acceptor/slot_ring.h"
 #include "base/clock.h"
@@ -38,14 +44,31 @@ class Pool {
   Pool(uint32_t id, std::string name, PoolSettings settings, int num_workers)
       : id_(id),
         name_(std::move(name)),
-        settings_(std::move(settings)),
         num_workers_(num_workers),
-        // Dead slots may linger in the ring until popped: room for twice the live maximum.
-        idle_(size_t{settings_.max_slots} * 2) {}
+        // Dead slots may linger in the ring until popped: room for twice the live maximum, and
+        // at least 2 x 4096 so a reload may raise max_slots without a new ring.
+        idle_(size_t{std::max<uint32_t>(settings.max_slots, 4096)} * 2) {
+    settings_history_.push_back(std::make_unique<PoolSettings>(std::move(settings)));
+    settings_.store(settings_history_.back().get(), std::memory_order_release);
+  }
 
   uint32_t id() const { return id_; }
   const std::string& name() const { return name_; }
-  const PoolSettings& settings() const { return settings_; }
+  // The current limits. A reload swaps them; requests already admitted keep what they read.
+  const PoolSettings& settings() const { return *settings_.load(std::memory_order_acquire); }
+  // Control thread only. Earlier versions stay allocated (a few hundred bytes per reload) so a
+  // worker that read them can never see freed memory.
+  void UpdateSettings(PoolSettings settings) {
+    settings_history_.push_back(std::make_unique<PoolSettings>(std::move(settings)));
+    settings_.store(settings_history_.back().get(), std::memory_order_release);
+  }
+  // Most slots the ring can hold live (registrations beyond are refused whatever max_slots says).
+  uint32_t slot_capacity() const { return static_cast<uint32_t>(idle_.capacity() / 2); }
+
+  // A removed pool (reload) or a drained one takes no registrations; its slots are closed as
+  // soon as they are idle.
+  bool closing() const { return closing_.load(std::memory_order_acquire); }
+  void set_closing(bool v) { closing_.store(v, std::memory_order_release); }
   SlotRing& idle() { return idle_; }
 
   // Waiter board (see class comment).
@@ -68,6 +91,23 @@ class Pool {
     return best;
   }
 
+  // Registered slots per service id. Changed by the acceptor on registration and retirement,
+  // read by the admin API; the mutex is never taken on the request path.
+  void CountService(const std::string& service, int delta) {
+    std::lock_guard<std::mutex> lock(services_mu_);
+    auto it = services_.find(service);
+    if (it == services_.end()) {
+      if (delta > 0) services_.emplace(service, delta);
+      return;
+    }
+    it->second += delta;
+    if (it->second <= 0) services_.erase(it);
+  }
+  std::map<std::string, int> Services() const {
+    std::lock_guard<std::mutex> lock(services_mu_);
+    return services_;
+  }
+
   // Gauges and counters (relaxed; read by stats).
   std::atomic<int64_t> registered{0};  // live slots: idle + busy
   std::atomic<int64_t> busy{0};
@@ -82,11 +122,58 @@ class Pool {
 
   const uint32_t id_;
   const std::string name_;
-  const PoolSettings settings_;
   const int num_workers_;
+  std::atomic<const PoolSettings*> settings_{nullptr};
+  std::vector<std::unique_ptr<PoolSettings>> settings_history_;
+  std::atomic<bool> closing_{false};
+  mutable std::mutex services_mu_;
+  std::map<std::string, int> services_;
   SlotRing idle_;
   alignas(64) std::atomic<uint64_t> sync_{0};
   PaddedTime oldest_wait_[kMaxWorkers];
+};
+
+}  // namespace l7px::acceptor
+
+namespace l7px::acceptor {
+
+inline constexpr uint32_t kMaxPools = 1024;
+
+// Every pool this process has had, by id. Pools are only ever added (a reload or the admin API
+// adds; a removal marks the pool closing), so any thread may index it without locks: ids are
+// stable and a Pool lives until the registry is destroyed at exit.
+class PoolRegistry {
+ public:
+  PoolRegistry() = default;
+  PoolRegistry(const PoolRegistry&) = delete;
+  PoolRegistry& operator=(const PoolRegistry&) = delete;
+  ~PoolRegistry() {
+    for (uint32_t i = 0; i < size(); ++i) delete at(i);
+  }
+
+  uint32_t size() const { return count_.load(std::memory_order_acquire); }
+  Pool* at(uint32_t id) const { return pools_[id].load(std::memory_order_acquire); }
+  // The live (not closing) pool with this name, or nullptr.
+  Pool* Find(std::string_view name) const {
+    for (uint32_t i = 0; i < size(); ++i) {
+      Pool* p = at(i);
+      if (p->name() == name && !p->closing()) return p;
+    }
+    return nullptr;
+  }
+  // Control thread only. nullptr when kMaxPools pools exist.
+  Pool* Add(std::string name, PoolSettings settings, int num_workers) {
+    const uint32_t id = size();
+    if (id >= kMaxPools) return nullptr;
+    auto* pool = new Pool(id, std::move(name), std::move(settings), num_workers);
+    pools_[id].store(pool, std::memory_order_release);
+    count_.store(id + 1, std::memory_order_release);
+    return pool;
+  }
+
+ private:
+  std::atomic<Pool*> pools_[kMaxPools] = {};
+  std::atomic<uint32_t> count_{0};
 };
 
 }  // namespace l7px::acceptor

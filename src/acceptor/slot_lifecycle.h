@@ -16,6 +16,7 @@ namespace l7px::acceptor {
 // The winner of Slot::TryKillIdle calls this. The slot stays in the idle ring until popped.
 inline void AccountIdleSlotKilled(Pool& pool, Slot& slot) {
   pool.registered.fetch_sub(1, std::memory_order_relaxed);
+  pool.CountService(slot.service_id(), -1);
   ::shutdown(slot.fd(), SHUT_RDWR);
 }
 
@@ -24,13 +25,19 @@ inline void KillLeasedSlot(Pool& pool, Slot& slot) {
   slot.MarkDead();
   pool.busy.fetch_sub(1, std::memory_order_relaxed);
   pool.registered.fetch_sub(1, std::memory_order_relaxed);
+  pool.CountService(slot.service_id(), -1);
   ::shutdown(slot.fd(), SHUT_RDWR);
 }
 
 // A worker that leased the slot returns it idle and pushes it back to the ring. Returns false
-// when the ring refused it (cannot happen while the ring holds 2 x max_slots; the caller then
-// kills it). Handles a service close the acceptor saw while the slot was busy.
+// when the slot is not reusable (its pool is closing, or the ring refused it, which cannot
+// happen while the ring holds 2 x max_slots): it is then dead and the caller retires it.
+// Handles a service close the acceptor saw while the slot was busy.
 inline bool ReturnLeasedSlot(Pool& pool, Slot& slot) {
+  if (pool.closing()) {
+    KillLeasedSlot(pool, slot);  // the pool was removed or drained: not reused
+    return false;
+  }
   const uint64_t epoch = slot.epoch();
   slot.ReleaseIdle();
   pool.busy.fetch_sub(1, std::memory_order_relaxed);

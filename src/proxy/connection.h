@@ -8,6 +8,7 @@
 
 #include "acceptor/pool.h"
 #include "acceptor/slot.h"
+#include "base/address.h"
 #include "base/unique_fd.h"
 #include "http/parser.h"
 #include "proxy/timer_list.h"
@@ -70,6 +71,7 @@ struct Connection {
   uint32_t generation = 0;
   ConnState state = ConnState::kIdle;
   UniqueFd fd;
+  SocketAddress peer;
   char ip[INET6_ADDRSTRLEN] = {};
   uint8_t ip_len = 0;
 
@@ -101,6 +103,7 @@ struct Connection {
   int64_t queued_ns = 0;
   int64_t queue_wait_ns = 0;
   acceptor::Pool* pool = nullptr;
+  const acceptor::PoolSettings* settings = nullptr;  // the pool's limits when the request began
   acceptor::Slot* slot = nullptr;
   int slot_ops = 0;        // completions still expected on the slot fd
   bool slot_dead = false;  // retire the slot once slot_ops drains

@@ -9,6 +9,7 @@
 
 #include "base/log.h"
 #include "config/config.h"
+#include "proxy/ctl.h"
 #include "proxy/server.h"
 
 #ifndef L7PX_VERSION
@@ -20,6 +21,9 @@ namespace {
 constexpr const char* kUsage =
     "usage: l7px -c FILE               run with this config\n"
     "       l7px -t -c FILE            check the config and exit (0 ok, 2 error)\n"
+    "       l7px ctl [--admin ADDR] [--token T] [--json] stats|pools|routes|reload|drain POOL\n"
+    "       l7px ctl route add --host H --path P [--cidr C]... [--header N[=V]] --pool X\n"
+    "       l7px ctl route del ID\n"
     "       l7px --version | --help\n"
     "\n"
     "l7px is an HTTP/1.1 reverse proxy: services dial in and register keep-alive\n"
@@ -32,7 +36,8 @@ constexpr const char* kUsage =
     "  -v, --version       print the version\n"
     "  -h, --help          this text\n"
     "\n"
-    "signals: SIGTERM/SIGINT/SIGQUIT stop.\n";
+    "signals: SIGTERM/SIGINT/SIGQUIT stop, SIGHUP reloads the config, SIGUSR1 reopens the\n"
+    "access log.\n";
 
 int Usage(const char* error) {
   std::fprintf(stderr, "l7px: %s\n\n%s", error, kUsage);
@@ -42,6 +47,7 @@ int Usage(const char* error) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  if (argc >= 2 && std::string_view(argv[1]) == "ctl") return l7px::proxy::RunCtl(argc - 2, argv + 2);
   std::string config_path;
   bool test_only = false;
   for (int i = 1; i < argc; ++i) {
@@ -85,7 +91,7 @@ int main(int argc, char** argv) {
   pthread_sigmask(SIG_BLOCK, &set, nullptr);
   signal(SIGPIPE, SIG_IGN);
 
-  l7px::proxy::Server server(std::move(*cfg));
+  l7px::proxy::Server server(std::move(*cfg), config_path);
   if (auto s = server.Start(); !s.ok()) {
     std::fprintf(stderr, "l7px: %s\n", std::string(s.message()).c_str());
     return 1;

@@ -9,10 +9,14 @@
 #include "absl/strings/str_cat.h"
 #include "base/log.h"
 #include "io/socket.h"
+#include "proxy/control_plane.h"
 
 namespace l7px::proxy {
 
-Server::Server(config::Config config) { shared_.config = std::move(config); }
+Server::Server(config::Config config, std::string config_path) {
+  shared_.config = std::move(config);
+  control_ = std::make_unique<ControlPlane>(&shared_, std::move(config_path));
+}
 
 Server::~Server() { Stop(); }
 
@@ -24,27 +28,10 @@ absl::Status Server::Start() {
   if (workers > acceptor::kMaxWorkers) workers = acceptor::kMaxWorkers;
   shared_.num_workers = workers;
 
-  for (const config::Pool& p : cfg.pools) {
-    acceptor::PoolSettings settings;
-    settings.max_slots = p.max_slots;
-    settings.queue = p.queue;
-    settings.queue_timeout_ns = ToNanos(p.queue_timeout);
-    settings.response_timeout_ns = ToNanos(p.response_timeout);
-    settings.retries = p.retries;
-    settings.token = p.token;
-    shared_.pools.push_back(std::make_unique<acceptor::Pool>(
-        static_cast<uint32_t>(shared_.pools.size()), p.name, std::move(settings), workers));
-  }
-  std::vector<uint32_t> route_pools;
-  for (const config::Route& r : cfg.routes) {
-    for (const auto& pool : shared_.pools) {
-      if (pool->name() == r.pool) route_pools.push_back(pool->id());
-    }
-  }
-  shared_.routes = RouteTable::Build(cfg.routes, route_pools);
+  if (auto s = control_->Init(); !s.ok()) return s;
 
   if (cfg.log.access == "stdout") {
-    shared_.access_log_fd = STDOUT_FILENO;
+    shared_.access_log_fd.store(STDOUT_FILENO);
   } else if (cfg.log.access != "off") {
     access_log_file_.Reset(
         open(cfg.log.access.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644));
@@ -52,7 +39,7 @@ absl::Status Server::Start() {
       return absl::UnavailableError(
           absl::StrCat("log.access: cannot open ", cfg.log.access, ": ", strerror(errno)));
     }
-    shared_.access_log_fd = access_log_file_.get();
+    shared_.access_log_fd.store(access_log_file_.get());
   }
 
   acceptor::AcceptorOptions acceptor_options;
@@ -84,7 +71,7 @@ absl::Status Server::Start() {
   }
   acceptor_options.default_pool = cfg.reg.default_pool;
   acceptor_options.allow = cfg.reg.allow;
-  for (const auto& pool : shared_.pools) acceptor_options.pools.push_back(pool.get());
+  acceptor_options.pools = &shared_.pools;
   acceptor_options.worker_ring_fds = shared_.worker_ring_fds;
   acceptor_options.handshake_timeout_ns = ToNanos(cfg.server.header_timeout);
   acceptor_ = std::make_unique<acceptor::Acceptor>(std::move(acceptor_options));
@@ -95,16 +82,29 @@ absl::Status Server::Start() {
   shared_.acceptor_ring_fd.store(acceptor_->ring_fd());
   for (auto& w : workers_) w->Go();
 
+  std::vector<const WorkerStats*> stats;
+  for (auto& w : workers_) stats.push_back(&w->stats());
+  admin_ = std::make_unique<AdminServer>(control_.get(), AdminViews(&shared_, std::move(stats)),
+                                         cfg.admin.listen, cfg.admin.token);
+  if (auto s = admin_->Start(); !s.ok()) {
+    Stop();
+    return s;
+  }
+
   std::string front;
   for (const SocketAddress& a : cfg.server.listen) absl::StrAppend(&front, front.empty() ? "" : " ", a.ToString());
   std::string reg;
   for (const SocketAddress& a : cfg.reg.listen) absl::StrAppend(&reg, reg.empty() ? "" : " ", a.ToString());
-  L7PX_LOG(kInfo, "l7px serving on {} with {} workers; services register on {}; {} pools, {} routes",
-           front, workers, reg, shared_.pools.size(), cfg.routes.size());
+  L7PX_LOG(kInfo,
+           "l7px serving on {} with {} workers; services register on {}; admin on {}; {} pools, "
+           "{} routes",
+           front, workers, reg, cfg.admin.listen ? cfg.admin.listen->ToString() : "(off)",
+           cfg.pools.size(), cfg.routes.size());
   return absl::OkStatus();
 }
 
 void Server::Stop() {
+  if (admin_) admin_->Stop();
   shared_.stop.store(true);
   for (auto& w : workers_) w->Join();
   workers_.clear();
@@ -131,6 +131,13 @@ int RunUntilSignal(Server& server) {
         L7PX_LOG(kInfo, "signal {}: stopping", strsignal(sig));
         server.Stop();
         return 0;
+      case SIGHUP:
+        L7PX_LOG(kInfo, "SIGHUP: reloading the config");
+        (void)server.control().Reload();  // logs the outcome either way
+        break;
+      case SIGUSR1:
+        server.control().ReopenAccessLog();
+        break;
       default:
         L7PX_LOG(kWarn, "signal {} ignored: not supported yet", strsignal(sig));
         break;

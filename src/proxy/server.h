@@ -6,6 +6,8 @@
 #include "absl/status/status.h"
 #include "acceptor/acceptor.h"
 #include "config/config.h"
+#include "proxy/admin.h"
+#include "proxy/control_plane.h"
 #include "proxy/shared_state.h"
 #include "proxy/worker.h"
 
@@ -14,7 +16,7 @@ namespace l7px::proxy {
 // The whole running proxy: pools, route table, workers and the acceptor, built from a config.
 class Server {
  public:
-  explicit Server(config::Config config);
+  Server(config::Config config, std::string config_path);
   ~Server();
   Server(const Server&) = delete;
   Server& operator=(const Server&) = delete;
@@ -25,11 +27,15 @@ class Server {
   void Stop();
 
   int num_workers() const { return shared_.num_workers; }
+  ControlPlane& control() { return *control_; }
+  SharedState& shared() { return shared_; }
 
  private:
   SharedState shared_;
+  std::unique_ptr<ControlPlane> control_;
   std::vector<std::unique_ptr<Worker>> workers_;
   std::unique_ptr<acceptor::Acceptor> acceptor_;
+  std::unique_ptr<AdminServer> admin_;
   UniqueFd access_log_file_;
 };
 

@@ -1,27 +1,63 @@
 #pragma once
 
 #include <atomic>
+#include <cstdint>
 #include <memory>
 #include <string>
 #include <vector>
 
 #include "acceptor/pool.h"
 #include "config/config.h"
+#include "proxy/rcu.h"
 #include "proxy/router.h"
 
 namespace l7px::proxy {
 
-// What every worker and the acceptor share. Built once before the threads start and immutable
-// afterwards except for the atomics (runtime route changes arrive with the control plane).
+// The [server] limits a reload may change; read by workers once per request.
+struct ServerLimits {
+  int64_t header_timeout_ns = 10'000'000'000;
+  int64_t keepalive_timeout_ns = 75'000'000'000;
+  uint64_t max_body_bytes = 16ull << 20;
+};
+
+// What every worker, the acceptor and the control plane share.
+//
+// Immutable snapshots (route table, server limits) are published with one atomic pointer swap
+// by the control thread and reclaimed through `rcu` once no worker can see them; a request keeps
+// what it read when it started. Pools are never freed while the process runs (see
+// PoolRegistry), so a Pool* taken by a request stays valid.
 struct SharedState {
-  config::Config config;
-  std::vector<std::unique_ptr<acceptor::Pool>> pools;  // index = pool id
-  RouteTable routes;
+  SharedState() = default;
+  SharedState(const SharedState&) = delete;
+  SharedState& operator=(const SharedState&) = delete;
+  ~SharedState() {
+    delete routes.load();
+    delete limits.load();
+  }
+
+  config::Config config;  // as started: listeners and buffer sizes need a restart to change
+  acceptor::PoolRegistry pools;
+  std::atomic<const RouteTable*> routes{nullptr};
+  std::atomic<const ServerLimits*> limits{nullptr};
+  Rcu rcu{acceptor::kMaxWorkers};
   int num_workers = 1;
   std::vector<int> worker_ring_fds;       // filled before any worker runs its loop
   std::atomic<int> acceptor_ring_fd{-1};  // set before any worker runs its loop
   std::atomic<bool> stop{false};
-  int access_log_fd = -1;
+  std::atomic<int> access_log_fd{-1};
+  std::atomic<uint64_t> upgrades{0};
+
+  // Control thread: publish a new snapshot and retire the old one.
+  void PublishRoutes(std::unique_ptr<RouteTable> table) {
+    const RouteTable* old = routes.exchange(table.release(), std::memory_order_seq_cst);
+    if (old != nullptr) rcu.Retire([old] { delete old; });
+  }
+  void PublishLimits(std::unique_ptr<ServerLimits> next) {
+    const ServerLimits* old = limits.exchange(next.release(), std::memory_order_seq_cst);
+    if (old != nullptr) rcu.Retire([old] { delete old; });
+  }
 };
+
+ServerLimits LimitsFrom(const config::Server& server);
 
 }  // namespace l7px::proxy

@@ -23,6 +23,7 @@
 #include <future>
 #include <vector>
 
+#include "absl/container/flat_hash_map.h"
 #include "acceptor/acceptor.h"
 #include "acceptor/slot_lifecycle.h"
 #include "base/clock.h"
@@ -57,9 +58,10 @@ constexpr uint32_t kBodyWindow = 64 * 1024;  // client body bytes buffered beyon
 constexpr uint32_t kResponseBufferSize = 64 * 1024;
 constexpr uint16_t kBufferGroup = 1;
 
+// Requests waiting for a slot of one pool on this worker, oldest first. Their timeouts live
+// in the worker's timer lists; this list only keeps the order (deadline_ns = enqueue time).
 struct WaitQueue {
-  TimerList list;
-  explicit WaitQueue(int64_t timeout_ns) : list(timeout_ns) {}
+  TimerList fifo{0};
 };
 
 }  // namespace
@@ -74,15 +76,8 @@ class Worker::Loop {
         in_pool_(cfg_.server.max_header_bytes + kBodyWindow),
         head_pool_(cfg_.server.max_header_bytes + 4096),
         resp_pool_(kResponseBufferSize),
-        header_timers_(ToNanos(cfg_.server.header_timeout)),
-        keepalive_timers_(ToNanos(cfg_.server.keepalive_timeout)),
         request_ids_(static_cast<uint32_t>(id)),
-        access_log_(shared->access_log_fd, cfg_.log.format) {
-    for (const auto& pool : shared_->pools) {
-      queues_.push_back(std::make_unique<WaitQueue>(pool->settings().queue_timeout_ns));
-      response_timers_.push_back(
-          std::make_unique<TimerList>(pool->settings().response_timeout_ns));
-    }
+        access_log_(shared->access_log_fd.load(), cfg_.log.format) {
     request_limits_.max_header_bytes = cfg_.server.max_header_bytes;
     request_limits_.max_target_bytes = cfg_.server.max_header_bytes;
     request_limits_.max_body_bytes = cfg_.server.max_body_bytes;
@@ -119,11 +114,15 @@ class Worker::Loop {
     ArmTick();
     while (!shared_->stop.load(std::memory_order_relaxed)) {
       FlushAccessLog();
+      shared_->rcu.Offline(id_);  // holds no snapshot while waiting
       ring_.SubmitAndWait(-1);
+      shared_->rcu.Online(id_);
       now_ns_ = MonotonicNanos();
+      limits_ = shared_->limits.load(std::memory_order_acquire);
       ring_.Drain([this](io_uring_cqe* cqe) { Handle(cqe); });
       RearmStarved();
     }
+    shared_->rcu.Offline(id_);
   }
 
  private:
@@ -197,7 +196,7 @@ class Worker::Loop {
     }
     if (tag.index >= conns_.size() || conns_[tag.index] == nullptr ||
         (conns_[tag.index]->generation & 0xFFFFFF) != tag.generation) {
-      stats_->stale_completions.fetch_add(1, std::memory_order_relaxed);
+      Bump(stats_->stale_completions);
       if (cqe->flags & IORING_CQE_F_BUFFER) {
         buffers_.NoteTaken();
         buffers_.Recycle(static_cast<uint16_t>(cqe->flags >> IORING_CQE_BUFFER_SHIFT));
@@ -217,7 +216,7 @@ class Worker::Loop {
       case kOpSlotSend:
       case kOpSlotRecv:
         if (c.slot == nullptr) {  // cannot happen: slot ops hold the slot until they complete
-          stats_->stale_completions.fetch_add(1, std::memory_order_relaxed);
+          Bump(stats_->stale_completions);
           L7PX_LOG_LIMITED(kError, "worker {}: slot completion without a slot", id_);
           return;
         }
@@ -249,13 +248,14 @@ class Worker::Loop {
       return;
     }
     Connection& c = NewConnection(UniqueFd(res));
-    stats_->accepted.fetch_add(1, std::memory_order_relaxed);
-    stats_->client_connections.fetch_add(1, std::memory_order_relaxed);
+    Bump(stats_->accepted);
+    stats_->client_connections.store(stats_->client_connections.load(std::memory_order_relaxed) + 1,
+                                     std::memory_order_relaxed);
     io::TuneStreamSocket(c.fd.get());
-    const SocketAddress peer = io::PeerAddress(c.fd.get());
-    c.ip_len = static_cast<uint8_t>(peer.FormatIp(c.ip, sizeof(c.ip)));
+    c.peer = io::PeerAddress(c.fd.get());
+    c.ip_len = static_cast<uint8_t>(c.peer.FormatIp(c.ip, sizeof(c.ip)));
     c.state = ConnState::kIdle;
-    keepalive_timers_.Start(&c.timer, now_ns_);
+    TimerFor(limits_->keepalive_timeout_ns).Start(&c.timer, now_ns_);
     ArmClientRecv(c);
   }
 
@@ -332,7 +332,7 @@ class Worker::Loop {
     c.fd.Reset();
     c.state = ConnState::kFree;  // freed once: later MaybeFree calls in this call chain no-op
     ++c.generation;
-    stats_->client_connections.fetch_sub(1, std::memory_order_relaxed);
+    stats_->client_connections.store(stats_->client_connections.load(std::memory_order_relaxed) - 1, std::memory_order_relaxed);
     c.next_free = free_conns_;
     free_conns_ = &c;
   }
@@ -358,7 +358,7 @@ class Worker::Loop {
       return;
     }
     if (res == -ENOBUFS) {
-      stats_->enobufs.fetch_add(1, std::memory_order_relaxed);
+      Bump(stats_->enobufs);
       if (!c.needs_rearm) {
         c.needs_rearm = true;
         starved_.push_back(&c);
@@ -393,6 +393,8 @@ class Worker::Loop {
         Close(c);
         break;
       case ConnState::kQueued:
+        Close(c);  // the client gave up waiting: do not spend a slot on it
+        break;
       case ConnState::kExchange:
         if (!c.req_done) {
           Close(c);  // the body will never complete
@@ -497,7 +499,9 @@ class Worker::Loop {
     if (c.state == ConnState::kIdle) {
       c.state = ConnState::kReadingHead;
       c.start_ns = now_ns_;
-      header_timers_.Start(&c.timer, now_ns_);
+      request_limits_.max_body_bytes = limits_->max_body_bytes;
+      x.req.set_limits(request_limits_);
+      TimerFor(limits_->header_timeout_ns).Start(&c.timer, now_ns_);
     }
     const auto r = x.req.Parse(x.in + x.in_scan, x.in_len - x.in_scan);
     x.in_scan += static_cast<uint32_t>(r.consumed);
@@ -522,7 +526,7 @@ class Worker::Loop {
   void OnRequestHead(Connection& c) {
     Exchange& x = *c.x;
     TimerList::Unlink(&c.timer);
-    stats_->requests.fetch_add(1, std::memory_order_relaxed);
+    Bump(stats_->requests);
     const http::MessageHead& head = x.req.head();
     c.attempts = 0;
     c.status = 0;
@@ -536,12 +540,14 @@ class Worker::Loop {
     if (!ScanBody(c)) return;
     char host_buf[256];
     const std::string_view host = head.HostForRouting(host_buf, sizeof(host_buf));
-    const int pool_id = shared_->routes.Match(host, head.Path());
+    const RouteTable* routes = shared_->routes.load(std::memory_order_acquire);
+    const int pool_id = routes->Match(RouteRequest{host, head.Path(), &c.peer, &head});
     if (pool_id < 0) {
       Respond(c, 404, /*close=*/false);
       return;
     }
-    c.pool = shared_->pools[pool_id].get();
+    c.pool = shared_->pools.at(static_cast<uint32_t>(pool_id));
+    c.settings = &c.pool->settings();  // the request keeps these limits even across a reload
     EnsureExchangeBuffers(c);
     http::ServiceRequestContext ctx;
     ctx.client_ip = std::string_view(c.ip, c.ip_len);
@@ -559,26 +565,30 @@ class Worker::Loop {
 
   void Dispatch(Connection& c) {
     acceptor::Pool& pool = *c.pool;
-    acceptor::Slot* slot = LeaseFromRing(pool);
-    if (slot != nullptr) {
-      StartExchange(c, slot);
+    if (pool.closing()) {  // drained or removed: no slot will come back
+      Bump(stats_->pools.For(pool.id()).shed_closing);
+      Respond(c, 503, /*close=*/false);
       return;
     }
-    if (pool.waiting.load(std::memory_order_relaxed) >=
-        static_cast<int64_t>(pool.settings().queue)) {
-      stats_->shed_queue_full.fetch_add(1, std::memory_order_relaxed);
+    // No barging: while anyone waits, a new request queues behind them.
+    if (pool.waiting.load(std::memory_order_relaxed) == 0) {
+      if (acceptor::Slot* slot = LeaseFromRing(pool)) {
+        StartExchange(c, slot);
+        return;
+      }
+    }
+    if (pool.waiting.load(std::memory_order_relaxed) >= static_cast<int64_t>(c.settings->queue)) {
+      Bump(stats_->shed_queue_full);
+      Bump(stats_->pools.For(pool.id()).shed_queue_full);
       L7PX_LOG_LIMITED(kWarn, "pool {}: queue full ({} waiting); shedding with 503", pool.name(),
-                       pool.settings().queue);
+                       c.settings->queue);
       Respond(c, 503, /*close=*/false);
       return;
     }
     Enqueue(c);
-    // Try once more after publishing, so a slot released meanwhile is not missed.
-    slot = LeaseFromRing(pool);
-    if (slot != nullptr) {
-      Dequeue(c);
-      StartExchange(c, slot);
-    }
+    // A slot pushed before our wait was published would wake nobody: look once more, serving
+    // this worker's waiters in order.
+    OnSlotAvailable(pool.id());
   }
 
   acceptor::Slot* LeaseFromRing(acceptor::Pool& pool) {
@@ -601,11 +611,12 @@ class Worker::Loop {
 
   void Enqueue(Connection& c) {
     acceptor::Pool& pool = *c.pool;
-    WaitQueue& q = *queues_[pool.id()];
+    WaitQueue& q = QueueFor(pool.id());
     c.state = ConnState::kQueued;
     c.queued_ns = now_ns_;
-    const bool was_empty = q.list.empty();
-    q.list.Start(&c.queue_node, now_ns_);
+    const bool was_empty = q.fifo.empty();
+    q.fifo.Start(&c.queue_node, now_ns_);
+    TimerFor(c.settings->queue_timeout_ns).Start(&c.timer, now_ns_);
     pool.waiting.fetch_add(1, std::memory_order_relaxed);
     if (was_empty) pool.PublishOldestWait(id_, now_ns_);
     pool.SyncPoint();
@@ -613,14 +624,15 @@ class Worker::Loop {
 
   void Dequeue(Connection& c) {
     acceptor::Pool& pool = *c.pool;
-    WaitQueue& q = *queues_[pool.id()];
-    const bool was_head = q.list.front() == &c.queue_node;
+    WaitQueue& q = QueueFor(pool.id());
+    const bool was_head = q.fifo.front() == &c.queue_node;
     TimerList::Unlink(&c.queue_node);
+    TimerList::Unlink(&c.timer);
     pool.waiting.fetch_sub(1, std::memory_order_relaxed);
     c.queue_wait_ns += now_ns_ - c.queued_ns;
     if (was_head) {
-      TimerNode* next = q.list.front();
-      pool.PublishOldestWait(id_, next == nullptr ? 0 : next->deadline_ns - q.list.duration_ns());
+      TimerNode* next = q.fifo.front();
+      pool.PublishOldestWait(id_, next == nullptr ? 0 : next->deadline_ns);
     }
     c.state = ConnState::kReadingHead;  // transitional; the caller sets the next state
   }
@@ -637,12 +649,12 @@ class Worker::Loop {
   // A slot became idle somewhere and this worker had the oldest waiter for the pool.
   void OnSlotAvailable(uint32_t pool_id) {
     if (pool_id >= shared_->pools.size()) return;
-    acceptor::Pool& pool = *shared_->pools[pool_id];
-    WaitQueue& q = *queues_[pool_id];
-    while (!q.list.empty()) {
+    acceptor::Pool& pool = *shared_->pools.at(pool_id);
+    WaitQueue& q = QueueFor(pool_id);
+    while (!q.fifo.empty()) {
       acceptor::Slot* slot = LeaseFromRing(pool);
       if (slot == nullptr) return;
-      Connection& c = *FromQueueNode(q.list.front());
+      Connection& c = *FromQueueNode(q.fifo.front());
       Dequeue(c);
       StartExchange(c, slot);
     }
@@ -651,12 +663,18 @@ class Worker::Loop {
   // A slot this worker used is free again: its own oldest waiter first, else back to the ring
   // and wake the worker with the oldest waiter.
   void ReleaseSlot(acceptor::Pool& pool, acceptor::Slot* slot) {
-    WaitQueue& q = *queues_[pool.id()];
-    if (!q.list.empty() && !slot->peer_closed.load(std::memory_order_relaxed)) {
-      Connection& waiter = *FromQueueNode(q.list.front());
-      Dequeue(waiter);
-      StartExchange(waiter, slot);
-      return;
+    WaitQueue& q = QueueFor(pool.id());
+    if (!q.fifo.empty() && !pool.closing() && !slot->peer_closed.load(std::memory_order_relaxed)) {
+      // Keep the slot (no ring round trip) only if this worker holds the pool's oldest waiter;
+      // otherwise it goes to whoever has waited longest, so no worker's clients starve.
+      pool.SyncPoint();
+      const int oldest = pool.PickWorkerToWake(-1);
+      if (oldest < 0 || oldest == id_) {
+        Connection& waiter = *FromQueueNode(q.fifo.front());
+        Dequeue(waiter);
+        StartExchange(waiter, slot);
+        return;
+      }
     }
     if (!acceptor::ReturnLeasedSlot(pool, *slot)) {
       PostRetire(slot);
@@ -694,7 +712,7 @@ class Worker::Loop {
     x.resp.Begin(x.resp_buf);
     x.resp.set_head_request(x.req.head().is_head_request);
     x.resp.set_decode_body(false);
-    response_timers_[c.pool->id()]->Start(&c.timer, now_ns_);
+    TimerFor(c.settings->response_timeout_ns).Start(&c.timer, now_ns_);
     if (!ScanBody(c)) return;
     SendToSlot(c);
     ArmSlotRecv(c);
@@ -836,7 +854,7 @@ class Worker::Loop {
       SendToClient(c);
       return;
     }
-    response_timers_[c.pool->id()]->Start(&c.timer, now_ns_);  // silence is measured per read
+    TimerFor(c.settings->response_timeout_ns).Start(&c.timer, now_ns_);  // silence, per read
     if (c.client_send_busy) return;  // an interim response is going out; parsed after it
     ProcessResponse(c);
   }
@@ -1094,8 +1112,9 @@ class Worker::Loop {
     const http::MessageHead& req = x.req.head();
     const bool replayable = nothing_received && req.framing == http::Framing::kNone &&
                             http::IsIdempotentMethod(req.method);
-    if (replayable && c.attempts <= c.pool->settings().retries) {
-      stats_->retries.fetch_add(1, std::memory_order_relaxed);
+    if (replayable && c.attempts <= c.settings->retries) {
+      Bump(stats_->retries);
+      Bump(stats_->pools.For(c.pool->id()).retries);
       c.retry_pending = true;  // RetireSlot re-dispatches once the slot's ops drained
       KillSlot(c);
       return;
@@ -1176,7 +1195,7 @@ class Worker::Loop {
     DrainPending(c);
     if (x.in_len == 0 && c.pend_head < 0) {
       ReleaseExchange(c);
-      keepalive_timers_.Start(&c.timer, now_ns_);
+      TimerFor(limits_->keepalive_timeout_ns).Start(&c.timer, now_ns_);
       return;
     }
     ProcessInput(c);
@@ -1185,7 +1204,13 @@ class Worker::Loop {
   void LogRequest(Connection& c) {
     const int cls = c.status / 100;
     if (cls >= 1 && cls <= 5) {
-      stats_->responses_by_class[cls].fetch_add(1, std::memory_order_relaxed);
+      Bump(stats_->responses_by_class[cls]);
+    }
+    if (c.pool != nullptr && c.status >= 100 && c.status < 600) {
+      PoolMetrics& m = stats_->pools.For(c.pool->id());
+      Bump(m.responses[c.status]);
+      m.duration.Observe(now_ns_ - c.start_ns);
+      m.queue_wait.Observe(c.queue_wait_ns);
     }
     if (!access_log_.enabled() || c.x == nullptr) return;
     const http::MessageHead& req = c.x->req.head();
@@ -1237,37 +1262,61 @@ class Worker::Loop {
   void OnTick() {
     if (!shared_->stop.load()) ArmTick();
     now_ns_ = MonotonicNanos();
-    while (TimerNode* n = header_timers_.Expired(now_ns_)) {
-      Connection& c = *FromTimerNode(n);
-      TimerList::Unlink(n);
-      L7PX_LOG_LIMITED(kInfo, "client {}: header_timeout", std::string_view(c.ip, c.ip_len));
-      Respond(c, 408, /*close=*/true);
-    }
-    while (TimerNode* n = keepalive_timers_.Expired(now_ns_)) {
-      TimerList::Unlink(n);
-      Close(*FromTimerNode(n));
-    }
-    for (size_t p = 0; p < queues_.size(); ++p) {
-      while (TimerNode* n = queues_[p]->list.Expired(now_ns_)) {
-        Connection& c = *FromQueueNode(n);
-        stats_->shed_queue_timeout.fetch_add(1, std::memory_order_relaxed);
-        L7PX_LOG_LIMITED(kWarn, "pool {}: request waited past queue_timeout; 503",
-                         shared_->pools[p]->name());
-        Respond(c, 503, /*close=*/false);
-      }
-      while (TimerNode* n = response_timers_[p]->Expired(now_ns_)) {
-        Connection& c = *FromTimerNode(n);
+    // By index: a timeout may create a list (TimerFor) while we walk them.
+    for (size_t i = 0; i < timer_lists_.size(); ++i) {
+      while (TimerNode* n = timer_lists_[i]->Expired(now_ns_)) {
         TimerList::Unlink(n);
+        OnTimeout(*FromTimerNode(n));
+      }
+    }
+  }
+
+  // The one timer of a connection fired; what it meant depends on the state.
+  void OnTimeout(Connection& c) {
+    switch (c.state) {
+      case ConnState::kIdle:
+        Close(c);  // keepalive_timeout
+        break;
+      case ConnState::kReadingHead:
+        L7PX_LOG_LIMITED(kInfo, "client {}: header_timeout", std::string_view(c.ip, c.ip_len));
+        Respond(c, 408, /*close=*/true);
+        break;
+      case ConnState::kQueued:
+        Bump(stats_->shed_queue_timeout);
+        Bump(stats_->pools.For(c.pool->id()).shed_queue_timeout);
+        L7PX_LOG_LIMITED(kWarn, "pool {}: request waited past queue_timeout; 503",
+                         c.pool->name());
+        Respond(c, 503, /*close=*/false);
+        break;
+      case ConnState::kExchange:
         L7PX_LOG_LIMITED(kWarn, "pool {}: service {} silent past response_timeout",
-                         shared_->pools[p]->name(),
-                         c.slot != nullptr ? c.slot->service_id() : std::string("?"));
+                         c.pool->name(), std::string_view(c.service, c.service_len));
         if (c.response_started) {
           Close(c);
         } else {
           Respond(c, 504, /*close=*/!c.req_done);
         }
-      }
+        break;
+      default:
+        break;
     }
+  }
+
+  // Timers of one duration share a list, so lists stay sorted by deadline whatever a reload
+  // changes; lists are created on first use and kept (there are few distinct durations).
+  TimerList& TimerFor(int64_t duration_ns) {
+    auto& slot = timers_[duration_ns];
+    if (slot == nullptr) {
+      slot = std::make_unique<TimerList>(duration_ns);
+      timer_lists_.push_back(slot.get());
+    }
+    return *slot;
+  }
+
+  WaitQueue& QueueFor(uint32_t pool_id) {
+    if (pool_id >= queues_.size()) queues_.resize(pool_id + 1);
+    if (queues_[pool_id] == nullptr) queues_[pool_id] = std::make_unique<WaitQueue>();
+    return *queues_[pool_id];
   }
 
   void RearmStarved() {
@@ -1296,10 +1345,10 @@ class Worker::Loop {
   BufferPool in_pool_;
   BufferPool head_pool_;
   BufferPool resp_pool_;
-  TimerList header_timers_;
-  TimerList keepalive_timers_;
-  std::vector<std::unique_ptr<WaitQueue>> queues_;
-  std::vector<std::unique_ptr<TimerList>> response_timers_;
+  absl::flat_hash_map<int64_t, std::unique_ptr<TimerList>> timers_;
+  std::vector<TimerList*> timer_lists_;  // the same lists, in creation order
+  std::vector<std::unique_ptr<WaitQueue>> queues_;  // by pool id
+  const ServerLimits* limits_ = nullptr;  // read each loop pass (RCU)
   http::Parser::Limits request_limits_;
   http::RequestIdGenerator request_ids_;
   AccessLog access_log_;

@@ -6,12 +6,14 @@
 #include <thread>
 
 #include "absl/status/status.h"
+#include "proxy/metrics.h"
 #include "proxy/shared_state.h"
 
 namespace l7px::proxy {
 
 // Per-worker counters, written only by the owning worker (relaxed), read by stats.
 struct WorkerStats {
+  WorkerPoolMetrics pools;
   std::atomic<uint64_t> accepted{0};
   std::atomic<uint64_t> requests{0};
   std::atomic<uint64_t> responses_by_class[6] = {};  // index status/100
@@ -40,6 +42,7 @@ class Worker {
   void Join();
   int ring_fd() const { return ring_fd_; }
   const WorkerStats& stats() const { return stats_; }
+  int id() const { return id_; }
 
  private:
   class Loop;

@@ -1,0 +1,48 @@
+#pragma once
+
+#include <atomic>
+#include <memory>
+#include <optional>
+#include <string>
+#include <thread>
+
+#include "absl/status/status.h"
+#include "base/address.h"
+#include "base/unique_fd.h"
+#include "proxy/admin_views.h"
+#include "proxy/control_plane.h"
+
+namespace l7px::proxy {
+
+// The admin HTTP/1.1 API (DESIGN "Admin API") on its own thread, off the data path: a small
+// poll() loop over a handful of connections, requests parsed with the same strict parser as
+// client traffic. The thread is also the control plane's housekeeper: it reclaims retired
+// snapshots every pass, so it runs even when no admin address is configured.
+class AdminServer {
+ public:
+  AdminServer(ControlPlane* control, AdminViews views, std::optional<SocketAddress> listen,
+              std::string token);
+  ~AdminServer();
+  AdminServer(const AdminServer&) = delete;
+  AdminServer& operator=(const AdminServer&) = delete;
+
+  absl::Status Start();
+  void Stop();
+
+ private:
+  struct Connection;
+  void Run();
+  void HandleRequest(Connection& c);
+  void Reply(Connection& c, int status, std::string_view content_type, std::string body,
+             bool close = false);
+
+  ControlPlane* control_;
+  AdminViews views_;
+  std::optional<SocketAddress> listen_;
+  std::string token_;
+  UniqueFd listener_;
+  std::thread thread_;
+  std::atomic<bool> stop_{false};
+};
+
+}  // namespace l7px::proxy

@@ -1,0 +1,232 @@
+#include "proxy/admin_views.h"
+
+#include "base/json.h"
+#include "fmt/format.h"
+#include "proxy/route_json.h"
+
+namespace l7px::proxy {
+namespace {
+
+uint64_t Load(const std::atomic<uint64_t>& v) { return v.load(std::memory_order_relaxed); }
+
+struct PoolTotals {
+  uint64_t served = 0;
+  uint64_t shed_queue_full = 0;
+  uint64_t shed_queue_timeout = 0;
+  uint64_t shed_closing = 0;
+  uint64_t retries = 0;
+};
+
+PoolTotals Totals(const std::vector<const WorkerStats*>& workers, uint32_t pool_id) {
+  PoolTotals t;
+  for (const WorkerStats* w : workers) {
+    const PoolMetrics* m = w->pools.Get(pool_id);
+    if (m == nullptr) continue;
+    t.served += Load(m->duration.count);
+    t.shed_queue_full += Load(m->shed_queue_full);
+    t.shed_queue_timeout += Load(m->shed_queue_timeout);
+    t.shed_closing += Load(m->shed_closing);
+    t.retries += Load(m->retries);
+  }
+  return t;
+}
+
+// Prometheus label values escape backslash, quote and newline.
+std::string Label(std::string_view v) {
+  std::string out;
+  for (char c : v) {
+    if (c == '\\' || c == '"') {
+      out.push_back('\\');
+      out.push_back(c);
+    } else if (c == '\n') {
+      out += "\\n";
+    } else {
+      out.push_back(c);
+    }
+  }
+  return out;
+}
+
+}  // namespace
+
+void AdminViews::WritePools(JsonWriter& w) const {
+  w.BeginArray();
+  for (uint32_t id = 0; id < shared_->pools.size(); ++id) {
+    const acceptor::Pool& pool = *shared_->pools.at(id);
+    if (pool.closing() && pool.registered.load() <= 0) continue;  // gone for good
+    const PoolTotals t = Totals(workers_, id);
+    const int64_t registered = std::max<int64_t>(0, pool.registered.load());
+    const int64_t busy = std::max<int64_t>(0, pool.busy.load());
+    w.BeginObject();
+    w.Key("name").String(pool.name());
+    w.Key("registered").Int(registered);
+    w.Key("idle").Int(std::max<int64_t>(0, registered - busy));
+    w.Key("busy").Int(busy);
+    w.Key("waiting").Int(std::max<int64_t>(0, pool.waiting.load()));
+    // Responses to requests routed to the pool, less the ones shed without reaching a service.
+    const uint64_t shed = t.shed_queue_full + t.shed_queue_timeout + t.shed_closing;
+    w.Key("served").Uint(t.served > shed ? t.served - shed : 0);
+    w.Key("shed").BeginObject();
+    w.Key("queue_full").Uint(t.shed_queue_full);
+    w.Key("queue_timeout").Uint(t.shed_queue_timeout);
+    w.Key("closing").Uint(t.shed_closing);
+    w.EndObject();
+    w.Key("retries").Uint(t.retries);
+    w.Key("draining").Bool(pool.closing());
+    w.Key("services").BeginObject();
+    for (const auto& [service, slots] : pool.Services()) w.Key(service).Int(slots);
+    w.EndObject();
+    w.EndObject();
+  }
+  w.EndArray();
+}
+
+std::string AdminViews::PoolsJson() const {
+  std::string out;
+  JsonWriter w(&out);
+  w.BeginObject().Key("pools");
+  WritePools(w);
+  w.EndObject();
+  out.push_back('\n');
+  return out;
+}
+
+std::string AdminViews::StatsJson() const {
+  int64_t connections = 0;
+  uint64_t requests = 0;
+  for (const WorkerStats* s : workers_) {
+    connections += s->client_connections.load(std::memory_order_relaxed);
+    requests += Load(s->requests);
+  }
+  std::string out;
+  JsonWriter w(&out);
+  w.BeginObject();
+  w.Key("workers").Int(static_cast<int64_t>(workers_.size()));
+  w.Key("client_connections").Int(connections);
+  w.Key("requests").Uint(requests);
+  w.Key("pools");
+  WritePools(w);
+  w.EndObject();
+  out.push_back('\n');
+  return out;
+}
+
+std::string AdminViews::RoutesJson(const std::vector<ControlPlane::RouteRecord>& routes) const {
+  std::string out;
+  JsonWriter w(&out);
+  w.BeginObject().Key("routes").BeginArray();
+  for (const auto& r : routes) WriteRouteJson(w, r.id, r.route);
+  w.EndArray().EndObject();
+  out.push_back('\n');
+  return out;
+}
+
+std::string AdminViews::MetricsText() const {
+  fmt::memory_buffer out;
+  auto put = [&out](std::string_view format, const auto&... args) {
+    fmt::format_to(std::back_inserter(out), fmt::runtime(format), args...);
+  };
+  const uint32_t pools = shared_->pools.size();
+
+  put("# HELP l7px_requests_total Requests answered, by pool and status code.\n");
+  put("# TYPE l7px_requests_total counter\n");
+  for (uint32_t id = 0; id < pools; ++id) {
+    const std::string name = Label(shared_->pools.at(id)->name());
+    for (int code = 100; code < 600; ++code) {
+      uint64_t n = 0;
+      for (const WorkerStats* w : workers_) {
+        if (const PoolMetrics* m = w->pools.Get(id)) n += Load(m->responses[code]);
+      }
+      if (n > 0) put("l7px_requests_total{{pool=\"{}\",code=\"{}\"}} {}\n", name, code, n);
+    }
+  }
+
+  auto histogram = [&](const char* metric, const char* help, auto member) {
+    put("# HELP {} {}\n# TYPE {} histogram\n", metric, help, metric);
+    for (uint32_t id = 0; id < pools; ++id) {
+      uint64_t buckets[Histogram::kBuckets + 1] = {};
+      uint64_t count = 0;
+      uint64_t sum_ns = 0;
+      bool any = false;
+      for (const WorkerStats* w : workers_) {
+        const PoolMetrics* m = w->pools.Get(id);
+        if (m == nullptr) continue;
+        any = true;
+        const Histogram& h = m->*member;
+        for (int b = 0; b <= Histogram::kBuckets; ++b) buckets[b] += Load(h.buckets[b]);
+        count += Load(h.count);
+        sum_ns += Load(h.sum_ns);
+      }
+      if (!any) continue;
+      const std::string name = Label(shared_->pools.at(id)->name());
+      uint64_t cumulative = 0;
+      for (int b = 0; b < Histogram::kBuckets; ++b) {
+        cumulative += buckets[b];
+        put("{}_bucket{{pool=\"{}\",le=\"{}\"}} {}\n", metric, name, Histogram::kBounds[b],
+            cumulative);
+      }
+      cumulative += buckets[Histogram::kBuckets];
+      put("{}_bucket{{pool=\"{}\",le=\"+Inf\"}} {}\n", metric, name, cumulative);
+      put("{}_sum{{pool=\"{}\"}} {:.9f}\n", metric, name, static_cast<double>(sum_ns) / 1e9);
+      put("{}_count{{pool=\"{}\"}} {}\n", metric, name, count);
+    }
+  };
+  histogram("l7px_request_duration_seconds",
+            "Time from the first request byte to the end of the response.",
+            &PoolMetrics::duration);
+  histogram("l7px_queue_wait_seconds", "Time requests waited for an idle slot.",
+            &PoolMetrics::queue_wait);
+
+  auto gauge_per_pool = [&](const char* metric, const char* help, auto value) {
+    put("# HELP {} {}\n# TYPE {} gauge\n", metric, help, metric);
+    for (uint32_t id = 0; id < pools; ++id) {
+      const acceptor::Pool& pool = *shared_->pools.at(id);
+      if (pool.closing() && pool.registered.load() <= 0) continue;
+      put("{}{{pool=\"{}\"}} {}\n", metric, Label(pool.name()), value(pool));
+    }
+  };
+  gauge_per_pool("l7px_queue_waiting", "Requests waiting for an idle slot.",
+                 [](const acceptor::Pool& p) { return std::max<int64_t>(0, p.waiting.load()); });
+  gauge_per_pool("l7px_slots_registered", "Registered slots.",
+                 [](const acceptor::Pool& p) { return std::max<int64_t>(0, p.registered.load()); });
+  gauge_per_pool("l7px_slots_idle", "Registered slots not serving a request.",
+                 [](const acceptor::Pool& p) {
+                   return std::max<int64_t>(0, p.registered.load() - p.busy.load());
+                 });
+
+  put("# HELP l7px_shed_total Requests answered 503 without reaching a service.\n");
+  put("# TYPE l7px_shed_total counter\n");
+  put("# HELP l7px_retries_total Requests re-dispatched after a slot died before any byte.\n");
+  put("# TYPE l7px_retries_total counter\n");
+  for (uint32_t id = 0; id < pools; ++id) {
+    const std::string name = Label(shared_->pools.at(id)->name());
+    const PoolTotals t = Totals(workers_, id);
+    put("l7px_shed_total{{pool=\"{}\",reason=\"queue_full\"}} {}\n", name, t.shed_queue_full);
+    put("l7px_shed_total{{pool=\"{}\",reason=\"queue_timeout\"}} {}\n", name,
+        t.shed_queue_timeout);
+    put("l7px_shed_total{{pool=\"{}\",reason=\"pool_closing\"}} {}\n", name, t.shed_closing);
+    put("l7px_retries_total{{pool=\"{}\"}} {}\n", name, t.retries);
+  }
+
+  put("# HELP l7px_slot_registrations_total Registration attempts, by result.\n");
+  put("# TYPE l7px_slot_registrations_total counter\n");
+  for (uint32_t id = 0; id < pools; ++id) {
+    const acceptor::Pool& pool = *shared_->pools.at(id);
+    const std::string name = Label(pool.name());
+    put("l7px_slot_registrations_total{{pool=\"{}\",result=\"ok\"}} {}\n", name,
+        Load(pool.registrations_ok));
+    put("l7px_slot_registrations_total{{pool=\"{}\",result=\"refused\"}} {}\n", name,
+        Load(pool.registrations_refused));
+  }
+
+  int64_t connections = 0;
+  for (const WorkerStats* s : workers_) connections += s->client_connections.load();
+  put("# HELP l7px_client_connections Open client connections.\n");
+  put("# TYPE l7px_client_connections gauge\nl7px_client_connections {}\n", connections);
+  put("# HELP l7px_upgrades_total Binary upgrades / restarts this process took over.\n");
+  put("# TYPE l7px_upgrades_total counter\nl7px_upgrades_total {}\n",
+      shared_->upgrades.load(std::memory_order_relaxed));
+  return fmt::to_string(out);
+}
+
+}  // namespace l7px::proxy

@@ -1,0 +1,31 @@
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "base/json.h"
+#include "proxy/control_plane.h"
+#include "proxy/shared_state.h"
+#include "proxy/worker.h"
+
+namespace l7px::proxy {
+
+// Renders the running state for the admin API. Reads only atomics and snapshots, so it may run
+// on any thread while workers serve.
+class AdminViews {
+ public:
+  AdminViews(SharedState* shared, std::vector<const WorkerStats*> workers)
+      : shared_(shared), workers_(std::move(workers)) {}
+
+  std::string PoolsJson() const;      // {"pools": [...]}
+  std::string StatsJson() const;      // {"workers", "client_connections", "requests", "pools"}
+  std::string RoutesJson(const std::vector<ControlPlane::RouteRecord>& routes) const;
+  std::string MetricsText() const;    // Prometheus text exposition format 0.0.4
+
+ private:
+  void WritePools(JsonWriter& w) const;
+  SharedState* shared_;
+  std::vector<const WorkerStats*> workers_;
+};
+
+}  // namespace l7px::proxy

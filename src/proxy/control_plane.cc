@@ -1,0 +1,197 @@
+#include "proxy/control_plane.h"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
+#include "absl/strings/str_cat.h"
+#include "base/log.h"
+#include "base/strings.h"
+
+namespace l7px::proxy {
+
+ServerLimits LimitsFrom(const config::Server& server) {
+  ServerLimits limits;
+  limits.header_timeout_ns = ToNanos(server.header_timeout);
+  limits.keepalive_timeout_ns = ToNanos(server.keepalive_timeout);
+  limits.max_body_bytes = server.max_body_bytes;
+  return limits;
+}
+
+acceptor::PoolSettings PoolSettingsFrom(const config::Pool& p) {
+  acceptor::PoolSettings settings;
+  settings.max_slots = p.max_slots;
+  settings.queue = p.queue;
+  settings.queue_timeout_ns = ToNanos(p.queue_timeout);
+  settings.response_timeout_ns = ToNanos(p.response_timeout);
+  settings.retries = p.retries;
+  settings.token = p.token;
+  return settings;
+}
+
+ControlPlane::ControlPlane(SharedState* shared, std::string config_path)
+    : shared_(shared), path_(std::move(config_path)) {}
+
+absl::Status ControlPlane::Init() {
+  std::lock_guard<std::mutex> lock(mu_);
+  running_ = shared_->config;
+  if (auto s = ApplyPools(running_.pools, /*log_changes=*/false); !s.ok()) return s;
+  for (const config::Route& r : running_.routes) routes_.push_back({next_route_id_++, r});
+  if (auto s = PublishRoutes(); !s.ok()) return s;
+  shared_->PublishLimits(std::make_unique<ServerLimits>(LimitsFrom(running_.server)));
+  return absl::OkStatus();
+}
+
+absl::Status ControlPlane::ApplyPools(const std::vector<config::Pool>& pools, bool log_changes) {
+  acceptor::PoolRegistry& registry = shared_->pools;
+  // Room first, so a reload is all-or-nothing.
+  uint32_t adding = 0;
+  for (const config::Pool& p : pools) {
+    if (registry.Find(p.name) == nullptr) ++adding;
+  }
+  if (registry.size() + adding > acceptor::kMaxPools) {
+    return absl::ResourceExhaustedError(
+        absl::StrCat("too many pools over this process's life (limit ", acceptor::kMaxPools,
+                     "); restart to compact"));
+  }
+  for (const config::Pool& p : pools) {
+    if (acceptor::Pool* existing = registry.Find(p.name)) {
+      existing->UpdateSettings(PoolSettingsFrom(p));
+    } else {
+      registry.Add(p.name, PoolSettingsFrom(p), shared_->num_workers);
+      if (log_changes) L7PX_LOG(kInfo, "pool {} added", p.name);
+    }
+  }
+  for (uint32_t id = 0; id < registry.size(); ++id) {
+    acceptor::Pool* pool = registry.at(id);
+    if (pool->closing()) continue;
+    bool declared = false;
+    for (const config::Pool& p : pools) declared |= (p.name == pool->name());
+    if (!declared) {
+      pool->set_closing(true);
+      L7PX_LOG(kInfo, "pool {} removed: its slots close once idle", pool->name());
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::Status ControlPlane::PublishRoutes() {
+  std::vector<RouteSpec> specs;
+  for (const RouteRecord& r : routes_) {
+    const acceptor::Pool* pool = shared_->pools.Find(r.route.pool);
+    if (pool == nullptr) {
+      return absl::FailedPreconditionError(
+          absl::StrCat("route ", r.id, " names unknown pool \"", r.route.pool, "\""));
+    }
+    specs.push_back(RouteSpec{r.id, r.route, pool->id()});
+  }
+  shared_->PublishRoutes(std::make_unique<RouteTable>(RouteTable::Build(specs)));
+  return absl::OkStatus();
+}
+
+absl::Status ControlPlane::Reload() {
+  auto next = config::LoadFile(path_);
+  if (!next.ok()) {
+    L7PX_LOG(kError, "reload rejected, running config kept: {}", ToStd(next.status().message()));
+    return next.status();
+  }
+  std::lock_guard<std::mutex> lock(mu_);
+  const config::Config& cur = running_;
+  auto restart_only = [&](bool changed, std::string_view key) {
+    if (changed) L7PX_LOG(kWarn, "reload: {} changed; it applies after a restart", key);
+  };
+  restart_only(next->server.listen != cur.server.listen, "server.listen");
+  restart_only(next->server.workers != cur.server.workers, "server.workers");
+  restart_only(next->server.max_header_bytes != cur.server.max_header_bytes,
+               "server.max_header_bytes");
+  restart_only(next->reg.listen != cur.reg.listen, "register.listen");
+  restart_only(next->reg.handshake != cur.reg.handshake, "register.handshake");
+  restart_only(next->reg.default_pool != cur.reg.default_pool, "register.default_pool");
+  restart_only(!(next->admin.listen == cur.admin.listen), "admin.listen");
+  restart_only(next->log.access != cur.log.access || next->log.format != cur.log.format,
+               "log.access/log.format");
+
+  if (auto s = ApplyPools(next->pools, /*log_changes=*/true); !s.ok()) return s;
+  std::vector<RouteRecord> previous = std::move(routes_);
+  routes_.clear();
+  for (const config::Route& r : next->routes) routes_.push_back({next_route_id_++, r});
+  if (auto s = PublishRoutes(); !s.ok()) {
+    routes_ = std::move(previous);  // cannot happen: the loader checked pool names
+    return s;
+  }
+  shared_->PublishLimits(std::make_unique<ServerLimits>(LimitsFrom(next->server)));
+  SetLogLevel(next->log.level);
+  running_ = std::move(*next);
+  L7PX_LOG(kInfo, "config reloaded from {}: {} pools, {} routes", path_, running_.pools.size(),
+           running_.routes.size());
+  return absl::OkStatus();
+}
+
+absl::StatusOr<ControlPlane::RouteRecord> ControlPlane::AddRoute(config::Route route) {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (shared_->pools.Find(route.pool) == nullptr) {
+    return absl::NotFoundError(absl::StrCat("unknown pool \"", route.pool, "\""));
+  }
+  routes_.push_back({next_route_id_++, std::move(route)});
+  if (auto s = PublishRoutes(); !s.ok()) {
+    routes_.pop_back();
+    return s;
+  }
+  L7PX_LOG(kInfo, "route {} added: host={} path={} pool={}", routes_.back().id,
+           routes_.back().route.host, routes_.back().route.path, routes_.back().route.pool);
+  return routes_.back();
+}
+
+bool ControlPlane::DeleteRoute(uint64_t id) {
+  std::lock_guard<std::mutex> lock(mu_);
+  for (auto it = routes_.begin(); it != routes_.end(); ++it) {
+    if (it->id != id) continue;
+    routes_.erase(it);
+    if (!PublishRoutes().ok()) return false;
+    L7PX_LOG(kInfo, "route {} deleted", id);
+    return true;
+  }
+  return false;
+}
+
+std::vector<ControlPlane::RouteRecord> ControlPlane::Routes() {
+  std::lock_guard<std::mutex> lock(mu_);
+  return routes_;
+}
+
+absl::Status ControlPlane::Drain(std::string_view name) {
+  std::lock_guard<std::mutex> lock(mu_);
+  acceptor::Pool* pool = shared_->pools.Find(name);
+  if (pool == nullptr) return absl::NotFoundError(absl::StrCat("unknown pool \"", ToAbsl(name), "\""));
+  pool->set_closing(true);
+  L7PX_LOG(kInfo, "pool {} draining: registrations refused, slots close once idle", name);
+  // Routes to it now find no pool: republish without them answering from a closing pool.
+  return absl::OkStatus();
+}
+
+void ControlPlane::ReopenAccessLog() {
+  std::lock_guard<std::mutex> lock(mu_);
+  const std::string& path = running_.log.access;
+  if (path == "stdout" || path == "off") return;
+  const int fd = open(path.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
+  if (fd < 0) {
+    L7PX_LOG(kError, "reopening access log {}: {}", path, strerror(errno));
+    return;
+  }
+  // Swap the file behind the descriptor every worker writes to: no coordination needed.
+  if (dup2(fd, shared_->access_log_fd.load()) < 0) {
+    L7PX_LOG(kError, "reopening access log {}: {}", path, strerror(errno));
+  } else {
+    L7PX_LOG(kInfo, "access log reopened: {}", path);
+  }
+  close(fd);
+}
+
+void ControlPlane::Reclaim() {
+  std::lock_guard<std::mutex> lock(mu_);
+  shared_->rcu.Reclaim();
+}
+
+}  // namespace l7px::proxy

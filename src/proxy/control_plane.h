@@ -1,0 +1,67 @@
+#pragma once
+
+#include <cstdint>
+#include <mutex>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "config/config.h"
+#include "proxy/shared_state.h"
+
+namespace l7px::proxy {
+
+// The control plane: every change to what the workers see goes through here. It builds new
+// immutable snapshots (route table, server limits) and publishes each with one atomic swap;
+// pools are added or marked closing in the registry, never freed. Callers are the signal
+// thread (SIGHUP, SIGUSR1) and the admin thread; a mutex serialises them (never taken on the
+// request path).
+class ControlPlane {
+ public:
+  struct RouteRecord {
+    uint64_t id;
+    config::Route route;
+  };
+
+  ControlPlane(SharedState* shared, std::string config_path);
+
+  // Builds the first pools, routes and limits from shared->config. Before any thread starts.
+  absl::Status Init();
+
+  // Re-reads the config file. A file that does not load changes nothing and returns why.
+  // Pools, routes, timeouts, max_body_bytes, retries, tokens and the log level apply at once to
+  // new requests; listeners, workers and buffer sizes need a restart (logged, kept as running).
+  // Routes added through the admin API are replaced by the file's.
+  absl::Status Reload();
+
+  absl::StatusOr<RouteRecord> AddRoute(config::Route route);
+  bool DeleteRoute(uint64_t id);
+  std::vector<RouteRecord> Routes();
+
+  // Stops a pool taking registrations and closes its slots (idle ones now, busy ones after their
+  // response). A reload that still declares the pool brings a fresh one back.
+  absl::Status Drain(std::string_view pool);
+
+  // SIGUSR1: reopen the access log file (log rotation).
+  void ReopenAccessLog();
+
+  // Frees retired snapshots no worker can see any more. Call periodically.
+  void Reclaim();
+
+ private:
+  absl::Status ApplyPools(const std::vector<config::Pool>& pools, bool log_changes);
+  absl::Status PublishRoutes();  // from routes_; mu_ held
+
+  std::mutex mu_;
+  SharedState* shared_;
+  std::string path_;
+  std::vector<RouteRecord> routes_;
+  uint64_t next_route_id_ = 1;
+  config::Config running_;  // the config the current state came from
+};
+
+acceptor::PoolSettings PoolSettingsFrom(const config::Pool& pool);
+
+}  // namespace l7px::proxy

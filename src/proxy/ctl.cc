@@ -1,0 +1,685 @@
+#include "proxy/ctl.h"
+
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <charconv>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <optional>
+#include <string_view>
+
+#include "absl/status/statusor.h"
+#include "base/address.h"
+#include "base/json.h"
+#include "base/strings.h"
+#include "base/unique_fd.h"
+#include "config/config.h"
+#include "fmt/format.h"
+#include "proxy/route_json.h"
+
+namespace l7px::proxy {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+constexpr std::string_view kDefaultAdmin = "127.0.0.1:9901";
+constexpr size_t kMaxResponseBytes = 64u << 20;
+
+constexpr std::string_view kUsage =
+    "usage: l7px ctl [--admin ADDR] [--token T] [-c FILE] [--json] COMMAND\n"
+    "commands:\n"
+    "  stats                       totals and per-pool numbers\n"
+    "  pools                       per-pool slots, queue and shed counts\n"
+    "  routes                      the route table\n"
+    "  route add [--host H] [--path P] [--cidr C]... [--header NAME[=VALUE]] --pool X\n"
+    "  route del ID\n"
+    "  reload                      re-read the config file\n"
+    "  drain POOL                  stop handing requests to POOL's idle slots\n"
+    "options:\n"
+    "  --admin ADDR   admin endpoint: host:port, [v6]:port or unix:/path (default 127.0.0.1:9901)\n"
+    "  --token T      bearer token (default: admin.token of -c FILE, else $L7PX_ADMIN_TOKEN)\n"
+    "  -c FILE        take admin.listen and admin.token from this config file\n"
+    "  --json         print the admin API's JSON body as is\n";
+
+// ---- HTTP/1.1 client (one request per connection) ----
+
+struct Response {
+  int status = 0;
+  std::string reason;
+  std::string body;
+};
+
+std::string Errno(int e) { return std::strerror(e); }
+
+// Waits for `events` on fd until `deadline`; false with *error set on timeout or poll failure.
+bool WaitFor(int fd, short events, Clock::time_point deadline, std::string* error) {
+  for (;;) {
+    const auto left =
+        std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()).count();
+    if (left <= 0) {
+      *error = "timed out";
+      return false;
+    }
+    pollfd p{fd, events, 0};
+    const int n = ::poll(&p, 1, static_cast<int>(std::min<int64_t>(left, 60'000)));
+    if (n > 0) return true;
+    if (n < 0 && errno != EINTR) {
+      *error = Errno(errno);
+      return false;
+    }
+  }
+}
+
+// Decodes a chunked body. Returns false when malformed; *complete once the last chunk and the
+// trailer section have arrived.
+bool DecodeChunked(std::string_view in, std::string* out, bool* complete) {
+  out->clear();
+  *complete = false;
+  size_t pos = 0;
+  for (;;) {
+    const size_t eol = in.find("\r\n", pos);
+    if (eol == std::string_view::npos) return true;  // need more
+    std::string_view line = in.substr(pos, eol - pos);
+    line = line.substr(0, line.find(';'));  // chunk extensions
+    line = TrimOws(line);
+    uint64_t size = 0;
+    const auto r = std::from_chars(line.data(), line.data() + line.size(), size, 16);
+    if (line.empty() || r.ec != std::errc() || r.ptr != line.data() + line.size() ||
+        size > kMaxResponseBytes) {
+      return false;
+    }
+    pos = eol + 2;
+    if (size == 0) {
+      // Trailer fields, then an empty line.
+      for (;;) {
+        const size_t end = in.find("\r\n", pos);
+        if (end == std::string_view::npos) return true;
+        if (end == pos) {
+          *complete = true;
+          return true;
+        }
+        pos = end + 2;
+      }
+    }
+    if (in.size() - pos < size + 2) return true;
+    out->append(in.substr(pos, size));
+    if (in.substr(pos + size, 2) != "\r\n") return false;
+    pos += size + 2;
+  }
+}
+
+struct Head {
+  int status = 0;
+  std::string reason;
+  std::optional<uint64_t> content_length;
+  bool chunked = false;
+};
+
+bool ParseHead(std::string_view head, Head* out) {
+  const size_t eol = head.find("\r\n");
+  std::string_view status_line = head.substr(0, eol);
+  if (status_line.substr(0, 7) != "HTTP/1." || status_line.size() < 12 || status_line[8] != ' ') {
+    return false;
+  }
+  std::string_view code = status_line.substr(9, 3);
+  const auto r = std::from_chars(code.data(), code.data() + 3, out->status);
+  if (r.ec != std::errc() || r.ptr != code.data() + 3 || out->status < 100) return false;
+  out->reason = std::string(TrimOws(status_line.substr(12)));
+  size_t pos = eol + 2;
+  while (pos < head.size()) {
+    const size_t end = head.find("\r\n", pos);
+    const std::string_view line = head.substr(pos, end - pos);
+    pos = end == std::string_view::npos ? head.size() : end + 2;
+    if (line.empty()) break;
+    const size_t colon = line.find(':');
+    if (colon == std::string_view::npos) return false;
+    const std::string_view name = line.substr(0, colon);
+    const std::string_view value = TrimOws(line.substr(colon + 1));
+    if (EqualsIgnoreCase(name, "content-length")) {
+      uint64_t n = 0;
+      const auto rc = std::from_chars(value.data(), value.data() + value.size(), n);
+      if (value.empty() || rc.ec != std::errc() || rc.ptr != value.data() + value.size()) {
+        return false;
+      }
+      out->content_length = n;
+    } else if (EqualsIgnoreCase(name, "transfer-encoding")) {
+      const std::string_view last = TrimOws(value.substr(value.rfind(',') + 1));
+      out->chunked = EqualsIgnoreCase(last, "chunked");
+    }
+  }
+  return true;
+}
+
+class AdminClient {
+ public:
+  AdminClient(SocketAddress addr, std::string host_header, std::string token,
+              std::chrono::milliseconds timeout)
+      : addr_(addr),
+        host_header_(std::move(host_header)),
+        token_(std::move(token)),
+        timeout_(timeout) {}
+
+  absl::StatusOr<Response> Call(std::string_view method, std::string_view path,
+                                std::string_view body = {}) {
+    const Clock::time_point deadline = Clock::now() + timeout_;
+    std::string error;
+    UniqueFd fd(::socket(addr_.family(), SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
+    if (!fd) return Unavailable("socket", Errno(errno));
+    if (::connect(fd.get(), addr_.sockaddr_ptr(), addr_.length()) != 0) {
+      if (errno != EINPROGRESS && errno != EAGAIN) return Unavailable("connect", Errno(errno));
+      if (!WaitFor(fd.get(), POLLOUT, deadline, &error)) return Unavailable("connect", error);
+      int so_error = 0;
+      socklen_t len = sizeof(so_error);
+      ::getsockopt(fd.get(), SOL_SOCKET, SO_ERROR, &so_error, &len);
+      if (so_error != 0) return Unavailable("connect", Errno(so_error));
+    }
+
+    std::string request = fmt::format("{} {} HTTP/1.1\r\nHost: {}\r\nUser-Agent: l7px-ctl\r\n",
+                                      method, path, host_header_);
+    if (!token_.empty()) request += fmt::format("Authorization: Bearer {}\r\n", token_);
+    if (!body.empty() || method == "POST") {
+      request +=
+          fmt::format("Content-Type: application/json\r\nContent-Length: {}\r\n", body.size());
+    }
+    request += "Connection: close\r\n\r\n";
+    request += body;
+    size_t sent = 0;
+    while (sent < request.size()) {
+      const ssize_t n =
+          ::send(fd.get(), request.data() + sent, request.size() - sent, MSG_NOSIGNAL);
+      if (n > 0) {
+        sent += static_cast<size_t>(n);
+      } else if (n < 0 && (errno == EAGAIN || errno == EINTR)) {
+        if (!WaitFor(fd.get(), POLLOUT, deadline, &error)) return Unavailable("send", error);
+      } else {
+        return Unavailable("send", Errno(errno));
+      }
+    }
+
+    std::string in;
+    size_t head_end = std::string::npos;
+    Head head;
+    Response response;
+    char buf[16384];
+    for (;;) {
+      bool eof = false;
+      const ssize_t n = ::recv(fd.get(), buf, sizeof(buf), 0);
+      if (n > 0) {
+        in.append(buf, static_cast<size_t>(n));
+        if (in.size() > kMaxResponseBytes) return Protocol("response too large");
+      } else if (n == 0) {
+        eof = true;
+      } else if (errno == EAGAIN || errno == EINTR) {
+        if (!WaitFor(fd.get(), POLLIN, deadline, &error)) return Unavailable("receive", error);
+        continue;
+      } else {
+        return Unavailable("receive", Errno(errno));
+      }
+      if (head_end == std::string::npos) {
+        head_end = in.find("\r\n\r\n");
+        if (head_end == std::string::npos) {
+          if (eof) return Protocol("connection closed before a complete response");
+          continue;
+        }
+        head_end += 4;
+        if (!ParseHead(std::string_view(in).substr(0, head_end), &head)) {
+          return Protocol("malformed response head");
+        }
+      }
+      const std::string_view rest = std::string_view(in).substr(head_end);
+      bool done = false;
+      if (head.chunked) {
+        if (!DecodeChunked(rest, &response.body, &done)) return Protocol("malformed chunked body");
+      } else if (head.content_length.has_value()) {
+        if (rest.size() >= *head.content_length) {
+          response.body = std::string(rest.substr(0, *head.content_length));
+          done = true;
+        }
+      } else if (eof) {
+        response.body = std::string(rest);
+        done = true;
+      }
+      if (done) break;
+      if (eof) return Protocol("connection closed before the end of the body");
+    }
+    response.status = head.status;
+    response.reason = head.reason;
+    return response;
+  }
+
+  std::string Describe() const { return addr_.ToString(); }
+
+ private:
+  absl::Status Unavailable(std::string_view what, std::string_view why) const {
+    return absl::UnavailableError(
+        fmt::format("cannot reach admin at {} ({}: {})", addr_.ToString(), what, why));
+  }
+  absl::Status Protocol(std::string_view why) const {
+    return absl::UnavailableError(
+        fmt::format("bad answer from admin at {}: {}", addr_.ToString(), why));
+  }
+
+  SocketAddress addr_;
+  std::string host_header_;
+  std::string token_;
+  std::chrono::milliseconds timeout_;
+};
+
+// ---- Tables ----
+
+class Table {
+ public:
+  explicit Table(std::vector<std::string> header) { rows_.push_back(std::move(header)); }
+  void Add(std::vector<std::string> row) { rows_.push_back(std::move(row)); }
+
+  void Render(std::string* out) const {
+    std::vector<size_t> width;
+    for (const auto& row : rows_) {
+      if (width.size() < row.size()) width.resize(row.size(), 0);
+      for (size_t i = 0; i < row.size(); ++i) width[i] = std::max(width[i], row[i].size());
+    }
+    for (const auto& row : rows_) {
+      std::string line;
+      for (size_t i = 0; i < row.size(); ++i) {
+        line += row[i];
+        if (i + 1 < row.size()) line.append(width[i] - row[i].size() + 2, ' ');
+      }
+      out->append(line);
+      out->push_back('\n');
+    }
+  }
+
+ private:
+  std::vector<std::vector<std::string>> rows_;
+};
+
+// A JSON scalar as a table cell ("-" when absent).
+std::string Cell(const JsonValue* v) {
+  if (v == nullptr || v->is_null()) return "-";
+  switch (v->kind()) {
+    case JsonValue::Kind::kBool:
+      return v->bool_value() ? "true" : "false";
+    case JsonValue::Kind::kNumber:
+      if (const std::optional<int64_t> i = v->int64()) return std::to_string(*i);
+      return fmt::format("{}", v->number());
+    case JsonValue::Kind::kString:
+      return v->string().empty() ? "\"\"" : v->string();
+    default: {
+      std::string s;
+      JsonWriter(&s).Value(*v);
+      return s;
+    }
+  }
+}
+
+// {"a": 1, "b": 2} as "a=1,b=2"; a scalar as itself; "-" when empty.
+std::string JoinedCell(const JsonValue* v, std::string_view sep) {
+  if (v == nullptr || !v->is_object()) return Cell(v);
+  if (v->members().empty()) return "-";
+  std::string s;
+  for (const auto& [key, value] : v->members()) {
+    if (!s.empty()) s += ",";
+    s += fmt::format("{}{}{}", key, sep, Cell(&value));
+  }
+  return s;
+}
+
+bool RenderPools(const JsonValue& pools, std::string* out) {
+  if (!pools.is_array()) return false;
+  Table t({"NAME", "REGISTERED", "IDLE", "BUSY", "WAITING", "SERVED", "SHED", "SERVICES"});
+  for (const JsonValue& p : pools.items()) {
+    t.Add({Cell(p.Find("name")), Cell(p.Find("registered")), Cell(p.Find("idle")),
+           Cell(p.Find("busy")), Cell(p.Find("waiting")), Cell(p.Find("served")),
+           JoinedCell(p.Find("shed"), "="), JoinedCell(p.Find("services"), ":")});
+  }
+  t.Render(out);
+  return true;
+}
+
+bool RenderRoutes(const std::vector<const JsonValue*>& routes, std::string* out) {
+  Table t({"ID", "HOST", "PATH", "CIDR", "HEADER", "POOL"});
+  for (const JsonValue* r : routes) {
+    if (!r->is_object()) return false;
+    std::string cidrs;
+    if (const JsonValue* list = r->Find("client_cidr"); list != nullptr) {
+      for (const JsonValue& c : list->items()) {
+        if (!cidrs.empty()) cidrs += ",";
+        cidrs += Cell(&c);
+      }
+    }
+    std::string header = "-";
+    if (const JsonValue* h = r->Find("header"); h != nullptr && h->is_object()) {
+      header = Cell(h->Find("name"));
+      const JsonValue* value = h->Find("value");
+      if (value != nullptr && value->is_string()) header += "=" + value->string();
+    }
+    t.Add({Cell(r->Find("id")), Cell(r->Find("host")), Cell(r->Find("path")),
+           cidrs.empty() ? "-" : cidrs, header, Cell(r->Find("pool"))});
+  }
+  t.Render(out);
+  return true;
+}
+
+// ---- Command line ----
+
+struct Args {
+  std::vector<std::string> words;
+  std::optional<std::string> admin, token, config_file;
+  bool json = false;
+  bool help = false;
+  // route add
+  std::optional<std::string> host, path, pool, header;
+  std::vector<std::string> cidrs;
+  bool any_route_option = false;
+};
+
+// Returns an error message for a usage error, "" when fine.
+std::string ParseArgs(const std::vector<std::string>& args, Args* a) {
+  bool options_done = false;
+  for (size_t i = 0; i < args.size(); ++i) {
+    std::string arg = args[i];
+    if (options_done || arg.empty() || arg[0] != '-' || arg == "-") {
+      a->words.push_back(arg);
+      continue;
+    }
+    if (arg == "--") {
+      options_done = true;
+      continue;
+    }
+    if (arg == "--json") {
+      a->json = true;
+      continue;
+    }
+    if (arg == "-h" || arg == "--help") {
+      a->help = true;
+      continue;
+    }
+    std::optional<std::string> inline_value;
+    if (const size_t eq = arg.find('='); arg.rfind("--", 0) == 0 && eq != std::string::npos) {
+      inline_value = arg.substr(eq + 1);
+      arg.resize(eq);
+    }
+    const auto value = [&]() -> std::optional<std::string> {
+      if (inline_value) return inline_value;
+      if (i + 1 >= args.size()) return std::nullopt;
+      return args[++i];
+    };
+    std::optional<std::string>* slot = nullptr;
+    bool route_option = false;
+    if (arg == "--admin") {
+      slot = &a->admin;
+    } else if (arg == "--token") {
+      slot = &a->token;
+    } else if (arg == "-c" || arg == "--config") {
+      slot = &a->config_file;
+    } else if (arg == "--host") {
+      slot = &a->host;
+      route_option = true;
+    } else if (arg == "--path") {
+      slot = &a->path;
+      route_option = true;
+    } else if (arg == "--pool") {
+      slot = &a->pool;
+      route_option = true;
+    } else if (arg == "--header") {
+      slot = &a->header;
+      route_option = true;
+    } else if (arg == "--cidr") {
+      route_option = true;
+    } else {
+      return fmt::format("unknown option {}", arg);
+    }
+    std::optional<std::string> v = value();
+    if (!v) return fmt::format("{} needs a value", arg);
+    a->any_route_option |= route_option;
+    if (slot == nullptr) {
+      a->cidrs.push_back(*v);
+    } else {
+      *slot = *v;
+    }
+  }
+  return "";
+}
+
+bool ParseId(std::string_view text, uint64_t* id) {
+  const auto r = std::from_chars(text.data(), text.data() + text.size(), *id);
+  return !text.empty() && r.ec == std::errc() && r.ptr == text.data() + text.size() && *id > 0;
+}
+
+bool IsPoolNameChar(char c) {
+  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' ||
+         c == '-' || c == '.';
+}
+
+class Ctl {
+ public:
+  Ctl(const CtlOptions& options, std::string* out, std::string* err)
+      : options_(options), out_(out), err_(err) {}
+
+  int Run(const std::vector<std::string>& argv) {
+    Args a;
+    if (std::string e = ParseArgs(argv, &a); !e.empty()) return Usage(e);
+    if (a.help) {
+      out_->append(kUsage);
+      return 0;
+    }
+    if (a.words.empty()) return Usage("missing command");
+    const std::string& cmd = a.words[0];
+    const bool is_route_add = cmd == "route" && a.words.size() >= 2 && a.words[1] == "add";
+    if (a.any_route_option && !is_route_add) {
+      return Usage("--host, --path, --cidr, --header and --pool go with 'route add'");
+    }
+
+    // Validate the whole command line before touching the network.
+    std::string method = "GET";
+    std::string path;
+    std::string body;
+    if (cmd == "stats" || cmd == "pools" || cmd == "routes") {
+      if (a.words.size() != 1) return Usage(fmt::format("'{}' takes no arguments", cmd));
+      path = "/" + cmd;
+    } else if (cmd == "reload") {
+      if (a.words.size() != 1) return Usage("'reload' takes no arguments");
+      method = "POST";
+      path = "/reload";
+    } else if (cmd == "drain") {
+      if (a.words.size() != 2) return Usage("usage: drain POOL");
+      const std::string& pool = a.words[1];
+      if (pool.empty() || !std::all_of(pool.begin(), pool.end(), IsPoolNameChar)) {
+        return Usage(fmt::format("bad pool name \"{}\"", pool));
+      }
+      method = "POST";
+      path = "/pools/" + pool + "/drain";
+    } else if (cmd == "route") {
+      if (a.words.size() < 2) return Usage("usage: route add ... | route del ID");
+      if (a.words[1] == "del") {
+        uint64_t id = 0;
+        if (a.words.size() != 3 || !ParseId(a.words[2], &id)) {
+          return Usage("usage: route del ID (a positive integer)");
+        }
+        method = "DELETE";
+        path = fmt::format("/routes/{}", id);
+      } else if (a.words[1] == "add") {
+        if (a.words.size() != 2) return Usage("'route add' takes options only");
+        std::string e = RouteBody(a, &body);
+        if (!e.empty()) return Usage(e);
+        method = "POST";
+        path = "/routes";
+      } else {
+        return Usage(fmt::format("unknown route command \"{}\"", a.words[1]));
+      }
+    } else {
+      return Usage(fmt::format("unknown command \"{}\"", cmd));
+    }
+
+    if (a.admin) {
+      if (absl::StatusOr<SocketAddress> addr = SocketAddress::Parse(*a.admin); !addr.ok()) {
+        return Usage(fmt::format("bad --admin address \"{}\": {}", *a.admin,
+                                 ToStd(addr.status().message())));
+      }
+    }
+    if (a.token && a.token->find_first_of("\r\n") != std::string::npos) {
+      return Usage("--token must not contain line breaks");
+    }
+
+    absl::StatusOr<AdminClient> client = MakeClient(a);
+    if (!client.ok()) return Fail(client.status().message());
+    absl::StatusOr<Response> response = client->Call(method, path, body);
+    if (!response.ok()) return Fail(response.status().message());
+    if (response->status < 200 || response->status > 299) {
+      std::string shown = response->body;
+      while (!shown.empty() && (shown.back() == '\n' || shown.back() == '\r')) shown.pop_back();
+      err_->append(fmt::format("l7px ctl: {} {}: admin answered {} {}{}{}\n", method, path,
+                               response->status, response->reason, shown.empty() ? "" : ": ",
+                               shown));
+      return 1;
+    }
+    if (a.json) {
+      out_->append(response->body);
+      return 0;
+    }
+    return Render(a, *response);
+  }
+
+ private:
+  int Usage(std::string_view message) {
+    err_->append(fmt::format("l7px ctl: {}\n{}", message, kUsage));
+    return 2;
+  }
+
+  int Fail(absl::string_view message) {
+    err_->append(fmt::format("l7px ctl: {}\n", ToStd(message)));
+    return 1;
+  }
+
+  // Builds and checks (with the server's own rules) the POST /routes body.
+  static std::string RouteBody(const Args& a, std::string* body) {
+    if (!a.pool) return "'route add' needs --pool";
+    JsonWriter w(body);
+    w.BeginObject();
+    if (a.host) w.Key("host").String(*a.host);
+    if (a.path) w.Key("path").String(*a.path);
+    if (!a.cidrs.empty()) {
+      w.Key("client_cidr").BeginArray();
+      for (const std::string& c : a.cidrs) w.String(c);
+      w.EndArray();
+    }
+    if (a.header) {
+      const size_t eq = a.header->find('=');
+      w.Key("header").BeginObject().Key("name").String(a.header->substr(0, eq));
+      if (eq != std::string::npos) w.Key("value").String(a.header->substr(eq + 1));
+      w.EndObject();
+    }
+    w.Key("pool").String(*a.pool);
+    w.EndObject();
+    absl::StatusOr<JsonValue> json = ParseJson(*body);
+    if (!json.ok()) return std::string(ToStd(json.status().message()));
+    absl::StatusOr<config::Route> route = RouteFromJson(*json);
+    if (!route.ok()) return std::string(ToStd(route.status().message()));
+    return "";
+  }
+
+  absl::StatusOr<AdminClient> MakeClient(const Args& a) {
+    std::string admin(kDefaultAdmin);
+    std::string token = options_.env_token;
+    if (a.config_file) {
+      absl::StatusOr<config::Config> cfg = config::LoadFile(*a.config_file);
+      if (!cfg.ok()) return cfg.status();
+      if (!a.admin) {
+        if (!cfg->admin.listen) {
+          return absl::FailedPreconditionError(
+              fmt::format("{}: the admin API is disabled (admin.listen = \"\")", *a.config_file));
+        }
+        admin = cfg->admin.listen->ToString();
+      }
+      if (!cfg->admin.token.empty()) token = cfg->admin.token;
+    }
+    if (a.admin) admin = *a.admin;
+    if (a.token) token = *a.token;
+    if (token.find_first_of("\r\n") != std::string::npos) {
+      return absl::InvalidArgumentError("the token must not contain line breaks");
+    }
+    absl::StatusOr<SocketAddress> addr = SocketAddress::Parse(admin);
+    if (!addr.ok()) {
+      return absl::InvalidArgumentError(
+          fmt::format("bad admin address \"{}\": {}", admin, ToStd(addr.status().message())));
+    }
+    std::string host_header = addr->is_unix() ? "localhost" : admin;
+    return AdminClient(*addr, std::move(host_header), std::move(token), options_.timeout);
+  }
+
+  int Render(const Args& a, const Response& response) {
+    const std::string& cmd = a.words[0];
+    absl::StatusOr<JsonValue> json = ParseJson(response.body);
+    if (!json.ok()) {
+      return Fail(fmt::format("admin answered {} with a body that is not JSON: {}", response.status,
+                              ToStd(json.status().message())));
+    }
+    const auto bad_shape = [&] {
+      return Fail(fmt::format("unexpected answer from admin: {}", response.body));
+    };
+    if (cmd == "stats") {
+      Table totals({"workers", Cell(json->Find("workers"))});
+      totals.Add({"client_connections", Cell(json->Find("client_connections"))});
+      totals.Add({"requests", Cell(json->Find("requests"))});
+      totals.Render(out_);
+      out_->push_back('\n');
+      const JsonValue* pools = json->Find("pools");
+      if (pools == nullptr || !RenderPools(*pools, out_)) return bad_shape();
+    } else if (cmd == "pools") {
+      const JsonValue* pools = json->Find("pools");
+      if (pools == nullptr || !RenderPools(*pools, out_)) return bad_shape();
+    } else if (cmd == "routes") {
+      const JsonValue* routes = json->Find("routes");
+      if (routes == nullptr || !routes->is_array()) return bad_shape();
+      std::vector<const JsonValue*> list;
+      for (const JsonValue& r : routes->items()) list.push_back(&r);
+      if (!RenderRoutes(list, out_)) return bad_shape();
+    } else if (cmd == "route" && a.words[1] == "add") {
+      if (!json->is_object()) return bad_shape();
+      out_->append(fmt::format("added route {}\n", Cell(json->Find("id"))));
+      RenderRoutes({&*json}, out_);
+    } else if (cmd == "route") {
+      out_->append(fmt::format("deleted route {}\n", Cell(json->Find("deleted"))));
+    } else if (cmd == "reload") {
+      out_->append("reloaded\n");
+    } else if (cmd == "drain") {
+      out_->append(fmt::format("draining pool {}\n", Cell(json->Find("draining"))));
+    }
+    return 0;
+  }
+
+  const CtlOptions& options_;
+  std::string* out_;
+  std::string* err_;
+};
+
+void WriteAll(std::FILE* f, const std::string& s) {
+  if (!s.empty()) std::fwrite(s.data(), 1, s.size(), f);
+  std::fflush(f);
+}
+
+}  // namespace
+
+int RunCtl(const std::vector<std::string>& args, const CtlOptions& options, std::string* out,
+           std::string* err) {
+  return Ctl(options, out, err).Run(args);
+}
+
+int RunCtl(int argc, char** argv) {
+  std::vector<std::string> args(argv, argv + argc);
+  CtlOptions options;
+  if (const char* token = std::getenv("L7PX_ADMIN_TOKEN")) options.env_token = token;
+  std::string out;
+  std::string err;
+  const int rc = RunCtl(args, options, &out, &err);
+  WriteAll(stdout, out);
+  WriteAll(stderr, err);
+  return rc;
+}
+
+}  // namespace l7px::proxy
