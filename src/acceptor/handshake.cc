@@ -27,8 +27,6 @@ constexpr std::string_view kSlotProtocol = "l7px-slot/1";
 constexpr char kMxSignature[12] = {'\r', '\n', '\r', '\n', 'M', 'X', 'P', 'R', 'O', 'X', 'Y', '\n'};
 constexpr size_t kMxFixedBytes = 16;  // signature, version, family, 16-bit length
 constexpr unsigned char kMxVersion = 0x11;
-constexpr unsigned char kMxFamilyIpv4 = 0x11;
-constexpr unsigned char kMxFamilyIpv6 = 0x21;
 
 // RFC 9110 tchar.
 bool IsTokenChar(char c) {
@@ -220,17 +218,17 @@ HandshakeParser::Status HandshakeParser::Feed(const char* data, size_t len, size
       if (c != kMxSignature[at]) return reject("bad mxproxy signature");
     } else if (at == 12) {
       if (u != kMxVersion) return reject("bad mxproxy version");
-    } else if (at == 13) {
-      if (u != kMxFamilyIpv4 && u != kMxFamilyIpv6) return reject("bad mxproxy family");
     }
     buffer_.push_back(c);
     if (buffer_.size() < kMxFixedBytes) continue;
 
-    const bool v6 = static_cast<unsigned char>(buffer_[13]) == kMxFamilyIpv6;
+    // The length decides the address family (6: IPv4 + port, 18: IPv6 + port). The family byte
+    // (0x11 / 0x21 in the seed implementation) is not checked: its encoding is not part of the
+    // documented preamble, and a service is identified by what it declares, not by that byte.
+    const uint16_t declared = LoadBe16(&buffer_[14]);
+    if (declared != 6 && declared != 18) return reject("bad mxproxy length");
+    const bool v6 = declared == 18;
     const size_t addr_len = v6 ? 16 : 4;
-    if (buffer_.size() == kMxFixedBytes && LoadBe16(&buffer_[14]) != addr_len + 2) {
-      return reject("bad mxproxy length");
-    }
     if (buffer_.size() < kMxFixedBytes + addr_len + 2) continue;
 
     ++used;

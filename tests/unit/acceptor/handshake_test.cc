@@ -417,16 +417,23 @@ TEST(HandshakeMxproxyTest, BadSignatureRejectedAtEachOffset) {
   EXPECT_EQ(http.reason, "bad mxproxy signature");
 }
 
-TEST(HandshakeMxproxyTest, BadVersionFamilyOrLengthRejected) {
+TEST(HandshakeMxproxyTest, TheLengthDecidesTheFamily) {
+  // The family byte's encoding is not part of the documented preamble: any value is accepted
+  // and the declared length (6 or 18) says which address follows.
+  for (uint8_t family : {0x00, 0x02, 0x11, 0x12, 0x21, 0x31}) {
+    const Outcome v4 = FeedWhole(Mode::kMxproxy, MxPreamble(0x11, family, 6, kIpv4AddrPort));
+    EXPECT_EQ(v4.status, Status::kDone) << int{family};
+    const Outcome v6 = FeedWhole(Mode::kMxproxy, MxPreamble(0x11, family, 18, kIpv6AddrPort));
+    EXPECT_EQ(v6.status, Status::kDone) << int{family};
+  }
+}
+
+TEST(HandshakeMxproxyTest, BadVersionOrLengthRejected) {
   const std::vector<RejectCase> cases = {
       {MxPreamble(0x21, 0x11, 6, kIpv4AddrPort), "bad mxproxy version"},
       {MxPreamble(0x10, 0x11, 6, kIpv4AddrPort), "bad mxproxy version"},
-      {MxPreamble(0x11, 0x00, 6, kIpv4AddrPort), "bad mxproxy family"},
-      {MxPreamble(0x11, 0x12, 6, kIpv4AddrPort), "bad mxproxy family"},
-      {MxPreamble(0x11, 0x31, 6, kIpv4AddrPort), "bad mxproxy family"},
-      {MxPreamble(0x11, 0x11, 18, kIpv6AddrPort), "bad mxproxy length"},
-      {MxPreamble(0x11, 0x21, 6, kIpv4AddrPort), "bad mxproxy length"},
       {MxPreamble(0x11, 0x11, 0, ""), "bad mxproxy length"},
+      {MxPreamble(0x11, 0x11, 7, kIpv4AddrPort), "bad mxproxy length"},
       {MxPreamble(0x11, 0x11, 0x0106, kIpv4AddrPort), "bad mxproxy length"},
       {MxPreamble(0x11, 0x21, 0x1200, kIpv6AddrPort), "bad mxproxy length"},
   };
