@@ -2,6 +2,7 @@
 // Every error is "<source>:<line>: <key path>: <problem>"; the first error found wins.
 
 #include "config/config.h"
+#include "config/route_rules.h"
 
 #include <arpa/inet.h>
 #include <fcntl.h>
@@ -94,46 +95,11 @@ size_t EditDistance(std::string_view a, std::string_view b) {
   return row[b.size()];
 }
 
-bool IsPoolNameChar(char c) {
-  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' ||
-         c == '-' || c == '.';
-}
-
-// RFC 9110 token characters (header field names).
-bool IsTokenChar(char c) {
-  if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9')) return true;
-  return std::string_view("!#$%&'*+-.^_`|~").find(c) != std::string_view::npos;
-}
-
 bool HasControlChar(std::string_view s) {
   return std::any_of(s.begin(), s.end(), [](char c) {
     const unsigned char u = static_cast<unsigned char>(c);
     return u < 0x20 || u == 0x7f;
   });
-}
-
-// A DNS-ish host name, already lower-cased: labels of [a-z0-9_-], 1..63 bytes, total <= 253.
-bool IsHostName(std::string_view host) {
-  if (host.empty() || host.size() > 253) return false;
-  size_t label = 0;
-  for (char c : host) {
-    if (c == '.') {
-      if (label == 0) return false;
-      label = 0;
-      continue;
-    }
-    if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' || c == '_')) return false;
-    if (++label > 63) return false;
-  }
-  return label > 0;
-}
-
-bool IsBracketedIpv6(std::string_view host) {
-  if (host.size() < 3 || host.front() != '[' || host.back() != ']') return false;
-  std::string ip(host.substr(1, host.size() - 2));
-  if (ip.find('\0') != std::string::npos) return false;
-  in6_addr addr;
-  return inet_pton(AF_INET6, ip.c_str(), &addr) == 1;
 }
 
 // Where toml++ must not look, what is wrong there, and a byte that toml++ rejects cleanly in
@@ -455,8 +421,7 @@ class Loader {
 
   bool GetPoolName(const toml::node& node, std::string_view path, std::string* out) {
     if (!GetString(node, path, out)) return false;
-    if (out->empty() || out->size() > 64 ||
-        !std::all_of(out->begin(), out->end(), IsPoolNameChar)) {
+    if (!IsValidPoolName(*out)) {
       return Fail(node, path,
                   absl::StrCat("bad pool name ", Shown(*out), " (1..64 of A-Z a-z 0-9 _ - .)"));
     }
@@ -797,18 +762,7 @@ class Loader {
   bool LoadHost(const toml::node& node, std::string_view path, std::string* out) {
     std::string host;
     if (!GetString(node, path, &host)) return false;
-    for (char& c : host) c = AsciiLower(c);
-    bool ok = false;
-    if (host == "*") {
-      ok = true;
-    } else if (host.size() > 2 && host[0] == '*' && host[1] == '.') {
-      ok = IsHostName(std::string_view(host).substr(2));
-    } else if (!host.empty() && host.front() == '[') {
-      ok = IsBracketedIpv6(host);
-    } else {
-      ok = IsHostName(host);
-    }
-    if (!ok) {
+    if (!NormalizeRouteHost(&host)) {
       return Fail(node, path,
                   absl::StrCat("bad host ", Shown(host),
                                " (use \"*\", \"*.example.com\" or \"example.com\")"));
@@ -823,11 +777,7 @@ class Loader {
     if (text.empty() || text.front() != '/') {
       return Fail(node, path, absl::StrCat("bad path ", Shown(text), " (must start with '/')"));
     }
-    const bool bad_char = std::any_of(text.begin(), text.end(), [](char c) {
-      const unsigned char u = static_cast<unsigned char>(c);
-      return u <= 0x20 || u == 0x7f || c == '?' || c == '#';
-    });
-    if (bad_char || text.size() > 4096) {
+    if (!IsValidRoutePath(text)) {
       return Fail(node, path,
                   absl::StrCat("bad path ", Shown(text),
                                " (no spaces, control characters, '?' or '#'; at most 4096 bytes)"));
@@ -847,19 +797,14 @@ class Loader {
       const std::string key_path = Join(path, k);
       if (k == "name") {
         if (!GetString(value, key_path, &match.name)) return false;
-        if (match.name.empty() || match.name.size() > 256 ||
-            !std::all_of(match.name.begin(), match.name.end(), IsTokenChar)) {
+        if (!IsValidHeaderName(match.name)) {
           return Fail(value, key_path, absl::StrCat("bad header name ", Shown(match.name)));
         }
         has_name = true;
       } else if (k == "value") {
         std::string text;
         if (!GetString(value, key_path, &text)) return false;
-        const bool bad = std::any_of(text.begin(), text.end(), [](char c) {
-          const unsigned char u = static_cast<unsigned char>(c);
-          return (u < 0x20 && c != '\t') || u == 0x7f;
-        });
-        if (bad || text.size() > 4096) {
+        if (!IsValidHeaderValue(text)) {
           return Fail(value, key_path, absl::StrCat("bad header value ", Shown(text)));
         }
         match.value = std::move(text);

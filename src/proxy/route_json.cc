@@ -6,49 +6,13 @@
 #include <string_view>
 
 #include "base/strings.h"
+#include "config/route_rules.h"
 #include "fmt/format.h"
 
 namespace l7px::proxy {
 namespace {
 
-// The rules below mirror the config loader's (config.cc), so a route posted at runtime is
-// accepted exactly when the same route in the file would be.
-
-bool IsPoolNameChar(char c) {
-  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' ||
-         c == '-' || c == '.';
-}
-
-bool IsTokenChar(char c) {
-  if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9')) return true;
-  return std::string_view("!#$%&'*+-.^_`|~").find(c) != std::string_view::npos;
-}
-
-// Labels of [a-z0-9_-], 1..63 bytes, total <= 253; already lower-cased.
-bool IsHostName(std::string_view host) {
-  if (host.empty() || host.size() > 253) return false;
-  size_t label = 0;
-  for (char c : host) {
-    if (c == '.') {
-      if (label == 0) return false;
-      label = 0;
-      continue;
-    }
-    if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' || c == '_')) return false;
-    if (++label > 63) return false;
-  }
-  return label > 0;
-}
-
-bool IsBracketedIpv6(std::string_view host) {
-  if (host.size() < 3 || host.size() > 64 || host.front() != '[' || host.back() != ']') {
-    return false;
-  }
-  std::string ip(host.substr(1, host.size() - 2));
-  if (ip.find('\0') != std::string::npos) return false;
-  in6_addr addr;
-  return inet_pton(AF_INET6, ip.c_str(), &addr) == 1;
-}
+// Validation rules are the config loader's (config/route_rules.h).
 
 std::string Shown(std::string_view s) {
   std::string out;
@@ -67,20 +31,8 @@ absl::Status WrongType(std::string_view key, std::string_view expected) {
 absl::Status LoadHost(const JsonValue& v, std::string* out) {
   if (!v.is_string()) return WrongType("host", "a string");
   std::string host = v.string();
-  for (char& c : host) c = AsciiLower(c);
-  bool ok = false;
-  if (host == "*") {
-    ok = true;
-  } else if (host.size() > 2 && host[0] == '*' && host[1] == '.') {
-    ok = IsHostName(std::string_view(host).substr(2));
-  } else if (!host.empty() && host.front() == '[') {
-    ok = IsBracketedIpv6(host);
-  } else {
-    ok = IsHostName(host);
-  }
-  if (!ok) {
-    return Bad("host", fmt::format("bad host {} (use \"*\", \"*.example.com\" or \"example.com\")",
-                                   Shown(host)));
+  if (!config::NormalizeRouteHost(&host)) {
+    return Bad("host", fmt::format("bad host {} ({})", Shown(host), config::kHostRule));
   }
   *out = std::move(host);
   return absl::OkStatus();
@@ -92,11 +44,7 @@ absl::Status LoadPath(const JsonValue& v, std::string* out) {
   if (text.empty() || text.front() != '/') {
     return Bad("path", fmt::format("bad path {} (must start with '/')", Shown(text)));
   }
-  const bool bad_char = std::any_of(text.begin(), text.end(), [](char c) {
-    const unsigned char u = static_cast<unsigned char>(c);
-    return u <= 0x20 || u == 0x7f || c == '?' || c == '#';
-  });
-  if (bad_char || text.size() > 4096) {
+  if (!config::IsValidRoutePath(text)) {
     return Bad("path",
                fmt::format("bad path {} (no spaces, control characters, '?' or '#'; at most 4096 "
                            "bytes)",
@@ -135,8 +83,7 @@ absl::Status LoadHeader(const JsonValue& v, std::optional<config::HeaderMatch>* 
     if (key == "name") {
       if (!value.is_string()) return WrongType("header.name", "a string");
       match.name = value.string();
-      if (match.name.empty() || match.name.size() > 256 ||
-          !std::all_of(match.name.begin(), match.name.end(), IsTokenChar)) {
+      if (!config::IsValidHeaderName(match.name)) {
         return Bad("header.name", fmt::format("bad header name {}", Shown(match.name)));
       }
       has_name = true;
@@ -147,11 +94,7 @@ absl::Status LoadHeader(const JsonValue& v, std::optional<config::HeaderMatch>* 
       }
       if (!value.is_string()) return WrongType("header.value", "a string or null");
       const std::string& text = value.string();
-      const bool bad = std::any_of(text.begin(), text.end(), [](char c) {
-        const unsigned char u = static_cast<unsigned char>(c);
-        return (u < 0x20 && c != '\t') || u == 0x7f;
-      });
-      if (bad || text.size() > 4096) {
+      if (!config::IsValidHeaderValue(text)) {
         return Bad("header.value", fmt::format("bad header value {}", Shown(text)));
       }
       match.value = text;
@@ -168,8 +111,8 @@ absl::Status LoadHeader(const JsonValue& v, std::optional<config::HeaderMatch>* 
 absl::Status LoadPool(const JsonValue& v, std::string* out) {
   if (!v.is_string()) return WrongType("pool", "a string");
   const std::string& name = v.string();
-  if (name.empty() || name.size() > 64 || !std::all_of(name.begin(), name.end(), IsPoolNameChar)) {
-    return Bad("pool", fmt::format("bad pool name {} (1..64 of A-Z a-z 0-9 _ - .)", Shown(name)));
+  if (!config::IsValidPoolName(name)) {
+    return Bad("pool", fmt::format("bad pool name {} ({})", Shown(name), config::kPoolNameRule));
   }
   *out = name;
   return absl::OkStatus();
