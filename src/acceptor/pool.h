@@ -161,6 +161,15 @@ class PoolRegistry {
     }
     return nullptr;
   }
+  // The live pool with this name, else the newest closing one (a drained pool that routes still
+  // name: their requests keep getting 503), else nullptr.
+  Pool* FindAny(std::string_view name) const {
+    if (Pool* live = Find(name)) return live;
+    for (uint32_t i = size(); i-- > 0;) {
+      if (at(i)->name() == name) return at(i);
+    }
+    return nullptr;
+  }
   // Control thread only. nullptr when kMaxPools pools exist.
   Pool* Add(std::string name, PoolSettings settings, int num_workers) {
     const uint32_t id = size();

@@ -196,8 +196,6 @@ std::string AdminViews::MetricsText() const {
 
   put("# HELP l7px_shed_total Requests answered 503 without reaching a service.\n");
   put("# TYPE l7px_shed_total counter\n");
-  put("# HELP l7px_retries_total Requests re-dispatched after a slot died before any byte.\n");
-  put("# TYPE l7px_retries_total counter\n");
   for (uint32_t id = 0; id < pools; ++id) {
     const std::string name = Label(shared_->pools.at(id)->name());
     const PoolTotals t = Totals(workers_, id);
@@ -205,7 +203,12 @@ std::string AdminViews::MetricsText() const {
     put("l7px_shed_total{{pool=\"{}\",reason=\"queue_timeout\"}} {}\n", name,
         t.shed_queue_timeout);
     put("l7px_shed_total{{pool=\"{}\",reason=\"pool_closing\"}} {}\n", name, t.shed_closing);
-    put("l7px_retries_total{{pool=\"{}\"}} {}\n", name, t.retries);
+  }
+  put("# HELP l7px_retries_total Requests re-dispatched after a slot died before any byte.\n");
+  put("# TYPE l7px_retries_total counter\n");
+  for (uint32_t id = 0; id < pools; ++id) {
+    put("l7px_retries_total{{pool=\"{}\"}} {}\n", Label(shared_->pools.at(id)->name()),
+        Totals(workers_, id).retries);
   }
 
   put("# HELP l7px_slot_registrations_total Registration attempts, by result.\n");

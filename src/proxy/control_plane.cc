@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <algorithm>
 #include <cstring>
 
 #include "absl/strings/str_cat.h"
@@ -80,7 +81,7 @@ absl::Status ControlPlane::ApplyPools(const std::vector<config::Pool>& pools, bo
 absl::Status ControlPlane::PublishRoutes() {
   std::vector<RouteSpec> specs;
   for (const RouteRecord& r : routes_) {
-    const acceptor::Pool* pool = shared_->pools.Find(r.route.pool);
+    const acceptor::Pool* pool = shared_->pools.FindAny(r.route.pool);
     if (pool == nullptr) {
       return absl::FailedPreconditionError(
           absl::StrCat("route ", r.id, " names unknown pool \"", r.route.pool, "\""));
@@ -112,6 +113,17 @@ absl::Status ControlPlane::Reload() {
   restart_only(!(next->admin.listen == cur.admin.listen), "admin.listen");
   restart_only(next->log.access != cur.log.access || next->log.format != cur.log.format,
                "log.access/log.format");
+  restart_only(next->admin.token != cur.admin.token, "admin.token");
+  restart_only(next->reg.allow.size() != cur.reg.allow.size() ||
+                   !std::equal(next->reg.allow.begin(), next->reg.allow.end(),
+                               cur.reg.allow.begin(),
+                               [](const Cidr& a, const Cidr& b) {
+                                 return a.ToString() == b.ToString();
+                               }),
+               "register.allow");
+  restart_only(next->upgrade.socket != cur.upgrade.socket ||
+                   next->upgrade.drain_timeout != cur.upgrade.drain_timeout,
+               "upgrade.*");
 
   if (auto s = ApplyPools(next->pools, /*log_changes=*/true); !s.ok()) return s;
   std::vector<RouteRecord> previous = std::move(routes_);
@@ -148,8 +160,13 @@ bool ControlPlane::DeleteRoute(uint64_t id) {
   std::lock_guard<std::mutex> lock(mu_);
   for (auto it = routes_.begin(); it != routes_.end(); ++it) {
     if (it->id != id) continue;
-    routes_.erase(it);
-    if (!PublishRoutes().ok()) return false;
+    const RouteRecord removed = *it;
+    const auto position = routes_.erase(it);
+    if (auto s = PublishRoutes(); !s.ok()) {
+      routes_.insert(position, removed);  // keep the list equal to what workers use
+      L7PX_LOG(kError, "deleting route {} failed: {}", id, ToStd(s.message()));
+      return false;
+    }
     L7PX_LOG(kInfo, "route {} deleted", id);
     return true;
   }
@@ -166,8 +183,8 @@ absl::Status ControlPlane::Drain(std::string_view name) {
   acceptor::Pool* pool = shared_->pools.Find(name);
   if (pool == nullptr) return absl::NotFoundError(absl::StrCat("unknown pool \"", ToAbsl(name), "\""));
   pool->set_closing(true);
+  // Routes naming it keep resolving to it (FindAny), so its requests are answered 503 at once.
   L7PX_LOG(kInfo, "pool {} draining: registrations refused, slots close once idle", name);
-  // Routes to it now find no pool: republish without them answering from a closing pool.
   return absl::OkStatus();
 }
 

@@ -35,8 +35,17 @@ std::string BuiltBinary(const std::string& name) {
 }
 
 ProxyHarness::ProxyHarness(const std::string& name)
-    : dir_(MakeTempDir(name)), front_port_(FreePort()), register_port_(FreePort()) {
+    : dir_(MakeTempDir(name)),
+      front_port_(FreePort()),
+      register_port_(FreePort()),
+      admin_port_(FreePort()) {
   while (register_port_ == front_port_) register_port_ = FreePort();
+  while (admin_port_ == front_port_ || admin_port_ == register_port_) admin_port_ = FreePort();
+}
+
+void ProxyHarness::EnableAdmin(const std::string& token) {
+  admin_enabled_ = true;
+  admin_token_ = token;
 }
 
 ProxyHarness::~ProxyHarness() {
@@ -61,9 +70,16 @@ std::string ProxyHarness::WriteConfig(const std::string& pools_and_routes,
       << "[register]\n"
       << "listen = [\"127.0.0.1:" << register_port_ << "\"]\n"
       << register_extra << "\n"
-      << "[admin]\nlisten = \"\"\n"
-      << "[upgrade]\nsocket = \"" << dir_ << "/upgrade.sock\"\n"
-      << "[log]\nlevel = \"info\"\naccess = \"" << dir_ << "/access.log\"\n"
+      << "[admin]\n";
+  if (admin_enabled_) {
+    out << "listen = \"127.0.0.1:" << admin_port_ << "\"\n";
+    if (!admin_token_.empty()) out << "token = \"" << admin_token_ << "\"\n";
+  } else {
+    out << "listen = \"\"\n";
+  }
+  out << "[upgrade]\nsocket = \"" << dir_ << "/upgrade.sock\"\n"
+      << "[log]\nlevel = \"info\"\naccess = \"" << AccessLogPath() << "\"\n"
+      << log_extra_ << "\n"
       << pools_and_routes << "\n";
   return path;
 }
@@ -79,7 +95,7 @@ bool ProxyHarness::StartProxy(const std::string& config_path) {
                std::chrono::seconds(10)) &&
            proxy_.running();
   };
-  return up(front_port_) && up(register_port_);
+  return up(front_port_) && up(register_port_) && (!admin_enabled_ || up(admin_port_));
 }
 
 std::string ProxyHarness::AccessLog() const { return ReadFile(dir_ + "/access.log"); }

@@ -2,8 +2,8 @@
 
 #include <chrono>
 #include <cstdint>
-#include <string>
 #include <deque>
+#include <string>
 #include <vector>
 
 #include "support/process.h"
@@ -19,6 +19,8 @@ class ProxyHarness {
 
   uint16_t front_port() const { return front_port_; }
   uint16_t register_port() const { return register_port_; }
+  // Kernel-chosen too, but only written to the config after EnableAdmin().
+  uint16_t admin_port() const { return admin_port_; }
   const std::string& dir() const { return dir_; }
 
   // Writes a config: [server] with the front port and `server_extra` lines, [register] with the
@@ -26,6 +28,14 @@ class ProxyHarness {
   // Returns the config path.
   std::string WriteConfig(const std::string& pools_and_routes, const std::string& server_extra = "",
                           const std::string& register_extra = "", int workers = 2);
+
+  // From now on WriteConfig writes `[admin] listen = "127.0.0.1:<admin_port()>"` (and `token`
+  // when non-empty) instead of disabling the admin API, and StartProxy also waits for it.
+  void EnableAdmin(const std::string& token = "");
+  // Extra lines for the [log] section of later WriteConfig calls (e.g. `format = "combined"`).
+  void SetLogExtra(const std::string& lines) { log_extra_ = lines; }
+  // Path of the access log the config names.
+  std::string AccessLogPath() const { return dir_ + "/access.log"; }
 
   // Starts l7px with the config and waits until its front port accepts connections.
   bool StartProxy(const std::string& config_path);
@@ -46,6 +56,10 @@ class ProxyHarness {
   std::string dir_;
   uint16_t front_port_;
   uint16_t register_port_;
+  uint16_t admin_port_;
+  bool admin_enabled_ = false;
+  std::string admin_token_;
+  std::string log_extra_;
   ChildProcess proxy_;
   std::deque<ChildProcess> services_;  // deque: references stay valid
   int service_count_ = 0;

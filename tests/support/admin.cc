@@ -1,0 +1,153 @@
+#include "support/admin.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <signal.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <thread>
+
+#include "support/net.h"
+#include "support/process.h"
+
+namespace l7px::testing {
+namespace {
+
+std::string ReadWholeFd(int fd) {
+  std::string out;
+  char buf[65536];
+  lseek(fd, 0, SEEK_SET);
+  while (true) {
+    const ssize_t n = read(fd, buf, sizeof(buf));
+    if (n <= 0) break;
+    out.append(buf, static_cast<size_t>(n));
+  }
+  return out;
+}
+
+}  // namespace
+
+CommandResult RunCommand(const std::vector<std::string>& argv, std::chrono::milliseconds timeout) {
+  CommandResult result;
+  UniqueFd out(memfd_create("cmd-out", MFD_CLOEXEC));
+  UniqueFd err(memfd_create("cmd-err", MFD_CLOEXEC));
+  if (!out || !err || argv.empty()) return result;
+  const pid_t parent = getpid();
+  const pid_t pid = fork();
+  if (pid == 0) {
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    if (getppid() != parent) _exit(127);
+    dup2(out.get(), STDOUT_FILENO);
+    dup2(err.get(), STDERR_FILENO);
+    std::vector<char*> cargv;
+    for (const auto& a : argv) cargv.push_back(const_cast<char*>(a.c_str()));
+    cargv.push_back(nullptr);
+    execv(cargv[0], cargv.data());
+    _exit(127);
+  }
+  if (pid < 0) return result;
+  int status = 0;
+  const bool exited = WaitFor([&] { return waitpid(pid, &status, WNOHANG) == pid; }, timeout);
+  if (!exited) {
+    kill(pid, SIGKILL);
+    waitpid(pid, &status, 0);
+  }
+  if (exited && WIFEXITED(status)) result.exit_code = WEXITSTATUS(status);
+  result.out = ReadWholeFd(out.get());
+  result.err = ReadWholeFd(err.get());
+  return result;
+}
+
+CommandResult RunCtl(uint16_t admin_port, const std::vector<std::string>& args) {
+  std::vector<std::string> argv = {L7PX_BINARY, "ctl", "--admin",
+                                   "127.0.0.1:" + std::to_string(admin_port)};
+  argv.insert(argv.end(), args.begin(), args.end());
+  return RunCommand(argv);
+}
+
+AdminResponse AdminCall(uint16_t admin_port, const std::string& method, const std::string& path,
+                        const std::string& body, const std::string& token,
+                        const std::string& authorization) {
+  std::string request = method + " " + path + " HTTP/1.1\r\nHost: 127.0.0.1\r\n";
+  if (!authorization.empty()) {
+    request += "Authorization: " + authorization + "\r\n";
+  } else if (!token.empty()) {
+    request += "Authorization: Bearer " + token + "\r\n";
+  }
+  if (!body.empty() || method == "POST") {
+    request +=
+        "Content-Type: application/json\r\nContent-Length: " + std::to_string(body.size()) + "\r\n";
+  }
+  request += "Connection: close\r\n\r\n" + body;
+  AdminResponse r;
+  r.raw = HttpExchange(admin_port, request, std::chrono::seconds(10));
+  r.status = StatusOf(r.raw);
+  r.body = BodyOf(r.raw);
+  return r;
+}
+
+JsonValue AdminJson(uint16_t admin_port, const std::string& path, std::string* error,
+                    const std::string& token) {
+  const AdminResponse r = AdminCall(admin_port, "GET", path, "", token);
+  std::string ignored;
+  std::string& why = error != nullptr ? *error : ignored;
+  if (r.status != 200) {
+    why = "GET " + path + " answered " + std::to_string(r.status) + ": " + r.raw;
+    return JsonValue();
+  }
+  absl::StatusOr<JsonValue> json = ParseJson(r.body);
+  if (!json.ok()) {
+    why = "GET " + path + " body is not JSON (" + std::string(json.status().message()) +
+          "): " + r.body;
+    return JsonValue();
+  }
+  return *json;
+}
+
+JsonValue PoolEntry(uint16_t admin_port, const std::string& name, const std::string& token) {
+  const JsonValue pools = AdminJson(admin_port, "/pools", nullptr, token);
+  const JsonValue* list = pools.Find("pools");
+  if (list == nullptr) return JsonValue();
+  for (const JsonValue& p : list->items()) {
+    const JsonValue* n = p.Find("name");
+    if (n != nullptr && n->string() == name) return p;
+  }
+  return JsonValue();
+}
+
+int64_t RegisteredSlots(uint16_t admin_port, const std::string& name, const std::string& token) {
+  const JsonValue pool = PoolEntry(admin_port, name, token);
+  const JsonValue* registered = pool.Find("registered");
+  if (registered == nullptr) return -1;
+  return registered->int64().value_or(-1);
+}
+
+UniqueFd ConnectFrom(const std::string& source_ip, uint16_t port,
+                     std::chrono::milliseconds timeout) {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (true) {
+    UniqueFd fd(socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+    sockaddr_in local{};
+    local.sin_family = AF_INET;
+    if (inet_pton(AF_INET, source_ip.c_str(), &local.sin_addr) != 1) return UniqueFd();
+    if (bind(fd.get(), reinterpret_cast<sockaddr*>(&local), sizeof(local)) != 0) return UniqueFd();
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    addr.sin_port = htons(port);
+    if (connect(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0) {
+      int one = 1;
+      setsockopt(fd.get(), IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+      return fd;
+    }
+    if (std::chrono::steady_clock::now() >= deadline) return UniqueFd();
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+}
+
+}  // namespace l7px::testing

@@ -1,0 +1,55 @@
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "base/json.h"
+#include "base/unique_fd.h"
+
+namespace l7px::testing {
+
+// Helpers for driving l7px's control plane from tests: the admin API, `l7px ctl`, and clients
+// with a chosen source address. Every call is bounded by a timeout.
+
+// A child process run to completion.
+struct CommandResult {
+  int exit_code = -1;  // -1 when it did not exit within its bound (it is then killed)
+  std::string out;     // stdout
+  std::string err;     // stderr
+};
+CommandResult RunCommand(const std::vector<std::string>& argv,
+                         std::chrono::milliseconds timeout = std::chrono::seconds(10));
+
+// `l7px ctl --admin 127.0.0.1:<admin_port> <args...>`.
+CommandResult RunCtl(uint16_t admin_port, const std::vector<std::string>& args);
+
+// One admin API request on a fresh connection.
+struct AdminResponse {
+  int status = 0;    // 0 when no complete response arrived
+  std::string body;  // de-chunked
+  std::string raw;   // the whole response
+};
+// `token` non-empty adds "Authorization: Bearer <token>"; `authorization` non-empty sends that
+// header value verbatim instead.
+AdminResponse AdminCall(uint16_t admin_port, const std::string& method, const std::string& path,
+                        const std::string& body = "", const std::string& token = "",
+                        const std::string& authorization = "");
+
+// The parsed JSON body of a 200 GET (null on any failure, with the reason in *error).
+JsonValue AdminJson(uint16_t admin_port, const std::string& path, std::string* error = nullptr,
+                    const std::string& token = "");
+
+// From GET /pools: the pool object named `name`, or null when the pool is not listed.
+JsonValue PoolEntry(uint16_t admin_port, const std::string& name, const std::string& token = "");
+// Its "registered" count; -1 when the pool is not listed.
+int64_t RegisteredSlots(uint16_t admin_port, const std::string& name,
+                        const std::string& token = "");
+
+// Connects to 127.0.0.1:port after binding the socket to `source_ip` (any 127.0.0.0/8 address
+// works on Linux loopback without configuration). Invalid on failure.
+UniqueFd ConnectFrom(const std::string& source_ip, uint16_t port,
+                     std::chrono::milliseconds timeout = std::chrono::seconds(5));
+
+}  // namespace l7px::testing
