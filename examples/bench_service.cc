@@ -135,7 +135,6 @@ int ListenOn(const std::string& address) {
 
 // Accepts until `stop_fd` is readable; each connection is served on its own thread.
 void AcceptLoop(l7px::Service& service, int listen_fd, int stop_fd) {
-  std::vector<std::thread> threads;
   while (true) {
     pollfd fds[2] = {{listen_fd, POLLIN, 0}, {stop_fd, POLLIN, 0}};
     if (poll(fds, 2, -1) < 0) {
@@ -145,10 +144,9 @@ void AcceptLoop(l7px::Service& service, int listen_fd, int stop_fd) {
     if (fds[1].revents != 0) break;
     const int fd = accept4(listen_fd, nullptr, nullptr, SOCK_CLOEXEC);
     if (fd < 0) continue;
-    threads.emplace_back([&service, fd] { service.ServeConnection(fd); });
+    service.ServeConnectionInBackground(fd);
   }
   // Stop() (called by main before stop_fd is written) ends every ServeConnection.
-  for (std::thread& t : threads) t.join();
 }
 
 }  // namespace

@@ -160,6 +160,9 @@ class Service {
   // listener for comparisons, tests); works without Start(). Request::slot is -1 and
   // Request::proxy "". Returns the number of responses written.
   uint64_t ServeConnection(int fd);
+  // ServeConnection on a thread of its own that ends with the connection (a listener serving
+  // many short connections keeps no finished threads). Stop() waits for all of them.
+  void ServeConnectionInBackground(int fd);
 
   // Blocks until at least `n` slots are registered, or `timeout` passes, or Stop() is called.
   // Returns whether `n` was reached.

@@ -194,6 +194,7 @@ struct Service::Impl {
   std::vector<std::vector<std::unique_ptr<Slot>>> active;  // [proxy][index]
   std::vector<std::unique_ptr<Slot>> retiring;
   std::vector<Slot*> direct;  // ServeConnection callers, owned by their stack frames
+  int background = 0;         // ServeConnectionInBackground threads still running
 
   std::mutex log_mu;
   std::vector<std::string> log_state;  // per proxy: the last state logged
@@ -613,6 +614,9 @@ void Service::Stop() {
   im.cv.notify_all();
   for (auto& slot : all) slot->Wake();
   for (auto& slot : all) slot->thread.join();
+  // Background connections were woken above; wait until every one has left.
+  std::unique_lock<std::mutex> lock(im.mu);
+  im.cv.wait(lock, [&] { return im.background == 0; });
 }
 
 void Service::SetSlots(int n) {
@@ -654,6 +658,25 @@ uint64_t Service::ServeConnection(int fd) {
   std::lock_guard<std::mutex> lock(im.mu);
   im.direct.erase(std::find(im.direct.begin(), im.direct.end(), &slot));
   return served;
+}
+
+void Service::ServeConnectionInBackground(int fd) {
+  Impl& im = *impl_;
+  {
+    std::lock_guard<std::mutex> lock(im.mu);
+    if (im.stopped) {
+      close(fd);
+      return;
+    }
+    ++im.background;
+  }
+  std::thread([this, fd] {
+    ServeConnection(fd);
+    Impl& self = *impl_;
+    std::lock_guard<std::mutex> lock(self.mu);
+    --self.background;
+    self.cv.notify_all();
+  }).detach();
 }
 
 bool Service::WaitForSlots(int n, std::chrono::milliseconds timeout) const {

@@ -190,17 +190,15 @@ void PrintReady() {
 
 // Accepts on `listen_fd` until `stop_fd` is readable; one thread per connection.
 void AcceptLoop(l7px::Service& service, int listen_fd, int stop_fd) {
-  std::vector<std::thread> threads;
   while (true) {
     pollfd fds[2] = {{listen_fd, POLLIN, 0}, {stop_fd, POLLIN, 0}};
     if (poll(fds, 2, -1) < 0) continue;
     if (fds[1].revents != 0) break;
     const int fd = accept4(listen_fd, nullptr, nullptr, SOCK_CLOEXEC);
     if (fd < 0) continue;
-    threads.emplace_back([&service, fd] { service.ServeConnection(fd); });
+    service.ServeConnectionInBackground(fd);
   }
   service.Stop();  // wakes every ServeConnection
-  for (std::thread& t : threads) t.join();
 }
 
 }  // namespace
