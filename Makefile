@@ -3,7 +3,9 @@
 #   make test                    install, build, run every test (ctest + go test)
 #   make test SANITIZE=address   the same under ASan+UBSan (build-asan/)
 #   make test SANITIZE=thread    the same under TSan (build-tsan/)
-#   make build | make bench | make format | make clean
+#   make bench                   micro-benchmarks (Google Benchmark)
+#   make bench-e2e               l7px vs NGINX and HAProxy, and the papers' experiments
+#   make build | make format | make clean
 
 SANITIZE ?=
 ifeq ($(SANITIZE),address)
@@ -24,7 +26,7 @@ DEB_PACKAGES := build-essential cmake ninja-build pkg-config ccache curl \
 GO_ENV := GOPROXY=off GOFLAGS=-mod=mod GOSUMDB=off GOTOOLCHAIN=local \
   GOCACHE=$(CURDIR)/.gocache GOPATH=$(CURDIR)/.gopath
 
-.PHONY: all deps build test run bench format clean
+.PHONY: all deps build test run bench bench-e2e format clean
 
 all: build
 
@@ -45,7 +47,12 @@ run: build
 	@scripts/run.sh $(BUILD)
 
 bench: build
-	$(BUILD)/benchmarks/l7px_bench
+	$(BUILD)/benchmarks/l7px_bench $(BENCH_ARGS)
+
+# Side by side against NGINX/HAProxy + the papers' experiments (~13 min;
+# BENCH_E2E_ARGS=--quick for a smoke run).
+bench-e2e: build
+	benchmarks/e2e/compare.sh all $(BUILD) $(BENCH_E2E_ARGS)
 
 format:
 	clang-format -i $$(git ls-files '*.h' '*.cc')
