@@ -21,6 +21,7 @@
 #include "acceptor/slot_lifecycle.h"
 #include "base/clock.h"
 #include "base/log.h"
+#include "base/strings.h"
 #include "io/mailbox.h"
 #include "io/ring.h"
 #include "io/socket.h"
@@ -38,13 +39,6 @@ enum Op : uint8_t {
 
 constexpr int64_t kTickNs = 100'000'000;
 
-bool ConstantTimeEquals(const std::string& a, const std::string& b) {
-  if (a.size() != b.size()) return false;
-  unsigned char diff = 0;
-  for (size_t i = 0; i < a.size(); ++i) diff |= static_cast<unsigned char>(a[i] ^ b[i]);
-  return diff == 0;
-}
-
 void SendSmall(int fd, std::string_view bytes) {
   // The socket's send buffer is empty at this point, so a non-blocking send writes it whole.
   const ssize_t n = ::send(fd, bytes.data(), bytes.size(), MSG_DONTWAIT | MSG_NOSIGNAL);
@@ -57,9 +51,7 @@ class Acceptor::Loop {
  public:
   Loop(AcceptorOptions& options, std::atomic<bool>& stop) : options_(options), stop_(stop) {}
 
-  absl::Status Init() {
-    return ring_.Init(256);
-  }
+  absl::Status Init() { return ring_.Init(256); }
 
   int ring_fd() const { return ring_.fd(); }
 
@@ -176,9 +168,9 @@ class Acceptor::Loop {
       index = static_cast<uint32_t>(pending_.size());
       pending_.emplace_back();
     }
-    pending_[index] = std::make_unique<Pending>(std::move(fd), peer, options_.handshake,
-                                                MonotonicNanos() + options_.handshake_timeout_ns,
-                                                ++generation_);
+    pending_[index] =
+        std::make_unique<Pending>(std::move(fd), peer, options_.handshake,
+                                  MonotonicNanos() + options_.handshake_timeout_ns, ++generation_);
     ArmHandshakeRecv(index);
   }
 
@@ -231,8 +223,7 @@ class Acceptor::Loop {
       Refuse(index, 400, "bytes after the registration head");
       return;
     }
-    const std::string service =
-        p.parser.service().empty() ? p.peer.ToString() : p.parser.service();
+    const std::string service = p.parser.service().empty() ? p.peer.ToString() : p.parser.service();
     UniqueFd fd = std::move(p.fd);
     const SocketAddress peer = p.peer;
     const std::string pool = p.parser.pool();

@@ -29,6 +29,14 @@ inline std::string_view TrimOws(std::string_view s) {
   return s;
 }
 
+// Compares secrets (tokens) in time independent of where they differ.
+inline bool ConstantTimeEquals(std::string_view a, std::string_view b) {
+  if (a.size() != b.size()) return false;
+  unsigned char diff = 0;
+  for (size_t i = 0; i < a.size(); ++i) diff |= static_cast<unsigned char>(a[i] ^ b[i]);
+  return diff == 0;
+}
+
 // Transparent hashing so maps keyed by std::string can be probed with std::string_view.
 struct StringViewHash {
   using is_transparent = void;

@@ -2,7 +2,6 @@
 // Every error is "<source>:<line>: <key path>: <problem>"; the first error found wins.
 
 #include "config/config.h"
-#include "config/route_rules.h"
 
 #include <arpa/inet.h>
 #include <fcntl.h>
@@ -21,6 +20,8 @@
 #include "absl/strings/str_join.h"
 #include "base/strings.h"
 #include "base/unique_fd.h"
+#include "config/quote.h"
+#include "config/route_rules.h"
 
 namespace l7px::config {
 namespace {
@@ -28,28 +29,7 @@ namespace {
 constexpr Duration kMaxTimeout = std::chrono::hours(24);
 constexpr uint64_t kMaxConfigBytes = 16u << 20;
 
-// Quotes text for an error message: escapes non-printable bytes, truncates long input.
-std::string Shown(std::string_view text) {
-  constexpr size_t kMax = 64;
-  std::string out = "\"";
-  for (size_t i = 0; i < text.size() && i < kMax; ++i) {
-    const unsigned char c = static_cast<unsigned char>(text[i]);
-    if (c == '"' || c == '\\') {
-      out += '\\';
-      out += static_cast<char>(c);
-    } else if (c < 0x20 || c == 0x7f) {
-      static constexpr char kHex[] = "0123456789abcdef";
-      out += "\\x";
-      out += kHex[c >> 4];
-      out += kHex[c & 15];
-    } else {
-      out += static_cast<char>(c);
-    }
-  }
-  if (text.size() > kMax) out += "...";
-  out += '"';
-  return out;
-}
+std::string Shown(std::string_view text) { return QuoteForMessage(text, /*keep_utf8=*/true); }
 
 std::string_view TypeName(toml::node_type type) {
   switch (type) {

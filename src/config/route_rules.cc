@@ -65,7 +65,8 @@ bool IsValidRoutePath(std::string_view path) {
 }
 
 bool IsValidPoolName(std::string_view name) {
-  return !name.empty() && name.size() <= 64 && std::all_of(name.begin(), name.end(), IsPoolNameChar);
+  return !name.empty() && name.size() <= 64 &&
+         std::all_of(name.begin(), name.end(), IsPoolNameChar);
 }
 
 bool IsValidHeaderName(std::string_view name) {

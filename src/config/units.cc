@@ -9,34 +9,14 @@
 #include "absl/strings/str_cat.h"
 #include "base/strings.h"
 #include "config/config.h"
+#include "config/quote.h"
 
 namespace l7px::config {
 namespace {
 
 constexpr uint64_t kMaxNanos = static_cast<uint64_t>(std::numeric_limits<int64_t>::max());
 
-// Quotes text for an error message: escapes non-printable bytes, truncates long input.
-std::string Shown(std::string_view text) {
-  constexpr size_t kMax = 64;
-  std::string out = "\"";
-  for (size_t i = 0; i < text.size() && i < kMax; ++i) {
-    const unsigned char c = static_cast<unsigned char>(text[i]);
-    if (c == '"' || c == '\\') {
-      out += '\\';
-      out += static_cast<char>(c);
-    } else if (c < 0x20 || c >= 0x7f) {
-      static constexpr char kHex[] = "0123456789abcdef";
-      out += "\\x";
-      out += kHex[c >> 4];
-      out += kHex[c & 15];
-    } else {
-      out += static_cast<char>(c);
-    }
-  }
-  if (text.size() > kMax) out += "...";
-  out += '"';
-  return out;
-}
+std::string Shown(std::string_view text) { return QuoteForMessage(text, /*keep_utf8=*/false); }
 
 bool IsDigit(char c) { return c >= '0' && c <= '9'; }
 

@@ -34,13 +34,6 @@ std::string ErrorJson(std::string_view message) {
   return out;
 }
 
-bool ConstantTimeEquals(std::string_view a, std::string_view b) {
-  if (a.size() != b.size()) return false;
-  unsigned char diff = 0;
-  for (size_t i = 0; i < a.size(); ++i) diff |= static_cast<unsigned char>(a[i] ^ b[i]);
-  return diff == 0;
-}
-
 }  // namespace
 
 struct AdminServer::Connection {
@@ -208,7 +201,8 @@ void AdminServer::HandleRequest(Connection& c) {
   c.body.append(input.data(), r.decoded);
   c.pending = input.substr(r.consumed);
   if (r.status != http::Parser::Status::kMessageDone) {
-    if (c.body.size() > kMaxBody) Reply(c, 413, "application/json", ErrorJson("body too large"), true);
+    if (c.body.size() > kMaxBody)
+      Reply(c, 413, "application/json", ErrorJson("body too large"), true);
     return;
   }
 
@@ -253,9 +247,11 @@ void AdminServer::HandleRequest(Connection& c) {
     }
     if (method != "POST") return method_not_allowed();
     auto json = ParseJson(c.body);
-    if (!json.ok()) return Reply(c, 400, "application/json", ErrorJson(ToStd(json.status().message())));
+    if (!json.ok())
+      return Reply(c, 400, "application/json", ErrorJson(ToStd(json.status().message())));
     auto route = RouteFromJson(*json);
-    if (!route.ok()) return Reply(c, 400, "application/json", ErrorJson(ToStd(route.status().message())));
+    if (!route.ok())
+      return Reply(c, 400, "application/json", ErrorJson(ToStd(route.status().message())));
     auto added = control_->AddRoute(std::move(*route));
     if (!added.ok()) {
       const int status = absl::IsNotFound(added.status()) ? 400 : 500;
@@ -305,8 +301,8 @@ void AdminServer::HandleRequest(Connection& c) {
   Reply(c, 404, "application/json", ErrorJson("not found"));
 }
 
-void AdminServer::Reply(Connection& c, int status, std::string_view content_type,
-                        std::string body, bool close) {
+void AdminServer::Reply(Connection& c, int status, std::string_view content_type, std::string body,
+                        bool close) {
   c.close_after |= close;
   const bool head_only = c.parser.head_done() && c.parser.head().is_head_request;
   c.out = fmt::format(
