@@ -3,6 +3,7 @@
 #   make test                    install, build, run every test (ctest + go test)
 #   make test SANITIZE=address   the same under ASan+UBSan (build-asan/)
 #   make test SANITIZE=thread    the same under TSan (build-tsan/)
+#   make fuzz [FUZZ_SECONDS=60]  run every fuzz target (make test runs each for 5 s)
 #   make bench                   micro-benchmarks (Google Benchmark)
 #   make bench-e2e               l7px vs NGINX and HAProxy, and the papers' experiments
 #   make build | make format | make clean
@@ -21,12 +22,14 @@ endif
 
 DEB_PACKAGES := build-essential cmake ninja-build pkg-config ccache curl \
   liburing-dev libabsl-dev libfmt-dev libtomlplusplus-dev libgtest-dev libgmock-dev \
-  googletest libbenchmark-dev node-llhttp golang-go
+  googletest libbenchmark-dev node-llhttp golang-go clang libclang-rt-14-dev
 
 GO_ENV := GOPROXY=off GOFLAGS=-mod=mod GOSUMDB=off GOTOOLCHAIN=local \
   GOCACHE=$(CURDIR)/.gocache GOPATH=$(CURDIR)/.gopath
 
-.PHONY: all deps build test run bench bench-e2e format clean
+.PHONY: all deps build test run bench bench-e2e fuzz format clean
+
+FUZZ_SECONDS ?= 60
 
 all: build
 
@@ -42,6 +45,11 @@ build: deps $(BUILD)/build.ninja
 test: build
 	cd $(BUILD) && ctest --output-on-failure --timeout 300 -j2
 	@if [ -f sdk/go/go.mod ]; then cd sdk/go && $(GO_ENV) CGO_ENABLED=1 L7PX_BINARY=$(CURDIR)/$(BUILD)/l7px go test -race -count=1 ./...; fi
+	scripts/fuzz.sh 5
+
+# libFuzzer targets for every parser of untrusted bytes (clang, ASan+UBSan), FUZZ_SECONDS each.
+fuzz: deps
+	scripts/fuzz.sh $(FUZZ_SECONDS)
 
 run: build
 	@scripts/run.sh $(BUILD)
