@@ -178,7 +178,8 @@ struct ParserCallbacks {
     if (ParseError e = CheckTarget(h); e != ParseError::kNone) return e;
     if (self->host_count_ == 0) {
       if (!h.is_http10()) return ParseError::kBadHost;
-    } else if (!IsValidAuthority(h.Value(h.host_index))) {
+    } else if (!h.Value(h.host_index).empty() && !IsValidAuthority(h.Value(h.host_index))) {
+      // RFC 9112 3.2: an empty Host is valid (a target without authority); a bad one is not.
       return ParseError::kBadHost;
     }
     if (p->flags & F_TRANSFER_ENCODING) {

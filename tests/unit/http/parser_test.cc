@@ -438,7 +438,6 @@ TEST(RequestErrors, BadHost) {
           {"GET / HTTP/1.1\r\nHost: a\r\nHost: a\r\n\r\n", ParseError::kBadHost},
           {"GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n", ParseError::kBadHost},
           {"GET / HTTP/1.0\r\nHost: a\r\nHost: b\r\n\r\n", ParseError::kBadHost},
-          {"GET / HTTP/1.1\r\nHost:\r\n\r\n", ParseError::kBadHost},
           {"GET / HTTP/1.1\r\nHost: a b\r\n\r\n", ParseError::kBadHost},
           {"GET / HTTP/1.1\r\nHost: a/b\r\n\r\n", ParseError::kBadHost},
           {"GET / HTTP/1.1\r\nHost: user@a\r\n\r\n", ParseError::kBadHost},
@@ -465,6 +464,16 @@ TEST(RequestErrors, VersionNotSupported) {
           {"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", ParseError::kVersionNotSupported},
       },
       Request());
+}
+
+TEST(RequestHost, EmptyHostIsValid) {
+  // RFC 9112 3.2: a client sends an empty Host when the target has no authority.
+  Parser parser(Parser::Kind::kRequest, Parser::Limits{});
+  const std::string req = "GET / HTTP/1.1\r\nHost:\r\n\r\n";
+  parser.Begin(req.data());
+  const auto r = parser.Parse(req.data(), req.size());
+  ASSERT_EQ(r.status, Parser::Status::kHeadDone);
+  EXPECT_EQ(parser.head().Value(parser.head().host_index), "");
 }
 
 TEST(RequestErrors, JunkAfterASupportedVersionIsMalformed) {
