@@ -7,6 +7,7 @@
 
 #include "base/json.h"
 #include "base/unique_fd.h"
+#include "support/process.h"
 
 namespace l7px::testing {
 
@@ -14,13 +15,6 @@ namespace l7px::testing {
 // with a chosen source address. Every call is bounded by a timeout.
 
 // A child process run to completion.
-struct CommandResult {
-  int exit_code = -1;  // -1 when it did not exit within its bound (it is then killed)
-  std::string out;     // stdout
-  std::string err;     // stderr
-};
-CommandResult RunCommand(const std::vector<std::string>& argv,
-                         std::chrono::milliseconds timeout = std::chrono::seconds(10));
 
 // `l7px ctl --admin 127.0.0.1:<admin_port> <args...>`.
 CommandResult RunCtl(uint16_t admin_port, const std::vector<std::string>& args);

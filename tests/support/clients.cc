@@ -34,15 +34,6 @@ ssize_t RecvSome(int fd, char* buf, size_t cap, Clock::time_point deadline) {
   return n < 0 ? -2 : n;
 }
 
-std::string ReadWhole(int fd) {
-  std::string out;
-  if (lseek(fd, 0, SEEK_SET) != 0) return out;
-  char buf[65536];
-  ssize_t n;
-  while ((n = read(fd, buf, sizeof(buf))) > 0) out.append(buf, static_cast<size_t>(n));
-  return out;
-}
-
 bool EqualsNoCase(const std::string& a, const std::string& b) {
   return a.size() == b.size() && strncasecmp(a.data(), b.data(), a.size()) == 0;
 }
@@ -55,39 +46,15 @@ uint64_t ContentLengthOf(const std::string& head) {
 }  // namespace
 
 CurlResult RunCurl(const std::vector<std::string>& args, int max_time_seconds) {
-  CurlResult result;
-  UniqueFd out(memfd_create("curl-out", MFD_CLOEXEC));
-  UniqueFd err(memfd_create("curl-err", MFD_CLOEXEC));
-  if (!out || !err) return result;
   std::vector<std::string> argv = {"curl", "-sS", "--max-time", std::to_string(max_time_seconds)};
   argv.insert(argv.end(), args.begin(), args.end());
-
   const auto start = Clock::now();
-  const pid_t parent = getpid();
-  const pid_t pid = fork();
-  if (pid == 0) {
-    prctl(PR_SET_PDEATHSIG, SIGKILL);
-    if (getppid() != parent) _exit(127);
-    dup2(out.get(), STDOUT_FILENO);
-    dup2(err.get(), STDERR_FILENO);
-    std::vector<char*> cargv;
-    for (const auto& a : argv) cargv.push_back(const_cast<char*>(a.c_str()));
-    cargv.push_back(nullptr);
-    execvp(cargv[0], cargv.data());
-    _exit(127);
-  }
-  if (pid < 0) return result;
-  int status = 0;
-  const bool exited = WaitFor([&] { return waitpid(pid, &status, WNOHANG) == pid; },
-                              std::chrono::seconds(max_time_seconds + 5));
-  if (!exited) {
-    kill(pid, SIGKILL);
-    waitpid(pid, &status, 0);
-  }
+  CommandResult run = RunCommand(argv, std::chrono::seconds(max_time_seconds + 5));
+  CurlResult result;
   result.elapsed = std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - start);
-  if (exited && WIFEXITED(status)) result.exit_code = WEXITSTATUS(status);
-  result.out = ReadWhole(out.get());
-  result.err = ReadWhole(err.get());
+  result.exit_code = run.exit_code;
+  result.out = std::move(run.out);
+  result.err = std::move(run.err);
   return result;
 }
 

@@ -131,7 +131,8 @@ std::string HeaderOf(const std::string& response, const std::string& name) {
   if (pos == std::string::npos) return "";
   size_t start = pos + key.size();
   const size_t end = head.find("\r\n", start);
-  std::string value = response.substr(start, (end == std::string::npos ? head.size() : end) - start);
+  std::string value =
+      response.substr(start, (end == std::string::npos ? head.size() : end) - start);
   while (!value.empty() && (value.front() == ' ' || value.front() == '\t')) value.erase(0, 1);
   while (!value.empty() && (value.back() == ' ' || value.back() == '\t')) value.pop_back();
   return value;

@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <signal.h>
+#include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -12,6 +13,8 @@
 #include <sstream>
 #include <thread>
 #include <utility>
+
+#include "base/unique_fd.h"
 
 namespace l7px::testing {
 
@@ -89,9 +92,56 @@ std::string ChildProcess::ReadLog() const {
   return ss.str();
 }
 
+namespace {
+
+std::string ReadWholeFd(int fd) {
+  std::string out;
+  char buf[65536];
+  lseek(fd, 0, SEEK_SET);
+  while (true) {
+    const ssize_t n = read(fd, buf, sizeof(buf));
+    if (n <= 0) break;
+    out.append(buf, static_cast<size_t>(n));
+  }
+  return out;
+}
+
+}  // namespace
+
+CommandResult RunCommand(const std::vector<std::string>& argv, std::chrono::milliseconds timeout) {
+  CommandResult result;
+  UniqueFd out(memfd_create("cmd-out", MFD_CLOEXEC));
+  UniqueFd err(memfd_create("cmd-err", MFD_CLOEXEC));
+  if (!out || !err || argv.empty()) return result;
+  const pid_t parent = getpid();
+  const pid_t pid = fork();
+  if (pid == 0) {
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    if (getppid() != parent) _exit(127);
+    dup2(out.get(), STDOUT_FILENO);
+    dup2(err.get(), STDERR_FILENO);
+    std::vector<char*> cargv;
+    for (const auto& a : argv) cargv.push_back(const_cast<char*>(a.c_str()));
+    cargv.push_back(nullptr);
+    execvp(cargv[0], cargv.data());
+    _exit(127);
+  }
+  if (pid < 0) return result;
+  int status = 0;
+  const bool exited = WaitFor([&] { return waitpid(pid, &status, WNOHANG) == pid; }, timeout);
+  if (!exited) {
+    kill(pid, SIGKILL);
+    waitpid(pid, &status, 0);
+  }
+  if (exited && WIFEXITED(status)) result.exit_code = WEXITSTATUS(status);
+  result.out = ReadWholeFd(out.get());
+  result.err = ReadWholeFd(err.get());
+  return result;
+}
+
 std::string MakeTempDir(const std::string& name) {
-  std::string dir = std::string(L7PX_BINARY_DIR) + "/test-tmp/" + name + "." +
-                    std::to_string(getpid());
+  std::string dir =
+      std::string(L7PX_BINARY_DIR) + "/test-tmp/" + name + "." + std::to_string(getpid());
   std::string cmd = "rm -rf '" + dir + "' && mkdir -p '" + dir + "'";
   if (std::system(cmd.c_str()) != 0) return "/tmp";
   return dir;

@@ -39,6 +39,15 @@ class ChildProcess {
   std::string log_path_;
 };
 
+// Runs argv (PATH lookup) to completion, killed past `timeout`; collects stdout and stderr.
+struct CommandResult {
+  int exit_code = -1;  // -1 when it did not exit within its bound (it is then killed)
+  std::string out;     // stdout
+  std::string err;     // stderr
+};
+CommandResult RunCommand(const std::vector<std::string>& argv,
+                         std::chrono::milliseconds timeout = std::chrono::seconds(10));
+
 // A fresh empty directory under the build tree for one test's files.
 std::string MakeTempDir(const std::string& name);
 
