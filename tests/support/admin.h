@@ -41,9 +41,4 @@ JsonValue PoolEntry(uint16_t admin_port, const std::string& name, const std::str
 int64_t RegisteredSlots(uint16_t admin_port, const std::string& name,
                         const std::string& token = "");
 
-// Connects to 127.0.0.1:port after binding the socket to `source_ip` (any 127.0.0.0/8 address
-// works on Linux loopback without configuration). Invalid on failure.
-UniqueFd ConnectFrom(const std::string& source_ip, uint16_t port,
-                     std::chrono::milliseconds timeout = std::chrono::seconds(5));
-
 }  // namespace l7px::testing

@@ -20,20 +20,6 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-int MillisLeft(Clock::time_point deadline) {
-  const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
-  return left.count() < 0 ? 0 : static_cast<int>(left.count());
-}
-
-// recv with a deadline: bytes read, 0 on EOF, -1 on timeout, -2 on error (e.g. reset).
-ssize_t RecvSome(int fd, char* buf, size_t cap, Clock::time_point deadline) {
-  pollfd p{fd, POLLIN, 0};
-  const int r = poll(&p, 1, MillisLeft(deadline));
-  if (r <= 0) return -1;
-  const ssize_t n = recv(fd, buf, cap, 0);
-  return n < 0 ? -2 : n;
-}
-
 bool EqualsNoCase(const std::string& a, const std::string& b) {
   return a.size() == b.size() && strncasecmp(a.data(), b.data(), a.size()) == 0;
 }

@@ -23,22 +23,20 @@ int MillisLeft(Clock::time_point deadline) {
   return left.count() < 0 ? 0 : static_cast<int>(left.count());
 }
 
-// Reads what is available within the deadline; returns bytes read, 0 on EOF, -1 on timeout/error.
-ssize_t RecvSome(int fd, char* buf, size_t cap, Clock::time_point deadline) {
-  pollfd p{fd, POLLIN, 0};
-  const int r = poll(&p, 1, MillisLeft(deadline));
-  if (r <= 0) return -1;
-  const ssize_t n = recv(fd, buf, cap, 0);
-  if (n < 0) return -1;
-  return n;
-}
-
 std::string Lower(std::string s) {
   for (char& c : s) c = static_cast<char>(tolower(static_cast<unsigned char>(c)));
   return s;
 }
 
 }  // namespace
+
+ssize_t RecvSome(int fd, char* buf, size_t cap, std::chrono::steady_clock::time_point deadline) {
+  pollfd p{fd, POLLIN, 0};
+  const int r = poll(&p, 1, MillisLeft(deadline));
+  if (r <= 0) return -1;
+  const ssize_t n = recv(fd, buf, cap, 0);
+  return n < 0 ? -2 : n;
+}
 
 uint16_t FreePort() {
   int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
@@ -53,10 +51,15 @@ uint16_t FreePort() {
   return ntohs(addr.sin_port);
 }
 
-UniqueFd ConnectTcp(uint16_t port, std::chrono::milliseconds timeout) {
-  const auto deadline = Clock::now() + timeout;
+UniqueFd ConnectFrom(const std::string& source_ip, uint16_t port,
+                     std::chrono::milliseconds timeout) {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
   while (true) {
     UniqueFd fd(socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+    sockaddr_in local{};
+    local.sin_family = AF_INET;
+    if (inet_pton(AF_INET, source_ip.c_str(), &local.sin_addr) != 1) return UniqueFd();
+    if (bind(fd.get(), reinterpret_cast<sockaddr*>(&local), sizeof(local)) != 0) return UniqueFd();
     sockaddr_in addr{};
     addr.sin_family = AF_INET;
     addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
@@ -66,9 +69,13 @@ UniqueFd ConnectTcp(uint16_t port, std::chrono::milliseconds timeout) {
       setsockopt(fd.get(), IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
       return fd;
     }
-    if (Clock::now() >= deadline) return UniqueFd();
+    if (std::chrono::steady_clock::now() >= deadline) return UniqueFd();
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
   }
+}
+
+UniqueFd ConnectTcp(uint16_t port, std::chrono::milliseconds timeout) {
+  return ConnectFrom("127.0.0.1", port, timeout);
 }
 
 UniqueFd ConnectUnix(const std::string& path) {

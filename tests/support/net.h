@@ -1,5 +1,7 @@
 #pragma once
 
+#include <sys/types.h>
+
 #include <chrono>
 #include <cstdint>
 #include <string>
@@ -16,6 +18,13 @@ uint16_t FreePort();
 // Connects to 127.0.0.1:port (or a unix path when `unix_path` is non-empty).
 UniqueFd ConnectTcp(uint16_t port, std::chrono::milliseconds timeout = std::chrono::seconds(5));
 UniqueFd ConnectUnix(const std::string& path);
+// Connects to 127.0.0.1:port after binding the socket to `source_ip` (any 127.0.0.0/8 address
+// works on Linux loopback without configuration). Invalid on failure.
+UniqueFd ConnectFrom(const std::string& source_ip, uint16_t port,
+                     std::chrono::milliseconds timeout = std::chrono::seconds(5));
+
+// recv with a deadline: bytes read, 0 on EOF, -1 on timeout, -2 on error (e.g. reset).
+ssize_t RecvSome(int fd, char* buf, size_t cap, std::chrono::steady_clock::time_point deadline);
 
 // Waits until something accepts connections on 127.0.0.1:port.
 bool WaitForPort(uint16_t port, std::chrono::milliseconds timeout);
