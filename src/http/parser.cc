@@ -170,6 +170,22 @@ struct ParserCallbacks {
     return ParseError::kNone;
   }
 
+  // Body framing from Transfer-Encoding / Content-Length, one rule set for both directions
+  // (RFC 9112 6.1, 6.3): a TE must end in chunked, never comes with a CL, and means faulty
+  // framing in HTTP/1.0. Leaves kNone when neither field is present.
+  static ParseError ReadBodyFraming(MessageHead& h, const llhttp_t* p) {
+    if (p->flags & F_TRANSFER_ENCODING) {
+      if (h.is_http10() || !(p->flags & F_CHUNKED) || (p->flags & F_CONTENT_LENGTH)) {
+        return ParseError::kAmbiguousFraming;
+      }
+      h.framing = Framing::kChunked;
+    } else if (p->flags & F_CONTENT_LENGTH) {
+      h.content_length = p->content_length;
+      h.framing = h.content_length > 0 ? Framing::kContentLength : Framing::kNone;
+    }
+    return ParseError::kNone;
+  }
+
   static ParseError CheckRequest(Parser* self, llhttp_t* p) {
     MessageHead& h = self->head_;
     h.method = p->method;
@@ -182,16 +198,10 @@ struct ParserCallbacks {
       // RFC 9112 3.2: an empty Host is valid (a target without authority); a bad one is not.
       return ParseError::kBadHost;
     }
-    if (p->flags & F_TRANSFER_ENCODING) {
-      // RFC 9112 6.1: TE in HTTP/1.0 means faulty framing; a request TE must end in chunked.
-      if (h.is_http10() || !(p->flags & F_CHUNKED) || (p->flags & F_CONTENT_LENGTH)) {
-        return ParseError::kAmbiguousFraming;
-      }
-      h.framing = Framing::kChunked;
-    } else if (p->flags & F_CONTENT_LENGTH) {
-      h.content_length = p->content_length;
-      h.framing = h.content_length > 0 ? Framing::kContentLength : Framing::kNone;
-      if (h.content_length > self->limits_.max_body_bytes) return ParseError::kBodyTooLarge;
+    if (ParseError e = ReadBodyFraming(h, p); e != ParseError::kNone) return e;
+    if (h.framing == Framing::kContentLength &&
+        h.content_length > self->limits_.max_body_bytes) {
+      return ParseError::kBodyTooLarge;
     }
     // RFC 9110 7.8: an Upgrade in an HTTP/1.0 request is ignored.
     h.upgrade = p->upgrade != 0 && !h.is_http10();
@@ -209,20 +219,13 @@ struct ParserCallbacks {
       if (p->flags & F_CONTENT_LENGTH) h.content_length = p->content_length;
       return ParseError::kNone;
     }
-    if (p->flags & F_TRANSFER_ENCODING) {
-      // Stricter than RFC 9112 6.3 (which reads a non-chunked TE response until close): a
-      // response is held to the same framing rules as a request.
-      if (h.is_http10() || !(p->flags & F_CHUNKED) || (p->flags & F_CONTENT_LENGTH)) {
-        return ParseError::kAmbiguousFraming;
-      }
-      h.framing = Framing::kChunked;
-    } else if (p->flags & F_CONTENT_LENGTH) {
-      h.content_length = p->content_length;
-      h.framing = h.content_length > 0 ? Framing::kContentLength : Framing::kNone;
-    } else {
+    if (!(p->flags & (F_TRANSFER_ENCODING | F_CONTENT_LENGTH))) {
       h.framing = Framing::kUntilClose;
+      return ParseError::kNone;
     }
-    return ParseError::kNone;
+    // Stricter than RFC 9112 6.3 (which reads a non-chunked TE response until close): a
+    // response is held to the same framing rules as a request.
+    return ReadBodyFraming(h, p);
   }
 
   static int OnHeadersComplete(llhttp_t* p) {
