@@ -35,6 +35,7 @@ enum Op : uint8_t {
   kOpPoll = 3,
   kOpTick = 4,
   kOpPostFailed = 5,
+  kOpPollRemove = 6,  // completions of cancels we do not need to see
 };
 
 constexpr int64_t kTickNs = 100'000'000;
@@ -79,6 +80,10 @@ class Acceptor::Loop {
   };
 
   void ArmAccept(uint32_t listener) {
+    if (accept_armed_.size() < options_.listeners.size()) {
+      accept_armed_.resize(options_.listeners.size(), false);
+    }
+    accept_armed_[listener] = true;
     io_uring_sqe* sqe = ring_.Sqe();
     io_uring_prep_multishot_accept(sqe, options_.listeners[listener].fd.get(), nullptr, nullptr,
                                    SOCK_CLOEXEC);
@@ -110,9 +115,25 @@ class Acceptor::Loop {
   void Handle(io_uring_cqe* cqe) {
     const uint64_t data = cqe->user_data;
     const uint8_t op = static_cast<uint8_t>(data >> 56);
-    if (op == kMsgRetireSlot) {
-      Retire(reinterpret_cast<Slot*>(io::MessagePayload(data)));
-      return;
+    switch (op) {
+      case kMsgRetireSlot:
+        Retire(reinterpret_cast<Slot*>(io::MessagePayload(data)));
+        return;
+      case kMsgSlotMoved:
+        ForgetMoved(reinterpret_cast<Slot*>(io::MessagePayload(data)));
+        return;
+      case kMsgAdoptSlot:
+        Adopt(
+            std::unique_ptr<AdoptedSlot>(reinterpret_cast<AdoptedSlot*>(io::MessagePayload(data))));
+        return;
+      case kMsgPauseRegistrations:
+        SetAccepting(false);
+        return;
+      case kMsgResumeRegistrations:
+        SetAccepting(true);
+        return;
+      default:
+        break;
     }
     const io::Tag tag = io::Tag::Unpack(data);
     switch (tag.op) {
@@ -137,7 +158,10 @@ class Acceptor::Loop {
   }
 
   void OnAccept(uint32_t listener, int res, bool more) {
-    if (!more && !stop_.load()) ArmAccept(listener);
+    if (!more) {
+      accept_armed_[listener] = false;
+      if (accepting_ && !stop_.load()) ArmAccept(listener);
+    }
     if (res < 0) {
       if (res != -ECANCELED) {
         L7PX_LOG_LIMITED(kWarn, "register accept on {}: {}",
@@ -258,7 +282,15 @@ class Acceptor::Loop {
     if (options_.handshake == HandshakeParser::Mode::kUpgrade) {
       SendSmall(fd.get(), SwitchingProtocolsResponse());
     }
-    auto* slot = new Slot(std::move(fd), pool->id(), service);
+    pool->registrations_ok.fetch_add(1, std::memory_order_relaxed);
+    L7PX_LOG(kDebug, "slot registered: pool={} service={} peer={}", pool->name(), service,
+             peer.ToString());
+    AddSlot(std::move(fd), *pool, service);
+  }
+
+  // A registered connection becomes an idle slot of `pool`.
+  void AddSlot(UniqueFd fd, Pool& pool, const std::string& service) {
+    auto* slot = new Slot(std::move(fd), pool.id(), service);
     if (!free_slots_.empty()) {
       slot->table_index = free_slots_.back();
       free_slots_.pop_back();
@@ -267,13 +299,57 @@ class Acceptor::Loop {
       slot->table_index = static_cast<uint32_t>(slots_.size());
       slots_.push_back(slot);
     }
-    pool->CountService(service, +1);
-    pool->registered.fetch_add(1, std::memory_order_relaxed);
-    pool->registrations_ok.fetch_add(1, std::memory_order_relaxed);
+    pool.CountService(service, +1);
+    pool.registered.fetch_add(1, std::memory_order_relaxed);
     ArmPoll(*slot);
-    L7PX_LOG(kDebug, "slot registered: pool={} service={} peer={}", pool->name(), service,
-             peer.ToString());
-    Publish(*pool, slot);
+    Publish(pool, slot);
+  }
+
+  // A slot handed over by the process this one took over from: already upgraded, idle.
+  void Adopt(std::unique_ptr<AdoptedSlot> adopted) {
+    Pool* pool = options_.pools->Find(adopted->pool);
+    if (pool == nullptr) {
+      L7PX_LOG(kWarn, "takeover: closing a slot of {} for pool {}: no such pool in this config",
+               adopted->service, adopted->pool);
+      return;  // the service sees the close and re-registers where it can
+    }
+    const int64_t limit = std::min<int64_t>(pool->settings().max_slots, pool->slot_capacity());
+    if (pool->registered.load(std::memory_order_relaxed) >= limit) {
+      L7PX_LOG(kWarn, "takeover: closing a slot of {}: pool {} is at max_slots", adopted->service,
+               pool->name());
+      return;
+    }
+    ++adopted_;
+    AddSlot(std::move(adopted->fd), *pool, adopted->service);
+  }
+
+  // Another process holds this slot's connection now: close our fd once our poll is gone,
+  // without shutdown() (that would end the connection for the other process too).
+  void ForgetMoved(Slot* slot) {
+    slot->retiring = true;
+    if (slot->poll_armed) {
+      io_uring_sqe* sqe = ring_.Sqe();
+      io_uring_prep_poll_remove(sqe, io::Tag{kOpPoll, 0, slot->table_index}.Pack());
+      io_uring_sqe_set_data64(sqe, io::Tag{kOpPollRemove, 0, 0}.Pack());
+      return;  // the poll completes with -ECANCELED; FinishRetire runs then
+    }
+    FinishRetire(*slot);
+  }
+
+  void SetAccepting(bool on) {
+    if (accepting_ == on) return;
+    accepting_ = on;
+    for (uint32_t i = 0; i < options_.listeners.size(); ++i) {
+      const bool armed = i < accept_armed_.size() && accept_armed_[i];
+      if (on && !armed) {
+        ArmAccept(i);
+      } else if (!on && armed) {
+        io_uring_sqe* sqe = ring_.Sqe();
+        io_uring_prep_cancel64(sqe, io::Tag{kOpAccept, 0, i}.Pack(), 0);
+        io_uring_sqe_set_data64(sqe, io::Tag{kOpPollRemove, 0, 0}.Pack());
+      }
+    }
+    L7PX_LOG(kInfo, "acceptor: {} registrations", on ? "resumed" : "stopped");
   }
 
   void Publish(Pool& pool, Slot* slot) {
@@ -405,6 +481,9 @@ class Acceptor::Loop {
   std::vector<uint32_t> free_slots_;
   uint32_t generation_ = 0;
   uint64_t refused_peers_ = 0;
+  uint64_t adopted_ = 0;
+  bool accepting_ = true;
+  std::vector<bool> accept_armed_;
 };
 
 Acceptor::Acceptor(AcceptorOptions options) : options_(std::move(options)) {}

@@ -18,8 +18,23 @@ namespace l7px::acceptor {
 
 // Message kinds posted into the acceptor's ring by workers (io/mailbox.h).
 inline constexpr uint8_t kMsgRetireSlot = 0xA1;  // payload: Slot*; the worker is done with it
+// Payload: Slot*, leased and accounted (AccountLeasedSlotMoved): another process holds its
+// connection now; close our copy of the fd without shutting the connection down.
+inline constexpr uint8_t kMsgSlotMoved = 0xA2;
+// Payload: AdoptedSlot*, owned by the acceptor from then on: a slot received from the process
+// this one took over from, registered without a handshake.
+inline constexpr uint8_t kMsgAdoptSlot = 0xA3;
+// Stop / resume accepting registrations (during an upgrade handoff).
+inline constexpr uint8_t kMsgPauseRegistrations = 0xA4;
+inline constexpr uint8_t kMsgResumeRegistrations = 0xA5;
 // Message kinds the acceptor posts into a worker's ring.
 inline constexpr uint8_t kMsgSlotAvailable = 0xB1;  // payload: pool id
+
+struct AdoptedSlot {
+  UniqueFd fd;
+  std::string pool;
+  std::string service;
+};
 
 struct RegisterListener {
   UniqueFd fd;

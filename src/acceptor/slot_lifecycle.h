@@ -29,6 +29,16 @@ inline void KillLeasedSlot(Pool& pool, Slot& slot) {
   ::shutdown(slot.fd(), SHUT_RDWR);
 }
 
+// The leaseholder handed the slot's connection to another process (upgrade handoff): it leaves
+// this process's accounting, without shutting the connection down (the other process uses it).
+// The caller then posts it to the acceptor with kMsgSlotMoved.
+inline void AccountLeasedSlotMoved(Pool& pool, Slot& slot) {
+  slot.MarkDead();
+  pool.busy.fetch_sub(1, std::memory_order_relaxed);
+  pool.registered.fetch_sub(1, std::memory_order_relaxed);
+  pool.CountService(slot.service_id(), -1);
+}
+
 // A worker that leased the slot returns it idle and pushes it back to the ring. Returns false
 // when the slot is not reusable (its pool is closing, or the ring refused it, which cannot
 // happen while the ring holds 2 x max_slots): it is then dead and the caller retires it.

@@ -636,8 +636,10 @@ class Loader {
         }
       } else if (k == "drain_timeout") {
         if (!GetDuration(value, path, Duration::zero(), &out->drain_timeout)) return false;
+      } else if (k == "pid_file") {
+        if (!GetCleanString(value, path, &out->pid_file)) return false;
       } else {
-        return UnknownKey(key, value, "upgrade", {"socket", "drain_timeout"});
+        return UnknownKey(key, value, "upgrade", {"socket", "drain_timeout", "pid_file"});
       }
     }
     return true;

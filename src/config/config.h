@@ -44,6 +44,8 @@ struct Admin {
 struct Upgrade {
   std::string socket = "/tmp/l7px.upgrade.sock";
   Duration drain_timeout = std::chrono::seconds(30);
+  // Written with the pid of the process serving (after a handoff: the new one); "" = none.
+  std::string pid_file;
 };
 
 struct Log {

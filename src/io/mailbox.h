@@ -4,6 +4,9 @@
 
 #include <cstdint>
 
+#include "absl/status/status.h"
+#include "io/ring.h"
+
 namespace l7px::io {
 
 // Cross-thread messages travel as completions posted straight into the target thread's ring
@@ -12,17 +15,27 @@ namespace l7px::io {
 inline uint64_t PackMessage(uint8_t op, uint64_t payload56) {
   return (uint64_t{op} << 56) | (payload56 & ((uint64_t{1} << 56) - 1));
 }
-inline uint64_t MessagePayload(uint64_t user_data) {
-  return user_data & ((uint64_t{1} << 56) - 1);
-}
+inline uint64_t MessagePayload(uint64_t user_data) { return user_data & ((uint64_t{1} << 56) - 1); }
 
 // Preps a message to `target_ring_fd`. Success posts no completion on the sender's ring; a
 // failure (target gone, CQ overflow) completes on the sender with `failure_tag`.
-inline void PrepPostMessage(io_uring_sqe* sqe, int target_ring_fd, uint64_t message,
-                            uint32_t value, uint64_t failure_tag) {
+inline void PrepPostMessage(io_uring_sqe* sqe, int target_ring_fd, uint64_t message, uint32_t value,
+                            uint64_t failure_tag) {
   io_uring_prep_msg_ring(sqe, target_ring_fd, value, message, 0);
   sqe->flags |= IOSQE_CQE_SKIP_SUCCESS;
   io_uring_sqe_set_data64(sqe, failure_tag);
 }
+
+// For a thread without an event loop (the upgrade thread): a tiny ring of its own, each post
+// submitted at once and its result awaited (MSG_RING completes inline, so this never blocks long).
+class MessagePoster {
+ public:
+  // On the posting thread.
+  absl::Status Init() { return ring_.Init(8); }
+  absl::Status Post(int target_ring_fd, uint64_t message);
+
+ private:
+  Ring ring_;
+};
 
 }  // namespace l7px::io

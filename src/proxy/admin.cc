@@ -57,21 +57,16 @@ struct AdminServer::Connection {
   int64_t last_active_ns = 0;
 };
 
-AdminServer::AdminServer(ControlPlane* control, AdminViews views,
-                         std::optional<SocketAddress> listen, std::string token)
-    : control_(control), views_(std::move(views)), listen_(listen), token_(std::move(token)) {}
+AdminServer::AdminServer(ControlPlane* control, AdminViews views, UniqueFd listener,
+                         std::string token)
+    : control_(control),
+      views_(std::move(views)),
+      token_(std::move(token)),
+      listener_(std::move(listener)) {}
 
 AdminServer::~AdminServer() { Stop(); }
 
 absl::Status AdminServer::Start() {
-  if (listen_.has_value()) {
-    auto fd = io::Listen(*listen_, /*reuse_port=*/false, 64);
-    if (!fd.ok()) {
-      return absl::Status(fd.status().code(),
-                          std::string("admin.listen: ") + std::string(fd.status().message()));
-    }
-    listener_ = std::move(*fd);
-  }
   thread_ = std::thread([this] { Run(); });
   return absl::OkStatus();
 }
@@ -90,7 +85,8 @@ void AdminServer::Run() {
     control_->Reclaim();
     fds.clear();
     order.clear();
-    if (listener_ && conns.size() < kMaxConnections) fds.push_back({listener_.get(), POLLIN, 0});
+    if (listener_ && accepting_.load() && conns.size() < kMaxConnections)
+      fds.push_back({listener_.get(), POLLIN, 0});
     const size_t first_conn = fds.size();
     for (Connection& c : conns) {
       const bool writing = c.out_off < c.out.size();

@@ -20,14 +20,16 @@ namespace l7px::proxy {
 // snapshots every pass, so it runs even when no admin address is configured.
 class AdminServer {
  public:
-  AdminServer(ControlPlane* control, AdminViews views, std::optional<SocketAddress> listen,
-              std::string token);
+  // `listener`: the bound admin socket (invalid when admin.listen is off).
+  AdminServer(ControlPlane* control, AdminViews views, UniqueFd listener, std::string token);
   ~AdminServer();
   AdminServer(const AdminServer&) = delete;
   AdminServer& operator=(const AdminServer&) = delete;
 
   absl::Status Start();
   void Stop();
+  // An upgrade handoff stops (and, if it fails, resumes) accepting admin connections.
+  void SetAccepting(bool on) { accepting_.store(on); }
 
  private:
   struct Connection;
@@ -38,11 +40,11 @@ class AdminServer {
 
   ControlPlane* control_;
   AdminViews views_;
-  std::optional<SocketAddress> listen_;
   std::string token_;
   UniqueFd listener_;
   std::thread thread_;
   std::atomic<bool> stop_{false};
+  std::atomic<bool> accepting_{true};
 };
 
 }  // namespace l7px::proxy

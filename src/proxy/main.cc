@@ -4,6 +4,7 @@
 
 #include <cstdio>
 #include <cstring>
+#include <memory>
 #include <string>
 #include <string_view>
 
@@ -20,6 +21,7 @@ namespace {
 
 constexpr const char* kUsage =
     "usage: l7px -c FILE               run with this config\n"
+    "       l7px -c FILE --takeover    take over from the l7px running with this config\n"
     "       l7px -t -c FILE            check the config and exit (0 ok, 2 error)\n"
     "       l7px ctl [--admin ADDR] [--token T] [--json] stats|pools|routes|reload|drain POOL\n"
     "       l7px ctl route add --host H --path P [--cidr C]... [--header N[=V]] --pool X\n"
@@ -33,11 +35,14 @@ constexpr const char* kUsage =
     "options:\n"
     "  -c, --config FILE   config file (TOML)\n"
     "  -t, --test          validate the config and exit\n"
+    "      --takeover      receive the listeners and slots of the running l7px (its\n"
+    "                      upgrade.socket), which then drains and exits\n"
     "  -v, --version       print the version\n"
     "  -h, --help          this text\n"
     "\n"
-    "signals: SIGTERM/SIGINT/SIGQUIT stop, SIGHUP reloads the config, SIGUSR1 reopens the\n"
-    "access log.\n";
+    "signals: SIGTERM/SIGINT stop now, SIGQUIT drains then stops, SIGHUP reloads the config,\n"
+    "SIGUSR1 reopens the access log, SIGUSR2 upgrades in place (starts this binary again with\n"
+    "--takeover).\n";
 
 int Usage(const char* error) {
   std::fprintf(stderr, "l7px: %s\n\n%s", error, kUsage);
@@ -47,9 +52,12 @@ int Usage(const char* error) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  if (argc >= 2 && std::string_view(argv[1]) == "ctl") return l7px::proxy::RunCtl(argc - 2, argv + 2);
+  if (argc >= 2 && std::string_view(argv[1]) == "ctl")
+    return l7px::proxy::RunCtl(argc - 2, argv + 2);
   std::string config_path;
   bool test_only = false;
+  bool takeover = false;
+  l7px::proxy::ReexecPlan reexec;
   for (int i = 1; i < argc; ++i) {
     const std::string_view arg = argv[i];
     if (arg == "-h" || arg == "--help") {
@@ -65,8 +73,12 @@ int main(int argc, char** argv) {
     } else if (arg == "-c" || arg == "--config") {
       if (i + 1 >= argc) return Usage("-c needs a file");
       config_path = argv[++i];
+      reexec.args.push_back(std::string(arg));
+      reexec.args.push_back(config_path);
+      continue;
     } else if (arg == "--takeover") {
-      return Usage("--takeover is not available in this build yet");
+      takeover = true;
+      continue;  // a successor adds its own
     } else {
       return Usage(("unknown argument: " + std::string(arg)).c_str());
     }
@@ -91,10 +103,26 @@ int main(int argc, char** argv) {
   pthread_sigmask(SIG_BLOCK, &set, nullptr);
   signal(SIGPIPE, SIG_IGN);
 
+  // Resolved now: after a binary upgrade on disk, SIGUSR2 runs the new file at this path.
+  char self[4096];
+  const ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+  reexec.binary = n > 0 ? std::string(self, static_cast<size_t>(n)) : std::string(argv[0]);
+
+  std::unique_ptr<l7px::proxy::Takeover> handoff;
+  if (takeover) {
+    auto begun = l7px::proxy::Takeover::Begin(cfg->upgrade.socket);
+    if (!begun.ok()) {
+      std::fprintf(stderr, "l7px: takeover failed: %s\n",
+                   std::string(begun.status().message()).c_str());
+      return 1;
+    }
+    handoff = std::move(*begun);
+  }
   l7px::proxy::Server server(std::move(*cfg), config_path);
-  if (auto s = server.Start(); !s.ok()) {
-    std::fprintf(stderr, "l7px: %s\n", std::string(s.message()).c_str());
+  if (auto s = server.Start(std::move(handoff)); !s.ok()) {
+    std::fprintf(stderr, "l7px: %s%s\n", takeover ? "takeover failed: " : "",
+                 std::string(s.message()).c_str());
     return 1;
   }
-  return l7px::proxy::RunUntilSignal(server);
+  return l7px::proxy::RunUntilSignal(server, reexec);
 }

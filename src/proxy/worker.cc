@@ -16,8 +16,8 @@
 #include <sys/socket.h>
 #include <time.h>
 
-#include <cerrno>
 #include <algorithm>
+#include <cerrno>
 #include <cstddef>
 #include <cstring>
 #include <future>
@@ -49,6 +49,7 @@ enum Op : uint8_t {
   kOpTick = 7,
   kOpLogWrite = 8,
   kOpPostFailed = 9,
+  kOpAcceptCancel = 10,
 };
 
 constexpr int64_t kTickNs = 50'000'000;
@@ -68,11 +69,13 @@ struct WaitQueue {
 
 class Worker::Loop {
  public:
-  Loop(int id, SharedState* shared, WorkerStats* stats)
+  Loop(int id, SharedState* shared, WorkerStats* stats, std::vector<UniqueFd> listeners)
       : id_(id),
         shared_(shared),
         stats_(stats),
         cfg_(shared->config),
+        listeners_(std::move(listeners)),
+        accept_armed_(listeners_.size(), false),
         in_pool_(cfg_.server.max_header_bytes + kBodyWindow),
         head_pool_(cfg_.server.max_header_bytes + 4096),
         resp_pool_(kResponseBufferSize),
@@ -98,11 +101,6 @@ class Worker::Loop {
     }
     pend_next_.assign(kProvidedBufferCount, -1);
     pend_len_.assign(kProvidedBufferCount, 0);
-    for (const SocketAddress& addr : cfg_.server.listen) {
-      auto fd = io::Listen(addr, /*reuse_port=*/true);
-      if (!fd.ok()) return fd.status();
-      listeners_.push_back(std::move(*fd));
-    }
     return absl::OkStatus();
   }
 
@@ -133,9 +131,9 @@ class Worker::Loop {
   }
 
   void ArmAccept(uint32_t listener) {
+    accept_armed_[listener] = true;
     io_uring_sqe* sqe = ring_.Sqe();
-    io_uring_prep_multishot_accept(sqe, listeners_[listener].get(), nullptr, nullptr,
-                                   SOCK_CLOEXEC);
+    io_uring_prep_multishot_accept(sqe, listeners_[listener].get(), nullptr, nullptr, SOCK_CLOEXEC);
     io_uring_sqe_set_data64(sqe, io::Tag{kOpAccept, 0, listener}.Pack());
   }
 
@@ -175,6 +173,10 @@ class Worker::Loop {
       OnSlotAvailable(static_cast<uint32_t>(io::MessagePayload(data)));
       return;
     }
+    if (msg == kMsgDrain || msg == kMsgResume) {
+      SetDraining(msg == kMsgDrain);
+      return;
+    }
     const io::Tag tag = io::Tag::Unpack(data);
     if (tag.op == kOpAccept) {
       OnAccept(tag.index, cqe->res, (cqe->flags & IORING_CQE_F_MORE) != 0);
@@ -184,6 +186,7 @@ class Worker::Loop {
       OnTick();
       return;
     }
+    if (tag.op == kOpAcceptCancel) return;
     if (tag.op == kOpLogWrite) {
       log_write_inflight_ = false;
       access_log_.WriteCompleted(cqe->res);
@@ -240,7 +243,10 @@ class Worker::Loop {
   // ---------------------------------------------------------------- accept & connections
 
   void OnAccept(uint32_t listener, int res, bool more) {
-    if (!more && !shared_->stop.load()) ArmAccept(listener);
+    if (!more) {
+      accept_armed_[listener] = false;
+      if (!draining_ && !shared_->stop.load()) ArmAccept(listener);
+    }
     if (res < 0) {
       if (res != -ECANCELED) {
         L7PX_LOG_LIMITED(kWarn, "worker {}: accept: {}", id_, strerror(-res));
@@ -255,8 +261,44 @@ class Worker::Loop {
     c.peer = io::PeerAddress(c.fd.get());
     c.ip_len = static_cast<uint8_t>(c.peer.FormatIp(c.ip, sizeof(c.ip)));
     c.state = ConnState::kIdle;
-    TimerFor(limits_->keepalive_timeout_ns).Start(&c.timer, now_ns_);
+    IdleTimer().Start(&c.timer, now_ns_);
     ArmClientRecv(c);
+  }
+
+  // An idle connection's timer: keepalive_timeout, or the drain grace while draining.
+  TimerList& IdleTimer() {
+    return TimerFor(draining_ ? kDrainIdleGraceNs : limits_->keepalive_timeout_ns);
+  }
+
+  // Upgrade handoff or SIGQUIT: stop accepting and let connections finish (or undo that).
+  void SetDraining(bool on) {
+    if (draining_ == on) return;
+    draining_ = on;
+    for (uint32_t i = 0; i < listeners_.size(); ++i) {
+      if (on && accept_armed_[i]) {
+        io_uring_sqe* sqe = ring_.Sqe();
+        io_uring_prep_cancel64(sqe, io::Tag{kOpAccept, 0, i}.Pack(), 0);
+        io_uring_sqe_set_data64(sqe, io::Tag{kOpAcceptCancel, 0, 0}.Pack());
+      } else if (!on && !accept_armed_[i]) {
+        ArmAccept(i);
+      }
+    }
+    if (!on) return;
+    // Idle connections get the short grace instead of keepalive_timeout; busy ones close after
+    // their response (DrainWantsClose).
+    for (auto& c : conns_) {
+      if (c == nullptr || c->state != ConnState::kIdle) continue;
+      TimerList::Unlink(&c->timer);
+      IdleTimer().Start(&c->timer, now_ns_);
+    }
+  }
+
+  // While draining, a response closes its connection unless the client already sent more
+  // (pipelined bytes are answered first; the last response closes).
+  bool DrainWantsClose(const Connection& c) const {
+    if (!draining_) return false;
+    const bool more_buffered = c.pend_head >= 0 || (c.x != nullptr && c.x->in_len > c.x->in_scan);
+    return !more_buffered;
   }
 
   Connection& NewConnection(UniqueFd fd) {
@@ -332,7 +374,8 @@ class Worker::Loop {
     c.fd.Reset();
     c.state = ConnState::kFree;  // freed once: later MaybeFree calls in this call chain no-op
     ++c.generation;
-    stats_->client_connections.store(stats_->client_connections.load(std::memory_order_relaxed) - 1, std::memory_order_relaxed);
+    stats_->client_connections.store(stats_->client_connections.load(std::memory_order_relaxed) - 1,
+                                     std::memory_order_relaxed);
     c.next_free = free_conns_;
     free_conns_ = &c;
   }
@@ -554,8 +597,8 @@ class Worker::Loop {
     ctx.proto = "http";
     ctx.request_id = request_ids_.Next(c.request_id);
     ctx.drop_expect = head.expect_continue;
-    x.aux_len = static_cast<uint32_t>(
-        http::WriteServiceRequestHead(head, ctx, x.aux, head_pool_.size()));
+    x.aux_len =
+        static_cast<uint32_t>(http::WriteServiceRequestHead(head, ctx, x.aux, head_pool_.size()));
     if (x.aux_len == 0) {
       Respond(c, 431, /*close=*/true);
       return;
@@ -604,8 +647,7 @@ class Worker::Loop {
 
   void PostRetire(acceptor::Slot* slot) {
     io::PrepPostMessage(ring_.Sqe(), shared_->acceptor_ring_fd.load(std::memory_order_relaxed),
-                        io::PackMessage(acceptor::kMsgRetireSlot,
-                                        reinterpret_cast<uint64_t>(slot)),
+                        io::PackMessage(acceptor::kMsgRetireSlot, reinterpret_cast<uint64_t>(slot)),
                         0, io::Tag{kOpPostFailed, 0, 0}.Pack());
   }
 
@@ -817,8 +859,8 @@ class Worker::Loop {
     if (c.slot_recv_busy || c.slot_dead) return;
     Exchange& x = *c.x;
     io_uring_sqe* sqe = ring_.Sqe();
-    io_uring_prep_recv(sqe, c.slot->fd(), x.resp_buf + x.resp_len,
-                       resp_pool_.size() - x.resp_len, 0);
+    io_uring_prep_recv(sqe, c.slot->fd(), x.resp_buf + x.resp_len, resp_pool_.size() - x.resp_len,
+                       0);
     io_uring_sqe_set_data64(sqe, TagOf(kOpSlotRecv, c));
     c.slot_recv_busy = true;
     ++c.slot_ops;
@@ -897,12 +939,13 @@ class Worker::Loop {
       if (!req.keep_alive || head.framing == http::Framing::kUntilClose) c.close_after = true;
       c.decode_body = req.is_http10() && head.framing == http::Framing::kChunked;
       if (c.decode_body) c.close_after = true;
+      if (DrainWantsClose(c)) c.close_after = true;
       http::ClientResponseContext ctx;
       ctx.close = c.close_after;
       ctx.http10_client = req.is_http10();
       ctx.decode_body = c.decode_body;
-      x.out_len = static_cast<uint32_t>(
-          http::WriteClientResponseHead(head, ctx, x.out, head_pool_.size()));
+      x.out_len =
+          static_cast<uint32_t>(http::WriteClientResponseHead(head, ctx, x.out, head_pool_.size()));
       x.out_sent = 0;
       if (x.out_len == 0) {
         BadResponse(c, "response head too large");
@@ -924,8 +967,8 @@ class Worker::Loop {
       const auto r = x.resp.Parse(x.resp_buf + x.resp_scan, x.resp_len - x.resp_scan);
       if (r.status == http::Parser::Status::kError) {
         if (c.response_started || x.out_len == 0) {
-          L7PX_LOG_LIMITED(kWarn, "pool {}: malformed response body from {} ({})",
-                           c.pool->name(), c.slot->service_id(), http::ErrorName(x.resp.error()));
+          L7PX_LOG_LIMITED(kWarn, "pool {}: malformed response body from {} ({})", c.pool->name(),
+                           c.slot->service_id(), http::ErrorName(x.resp.error()));
           Close(c);
         } else {
           BadResponse(c, http::ErrorName(x.resp.error()));
@@ -1060,8 +1103,8 @@ class Worker::Loop {
   void FinishExchange(Connection& c) {
     TimerList::Unlink(&c.timer);
     const http::MessageHead& resp = c.x->resp.head();
-    const bool reusable = !c.abandon_request && !c.slot_unusable && resp.keep_alive &&
-                          c.req_sent && !c.slot_send_busy && !c.slot_recv_busy;
+    const bool reusable = !c.abandon_request && !c.slot_unusable && resp.keep_alive && c.req_sent &&
+                          !c.slot_send_busy && !c.slot_recv_busy;
     if (reusable) {
       acceptor::Slot* slot = c.slot;
       c.slot = nullptr;
@@ -1165,7 +1208,7 @@ class Worker::Loop {
     if (c.slot != nullptr) close = true;  // still draining its ops: no next request here
     Exchange& x = EnsureExchangeBuffers(c);
     if (!c.req_done) close = true;  // unread body bytes would be taken for the next request
-    c.close_after |= close;
+    c.close_after |= close || DrainWantsClose(c);
     c.status = status;
     c.state = ConnState::kResponding;
     TimerList::Unlink(&c.timer);
@@ -1195,7 +1238,7 @@ class Worker::Loop {
     DrainPending(c);
     if (x.in_len == 0 && c.pend_head < 0) {
       ReleaseExchange(c);
-      TimerFor(limits_->keepalive_timeout_ns).Start(&c.timer, now_ns_);
+      IdleTimer().Start(&c.timer, now_ns_);
       return;
     }
     ProcessInput(c);
@@ -1240,8 +1283,8 @@ class Worker::Loop {
     e.duration_us = (now_ns_ - c.start_ns) / 1000;
     e.queue_wait_us = c.queue_wait_ns / 1000;
     e.pool = c.pool != nullptr ? std::string_view(c.pool->name()) : std::string_view("-");
-    e.service = c.service_len > 0 ? std::string_view(c.service, c.service_len)
-                                  : std::string_view("-");
+    e.service =
+        c.service_len > 0 ? std::string_view(c.service, c.service_len) : std::string_view("-");
     e.request_id = c.pool != nullptr ? std::string_view(c.request_id, 32) : std::string_view("-");
     access_log_.Append(e);
   }
@@ -1284,13 +1327,12 @@ class Worker::Loop {
       case ConnState::kQueued:
         Bump(stats_->shed_queue_timeout);
         Bump(stats_->pools.For(c.pool->id()).shed_queue_timeout);
-        L7PX_LOG_LIMITED(kWarn, "pool {}: request waited past queue_timeout; 503",
-                         c.pool->name());
+        L7PX_LOG_LIMITED(kWarn, "pool {}: request waited past queue_timeout; 503", c.pool->name());
         Respond(c, 503, /*close=*/false);
         break;
       case ConnState::kExchange:
-        L7PX_LOG_LIMITED(kWarn, "pool {}: service {} silent past response_timeout",
-                         c.pool->name(), std::string_view(c.service, c.service_len));
+        L7PX_LOG_LIMITED(kWarn, "pool {}: service {} silent past response_timeout", c.pool->name(),
+                         std::string_view(c.service, c.service_len));
         if (c.response_started) {
           Close(c);
         } else {
@@ -1338,6 +1380,8 @@ class Worker::Loop {
   std::vector<int32_t> pend_next_;
   std::vector<uint32_t> pend_len_;
   std::vector<UniqueFd> listeners_;
+  std::vector<bool> accept_armed_;
+  bool draining_ = false;
   std::vector<std::unique_ptr<Connection>> conns_;
   Connection* free_conns_ = nullptr;
   std::vector<Exchange*> free_exchanges_;
@@ -1346,9 +1390,9 @@ class Worker::Loop {
   BufferPool head_pool_;
   BufferPool resp_pool_;
   absl::flat_hash_map<int64_t, std::unique_ptr<TimerList>> timers_;
-  std::vector<TimerList*> timer_lists_;  // the same lists, in creation order
+  std::vector<TimerList*> timer_lists_;             // the same lists, in creation order
   std::vector<std::unique_ptr<WaitQueue>> queues_;  // by pool id
-  const ServerLimits* limits_ = nullptr;  // read each loop pass (RCU)
+  const ServerLimits* limits_ = nullptr;            // read each loop pass (RCU)
   http::Parser::Limits request_limits_;
   http::RequestIdGenerator request_ids_;
   AccessLog access_log_;
@@ -1357,12 +1401,13 @@ class Worker::Loop {
   __kernel_timespec tick_ts_{};
 };
 
-Worker::Worker(int id, SharedState* shared) : id_(id), shared_(shared) {}
+Worker::Worker(int id, SharedState* shared, std::vector<UniqueFd> listeners)
+    : id_(id), shared_(shared), listeners_(std::move(listeners)) {}
 
 Worker::~Worker() { Join(); }
 
 absl::Status Worker::Start() {
-  loop_ = std::make_unique<Loop>(id_, shared_, &stats_);
+  loop_ = std::make_unique<Loop>(id_, shared_, &stats_, std::move(listeners_));
   std::promise<absl::Status> started;
   std::future<absl::Status> result = started.get_future();
   thread_ = std::thread([this, started = std::move(started)]() mutable {

@@ -4,12 +4,23 @@
 #include <cstdint>
 #include <memory>
 #include <thread>
+#include <vector>
 
 #include "absl/status/status.h"
+#include "base/unique_fd.h"
 #include "proxy/metrics.h"
 #include "proxy/shared_state.h"
 
 namespace l7px::proxy {
+
+// Messages a worker takes in its ring (io/mailbox.h), besides the acceptor's kMsgSlotAvailable.
+// Drain: stop accepting; every response from now on closes its connection (unless the client
+// already pipelined more); connections idle for kDrainIdleGraceNs are closed.
+inline constexpr uint8_t kMsgDrain = 0xC1;
+inline constexpr uint8_t kMsgResume = 0xC2;  // a handoff failed: accept again
+// How long a draining worker leaves an idle keep-alive connection open: a client that is about to
+// send its next request gets it answered (with Connection: close) instead of racing our close.
+inline constexpr int64_t kDrainIdleGraceNs = 1'000'000'000;
 
 // Per-worker counters, written only by the owning worker (relaxed), read by stats.
 struct WorkerStats {
@@ -25,12 +36,14 @@ struct WorkerStats {
   std::atomic<int64_t> client_connections{0};
 };
 
-// A worker thread: one io_uring (single issuer), its own SO_REUSEPORT front listeners with
+// A worker thread: one io_uring (single issuer), its SO_REUSEPORT front listeners with
 // multishot accept, multishot recv into a provided-buffer ring, and every client connection it
 // accepted. Never blocks, never takes a lock on the request path.
 class Worker {
  public:
-  Worker(int id, SharedState* shared);
+  // `listeners`: the front listening sockets this worker accepts on (bound for it, or inherited
+  // from the process it took over from).
+  Worker(int id, SharedState* shared, std::vector<UniqueFd> listeners);
   ~Worker();
   Worker(const Worker&) = delete;
   Worker& operator=(const Worker&) = delete;
@@ -48,6 +61,7 @@ class Worker {
   class Loop;
   int id_;
   SharedState* shared_;
+  std::vector<UniqueFd> listeners_;  // moved into the loop by Start()
   std::unique_ptr<Loop> loop_;
   std::thread thread_;
   int ring_fd_ = -1;

@@ -1,0 +1,105 @@
+#pragma once
+
+#include <atomic>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "acceptor/handoff_channel.h"
+#include "base/unique_fd.h"
+#include "config/config.h"
+#include "io/mailbox.h"
+#include "proxy/listeners.h"
+#include "proxy/shared_state.h"
+#include "proxy/takeover.h"
+
+namespace l7px::proxy {
+
+// What the upgrade thread needs from the running server.
+class HandoffHost {
+ public:
+  virtual ~HandoffHost() = default;
+  virtual SharedState& shared() = 0;
+  virtual const std::vector<ServedListener>& served_listeners() const = 0;
+  virtual int64_t ClientConnections() const = 0;
+  virtual void SetAdminAccepting(bool on) = 0;
+};
+
+// The upgrade thread: serves upgrade.socket for a successor (`--takeover`), drains this process
+// for it, and — in a process started with --takeover — first finishes taking over.
+//
+// Old side of a handoff (see acceptor/handoff_message.h for the messages):
+//  1. check the peer (same uid, pid matches its Hello, protocol version), send every listener;
+//  2. when it says Serving: stop accepting (workers, acceptor, admin) and drain: idle slots move
+//     in acknowledged batches (a slot is dropped here only after the ack), busy ones as soon as
+//     their response is done; connections close after their current response;
+//  3. when no client connection and no slot is left (or upgrade.drain_timeout passed): Done,
+//     and finished() turns true so the main thread exits.
+// If the successor goes away before Done, everything not yet acknowledged goes back into service
+// and accepting resumes: the process serves on as before. While one handoff runs, any other
+// --takeover is refused.
+class UpgradeServer {
+ public:
+  UpgradeServer(HandoffHost* host, const config::Upgrade& config);
+  ~UpgradeServer();
+  UpgradeServer(const UpgradeServer&) = delete;
+  UpgradeServer& operator=(const UpgradeServer&) = delete;
+
+  // Old side / plain start: `listener` is the bound upgrade socket (ListenUpgradeSocket).
+  // New side: `takeover` is the handoff in progress; the socket is bound once it completes.
+  void Start(UniqueFd listener, std::unique_ptr<Takeover> takeover);
+  void Stop();
+
+  // SIGQUIT: stop accepting, let every connection finish, then finished() (no successor).
+  void RequestDrain() { drain_requested_.store(true); }
+  // A handoff or a drain is under way (SIGUSR2 is refused meanwhile).
+  bool busy() const { return busy_.load(); }
+  // This process handed everything over or drained: it should exit now.
+  bool finished() const { return finished_.load(); }
+  // True when the process handed off to a successor (then it must not remove the pid file).
+  bool handed_off() const { return handed_off_.load(); }
+
+  // Writes upgrade.pid_file (if set) with this process's pid; RemovePidFile undoes it on a
+  // normal exit.
+  void WritePidFile() const;
+  void RemovePidFile() const;
+
+ private:
+  struct DrainOutcome {
+    bool successor_lost = false;  // the successor went away: resume service
+    uint64_t moved = 0;
+    bool timed_out = false;
+  };
+
+  void Run(std::unique_ptr<Takeover> takeover);
+  void CompleteTakeover(Takeover& takeover);
+  void Session(acceptor::handoff::Channel channel);
+  absl::Status SendListeners(acceptor::handoff::Channel& channel);
+  DrainOutcome Drain(acceptor::handoff::Channel* channel, pid_t successor);
+  // Leases idle slots that can move now (keeping one per pool while clients remain here).
+  std::vector<acceptor::Slot*> CollectMovableSlots();
+  // Puts leased slots back into service (the successor never confirmed them).
+  void ReturnSlots(const std::vector<acceptor::Slot*>& slots);
+  void ForgetSlots(const std::vector<acceptor::Slot*>& slots);
+  bool SlotsLeft() const;
+  void SetAccepting(bool on);
+  void RefusePending(std::string_view reason);
+  void Post(int ring_fd, uint64_t message);
+
+  HandoffHost* host_;
+  SharedState& shared_;
+  config::Upgrade config_;
+  UniqueFd listener_;
+  io::MessagePoster poster_;
+  std::thread thread_;
+  std::atomic<bool> stop_{false};
+  std::atomic<bool> drain_requested_{false};
+  std::atomic<bool> busy_{false};
+  std::atomic<bool> finished_{false};
+  std::atomic<bool> handed_off_{false};
+  uint32_t next_batch_ = 0;
+};
+
+}  // namespace l7px::proxy
