@@ -18,6 +18,7 @@ targets=(
   request_parser_fuzz:request_parser:4096
   response_parser_fuzz:response_parser:4096
   handshake_fuzz:handshake:1024
+  handoff_fuzz:handoff:4096
   config_fuzz:config:4096
   json_fuzz:json:2048
   address_fuzz:address:128

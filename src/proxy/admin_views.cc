@@ -226,7 +226,7 @@ std::string AdminViews::MetricsText() const {
   for (const WorkerStats* s : workers_) connections += s->client_connections.load();
   put("# HELP l7px_client_connections Open client connections.\n");
   put("# TYPE l7px_client_connections gauge\nl7px_client_connections {}\n", connections);
-  put("# HELP l7px_upgrades_total Binary upgrades / restarts this process took over.\n");
+  put("# HELP l7px_upgrades_total Upgrade handoffs in this process's lineage (each --takeover adds one).\n");
   put("# TYPE l7px_upgrades_total counter\nl7px_upgrades_total {}\n",
       shared_->upgrades.load(std::memory_order_relaxed));
   return fmt::to_string(out);

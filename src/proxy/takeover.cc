@@ -40,8 +40,11 @@ absl::StatusOr<std::unique_ptr<Takeover>> Takeover::Begin(const std::string& soc
   hello.type = handoff::Type::kHello;
   hello.hello.pid = static_cast<uint32_t>(getpid());
   hello.hello.build = L7PX_VERSION;
-  if (auto s = t->channel_.Send(hello); !s.ok()) return s;
-  auto reply = t->channel_.Expect(handoff::Type::kHello, kHelloTimeoutMs);
+  // A busy old process refuses at once and closes, possibly before our Hello is sent: its
+  // reason is still waiting in our receive queue.
+  const absl::Status sent = t->channel_.Send(hello);
+  auto reply = t->channel_.Expect(handoff::Type::kHello, sent.ok() ? kHelloTimeoutMs : 100);
+  if (!sent.ok() && !reply.ok() && !absl::IsAborted(reply.status())) return sent;
   if (!reply.ok()) return reply.status();
   const handoff::Hello& theirs = reply->message.hello;
   if (theirs.version != handoff::kVersion) {

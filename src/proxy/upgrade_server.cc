@@ -5,6 +5,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
@@ -68,7 +69,7 @@ void UpgradeServer::Run(std::unique_ptr<Takeover> takeover) {
       busy_.store(true);
       L7PX_LOG(kInfo, "SIGQUIT: draining (no new connections; upgrade.drain_timeout {} s)",
                ToNanos(config_.drain_timeout) / 1'000'000'000);
-      SetAccepting(false);
+      SetAccepting(false, /*stop_listening=*/true);
       const DrainOutcome out = Drain(nullptr, 0);
       L7PX_LOG(kInfo, "drain {}; exiting", out.timed_out ? "timed out" : "complete");
       finished_.store(true);
@@ -139,7 +140,7 @@ void UpgradeServer::Session(handoff::Channel channel) {
     return refuse(
         absl::StrCat("peer pid ", cred->pid, " runs as uid ", cred->uid, ", not ", geteuid()));
   }
-  auto hello = channel.Expect(handoff::Type::kHello, kHelloTimeoutMs);
+  auto hello = AwaitType(channel, handoff::Type::kHello, kHelloTimeoutMs);
   if (!hello.ok()) {
     L7PX_LOG(kWarn, "takeover attempt by pid {} failed: {}", cred->pid,
              ToStd(hello.status().message()));
@@ -170,7 +171,7 @@ void UpgradeServer::Session(handoff::Channel channel) {
     return;
   }
   // Until the successor serves, we serve as before; it may still fail to start.
-  auto serving = channel.Expect(handoff::Type::kServing, kServingTimeoutMs);
+  auto serving = AwaitType(channel, handoff::Type::kServing, kServingTimeoutMs);
   if (!serving.ok()) {
     L7PX_LOG(kWarn, "takeover by pid {} failed before it served: {}; nothing changed", successor,
              ToStd(serving.status().message()));
@@ -213,12 +214,40 @@ absl::Status UpgradeServer::SendListeners(handoff::Channel& channel) {
     }
     m.last = i == all.size();
     if (auto s = channel.Send(m, fds); !s.ok()) return s;
-    auto ack = channel.Expect(handoff::Type::kAck, kAckTimeoutMs);
+    auto ack = AwaitType(channel, handoff::Type::kAck, kAckTimeoutMs);
     if (!ack.ok()) return ack.status();
     if (ack->message.batch != batch) return absl::InvalidArgumentError("ack for the wrong batch");
     ++batch;
   } while (i < all.size());
   return absl::OkStatus();
+}
+
+absl::StatusOr<handoff::Channel::Received> UpgradeServer::Await(handoff::Channel& channel,
+                                                                int timeout_ms) {
+  const int64_t deadline = MonotonicNanos() + int64_t{timeout_ms} * 1'000'000;
+  while (true) {
+    const int64_t left_ms = (deadline - MonotonicNanos()) / 1'000'000;
+    if (left_ms <= 0) return channel.Receive(0);
+    pollfd pfds[2] = {{channel.fd(), POLLIN, 0}, {listener_.get(), POLLIN, 0}};
+    const int n = poll(pfds, 2, static_cast<int>(std::min<int64_t>(left_ms, 100)));
+    if (n <= 0) continue;
+    if (pfds[1].revents & POLLIN) RefusePending("a takeover is already under way");
+    if (pfds[0].revents != 0) return channel.Receive(0);
+  }
+}
+
+absl::StatusOr<handoff::Channel::Received> UpgradeServer::AwaitType(handoff::Channel& channel,
+                                                                    handoff::Type type,
+                                                                    int timeout_ms) {
+  auto r = Await(channel, timeout_ms);
+  if (!r.ok()) return r.status();
+  const handoff::Type got = r->message.type;
+  if (got == type) return r;
+  if (got == handoff::Type::kAbort) {
+    return absl::AbortedError(absl::StrCat("it gave up: ", r->message.reason));
+  }
+  return absl::InvalidArgumentError(absl::StrCat("handoff: expected ", handoff::TypeName(type),
+                                                 ", got ", handoff::TypeName(got)));
 }
 
 UpgradeServer::DrainOutcome UpgradeServer::Drain(handoff::Channel* channel, pid_t successor) {
@@ -248,7 +277,7 @@ UpgradeServer::DrainOutcome UpgradeServer::Drain(handoff::Channel* channel, pid_
         // hold these connections: then they come back into service here. Anything else keeps
         // them with the successor.
         while (true) {
-          auto r = channel->Receive(kAckTimeoutMs);
+          auto r = Await(*channel, kAckTimeoutMs);
           if (r.ok() && r->message.type == handoff::Type::kAck && r->message.batch == m.batch) {
             for (acceptor::Slot* s : slots) {
               acceptor::AccountLeasedSlotMoved(*shared_.pools.at(s->pool_id()), *s);
@@ -365,8 +394,11 @@ bool UpgradeServer::SlotsLeft() const {
   return false;
 }
 
-void UpgradeServer::SetAccepting(bool on) {
-  for (int fd : shared_.worker_ring_fds) Post(fd, io::PackMessage(on ? kMsgResume : kMsgDrain, 0));
+void UpgradeServer::SetAccepting(bool on, bool stop_listening) {
+  for (int fd : shared_.worker_ring_fds) {
+    Post(fd,
+         io::PackMessage(on ? kMsgResume : kMsgDrain, stop_listening ? kDrainStopListening : 0));
+  }
   Post(shared_.acceptor_ring_fd.load(),
        io::PackMessage(on ? acceptor::kMsgResumeRegistrations : acceptor::kMsgPauseRegistrations,
                        0));
@@ -376,9 +408,12 @@ void UpgradeServer::SetAccepting(bool on) {
 void UpgradeServer::RefusePending(std::string_view reason) {
   if (!listener_) return;
   while (true) {
-    const int fd = accept4(listener_.get(), nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK);
+    const int fd = accept4(listener_.get(), nullptr, nullptr, SOCK_CLOEXEC);
     if (fd < 0) return;
     handoff::Channel other{UniqueFd(fd)};
+    // Read its Hello first: closing with unread bytes would reset the connection and could
+    // discard our answer before the other side reads it.
+    (void)other.Receive(200);
     handoff::Message m;
     m.type = handoff::Type::kRefuse;
     m.reason = std::string(reason);

@@ -77,6 +77,11 @@ class UpgradeServer {
   void CompleteTakeover(Takeover& takeover);
   void Session(acceptor::handoff::Channel channel);
   absl::Status SendListeners(acceptor::handoff::Channel& channel);
+  // Receive/Expect on `channel` that keep refusing other takeover attempts while they wait.
+  absl::StatusOr<acceptor::handoff::Channel::Received> Await(acceptor::handoff::Channel& channel,
+                                                             int timeout_ms);
+  absl::StatusOr<acceptor::handoff::Channel::Received> AwaitType(
+      acceptor::handoff::Channel& channel, acceptor::handoff::Type type, int timeout_ms);
   DrainOutcome Drain(acceptor::handoff::Channel* channel, pid_t successor);
   // Leases idle slots that can move now (keeping one per pool while clients remain here).
   std::vector<acceptor::Slot*> CollectMovableSlots();
@@ -84,7 +89,7 @@ class UpgradeServer {
   void ReturnSlots(const std::vector<acceptor::Slot*>& slots);
   void ForgetSlots(const std::vector<acceptor::Slot*>& slots);
   bool SlotsLeft() const;
-  void SetAccepting(bool on);
+  void SetAccepting(bool on, bool stop_listening = false);
   void RefusePending(std::string_view reason);
   void Post(int ring_fd, uint64_t message);
 

@@ -174,7 +174,7 @@ class Worker::Loop {
       return;
     }
     if (msg == kMsgDrain || msg == kMsgResume) {
-      SetDraining(msg == kMsgDrain);
+      SetDraining(msg == kMsgDrain, io::MessagePayload(data) == kDrainStopListening);
       return;
     }
     const io::Tag tag = io::Tag::Unpack(data);
@@ -271,7 +271,11 @@ class Worker::Loop {
   }
 
   // Upgrade handoff or SIGQUIT: stop accepting and let connections finish (or undo that).
-  void SetDraining(bool on) {
+  void SetDraining(bool on, bool stop_listening) {
+    if (on && stop_listening) {
+      // Nobody takes over these sockets: stop listening (queued connections are reset).
+      for (const UniqueFd& l : listeners_) ::shutdown(l.get(), SHUT_RDWR);
+    }
     if (draining_ == on) return;
     draining_ = on;
     for (uint32_t i = 0; i < listeners_.size(); ++i) {

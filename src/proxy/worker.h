@@ -15,8 +15,11 @@ namespace l7px::proxy {
 
 // Messages a worker takes in its ring (io/mailbox.h), besides the acceptor's kMsgSlotAvailable.
 // Drain: stop accepting; every response from now on closes its connection (unless the client
-// already pipelined more); connections idle for kDrainIdleGraceNs are closed.
+// already pipelined more); connections idle for kDrainIdleGraceNs are closed. Payload
+// kDrainStopListening (SIGQUIT, no successor): also shut the listening sockets down, so new
+// clients are refused at once instead of waiting in a backlog nobody will accept from.
 inline constexpr uint8_t kMsgDrain = 0xC1;
+inline constexpr uint64_t kDrainStopListening = 1;
 inline constexpr uint8_t kMsgResume = 0xC2;  // a handoff failed: accept again
 // How long a draining worker leaves an idle keep-alive connection open: a client that is about to
 // send its next request gets it answered (with Connection: close) instead of racing our close.

@@ -77,7 +77,8 @@ std::string ProxyHarness::WriteConfig(const std::string& pools_and_routes,
   } else {
     out << "listen = \"\"\n";
   }
-  out << "[upgrade]\nsocket = \"" << dir_ << "/upgrade.sock\"\n"
+  out << "[upgrade]\nsocket = \"" << UpgradeSocketPath() << "\"\n"
+      << upgrade_extra_ << "\n"
       << "[log]\nlevel = \"info\"\naccess = \"" << AccessLogPath() << "\"\n"
       << log_extra_ << "\n"
       << pools_and_routes << "\n";

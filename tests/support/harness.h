@@ -34,6 +34,9 @@ class ProxyHarness {
   void EnableAdmin(const std::string& token = "");
   // Extra lines for the [log] section of later WriteConfig calls (e.g. `format = "combined"`).
   void SetLogExtra(const std::string& lines) { log_extra_ = lines; }
+  // Extra lines for the [upgrade] section (e.g. `drain_timeout = "5s"`).
+  void SetUpgradeExtra(const std::string& lines) { upgrade_extra_ = lines; }
+  std::string UpgradeSocketPath() const { return dir_ + "/upgrade.sock"; }
   // Path of the access log the config names.
   std::string AccessLogPath() const { return dir_ + "/access.log"; }
 
@@ -60,6 +63,7 @@ class ProxyHarness {
   bool admin_enabled_ = false;
   std::string admin_token_;
   std::string log_extra_;
+  std::string upgrade_extra_;
   ChildProcess proxy_;
   std::deque<ChildProcess> services_;  // deque: references stay valid
   int service_count_ = 0;

@@ -19,6 +19,7 @@
 //   /chunked       chunked body "hello chunked world" in three chunks (raw framing)
 //   /close         "closing", with Connection: close
 //   /concurrency   "inflight=N max=M" (N counts this request; M is the max seen so far)
+//   /dials         "dials=D registrations=R" (the SDK's counters: did the service re-dial?)
 //   anything else  "ok <path>", or --size bytes of 'x' when --size is given
 
 #include <arpa/inet.h>
@@ -99,6 +100,8 @@ void StreamX(l7px::Response& resp, uint64_t size) {
   };
 }
 
+const l7px::Service* g_service = nullptr;
+
 void Handle(const Flags& flags, const std::string& service_id, const l7px::Request& req,
             l7px::Response& resp) {
   const int now = g_inflight.fetch_add(1) + 1;
@@ -110,7 +113,11 @@ void Handle(const Flags& flags, const std::string& service_id, const l7px::Reque
   resp.AddHeader("X-Service", service_id);
   resp.AddHeader("X-Slot", std::to_string(req.slot));
   const std::string& path = req.path;
-  if (path == "/echo") {
+  if (path == "/dials" && g_service != nullptr) {
+    const l7px::ServiceStats stats = g_service->Stats();
+    resp.body = "dials=" + std::to_string(stats.dials) +
+                " registrations=" + std::to_string(stats.registrations);
+  } else if (path == "/echo") {
     std::string body = req.method + " " + req.target + "\n";
     for (const auto& [name, value] : req.headers) body += name + ": " + value + "\n";
     body += "\n" + req.body;
@@ -226,6 +233,8 @@ int main(int argc, char** argv) {
                         [&flags, &service_id](const l7px::Request& req, l7px::Response& resp) {
                           Handle(flags, service_id, req, resp);
                         });
+
+  g_service = &service;
 
   int pipe_fds[2];
   if (pipe2(pipe_fds, O_CLOEXEC) != 0) return 1;

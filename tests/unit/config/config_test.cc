@@ -126,6 +126,7 @@ TEST(ConfigTest, EveryKey) {
       "[upgrade]",
       "socket = \"/run/l7px.up\"",
       "drain_timeout = \"2m\"",
+      "pid_file = \"/run/l7px.pid\"",
       "[log]",
       "level = \"debug\"",
       "access = \"/var/log/l7px.log\"",
@@ -172,6 +173,7 @@ TEST(ConfigTest, EveryKey) {
   EXPECT_EQ(c.admin.token, "s3cret");
   EXPECT_EQ(c.upgrade.socket, "/run/l7px.up");
   EXPECT_EQ(c.upgrade.drain_timeout, seconds(120));
+  EXPECT_EQ(c.upgrade.pid_file, "/run/l7px.pid");
   EXPECT_EQ(c.log.level, LogLevel::kDebug);
   EXPECT_EQ(c.log.access, "/var/log/l7px.log");
   EXPECT_EQ(c.log.format, AccessFormat::kCombined);
@@ -185,13 +187,13 @@ TEST(ConfigTest, EveryKey) {
   EXPECT_EQ(api.response_timeout, milliseconds(1500));
   EXPECT_EQ(api.token, "pool-token");
   EXPECT_EQ(api.retries, 0u);
-  EXPECT_EQ(api.line, 23);
+  EXPECT_EQ(api.line, 24);
   const Pool& slow = c.pools[1];
   EXPECT_EQ(slow.name, "slow");
   EXPECT_EQ(slow.max_slots, 4096u);  // per-pool defaults
   EXPECT_EQ(slow.queue, 1024u);
   EXPECT_EQ(slow.retries, 1u);
-  EXPECT_EQ(slow.line, 31);
+  EXPECT_EQ(slow.line, 32);
   EXPECT_EQ(c.FindPool("slow"), &c.pools[1]);
 
   ASSERT_EQ(c.routes.size(), 2u);
@@ -204,7 +206,7 @@ TEST(ConfigTest, EveryKey) {
   EXPECT_EQ(r0.header->name, "X-Slice");
   EXPECT_EQ(r0.header->value, std::optional<std::string>("slow"));
   EXPECT_EQ(r0.pool, "slow");
-  EXPECT_EQ(r0.line, 33);
+  EXPECT_EQ(r0.line, 34);
   const Route& r1 = c.routes[1];
   EXPECT_EQ(r1.host, "*.example.com");
   EXPECT_EQ(r1.path, "/");
@@ -213,7 +215,7 @@ TEST(ConfigTest, EveryKey) {
   EXPECT_EQ(r1.header->name, "X-Canary");
   EXPECT_FALSE(r1.header->value.has_value());  // header present is enough
   EXPECT_EQ(r1.pool, "api");                   // register.default_pool
-  EXPECT_EQ(r1.line, 39);
+  EXPECT_EQ(r1.line, 40);
 }
 
 TEST(ConfigTest, AdminCanBeDisabled) {

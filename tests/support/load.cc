@@ -1,0 +1,78 @@
+#include "support/load.h"
+
+#include "support/clients.h"
+#include "support/net.h"
+
+namespace l7px::testing {
+
+LoadClient::LoadClient(uint16_t port, int connections, std::string path,
+                       std::chrono::seconds max_run)
+    : port_(port), connections_(connections), path_(std::move(path)), max_run_(max_run) {}
+
+LoadClient::~LoadClient() { Stop(); }
+
+void LoadClient::Start() {
+  for (int i = 0; i < connections_; ++i) threads_.emplace_back([this] { Run(); });
+}
+
+LoadClient::Totals LoadClient::Stop() {
+  stop_.store(true);
+  for (std::thread& t : threads_) t.join();
+  threads_.clear();
+  Totals t;
+  t.ok = ok_.load();
+  t.bad_status = bad_status_.load();
+  t.connection_errors = connection_errors_.load();
+  t.connects = connects_.load();
+  std::lock_guard<std::mutex> lock(mu_);
+  t.first_error = first_error_;
+  return t;
+}
+
+void LoadClient::NoteError(std::atomic<uint64_t>& counter, const std::string& what) {
+  counter.fetch_add(1);
+  std::lock_guard<std::mutex> lock(mu_);
+  if (first_error_.empty()) first_error_ = what;
+}
+
+void LoadClient::Run() {
+  const auto end = std::chrono::steady_clock::now() + max_run_;
+  const std::string request = GetRequest(path_);
+  UniqueFd fd;
+  std::string carry;
+  while (!stop_.load() && std::chrono::steady_clock::now() < end) {
+    if (!fd) {
+      fd = ConnectTcp(port_, std::chrono::seconds(5));
+      if (!fd) {
+        NoteError(connection_errors_, "connect failed");
+        continue;
+      }
+      connects_.fetch_add(1);
+      carry.clear();
+    }
+    if (!SendAll(fd.get(), request)) {
+      NoteError(connection_errors_, "send failed");
+      fd.Reset();
+      continue;
+    }
+    const std::string response = RecvHttpResponse(fd.get(), &carry, std::chrono::seconds(10));
+    if (response.empty()) {
+      NoteError(connection_errors_, "connection ended (or stalled) before its response");
+      fd.Reset();
+      continue;
+    }
+    const int status = StatusOf(response);
+    if (status >= 200 && status < 300) {
+      ok_.fetch_add(1);
+    } else {
+      NoteError(bad_status_, "status " + std::to_string(status) + ": " + response.substr(0, 200));
+    }
+    const std::string connection = HeaderOf(response, "Connection");
+    if (connection == "close" || connection == "Close") {
+      WaitPeerClosed(fd.get(), std::chrono::seconds(2));  // the server closes first, as announced
+      fd.Reset();
+    }
+  }
+}
+
+}  // namespace l7px::testing

@@ -1,0 +1,56 @@
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+namespace l7px::testing {
+
+// Keeps `connections` keep-alive client connections busy with "GET <path>" until Stop(), the
+// way wrk does: a response carrying Connection: close makes that connection reconnect, which is
+// not an error; a connect failure, a send failure, or a connection that ends before its
+// response is a connection error. Bounded: every thread also stops after `max_run`.
+class LoadClient {
+ public:
+  LoadClient(uint16_t port, int connections, std::string path,
+             std::chrono::seconds max_run = std::chrono::seconds(120));
+  ~LoadClient();
+  LoadClient(const LoadClient&) = delete;
+  LoadClient& operator=(const LoadClient&) = delete;
+
+  void Start();
+
+  struct Totals {
+    uint64_t ok = 0;                 // 2xx responses
+    uint64_t bad_status = 0;         // any other status
+    uint64_t connection_errors = 0;  // see the class comment
+    uint64_t connects = 0;
+    std::string first_error;  // what the first failure was, for the test's message
+  };
+  // Stops every connection (after its current exchange) and returns the totals.
+  Totals Stop();
+  uint64_t ok() const { return ok_.load(); }
+
+ private:
+  void Run();
+  void NoteError(std::atomic<uint64_t>& counter, const std::string& what);
+
+  const uint16_t port_;
+  const int connections_;
+  const std::string path_;
+  const std::chrono::seconds max_run_;
+  std::vector<std::thread> threads_;
+  std::atomic<bool> stop_{false};
+  std::atomic<uint64_t> ok_{0};
+  std::atomic<uint64_t> bad_status_{0};
+  std::atomic<uint64_t> connection_errors_{0};
+  std::atomic<uint64_t> connects_{0};
+  std::mutex mu_;
+  std::string first_error_;
+};
+
+}  // namespace l7px::testing
