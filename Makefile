@@ -1,6 +1,8 @@
 # l7px: `make run` and `make test` do everything on a fresh Debian 12 machine (as root).
 #   make run                     install missing packages, build, start l7px + the example service
-#   make test                    install, build, run every test (ctest + go test)
+#   make test                    install, build, run every test (ctest + go test), then the
+#                                suite under ASan+UBSan, the concurrency tests under TSan, and
+#                                a 5 s smoke run of every fuzz target (scripts/sanitize.sh)
 #   make test SANITIZE=address   the same under ASan+UBSan (build-asan/)
 #   make test SANITIZE=thread    the same under TSan (build-tsan/)
 #   make fuzz [FUZZ_SECONDS=60]  run every fuzz target (make test runs each for 5 s)
@@ -45,7 +47,10 @@ build: deps $(BUILD)/build.ninja
 test: build
 	cd $(BUILD) && ctest --output-on-failure --timeout 300 -j2
 	@if [ -f sdk/go/go.mod ]; then cd sdk/go && $(GO_ENV) CGO_ENABLED=1 L7PX_BINARY=$(CURDIR)/$(BUILD)/l7px go test -race -count=1 ./...; fi
+ifeq ($(SANITIZE),)
+	scripts/sanitize.sh all
 	scripts/fuzz.sh 5
+endif
 
 # libFuzzer targets for every parser of untrusted bytes (clang, ASan+UBSan), FUZZ_SECONDS each.
 fuzz: deps
@@ -66,4 +71,4 @@ format:
 	clang-format -i $$(git ls-files '*.h' '*.cc')
 
 clean:
-	rm -rf build build-asan build-tsan .gocache .gopath
+	rm -rf build build-asan build-tsan build-tsan-ci build-fuzz .gocache .gopath

@@ -27,7 +27,7 @@ targets=(
 start=$(date +%s)
 CC=clang CXX=clang++ cmake -S . -B "$build" -G Ninja -DCMAKE_C_COMPILER=clang \
   -DCMAKE_CXX_COMPILER=clang++ -DCMAKE_BUILD_TYPE=RelWithDebInfo -DL7PX_FUZZ=ON \
-  -DL7PX_SANITIZE=address,undefined >/dev/null
+  -DL7PX_SANITIZE=address,undefined -DL7PX_BENCHMARKS=OFF >/dev/null  # as scripts/sanitize.sh
 cmake --build "$build" --target fuzzers
 echo "fuzz: build took $(($(date +%s) - start)) s"
 

@@ -62,15 +62,6 @@ pid_t ReadPidFile(const std::string& path) {
 
 bool Alive(pid_t pid) { return pid > 0 && kill(pid, 0) == 0; }
 
-// A process this test started indirectly (a SIGUSR2 successor is the old process's child):
-// killed by pid when the test ends, however it ends.
-struct KillAtExit {
-  pid_t pid = 0;
-  ~KillAtExit() {
-    if (Alive(pid)) kill(pid, SIGKILL);
-  }
-};
-
 std::string ReadFile(const std::string& path) {
   std::ifstream in(path);
   std::stringstream ss;
@@ -80,6 +71,17 @@ std::string ReadFile(const std::string& path) {
 
 class HandoffTest : public IntegrationTest {
  protected:
+  // A SIGUSR2 successor is not our child: whatever runs from this test's directory per the pid
+  // file goes, however the test ended.
+  void TearDown() override {
+    const pid_t pid = ReadPidFile(PidFile());
+    if (Alive(pid) && ReadFile("/proc/" + std::to_string(pid) + "/cmdline").find(h().dir()) !=
+                          std::string::npos) {
+      kill(pid, SIGKILL);
+    }
+    IntegrationTest::TearDown();
+  }
+
   std::string ConfigPath() { return h().dir() + "/l7px.toml"; }
   std::string PidFile() { return h().dir() + "/l7px.pid"; }
 
@@ -146,7 +148,8 @@ TEST_F(HandoffTest, ThreeTakeoversAndASigusr2UnderLoadFailNothing) {
     EXPECT_EQ(current->WaitExit(seconds(20)), 0) << Tail(current->ReadLog());
     ASSERT_TRUE(successors.back().running()) << Tail(successors.back().ReadLog());
     current = &successors.back();
-    EXPECT_EQ(ReadPidFile(PidFile()), current->pid());
+    // The successor writes the pid file once the old process said Done.
+    EXPECT_TRUE(WaitFor([&] { return ReadPidFile(PidFile()) == current->pid(); }, seconds(5)));
     const uint64_t before = load.ok();
     ASSERT_TRUE(WaitFor([&] { return load.ok() > before + 500; }, seconds(10)))
         << "generation " << i << " does not serve\n"
@@ -156,9 +159,10 @@ TEST_F(HandoffTest, ThreeTakeoversAndASigusr2UnderLoadFailNothing) {
   // SIGUSR2: the running process starts its own successor with --takeover.
   current->Signal(SIGUSR2);
   EXPECT_EQ(current->WaitExit(seconds(20)), 0) << Tail(current->ReadLog());
-  KillAtExit last{ReadPidFile(PidFile())};
-  ASSERT_TRUE(Alive(last.pid)) << Tail(current->ReadLog());
-  EXPECT_NE(last.pid, current->pid());
+  EXPECT_TRUE(WaitFor([&] { return ReadPidFile(PidFile()) != current->pid(); }, seconds(5)));
+  const pid_t last = ReadPidFile(PidFile());
+  ASSERT_TRUE(Alive(last)) << Tail(current->ReadLog());
+  EXPECT_NE(last, current->pid());
   const uint64_t before = load.ok();
   ASSERT_TRUE(WaitFor([&] { return load.ok() > before + 500; }, seconds(10)));
 
@@ -184,8 +188,8 @@ TEST_F(HandoffTest, ThreeTakeoversAndASigusr2UnderLoadFailNothing) {
                 ::testing::ContainsRegex("handoff to pid [0-9]+ complete: [0-9]+ slots moved in "
                                          "[0-9]+ ms"));
   }
-  kill(last.pid, SIGTERM);
-  EXPECT_TRUE(WaitFor([&] { return !Alive(last.pid); }, seconds(10)));
+  kill(last, SIGTERM);
+  EXPECT_TRUE(WaitFor([&] { return !Alive(last); }, seconds(10)));
 }
 
 TEST_F(HandoffTest, SuccessorGoneBeforeConfirmingSlotsLosesNothing) {
