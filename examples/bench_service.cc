@@ -15,6 +15,7 @@
 #include <poll.h>
 #include <signal.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -40,7 +41,7 @@ struct Flags {
 
 void Usage() {
   std::fprintf(stderr,
-               "usage: l7px-bench-service (--proxy HOST:PORT|unix:PATH ... | --listen HOST:PORT)\n"
+               "usage: l7px-bench-service (--proxy HOST:PORT|unix:PATH ... | --listen HOST:PORT|unix:PATH)\n"
                "                          [--slots N] [--pool NAME] [--token T] [--size BYTES]\n"
                "                          [--delay-ms MS]\n");
 }
@@ -101,8 +102,23 @@ int ParseFlags(int argc, char** argv, Flags* flags) {
   return 0;
 }
 
-// A listening TCP socket on "host:port" ("[v6]:port" too), or -1.
+// A listening socket on "host:port" ("[v6]:port" too) or "unix:/path", or -1.
 int ListenOn(const std::string& address) {
+  if (address.rfind("unix:", 0) == 0) {
+    const std::string path = address.substr(5);
+    sockaddr_un un{};
+    if (path.empty() || path.size() >= sizeof(un.sun_path)) return -1;
+    un.sun_family = AF_UNIX;
+    std::memcpy(un.sun_path, path.c_str(), path.size() + 1);
+    unlink(path.c_str());
+    const int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) return -1;
+    if (bind(fd, reinterpret_cast<sockaddr*>(&un), sizeof(un)) != 0 || listen(fd, 4096) != 0) {
+      close(fd);
+      return -1;
+    }
+    return fd;
+  }
   const size_t colon = address.rfind(':');
   if (colon == std::string::npos) return -1;
   std::string host = address.substr(0, colon);

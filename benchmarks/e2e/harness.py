@@ -42,10 +42,11 @@ LABELS = {
     "l7px-unix": "l7px (UNIX slots)",
     "nginx": "NGINX (no upstream keep-alive)",
     "nginx-ka": "NGINX (keep-alive upstreams)",
+    "nginx-unix": "NGINX (keep-alive, UNIX-socket upstream)",
     "haproxy": "HAProxy (http-reuse always)",
     "direct": "service direct",
 }
-PEERS = ["nginx", "nginx-ka", "haproxy"]
+PEERS = ["nginx", "nginx-ka", "nginx-unix", "haproxy"]
 
 # ----------------------------------------------------------------------------- processes
 
@@ -370,15 +371,23 @@ class Stack:
                 raise RuntimeError(f"service did not register with {k}; see {svc_log}")
             return
         listen_port = self.front if k == "direct" else self.upstream_port
-        self.service = start([h.service, "--listen", f"{LOOPBACK}:{listen_port}"] +
-                             self.service_args, svc_log)
-        if not wait_port(listen_port, self.service):
-            raise RuntimeError(f"service did not listen; see {svc_log}")
-        upstream = f"{LOOPBACK}:{self.upstream_port}"
-        if k in ("nginx", "nginx-ka"):
+        if k == "nginx-unix":
+            sock = f"{d}/service.sock"
+            self.service = start([h.service, "--listen", f"unix:{sock}"] + self.service_args,
+                                 svc_log)
+            if not wait_log(svc_log, "ready", self.service, timeout=20):
+                raise RuntimeError(f"service did not listen; see {svc_log}")
+            upstream = f"unix:{sock}"
+        else:
+            self.service = start([h.service, "--listen", f"{LOOPBACK}:{listen_port}"] +
+                                 self.service_args, svc_log)
+            if not wait_port(listen_port, self.service):
+                raise RuntimeError(f"service did not listen; see {svc_log}")
+            upstream = f"{LOOPBACK}:{self.upstream_port}"
+        if k in ("nginx", "nginx-ka", "nginx-unix"):
             os.makedirs(f"{d}/{k}-tmp", exist_ok=True)
             path = self._write(f"{k}.conf",
-                               nginx_config(d, k, self.front, upstream, h.workers, k == "nginx-ka"))
+                               nginx_config(d, k, self.front, upstream, h.workers, k != "nginx"))
             self.proxy = start([h.nginx, "-p", d, "-e", f"{d}/{k}.error.log", "-c", path],
                                f"{d}/{k}.log")
         elif k == "haproxy":
@@ -1100,8 +1109,9 @@ def parse_args(argv):
     p.add_argument("--repeat", type=int, default=3)
     p.add_argument("--quick", action="store_true", help="smoke run, well under 2 minutes")
     p.add_argument("--configs", default="l7px,nginx,nginx-ka,haproxy,direct",
-                   help="subset/order of l7px,l7px-unix,nginx,nginx-ka,haproxy,direct")
-    p.add_argument("--unix", action="store_true", help="add l7px with slots on a UNIX socket")
+                   help="subset/order of l7px,l7px-unix,nginx,nginx-ka,nginx-unix,haproxy,direct")
+    p.add_argument("--unix", action="store_true",
+                   help="add l7px with slots on a UNIX socket and NGINX with a UNIX upstream")
     p.add_argument("--slots", type=int, default=64, help="slots the service registers with l7px")
     p.add_argument("--size", type=int, default=128, help="response body bytes")
     p.add_argument("--wrk-threads", type=int, default=1)
@@ -1144,6 +1154,8 @@ def parse_args(argv):
     a.configs = [c.strip() for c in a.configs.split(",") if c.strip()]
     if a.unix and "l7px-unix" not in a.configs:
         a.configs.insert(1 if "l7px" in a.configs else 0, "l7px-unix")
+    if a.unix and "nginx-unix" not in a.configs:
+        a.configs.append("nginx-unix")
     for c in a.configs:
         if c not in LABELS:
             p.error(f"unknown configuration {c}")
