@@ -87,10 +87,12 @@ class Worker::Loop {
   }
 
   ~Loop() {
-    for (Exchange* x : free_exchanges_) delete x;
+    // Stopped with requests in flight (SIGTERM): their buffers go back to the pools first, so
+    // the pools free every buffer.
     for (auto& c : conns_) {
-      if (c && c->x != nullptr) delete c->x;
+      if (c && c->x != nullptr) ReleaseExchange(*c);
     }
+    for (Exchange* x : free_exchanges_) delete x;
   }
 
   absl::Status Init() {
