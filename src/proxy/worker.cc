@@ -74,7 +74,10 @@ class Worker::Loop {
         stats_(stats),
         cfg_(shared->config),
         in_pool_(cfg_.server.max_header_bytes + kBodyWindow),
-        head_pool_(cfg_.server.max_header_bytes + 4096),
+        aux_pool_(
+            static_cast<uint32_t>(http::ServiceRequestHeadCapacity(cfg_.server.max_header_bytes))),
+        out_pool_(static_cast<uint32_t>(
+            http::ClientResponseHeadCapacity(http::Parser::Limits{}.max_header_bytes))),
         resp_pool_(kResponseBufferSize),
         request_ids_(static_cast<uint32_t>(id)),
         access_log_(shared->access_log_fd.load(), cfg_.log.format) {
@@ -295,8 +298,8 @@ class Worker::Loop {
 
   Exchange& EnsureExchangeBuffers(Connection& c) {
     Exchange& x = EnsureExchange(c);
-    if (x.aux == nullptr) x.aux = head_pool_.Get();
-    if (x.out == nullptr) x.out = head_pool_.Get();
+    if (x.aux == nullptr) x.aux = aux_pool_.Get();
+    if (x.out == nullptr) x.out = out_pool_.Get();
     if (x.resp_buf == nullptr) x.resp_buf = resp_pool_.Get();
     return x;
   }
@@ -306,8 +309,8 @@ class Worker::Loop {
     if (c.x == nullptr) return;
     Exchange& x = *c.x;
     in_pool_.Put(x.in);
-    head_pool_.Put(x.aux);
-    head_pool_.Put(x.out);
+    aux_pool_.Put(x.aux);
+    out_pool_.Put(x.out);
     resp_pool_.Put(x.resp_buf);
     x.in = x.aux = x.out = x.resp_buf = nullptr;
     free_exchanges_.push_back(&x);
@@ -554,9 +557,11 @@ class Worker::Loop {
     ctx.proto = "http";
     ctx.request_id = request_ids_.Next(c.request_id);
     ctx.drop_expect = head.expect_continue;
-    x.aux_len = static_cast<uint32_t>(
-        http::WriteServiceRequestHead(head, ctx, x.aux, head_pool_.size()));
-    if (x.aux_len == 0) {
+    x.aux_len =
+        static_cast<uint32_t>(http::WriteServiceRequestHead(head, ctx, x.aux, aux_pool_.size()));
+    if (x.aux_len == 0) {  // cannot happen: aux holds ServiceRequestHeadCapacity bytes
+      L7PX_LOG_LIMITED(kError, "client {}: rewritten request head did not fit",
+                       std::string_view(c.ip, c.ip_len));
       Respond(c, 431, /*close=*/true);
       return;
     }
@@ -901,8 +906,8 @@ class Worker::Loop {
       ctx.close = c.close_after;
       ctx.http10_client = req.is_http10();
       ctx.decode_body = c.decode_body;
-      x.out_len = static_cast<uint32_t>(
-          http::WriteClientResponseHead(head, ctx, x.out, head_pool_.size()));
+      x.out_len =
+          static_cast<uint32_t>(http::WriteClientResponseHead(head, ctx, x.out, out_pool_.size()));
       x.out_sent = 0;
       if (x.out_len == 0) {
         BadResponse(c, "response head too large");
@@ -949,7 +954,7 @@ class Worker::Loop {
     if (!req.is_http10()) {
       http::ClientResponseContext ctx;
       x.out_len = static_cast<uint32_t>(
-          http::WriteClientResponseHead(x.resp.head(), ctx, x.out, head_pool_.size()));
+          http::WriteClientResponseHead(x.resp.head(), ctx, x.out, out_pool_.size()));
       x.out_sent = 0;
     }
     // The interim message is complete; the next head must start at the buffer's front.
@@ -1170,7 +1175,7 @@ class Worker::Loop {
     c.state = ConnState::kResponding;
     TimerList::Unlink(&c.timer);
     x.out_len = static_cast<uint32_t>(http::WriteErrorResponse(
-        status, c.close_after, status == 503 ? 1 : 0, x.out, head_pool_.size()));
+        status, c.close_after, status == 503 ? 1 : 0, x.out, out_pool_.size()));
     x.out_sent = 0;
     x.fwd_len = 0;
     SendToClient(c);
@@ -1343,7 +1348,8 @@ class Worker::Loop {
   std::vector<Exchange*> free_exchanges_;
   std::vector<Connection*> starved_;
   BufferPool in_pool_;
-  BufferPool head_pool_;
+  BufferPool aux_pool_;  // request heads for services (ServiceRequestHeadCapacity)
+  BufferPool out_pool_;  // response heads for clients, and l7px's own answers
   BufferPool resp_pool_;
   absl::flat_hash_map<int64_t, std::unique_ptr<TimerList>> timers_;
   std::vector<TimerList*> timer_lists_;  // the same lists, in creation order
