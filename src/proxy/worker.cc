@@ -16,25 +16,27 @@
 #include <sys/socket.h>
 #include <time.h>
 
-#include <cerrno>
 #include <algorithm>
+#include <cerrno>
 #include <cstddef>
 #include <cstring>
 #include <future>
 #include <vector>
 
-#include "absl/container/flat_hash_map.h"
 #include "acceptor/acceptor.h"
 #include "acceptor/slot_lifecycle.h"
 #include "base/clock.h"
 #include "base/log.h"
 #include "http/rewrite.h"
+#include "io/accept_gate.h"
 #include "io/mailbox.h"
 #include "io/ring.h"
 #include "io/socket.h"
 #include "proxy/access_log.h"
+#include "proxy/body_rate.h"
 #include "proxy/buffer_pool.h"
 #include "proxy/connection.h"
+#include "proxy/timer_lists.h"
 
 namespace l7px::proxy {
 namespace {
@@ -49,7 +51,11 @@ enum Op : uint8_t {
   kOpTick = 7,
   kOpLogWrite = 8,
   kOpPostFailed = 9,
+  kOpAcceptCancel = 10,
 };
+
+// A listener's multishot accept: not armed, armed, or being cancelled (AcceptGate closed).
+enum class AcceptState : uint8_t { kIdle, kArmed, kCancelling };
 
 constexpr int64_t kTickNs = 50'000'000;
 constexpr uint32_t kProvidedBufferCount = 512;
@@ -57,6 +63,10 @@ constexpr uint32_t kProvidedBufferSize = 16 * 1024;
 constexpr uint32_t kBodyWindow = 64 * 1024;  // client body bytes buffered beyond the head
 constexpr uint32_t kResponseBufferSize = 64 * 1024;
 constexpr uint16_t kBufferGroup = 1;
+// Interim (1xx) responses forwarded per exchange; one more is a 1xx flood: 502, slot closed.
+constexpr int kMaxInterimResponses = 16;
+// Free provided buffers kept back when re-arming receives that ran out of them.
+constexpr uint32_t kStarvedRearmReserve = 16;
 
 // Requests waiting for a slot of one pool on this worker, oldest first. Their timeouts live
 // in the worker's timer lists; this list only keeps the order (deadline_ns = enqueue time).
@@ -113,7 +123,10 @@ class Worker::Loop {
 
   void Run(std::atomic<bool>& go) {
     while (!go.load(std::memory_order_acquire)) go.wait(false);
-    for (uint32_t i = 0; i < listeners_.size(); ++i) ArmAccept(i);
+    now_ns_ = MonotonicNanos();
+    limits_ = shared_->limits.load(std::memory_order_acquire);
+    accept_state_.assign(listeners_.size(), AcceptState::kIdle);
+    UpdateAccepting();
     ArmTick();
     while (!shared_->stop.load(std::memory_order_relaxed)) {
       FlushAccessLog();
@@ -124,6 +137,7 @@ class Worker::Loop {
       limits_ = shared_->limits.load(std::memory_order_acquire);
       ring_.Drain([this](io_uring_cqe* cqe) { Handle(cqe); });
       RearmStarved();
+      UpdateAccepting();
     }
     shared_->rcu.Offline(id_);
   }
@@ -140,6 +154,37 @@ class Worker::Loop {
     io_uring_prep_multishot_accept(sqe, listeners_[listener].get(), nullptr, nullptr,
                                    SOCK_CLOEXEC);
     io_uring_sqe_set_data64(sqe, io::Tag{kOpAccept, 0, listener}.Pack());
+    accept_state_[listener] = AcceptState::kArmed;
+  }
+
+  // Arms or cancels the listeners' accepts to match the gate: closed at max_connections (until
+  // a connection closes) and for a backoff after running out of descriptors. While closed, new
+  // connections wait in the kernel's listen backlog. Runs after every batch of completions
+  // (and so at least every tick).
+  void UpdateAccepting() {
+    if (shared_->stop.load(std::memory_order_relaxed)) return;
+    const int64_t open_connections = stats_->client_connections.load(std::memory_order_relaxed);
+    const bool open = accept_gate_.Open(now_ns_, open_connections, limits_->max_connections);
+    if (!open && !accept_gate_.exhausted() && !at_connection_limit_) {
+      at_connection_limit_ = true;
+      Bump(stats_->connection_limit_pauses);
+      L7PX_LOG_LIMITED(kWarn,
+                       "worker {}: {} client connections (server.max_connections); not "
+                       "accepting until one closes",
+                       id_, open_connections);
+    } else if (open) {
+      at_connection_limit_ = false;
+    }
+    for (uint32_t i = 0; i < listeners_.size(); ++i) {
+      if (open && accept_state_[i] == AcceptState::kIdle) {
+        ArmAccept(i);
+      } else if (!open && accept_state_[i] == AcceptState::kArmed) {
+        io_uring_sqe* sqe = ring_.Sqe();
+        io_uring_prep_cancel64(sqe, io::Tag{kOpAccept, 0, i}.Pack(), 0);
+        io_uring_sqe_set_data64(sqe, io::Tag{kOpAcceptCancel, 0, i}.Pack());
+        accept_state_[i] = AcceptState::kCancelling;
+      }
+    }
   }
 
   void ArmTick() {
@@ -192,6 +237,7 @@ class Worker::Loop {
       access_log_.WriteCompleted(cqe->res);
       return;
     }
+    if (tag.op == kOpAcceptCancel) return;  // the accept itself reports -ECANCELED
     if (tag.op == kOpPostFailed) {
       L7PX_LOG_LIMITED(kWarn, "worker {}: cross-thread message failed: {}", id_,
                        strerror(-cqe->res));
@@ -242,13 +288,27 @@ class Worker::Loop {
 
   // ---------------------------------------------------------------- accept & connections
 
+  // Re-arming happens in UpdateAccepting, after the batch.
   void OnAccept(uint32_t listener, int res, bool more) {
-    if (!more && !shared_->stop.load()) ArmAccept(listener);
+    if (!more) accept_state_[listener] = AcceptState::kIdle;
     if (res < 0) {
-      if (res != -ECANCELED) {
-        L7PX_LOG_LIMITED(kWarn, "worker {}: accept: {}", id_, strerror(-res));
+      if (res == -ECANCELED) return;
+      if (io::AcceptGate::IsExhaustion(-res)) {
+        Bump(stats_->accept_exhausted);
+        if (accept_gate_.Exhausted(now_ns_)) {
+          L7PX_LOG(kWarn,
+                   "worker {}: accept: {}; pausing accepts ({} ms, backing off to 1 s) until "
+                   "descriptors free up; open connections are still served",
+                   id_, strerror(-res), accept_gate_.backoff_ns() / 1'000'000);
+        }
+        return;
       }
+      L7PX_LOG_LIMITED(kWarn, "worker {}: accept: {}", id_, strerror(-res));
       return;
+    }
+    if (accept_gate_.Accepted()) {
+      L7PX_LOG(kInfo, "worker {}: accepting again after {} failed accepts in {} ms", id_,
+               accept_gate_.failures(), (now_ns_ - accept_gate_.episode_start_ns()) / 1'000'000);
     }
     Connection& c = NewConnection(UniqueFd(res));
     Bump(stats_->accepted);
@@ -258,7 +318,9 @@ class Worker::Loop {
     c.peer = io::PeerAddress(c.fd.get());
     c.ip_len = static_cast<uint8_t>(c.peer.FormatIp(c.ip, sizeof(c.ip)));
     c.state = ConnState::kIdle;
-    TimerFor(limits_->keepalive_timeout_ns).Start(&c.timer, now_ns_);
+    // A new connection gets header_timeout for its whole first request head, counted from
+    // here (not from its first byte): holding a connection open costs the same either way.
+    TimerFor(limits_->header_timeout_ns).Start(&c.timer, now_ns_);
     ArmClientRecv(c);
   }
 
@@ -322,6 +384,7 @@ class Worker::Loop {
     if (c.state == ConnState::kQueued) Dequeue(c);
     c.state = ConnState::kClosing;
     TimerList::Unlink(&c.timer);
+    TimerList::Unlink(&c.body_timer);
     if (c.slot != nullptr) KillSlot(c);
     ::shutdown(c.fd.get(), SHUT_RDWR);  // completes every pending op on the client fd
     MaybeFree(c);
@@ -362,6 +425,7 @@ class Worker::Loop {
     }
     if (res == -ENOBUFS) {
       Bump(stats_->enobufs);
+      c.body_window_paused = true;  // no receive buffer: not the client's fault
       if (!c.needs_rearm) {
         c.needs_rearm = true;
         starved_.push_back(&c);
@@ -418,6 +482,7 @@ class Worker::Loop {
   // Copies a provided buffer into the connection's input buffer (or queues it when full).
   void AcceptBytes(Connection& c, uint16_t bid, uint32_t len) {
     Exchange& x = EnsureExchange(c);
+    c.body_window_bytes += len;
     if (c.pend_head < 0) {
       const uint32_t room = in_pool_.size() - x.in_len;
       const uint32_t n = len < room ? len : room;
@@ -436,6 +501,7 @@ class Worker::Loop {
   }
 
   void QueuePending(Connection& c, uint16_t bid, uint32_t len, uint32_t already_copied) {
+    c.body_window_paused = true;  // l7px stops reading: the client is not the slow one
     pend_next_[bid] = -1;
     pend_len_[bid] = len;
     if (c.pend_tail >= 0) {
@@ -504,7 +570,8 @@ class Worker::Loop {
       c.start_ns = now_ns_;
       request_limits_.max_body_bytes = limits_->max_body_bytes;
       x.req.set_limits(request_limits_);
-      TimerFor(limits_->header_timeout_ns).Start(&c.timer, now_ns_);
+      // The first request's head timer runs since the accept (OnAccept).
+      if (!c.first_request) TimerFor(limits_->header_timeout_ns).Start(&c.timer, now_ns_);
     }
     const auto r = x.req.Parse(x.in + x.in_scan, x.in_len - x.in_scan);
     x.in_scan += static_cast<uint32_t>(r.consumed);
@@ -541,6 +608,7 @@ class Worker::Loop {
     c.service_len = 0;
     // Body bytes already here are parsed now, so we know whether the request is complete.
     if (!ScanBody(c)) return;
+    if (!c.req_done) StartBodyWindow(c);
     char host_buf[256];
     const std::string_view host = head.HostForRouting(host_buf, sizeof(host_buf));
     const RouteTable* routes = shared_->routes.load(std::memory_order_acquire);
@@ -650,6 +718,10 @@ class Worker::Loop {
     return reinterpret_cast<Connection*>(reinterpret_cast<char*>(node) -
                                          offsetof(Connection, timer));
   }
+  static Connection* FromBodyNode(TimerNode* node) {
+    return reinterpret_cast<Connection*>(reinterpret_cast<char*>(node) -
+                                         offsetof(Connection, body_timer));
+  }
 
   // A slot became idle somewhere and this worker had the oldest waiter for the pool.
   void OnSlotAvailable(uint32_t pool_id) {
@@ -706,6 +778,7 @@ class Worker::Loop {
     c.service_len = static_cast<uint8_t>(std::min(service.size(), sizeof(c.service)));
     std::memcpy(c.service, service.data(), c.service_len);
     c.slot_dead = c.slot_unusable = c.retry_pending = c.interim_pending = false;
+    c.interim_count = 0;
     ++c.attempts;
     x.aux_sent = 0;
     x.body_in_flight = 0;
@@ -740,7 +813,10 @@ class Worker::Loop {
     if (c.req_done) return true;
     const auto r = x.req.Parse(x.in + x.in_scan, x.in_len - x.in_scan);
     x.in_scan += static_cast<uint32_t>(r.consumed);
-    if (r.status == http::Parser::Status::kMessageDone) c.req_done = true;
+    if (r.status == http::Parser::Status::kMessageDone) {
+      c.req_done = true;
+      TimerList::Unlink(&c.body_timer);
+    }
     if (r.status == http::Parser::Status::kError) {
       L7PX_LOG_LIMITED(kInfo, "client {}: bad request body ({})", std::string_view(c.ip, c.ip_len),
                        http::ErrorName(x.req.error()));
@@ -898,6 +974,7 @@ class Worker::Loop {
         // slot nor the client connection can be reused afterwards.
         c.abandon_request = true;
         c.close_after = true;
+        TimerList::Unlink(&c.body_timer);  // the rest of the body no longer matters
       }
       if (!req.keep_alive || head.framing == http::Framing::kUntilClose) c.close_after = true;
       c.decode_body = req.is_http10() && head.framing == http::Framing::kChunked;
@@ -950,6 +1027,10 @@ class Worker::Loop {
   // 1xx (not 101): forwarded to HTTP/1.1 clients, then the parser starts on the next response.
   void ForwardInterim(Connection& c) {
     Exchange& x = *c.x;
+    if (++c.interim_count > kMaxInterimResponses) {
+      BadResponse(c, "more than 16 interim (1xx) responses");
+      return;
+    }
     const http::MessageHead& req = x.req.head();
     if (!req.is_http10()) {
       http::ClientResponseContext ctx;
@@ -1174,6 +1255,7 @@ class Worker::Loop {
     c.status = status;
     c.state = ConnState::kResponding;
     TimerList::Unlink(&c.timer);
+    TimerList::Unlink(&c.body_timer);
     x.out_len = static_cast<uint32_t>(http::WriteErrorResponse(
         status, c.close_after, status == 503 ? 1 : 0, x.out, out_pool_.size()));
     x.out_sent = 0;
@@ -1183,6 +1265,7 @@ class Worker::Loop {
 
   void FinishRequest(Connection& c) {
     Exchange& x = *c.x;
+    TimerList::Unlink(&c.body_timer);
     LogRequest(c);
     if (c.close_after || c.client_eof) {
       Close(c);
@@ -1197,6 +1280,7 @@ class Worker::Loop {
     x.req.Begin(x.in);
     c.pool = nullptr;
     c.state = ConnState::kIdle;
+    c.first_request = false;
     DrainPending(c);
     if (x.in_len == 0 && c.pend_head < 0) {
       ReleaseExchange(c);
@@ -1267,12 +1351,45 @@ class Worker::Loop {
   void OnTick() {
     if (!shared_->stop.load()) ArmTick();
     now_ns_ = MonotonicNanos();
-    // By index: a timeout may create a list (TimerFor) while we walk them.
-    for (size_t i = 0; i < timer_lists_.size(); ++i) {
-      while (TimerNode* n = timer_lists_[i]->Expired(now_ns_)) {
-        TimerList::Unlink(n);
-        OnTimeout(*FromTimerNode(n));
-      }
+    timers_.Expire(now_ns_, [this](TimerNode* n) { OnTimeout(*FromTimerNode(n)); });
+    body_timers_.Expire(now_ns_, [this](TimerNode* n) { OnBodyWindow(*FromBodyNode(n)); });
+  }
+
+  // ---------------------------------------------------------------- request body pace
+
+  // A body_timeout window starts (see body_rate.h).
+  void StartBodyWindow(Connection& c) {
+    c.body_window_bytes = 0;
+    c.body_window_paused = false;
+    c.body_window_start_ns = now_ns_;
+    body_timers_.For(limits_->body_timeout_ns).Start(&c.body_timer, now_ns_);
+  }
+
+  void OnBodyWindow(Connection& c) {
+    const bool waiting_for_body =
+        !c.req_done && !c.abandon_request &&
+        (c.state == ConnState::kQueued || c.state == ConnState::kExchange);
+    if (!waiting_for_body) return;
+    const int64_t elapsed = now_ns_ - c.body_window_start_ns;
+    switch (JudgeBodyWindow(c.body_window_bytes, c.body_window_paused || c.needs_rearm, elapsed,
+                            limits_->min_body_rate)) {
+      case BodyPace::kKeptUp:
+      case BodyPace::kNotJudged:
+        StartBodyWindow(c);
+        return;
+      case BodyPace::kTooSlow:
+        break;
+    }
+    Bump(stats_->body_too_slow);
+    L7PX_LOG_LIMITED(kInfo,
+                     "client {}: request body too slow ({} bytes in {} ms, server.min_body_rate "
+                     "{}/s); 408",
+                     std::string_view(c.ip, c.ip_len), c.body_window_bytes, elapsed / 1'000'000,
+                     limits_->min_body_rate);
+    if (c.response_started) {
+      Close(c);
+    } else {
+      Respond(c, 408, /*close=*/true);
     }
   }
 
@@ -1307,16 +1424,8 @@ class Worker::Loop {
     }
   }
 
-  // Timers of one duration share a list, so lists stay sorted by deadline whatever a reload
-  // changes; lists are created on first use and kept (there are few distinct durations).
-  TimerList& TimerFor(int64_t duration_ns) {
-    auto& slot = timers_[duration_ns];
-    if (slot == nullptr) {
-      slot = std::make_unique<TimerList>(duration_ns);
-      timer_lists_.push_back(slot.get());
-    }
-    return *slot;
-  }
+  // The connection's one timer (header, keep-alive, queue or response timeout).
+  TimerList& TimerFor(int64_t duration_ns) { return timers_.For(duration_ns); }
 
   WaitQueue& QueueFor(uint32_t pool_id) {
     if (pool_id >= queues_.size()) queues_.resize(pool_id + 1);
@@ -1324,14 +1433,25 @@ class Worker::Loop {
     return *queues_[pool_id];
   }
 
+  // Receives that ended for want of provided buffers (ENOBUFS) are re-armed oldest first, only
+  // as many as there are free buffers: re-arming them all at once would mostly fail again and
+  // spin through the same list every loop pass while the ring stays short.
   void RearmStarved() {
-    if (starved_.empty() || buffers_.outstanding() + 16 > kProvidedBufferCount) return;
-    for (Connection* c : starved_) {
-      if (!c->needs_rearm) continue;
+    if (starved_.empty()) return;
+    const uint32_t outstanding = buffers_.outstanding();
+    if (outstanding + kStarvedRearmReserve > kProvidedBufferCount) return;
+    uint32_t budget = kProvidedBufferCount - kStarvedRearmReserve - outstanding;
+    size_t done = 0;
+    for (; done < starved_.size() && budget > 0; ++done) {
+      Connection* c = starved_[done];
+      if (!c->needs_rearm) continue;  // closed (and maybe reused) since
       c->needs_rearm = false;
-      if (c->state != ConnState::kClosing && c->pend_head < 0) ArmClientRecv(*c);
+      if (c->state != ConnState::kClosing && c->pend_head < 0) {
+        ArmClientRecv(*c);
+        --budget;
+      }
     }
-    starved_.clear();
+    starved_.erase(starved_.begin(), starved_.begin() + static_cast<ptrdiff_t>(done));
   }
 
   int id_;
@@ -1351,8 +1471,11 @@ class Worker::Loop {
   BufferPool aux_pool_;  // request heads for services (ServiceRequestHeadCapacity)
   BufferPool out_pool_;  // response heads for clients, and l7px's own answers
   BufferPool resp_pool_;
-  absl::flat_hash_map<int64_t, std::unique_ptr<TimerList>> timers_;
-  std::vector<TimerList*> timer_lists_;  // the same lists, in creation order
+  TimerLists timers_;       // Connection::timer
+  TimerLists body_timers_;  // Connection::body_timer
+  io::AcceptGate accept_gate_;
+  std::vector<AcceptState> accept_state_;  // by listener
+  bool at_connection_limit_ = false;
   std::vector<std::unique_ptr<WaitQueue>> queues_;  // by pool id
   const ServerLimits* limits_ = nullptr;  // read each loop pass (RCU)
   http::Parser::Limits request_limits_;
