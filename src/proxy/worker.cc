@@ -1357,10 +1357,16 @@ class Worker::Loop {
 
   // ---------------------------------------------------------------- request body pace
 
+  // l7px is not reading the client now: received bytes wait for room in `in` (backpressure from
+  // the service or the queue), or the receive ran out of provided buffers.
+  bool ReadingPaused(const Connection& c) const {
+    return c.pend_head >= 0 || c.needs_rearm || (c.x != nullptr && c.x->in_len == in_pool_.size());
+  }
+
   // A body_timeout window starts (see body_rate.h).
   void StartBodyWindow(Connection& c) {
     c.body_window_bytes = 0;
-    c.body_window_paused = false;
+    c.body_window_paused = ReadingPaused(c);
     c.body_window_start_ns = now_ns_;
     body_timers_.For(limits_->body_timeout_ns).Start(&c.body_timer, now_ns_);
   }
@@ -1371,7 +1377,7 @@ class Worker::Loop {
         (c.state == ConnState::kQueued || c.state == ConnState::kExchange);
     if (!waiting_for_body) return;
     const int64_t elapsed = now_ns_ - c.body_window_start_ns;
-    switch (JudgeBodyWindow(c.body_window_bytes, c.body_window_paused || c.needs_rearm, elapsed,
+    switch (JudgeBodyWindow(c.body_window_bytes, c.body_window_paused || ReadingPaused(c), elapsed,
                             limits_->min_body_rate)) {
       case BodyPace::kKeptUp:
       case BodyPace::kNotJudged:
