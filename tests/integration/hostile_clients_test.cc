@@ -135,11 +135,17 @@ TrickleResult TrickleBody(uint16_t port, const std::string& head, size_t total, 
       r.seen.append(buf, static_cast<size_t>(n));
     }
     if (r.closed) break;
-    if (sent == total && r.seen.find("\r\n\r\n") != std::string::npos) {
+    if (r.seen.find("\r\n\r\n") != std::string::npos) {
+      // An answer, early (an error) or after the whole body: read it whole, and the close that
+      // follows when it announced one.
+      r.elapsed_ms = MillisSince(start);
       std::string carry = r.seen;
       const std::string whole = RecvHttpResponse(fd.get(), &carry, kIo);
-      r.seen = whole.empty() ? r.seen : whole;
-      break;
+      if (!whole.empty()) r.seen = whole;
+      if (HeaderOf(r.seen, "Connection") == "close") {
+        r.closed = WaitPeerClosed(fd.get(), std::chrono::seconds(3));
+      }
+      return r;
     }
   }
   r.elapsed_ms = MillisSince(start);
