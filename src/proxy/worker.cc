@@ -54,7 +54,7 @@ enum Op : uint8_t {
   kOpAcceptCancel = 10,
 };
 
-// A listener's multishot accept: not armed, armed, or being cancelled (AcceptGate closed).
+// A listener's accept: not armed, armed, or being cancelled.
 enum class AcceptState : uint8_t { kIdle, kArmed, kCancelling };
 
 constexpr int64_t kTickNs = 50'000'000;
@@ -126,6 +126,7 @@ class Worker::Loop {
     now_ns_ = MonotonicNanos();
     limits_ = shared_->limits.load(std::memory_order_acquire);
     accept_state_.assign(listeners_.size(), AcceptState::kIdle);
+    accept_multishot_.assign(listeners_.size(), false);
     UpdateAccepting();
     ArmTick();
     while (!shared_->stop.load(std::memory_order_relaxed)) {
@@ -149,42 +150,61 @@ class Worker::Loop {
     return io::Tag{op, c.generation, c.index}.Pack();
   }
 
-  void ArmAccept(uint32_t listener) {
+  void ArmAccept(uint32_t listener, bool multishot) {
     io_uring_sqe* sqe = ring_.Sqe();
-    io_uring_prep_multishot_accept(sqe, listeners_[listener].get(), nullptr, nullptr,
-                                   SOCK_CLOEXEC);
+    if (multishot) {
+      io_uring_prep_multishot_accept(sqe, listeners_[listener].get(), nullptr, nullptr,
+                                     SOCK_CLOEXEC);
+    } else {
+      io_uring_prep_accept(sqe, listeners_[listener].get(), nullptr, nullptr, SOCK_CLOEXEC);
+    }
     io_uring_sqe_set_data64(sqe, io::Tag{kOpAccept, 0, listener}.Pack());
     accept_state_[listener] = AcceptState::kArmed;
+    accept_multishot_[listener] = multishot;
+  }
+
+  void CancelAccept(uint32_t listener) {
+    io_uring_sqe* sqe = ring_.Sqe();
+    io_uring_prep_cancel64(sqe, io::Tag{kOpAccept, 0, listener}.Pack(), 0);
+    io_uring_sqe_set_data64(sqe, io::Tag{kOpAcceptCancel, 0, listener}.Pack());
+    accept_state_[listener] = AcceptState::kCancelling;
   }
 
   // Arms or cancels the listeners' accepts to match the gate: closed at max_connections (until
   // a connection closes) and for a backoff after running out of descriptors. While closed, new
-  // connections wait in the kernel's listen backlog. Runs after every batch of completions
-  // (and so at least every tick).
+  // connections wait in the kernel's listen backlog. Without a limit a listener has one
+  // multishot accept; with one, single-shot accepts counted against it, since a multishot
+  // accept takes the whole backlog at once and a burst would overshoot the limit by its size.
+  // Runs after every batch of completions (and so at least every tick).
   void UpdateAccepting() {
     if (shared_->stop.load(std::memory_order_relaxed)) return;
+    const uint32_t max = limits_->max_connections;
+    const bool multishot = max == 0;
     const int64_t open_connections = stats_->client_connections.load(std::memory_order_relaxed);
-    const bool open = accept_gate_.Open(now_ns_, open_connections, limits_->max_connections);
-    if (!open && !accept_gate_.exhausted() && !at_connection_limit_) {
-      at_connection_limit_ = true;
+    int64_t expected = open_connections;  // and one more per single-shot accept armed
+    for (uint32_t i = 0; i < listeners_.size(); ++i) {
+      if (accept_state_[i] == AcceptState::kArmed && !accept_multishot_[i]) ++expected;
+    }
+    for (uint32_t i = 0; i < listeners_.size(); ++i) {
+      const bool open = accept_gate_.Open(now_ns_, expected, max);
+      if (accept_state_[i] == AcceptState::kIdle) {
+        if (!open) continue;
+        ArmAccept(i, multishot);
+        if (!multishot) ++expected;
+      } else if (accept_state_[i] == AcceptState::kArmed && accept_multishot_[i] &&
+                 (!multishot || !open)) {
+        CancelAccept(i);  // a limit was set by a reload, or out of descriptors
+      }
+    }
+    const bool at_limit = max != 0 && open_connections >= static_cast<int64_t>(max);
+    if (at_limit && !at_connection_limit_) {
       Bump(stats_->connection_limit_pauses);
       L7PX_LOG_LIMITED(kWarn,
                        "worker {}: {} client connections (server.max_connections); not "
                        "accepting until one closes",
                        id_, open_connections);
-    } else if (open) {
-      at_connection_limit_ = false;
     }
-    for (uint32_t i = 0; i < listeners_.size(); ++i) {
-      if (open && accept_state_[i] == AcceptState::kIdle) {
-        ArmAccept(i);
-      } else if (!open && accept_state_[i] == AcceptState::kArmed) {
-        io_uring_sqe* sqe = ring_.Sqe();
-        io_uring_prep_cancel64(sqe, io::Tag{kOpAccept, 0, i}.Pack(), 0);
-        io_uring_sqe_set_data64(sqe, io::Tag{kOpAcceptCancel, 0, i}.Pack());
-        accept_state_[i] = AcceptState::kCancelling;
-      }
-    }
+    at_connection_limit_ = at_limit;
   }
 
   void ArmTick() {
@@ -1481,6 +1501,7 @@ class Worker::Loop {
   TimerLists body_timers_;  // Connection::body_timer
   io::AcceptGate accept_gate_;
   std::vector<AcceptState> accept_state_;  // by listener
+  std::vector<bool> accept_multishot_;     // by listener: the armed accept is multishot
   bool at_connection_limit_ = false;
   std::vector<std::unique_ptr<WaitQueue>> queues_;  // by pool id
   const ServerLimits* limits_ = nullptr;  // read each loop pass (RCU)

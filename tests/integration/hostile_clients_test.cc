@@ -35,6 +35,12 @@ long MillisSince(Clock::time_point start) {
 
 class HostileClientsTest : public IntegrationTest {};
 
+int64_t ClientConnections(uint16_t admin_port) {
+  const JsonValue stats = AdminJson(admin_port, "/stats");
+  const JsonValue* n = stats.Find("client_connections");
+  return n == nullptr ? -1 : n->int64().value_or(-1);
+}
+
 TEST_F(HostileClientsTest, SlowlorisHeadGets408WithinHeaderTimeout) {
   ASSERT_TRUE(StartProxy(kDefaultPool, "header_timeout = \"1s\"\n")) << h().ProxyLog();
   ASSERT_NE(StartService({"--slots", "1"}), nullptr);
@@ -254,17 +260,24 @@ TEST_F(HostileClientsTest, MaxConnectionsPausesAcceptingUntilOneCloses) {
     ASSERT_TRUE(SendAll(held.back().get(), GetRequest("/held")));
     ASSERT_EQ(StatusOf(RecvHttpResponse(held.back().get(), &carry, kIo)), 200);
   }
-  UniqueFd waiting = ConnectTcp(front());
-  ASSERT_TRUE(waiting) << "the backlog should take the connection";
-  ASSERT_TRUE(SendAll(waiting.get(), GetRequest("/fourth")));
+  // A burst arrives at once: all of it waits, none is accepted past the limit.
+  std::vector<UniqueFd> waiting;
+  for (int i = 0; i < 8; ++i) {
+    waiting.push_back(ConnectTcp(front()));
+    ASSERT_TRUE(waiting.back()) << "the backlog should take connection " << i;
+  }
+  ASSERT_TRUE(SendAll(waiting[0].get(), GetRequest("/fourth")));
   std::string carry;
-  EXPECT_EQ(RecvHttpResponse(waiting.get(), &carry, milliseconds(500)), "")
+  EXPECT_EQ(RecvHttpResponse(waiting[0].get(), &carry, milliseconds(500)), "")
       << "a fourth connection was served past max_connections = 3";
+  EXPECT_EQ(ClientConnections(h().admin_port()), 3);
   const auto start = Clock::now();
   held.front().Reset();
-  const std::string resp = RecvHttpResponse(waiting.get(), &carry, std::chrono::seconds(3));
+  const std::string resp = RecvHttpResponse(waiting[0].get(), &carry, std::chrono::seconds(3));
   EXPECT_EQ(BodyOf(resp), "ok /fourth") << resp;
   EXPECT_LT(MillisSince(start), 1000);
+  std::this_thread::sleep_for(milliseconds(200));
+  EXPECT_EQ(ClientConnections(h().admin_port()), 3) << "one closed, one more accepted";
   const JsonValue stats = AdminJson(h().admin_port(), "/stats");
   const JsonValue* pauses = stats.Find("connection_limit_pauses");
   ASSERT_NE(pauses, nullptr);
@@ -309,12 +322,6 @@ void CloseWithReset(UniqueFd& fd) {
   const linger abort{1, 0};
   setsockopt(fd.get(), SOL_SOCKET, SO_LINGER, &abort, sizeof(abort));
   fd.Reset();
-}
-
-int64_t ClientConnections(uint16_t admin_port) {
-  const JsonValue stats = AdminJson(admin_port, "/stats");
-  const JsonValue* n = stats.Find("client_connections");
-  return n == nullptr ? -1 : n->int64().value_or(-1);
 }
 
 // Sequential requests on one connection; returns the elapsed milliseconds, -1 on any failure.
