@@ -3,8 +3,9 @@
 // Invariants:
 //  - Every Slot is created here and freed here, and its fd is closed only here (FinishRetire),
 //    after the liveness poll on it has completed.
-//  - A registered slot has exactly one liveness poll (POLLRDHUP, not POLLIN: response bytes on a
-//    busy slot never wake this thread) armed until the slot is retired.
+//  - A registered slot has exactly one liveness poll armed until the slot is retired: wide
+//    (POLLIN | POLLRDHUP) while it is idle, narrow (POLLRDHUP) once seen busy, so response bytes
+//    on a slot in use do not wake this thread (idle_watch.h).
 //  - A pending registration owns its fd until it becomes a Slot or is refused; at most one recv is
 //    in flight for it, and it is freed only after that recv completed.
 #include "acceptor/acceptor.h"
@@ -18,10 +19,12 @@
 #include <future>
 
 #include "absl/container/flat_hash_map.h"
+#include "acceptor/idle_watch.h"
 #include "acceptor/slot_lifecycle.h"
 #include "base/clock.h"
 #include "base/log.h"
 #include "base/strings.h"
+#include "io/accept_gate.h"
 #include "io/mailbox.h"
 #include "io/ring.h"
 #include "io/socket.h"
@@ -35,7 +38,8 @@ enum Op : uint8_t {
   kOpPoll = 3,
   kOpTick = 4,
   kOpPostFailed = 5,
-  kOpPollRemove = 6,  // completions of cancels we do not need to see
+  kOpPollUpdate = 6,
+  kOpPollRemove = 7,  // completions of cancels we do not need to see
 };
 
 constexpr int64_t kTickNs = 100'000'000;
@@ -57,11 +61,13 @@ class Acceptor::Loop {
   int ring_fd() const { return ring_.fd(); }
 
   void Run() {
-    for (size_t i = 0; i < options_.listeners.size(); ++i) ArmAccept(static_cast<uint32_t>(i));
+    accept_armed_.assign(options_.listeners.size(), false);
+    UpdateAccepting();
     ArmTick();
     while (!stop_.load(std::memory_order_acquire)) {
       ring_.SubmitAndWait(-1);
       ring_.Drain([this](io_uring_cqe* cqe) { Handle(cqe); });
+      UpdateAccepting();
     }
     Shutdown();
   }
@@ -80,14 +86,21 @@ class Acceptor::Loop {
   };
 
   void ArmAccept(uint32_t listener) {
-    if (accept_armed_.size() < options_.listeners.size()) {
-      accept_armed_.resize(options_.listeners.size(), false);
-    }
-    accept_armed_[listener] = true;
     io_uring_sqe* sqe = ring_.Sqe();
     io_uring_prep_multishot_accept(sqe, options_.listeners[listener].fd.get(), nullptr, nullptr,
                                    SOCK_CLOEXEC);
     io_uring_sqe_set_data64(sqe, io::Tag{kOpAccept, 0, listener}.Pack());
+    accept_armed_[listener] = true;
+  }
+
+  // Re-arms ended accepts unless out of descriptors (io::AcceptGate); runs after every batch,
+  // and so at least every tick.
+  void UpdateAccepting() {
+    if (stop_.load(std::memory_order_relaxed) || !accepting_) return;
+    if (!accept_gate_.Open(MonotonicNanos(), 0, 0)) return;
+    for (uint32_t i = 0; i < accept_armed_.size(); ++i) {
+      if (!accept_armed_[i]) ArmAccept(i);
+    }
   }
 
   void ArmTick() {
@@ -105,11 +118,33 @@ class Acceptor::Loop {
     io_uring_sqe_set_data64(sqe, io::Tag{kOpHandshakeRecv, p.generation, index}.Pack());
   }
 
-  void ArmPoll(Slot& slot) {
+  static uint64_t PollTag(const Slot& slot) {
+    return io::Tag{kOpPoll, slot.poll_generation, slot.table_index}.Pack();
+  }
+
+  // Arms the slot's liveness watch, wide or narrow (idle_watch.h).
+  void ArmPoll(Slot& slot, bool wide) {
     slot.poll_armed = true;
+    slot.watch_wide = wide;
+    slot.watch_seen_idle = false;
+    slot.poll_generation = ++poll_generation_ & 0xFFFFFF;
     io_uring_sqe* sqe = ring_.Sqe();
-    io_uring_prep_poll_add(sqe, slot.fd(), POLLRDHUP);
-    io_uring_sqe_set_data64(sqe, io::Tag{kOpPoll, 0, slot.table_index}.Pack());
+    io_uring_prep_poll_add(sqe, slot.fd(), wide ? kWideWatch : kNarrowWatch);
+    io_uring_sqe_set_data64(sqe, PollTag(slot));
+  }
+
+  // Tick: narrow watches on slots idle since the previous tick become wide. If the poll fired
+  // meanwhile the update finds nothing (its own completion is ignored) and OnPoll re-arms.
+  void WidenIdleWatches() {
+    for (Slot* slot : slots_) {
+      if (slot == nullptr || slot->retiring || !slot->poll_armed || slot->watch_wide) continue;
+      if (!IdleSinceLastTick(*slot)) continue;
+      slot->watch_wide = true;
+      io_uring_sqe* sqe = ring_.Sqe();
+      // new_user_data must be 0 without IORING_POLL_UPDATE_USER_DATA (else -EINVAL).
+      io_uring_prep_poll_update(sqe, PollTag(*slot), 0, kWideWatch, IORING_POLL_UPDATE_EVENTS);
+      io_uring_sqe_set_data64(sqe, io::Tag{kOpPollUpdate, 0, slot->table_index}.Pack());
+    }
   }
 
   void Handle(io_uring_cqe* cqe) {
@@ -144,8 +179,10 @@ class Acceptor::Loop {
         OnHandshakeRecv(tag.index, tag.generation, cqe->res);
         break;
       case kOpPoll:
-        OnPoll(tag.index);
+        OnPoll(tag.index, tag.generation, cqe->res);
         break;
+      case kOpPollUpdate:
+        break;  // -ENOENT when the poll fired first: OnPoll handles that one
       case kOpTick:
         OnTick();
         break;
@@ -157,17 +194,27 @@ class Acceptor::Loop {
     }
   }
 
+  // Re-arming happens in UpdateAccepting, after the batch.
   void OnAccept(uint32_t listener, int res, bool more) {
-    if (!more) {
-      accept_armed_[listener] = false;
-      if (accepting_ && !stop_.load()) ArmAccept(listener);
-    }
+    if (!more) accept_armed_[listener] = false;
     if (res < 0) {
-      if (res != -ECANCELED) {
-        L7PX_LOG_LIMITED(kWarn, "register accept on {}: {}",
-                         options_.listeners[listener].address.ToString(), strerror(-res));
+      if (res == -ECANCELED) return;
+      if (io::AcceptGate::IsExhaustion(-res)) {
+        if (accept_gate_.Exhausted(MonotonicNanos())) {
+          L7PX_LOG(kWarn,
+                   "register accept on {}: {}; pausing registrations ({} ms, backing off to 1 s) "
+                   "until descriptors free up",
+                   options_.listeners[listener].address.ToString(), strerror(-res),
+                   accept_gate_.backoff_ns() / 1'000'000);
+        }
+        return;
       }
+      L7PX_LOG_LIMITED(kWarn, "register accept on {}: {}",
+                       options_.listeners[listener].address.ToString(), strerror(-res));
       return;
+    }
+    if (accept_gate_.Accepted()) {
+      L7PX_LOG(kInfo, "register accepts work again after {} failures", accept_gate_.failures());
     }
     UniqueFd fd(res);
     SocketAddress peer = options_.listeners[listener].address.is_unix()
@@ -301,7 +348,7 @@ class Acceptor::Loop {
     }
     pool.CountService(service, +1);
     pool.registered.fetch_add(1, std::memory_order_relaxed);
-    ArmPoll(*slot);
+    ArmPoll(*slot, /*wide=*/true);
     Publish(pool, slot);
   }
 
@@ -329,7 +376,7 @@ class Acceptor::Loop {
     slot->retiring = true;
     if (slot->poll_armed) {
       io_uring_sqe* sqe = ring_.Sqe();
-      io_uring_prep_poll_remove(sqe, io::Tag{kOpPoll, 0, slot->table_index}.Pack());
+      io_uring_prep_poll_remove(sqe, PollTag(*slot));
       io_uring_sqe_set_data64(sqe, io::Tag{kOpPollRemove, 0, 0}.Pack());
       return;  // the poll completes with -ECANCELED; FinishRetire runs then
     }
@@ -339,18 +386,18 @@ class Acceptor::Loop {
   void SetAccepting(bool on) {
     if (accepting_ == on) return;
     accepting_ = on;
-    for (uint32_t i = 0; i < options_.listeners.size(); ++i) {
-      const bool armed = i < accept_armed_.size() && accept_armed_[i];
-      if (on && !armed) {
-        ArmAccept(i);
-      } else if (!on && armed) {
+    if (!on) {
+      for (uint32_t i = 0; i < accept_armed_.size(); ++i) {
+        if (!accept_armed_[i]) continue;
         io_uring_sqe* sqe = ring_.Sqe();
         io_uring_prep_cancel64(sqe, io::Tag{kOpAccept, 0, i}.Pack(), 0);
         io_uring_sqe_set_data64(sqe, io::Tag{kOpPollRemove, 0, 0}.Pack());
       }
     }
+    UpdateAccepting();  // re-arms when resuming
     L7PX_LOG(kInfo, "acceptor: {} registrations", on ? "resumed" : "stopped");
   }
+
 
   void Publish(Pool& pool, Slot* slot) {
     if (!pool.idle().TryPush(slot)) {
@@ -390,24 +437,48 @@ class Acceptor::Loop {
                         io::Tag{kOpPostFailed, 0, 0}.Pack());
   }
 
-  void OnPoll(uint32_t index) {
+  void OnPoll(uint32_t index, uint32_t generation, int res) {
     if (index >= slots_.size() || slots_[index] == nullptr) return;
     Slot& slot = *slots_[index];
+    if (slot.poll_generation != generation) return;  // not this slot's current poll
     slot.poll_armed = false;
     if (slot.retiring) {
       FinishRetire(slot);
       return;
     }
-    // The service closed (or broke) the connection.
     Pool& pool = *options_.pools->at(slot.pool_id());
     const uint64_t epoch = slot.epoch();
-    if (slot.state() == Slot::State::kIdle && slot.TryKillIdle(epoch)) {
-      AccountIdleSlotKilled(pool, slot);
-      L7PX_LOG(kInfo, "pool {}: service {} closed an idle slot; pruned", pool.name(),
-               slot.service_id());
+    const Slot::State state = slot.state();
+    if (state == Slot::State::kDead) return;  // a worker killed it; its retire message follows
+    if (state == Slot::State::kIdle) {
+      const IdleSlotCheck check = PeekIdleSlot(slot.fd());
+      if (check == IdleSlotCheck::kQuiet) {
+        // A response a worker has read since: the slot is in use. Watching it wide again now
+        // would wake this thread for every response; the tick widens it once it stays idle.
+        ArmPoll(slot, /*wide=*/false);
+        return;
+      }
+      // The kill fails if a worker leased the slot since `epoch`: the bytes may be its response.
+      if (slot.TryKillIdle(epoch)) {
+        AccountIdleSlotKilled(pool, slot);
+        if (check == IdleSlotCheck::kBytes) {
+          L7PX_LOG_LIMITED(kWarn,
+                           "pool {}: service {} sent bytes on an idle slot (no request "
+                           "outstanding): protocol violation; slot closed",
+                           pool.name(), slot.service_id());
+        } else {
+          L7PX_LOG(kInfo, "pool {}: service {} closed an idle slot; pruned", pool.name(),
+                   slot.service_id());
+        }
+        return;
+      }
+    }
+    const bool hangup = res < 0 || (res & (POLLRDHUP | POLLHUP | POLLERR)) != 0;
+    if (!hangup) {
+      ArmPoll(slot, /*wide=*/false);  // response bytes on a busy slot: watch for a close only
       return;
     }
-    // Busy: tell the worker holding it, then re-check in case it was released meanwhile.
+    // Busy and closed: tell the worker holding it, then re-check in case it was released.
     slot.peer_closed.store(true, std::memory_order_relaxed);
     pool.SyncPoint();
     const uint64_t now_epoch = slot.epoch();
@@ -436,6 +507,7 @@ class Acceptor::Loop {
   void OnTick() {
     if (!stop_.load()) ArmTick();
     PruneClosingPools();
+    WidenIdleWatches();
     const int64_t now = MonotonicNanos();
     for (uint32_t i = 0; i < pending_.size(); ++i) {
       Pending* p = pending_[i].get();
@@ -479,11 +551,13 @@ class Acceptor::Loop {
   std::vector<uint32_t> free_pending_;
   std::vector<Slot*> slots_;
   std::vector<uint32_t> free_slots_;
+  uint32_t poll_generation_ = 0;
+  io::AcceptGate accept_gate_;
+  std::vector<bool> accept_armed_;  // by listener
   uint32_t generation_ = 0;
   uint64_t refused_peers_ = 0;
   uint64_t adopted_ = 0;
-  bool accepting_ = true;
-  std::vector<bool> accept_armed_;
+  bool accepting_ = true;  // false while a handoff drains this process
 };
 
 Acceptor::Acceptor(AcceptorOptions options) : options_(std::move(options)) {}

@@ -21,7 +21,7 @@ namespace l7px::acceptor {
 //   IDLE --TryLease (worker)------> BUSY (epoch+1)
 //   BUSY --ReleaseIdle (worker)---> IDLE   (then pushed back to the ring)
 //   BUSY --MarkDead (worker)------> DEAD   (then handed to the acceptor to retire)
-//   IDLE --TryKillIdle (acceptor)-> DEAD   (peer closed or sent bytes while idle)
+//   IDLE --TryKillIdle (acceptor)-> DEAD   (peer closed or sent bytes while idle; idle_watch.h)
 class Slot {
  public:
   enum class State : uint8_t { kIdle = 0, kBusy = 1, kDead = 2 };
@@ -67,6 +67,12 @@ class Slot {
   bool poll_armed = false;
   bool retiring = false;
   uint32_t table_index = 0;  // position in the acceptor's slot table (completion tags)
+  // The liveness watch (idle_watch.h): its mode, the generation in its completion tag, and what
+  // the last tick saw.
+  bool watch_wide = false;
+  bool watch_seen_idle = false;
+  uint32_t poll_generation = 0;
+  uint64_t watch_epoch = 0;
 
   // Closes the fd (acceptor only, when no operation references it any more).
   void CloseFd() { fd_.Reset(); }

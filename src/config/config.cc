@@ -399,6 +399,24 @@ class Loader {
     return true;
   }
 
+  // Bytes per second: an integer, or a string "<size>/s".
+  bool GetRate(const toml::node& node, std::string_view path, uint64_t hi, uint64_t* out) {
+    uint64_t v = 0;
+    if (const auto* i = node.as_integer()) {
+      if (i->get() < 0) return Fail(node, path, absl::StrCat("bad rate ", i->get()));
+      v = static_cast<uint64_t>(i->get());
+    } else if (const auto* s = node.as_string()) {
+      absl::StatusOr<uint64_t> parsed = ParseRate(s->get());
+      if (!parsed.ok()) return FailStatus(node, path, parsed.status());
+      v = *parsed;
+    } else {
+      return WrongType(node, path, "a rate (integer bytes per second or \"1KiB/s\")");
+    }
+    if (v > hi) return Fail(node, path, absl::StrCat("rate ", v, "/s is too large"));
+    *out = v;
+    return true;
+  }
+
   bool GetPoolName(const toml::node& node, std::string_view path, std::string* out) {
     if (!GetString(node, path, out)) return false;
     if (!IsValidPoolName(*out)) {
@@ -549,10 +567,17 @@ class Loader {
         out->max_header_bytes = static_cast<uint32_t>(v);
       } else if (k == "max_body_bytes") {
         ok = GetSize(value, path, 0, uint64_t{1} << 40, &out->max_body_bytes);
+      } else if (k == "body_timeout") {
+        ok = GetDuration(value, path, std::chrono::milliseconds(1), &out->body_timeout);
+      } else if (k == "min_body_rate") {
+        ok = GetRate(value, path, uint64_t{1} << 40, &out->min_body_rate);
+      } else if (k == "max_connections") {
+        ok = GetU32(value, path, 0, 1u << 24, &out->max_connections);
       } else {
-        return UnknownKey(key, value, "server",
-                          {"workers", "listen", "keepalive_timeout", "header_timeout",
-                           "max_header_bytes", "max_body_bytes"});
+        return UnknownKey(
+            key, value, "server",
+            {"workers", "listen", "keepalive_timeout", "header_timeout", "max_header_bytes",
+             "max_body_bytes", "body_timeout", "min_body_rate", "max_connections"});
       }
       if (!ok) return false;
     }

@@ -27,6 +27,14 @@ struct Server {
   Duration header_timeout = std::chrono::seconds(10);
   uint32_t max_header_bytes = 16384;  // 1 KiB .. 1 MiB
   uint64_t max_body_bytes = 16ull << 20;
+  // While l7px waits for request body bytes, each body_timeout window must bring at least
+  // max(1, min_body_rate x window) bytes, else 408 and close (slow POST). Windows in which
+  // l7px itself stopped reading (backpressure) are not judged.
+  Duration body_timeout = std::chrono::seconds(20);
+  uint64_t min_body_rate = 512;  // bytes per second; 0 = only the one byte per window
+  // Client connections per worker; at the limit the worker stops accepting until one closes
+  // (new connections wait in the listen backlog). 0 = no limit but file descriptors.
+  uint32_t max_connections = 0;
 };
 
 struct Register {
@@ -103,5 +111,7 @@ absl::StatusOr<Config> LoadFile(const std::string& path);
 absl::StatusOr<Duration> ParseDuration(std::string_view text);
 // "512", "16KiB", "16MiB", "1GiB", also "k"/"KB"/"M"/"MB"/"G"/"GB" (powers of 1024).
 absl::StatusOr<uint64_t> ParseSize(std::string_view text);
+// A size per second: "<size>/s" ("1KiB/s", "512/s"); a bare size means per second too.
+absl::StatusOr<uint64_t> ParseRate(std::string_view text);
 
 }  // namespace l7px::config

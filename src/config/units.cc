@@ -147,4 +147,15 @@ absl::StatusOr<uint64_t> ParseSize(std::string_view text) {
   return value * multiplier;
 }
 
+absl::StatusOr<uint64_t> ParseRate(std::string_view text) {
+  std::string_view size = text;
+  if (size.size() >= 2 && size.substr(size.size() - 2) == "/s") size.remove_suffix(2);
+  absl::StatusOr<uint64_t> value = ParseSize(size);
+  if (!value.ok()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("bad rate ", Shown(text), " (use e.g. 512B/s, 1KiB/s, 1MiB/s)"));
+  }
+  return *value;
+}
+
 }  // namespace l7px::config

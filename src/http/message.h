@@ -44,7 +44,15 @@ enum class Framing : uint8_t {
   kUntilClose,     // response without CL/TE: body ends when the service closes
 };
 
+// Header fields l7px accepts in a message it receives (more: 431 for requests, 502 for
+// responses).
 inline constexpr int kMaxHeaders = 100;
+// Fields the head rewrite (rewrite.h) may add to what it received: for a request Host (taken
+// from an absolute-form target when there was no Host field), X-Forwarded-For,
+// X-Forwarded-Proto, X-Forwarded-Host, X-Request-Id and Via; for a response fewer.
+inline constexpr int kMaxAddedFields = 6;
+// Room in a MessageHead: enough to parse again any head l7px writes (Parser::Limits::max_fields).
+inline constexpr int kMaxHeadFields = kMaxHeaders + kMaxAddedFields;
 
 // A parsed request or response head. Spans index into `base`, which the owner keeps unmoved
 // until the message is done. Filled by RequestParser/ResponseParser.
@@ -63,7 +71,7 @@ struct MessageHead {
   uint16_t status = 0;
   Span reason;
 
-  HeaderField headers[kMaxHeaders];
+  HeaderField headers[kMaxHeadFields];
   uint16_t header_count = 0;
   int16_t host_index = -1;  // headers[] index of Host, -1 if absent
 

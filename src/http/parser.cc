@@ -86,7 +86,9 @@ struct ParserCallbacks {
       h.headers[h.header_count - 1].name.len += static_cast<uint32_t>(len);  // continuation
     } else {
       if (h.header_count > 0 && FinishField(self) != 0) return -1;
-      if (h.header_count == kMaxHeaders) return Fail(self, ParseError::kTooManyHeaders);
+      if (h.header_count >= self->limits_.max_fields || h.header_count == kMaxHeadFields) {
+        return Fail(self, ParseError::kTooManyHeaders);
+      }
       HeaderField& f = h.headers[h.header_count++];
       f.name = {off, static_cast<uint32_t>(len)};
       f.value = {off, 0};

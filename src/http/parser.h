@@ -42,6 +42,9 @@ class Parser {
     uint32_t max_header_bytes = 16384;
     uint32_t max_target_bytes = 8192;
     uint64_t max_body_bytes = UINT64_MAX;  // requests only
+    // Header fields (clamped to kMaxHeadFields). Peers get kMaxHeaders; a head l7px wrote
+    // (kMaxHeaders fields plus what the rewrite added) parses with kMaxHeadFields.
+    int max_fields = kMaxHeaders;
   };
   enum class Status { kNeedMore, kHeadDone, kMessageDone, kError };
   struct Result {

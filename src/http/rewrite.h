@@ -31,6 +31,17 @@ struct ServiceRequestContext {
 size_t WriteServiceRequestHead(const MessageHead& request, const ServiceRequestContext& ctx,
                                char* out, size_t cap);
 
+// A buffer this large always holds WriteServiceRequestHead's output for a request the parser
+// accepted with Limits{max_header_bytes, max_target_bytes <= max_header_bytes}, so a valid
+// request never fails in the rewrite. Why: the received head is at most max_header_bytes (plus
+// its blank line); every kept field grows by at most one byte (": " for ":"); the authority
+// appears twice at most (Host and X-Forwarded-Host; it was in the target or Host once); and the
+// added fields (client address, proto, request id, Via, Connection: upgrade) are short and
+// bounded. 2 x max_header_bytes + 512 covers all of it with room to spare.
+constexpr size_t ServiceRequestHeadCapacity(uint32_t max_header_bytes) {
+  return 2 * size_t{max_header_bytes} + 512;
+}
+
 struct ClientResponseContext {
   bool close = false;  // l7px closes the client connection after this response
   bool http10_client = false;
@@ -45,6 +56,13 @@ struct ClientResponseContext {
 // chunked message as received), so no Connection token can remove them.
 size_t WriteClientResponseHead(const MessageHead& response, const ClientResponseContext& ctx,
                                char* out, size_t cap);
+
+// The same guarantee for WriteClientResponseHead and a response parsed with max_header_bytes:
+// fields grow by a byte at most, an empty reason becomes the standard phrase, and Connection
+// and Via are added.
+constexpr size_t ClientResponseHeadCapacity(uint32_t max_header_bytes) {
+  return size_t{max_header_bytes} + 512;
+}
 
 // A complete response l7px answers itself: status line, Content-Type: text/plain,
 // Content-Length, "Connection: close" when `close`, "Retry-After: N" when retry_after > 0, and a

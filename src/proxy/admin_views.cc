@@ -94,9 +94,17 @@ std::string AdminViews::PoolsJson() const {
 std::string AdminViews::StatsJson() const {
   int64_t connections = 0;
   uint64_t requests = 0;
+  uint64_t enobufs = 0;
+  uint64_t accept_exhausted = 0;
+  uint64_t connection_limit_pauses = 0;
+  uint64_t body_too_slow = 0;
   for (const WorkerStats* s : workers_) {
     connections += s->client_connections.load(std::memory_order_relaxed);
     requests += Load(s->requests);
+    enobufs += Load(s->enobufs);
+    accept_exhausted += Load(s->accept_exhausted);
+    connection_limit_pauses += Load(s->connection_limit_pauses);
+    body_too_slow += Load(s->body_too_slow);
   }
   std::string out;
   JsonWriter w(&out);
@@ -104,6 +112,11 @@ std::string AdminViews::StatsJson() const {
   w.Key("workers").Int(static_cast<int64_t>(workers_.size()));
   w.Key("client_connections").Int(connections);
   w.Key("requests").Uint(requests);
+  // Overload and hostile-client counters (see README, "Limits").
+  w.Key("recv_no_buffer").Uint(enobufs);
+  w.Key("accept_out_of_fds").Uint(accept_exhausted);
+  w.Key("connection_limit_pauses").Uint(connection_limit_pauses);
+  w.Key("body_too_slow").Uint(body_too_slow);
   w.Key("pools");
   WritePools(w);
   w.EndObject();

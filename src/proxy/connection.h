@@ -97,6 +97,8 @@ struct Connection {
   Exchange* x = nullptr;
   TimerNode timer;       // header / keep-alive / response timeout
   TimerNode queue_node;  // position in a pool's wait queue (queue_timeout)
+  TimerNode body_timer;  // request body pace window (body_timeout, min_body_rate)
+  bool first_request = true;  // no response sent yet: the head timer runs since the accept
 
   // Current request.
   int64_t start_ns = 0;
@@ -118,6 +120,10 @@ struct Connection {
   bool abandon_request = false; // the service answered before the body was sent
   bool decode_body = false;
   bool tunnel_client_eof = false;
+  bool body_window_paused = false;  // l7px stopped reading during this body window
+  uint8_t interim_count = 0;        // 1xx responses forwarded in this exchange
+  uint64_t body_window_bytes = 0;   // bytes received from the client in this body window
+  int64_t body_window_start_ns = 0;
   char request_id[32];
   char service[64];  // service id of the slot that answered (for the access log)
   uint8_t service_len = 0;

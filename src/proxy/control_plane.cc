@@ -18,6 +18,9 @@ ServerLimits LimitsFrom(const config::Server& server) {
   limits.header_timeout_ns = ToNanos(server.header_timeout);
   limits.keepalive_timeout_ns = ToNanos(server.keepalive_timeout);
   limits.max_body_bytes = server.max_body_bytes;
+  limits.body_timeout_ns = ToNanos(server.body_timeout);
+  limits.min_body_rate = server.min_body_rate;
+  limits.max_connections = server.max_connections;
   return limits;
 }
 

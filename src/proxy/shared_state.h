@@ -18,6 +18,9 @@ struct ServerLimits {
   int64_t header_timeout_ns = 10'000'000'000;
   int64_t keepalive_timeout_ns = 75'000'000'000;
   uint64_t max_body_bytes = 16ull << 20;
+  int64_t body_timeout_ns = 20'000'000'000;
+  uint64_t min_body_rate = 512;  // bytes per second
+  uint32_t max_connections = 0;  // per worker; 0 = no limit
 };
 
 // What every worker, the acceptor and the control plane share.

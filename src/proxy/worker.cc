@@ -23,18 +23,20 @@
 #include <future>
 #include <vector>
 
-#include "absl/container/flat_hash_map.h"
 #include "acceptor/acceptor.h"
 #include "acceptor/slot_lifecycle.h"
 #include "base/clock.h"
 #include "base/log.h"
 #include "http/rewrite.h"
+#include "io/accept_gate.h"
 #include "io/mailbox.h"
 #include "io/ring.h"
 #include "io/socket.h"
 #include "proxy/access_log.h"
+#include "proxy/body_rate.h"
 #include "proxy/buffer_pool.h"
 #include "proxy/connection.h"
+#include "proxy/timer_lists.h"
 
 namespace l7px::proxy {
 namespace {
@@ -52,12 +54,19 @@ enum Op : uint8_t {
   kOpAcceptCancel = 10,
 };
 
+// A listener's accept: not armed, armed, or being cancelled.
+enum class AcceptState : uint8_t { kIdle, kArmed, kCancelling };
+
 constexpr int64_t kTickNs = 50'000'000;
 constexpr uint32_t kProvidedBufferCount = 512;
 constexpr uint32_t kProvidedBufferSize = 16 * 1024;
 constexpr uint32_t kBodyWindow = 64 * 1024;  // client body bytes buffered beyond the head
 constexpr uint32_t kResponseBufferSize = 64 * 1024;
 constexpr uint16_t kBufferGroup = 1;
+// Interim (1xx) responses forwarded per exchange; one more is a 1xx flood: 502, slot closed.
+constexpr int kMaxInterimResponses = 16;
+// Free provided buffers kept back when re-arming receives that ran out of them.
+constexpr uint32_t kStarvedRearmReserve = 16;
 
 // Requests waiting for a slot of one pool on this worker, oldest first. Their timeouts live
 // in the worker's timer lists; this list only keeps the order (deadline_ns = enqueue time).
@@ -75,9 +84,11 @@ class Worker::Loop {
         stats_(stats),
         cfg_(shared->config),
         listeners_(std::move(listeners)),
-        accept_armed_(listeners_.size(), false),
         in_pool_(cfg_.server.max_header_bytes + kBodyWindow),
-        head_pool_(cfg_.server.max_header_bytes + 4096),
+        aux_pool_(
+            static_cast<uint32_t>(http::ServiceRequestHeadCapacity(cfg_.server.max_header_bytes))),
+        out_pool_(static_cast<uint32_t>(
+            http::ClientResponseHeadCapacity(http::Parser::Limits{}.max_header_bytes))),
         resp_pool_(kResponseBufferSize),
         request_ids_(static_cast<uint32_t>(id)),
         access_log_(shared->access_log_fd.load(), cfg_.log.format) {
@@ -110,7 +121,11 @@ class Worker::Loop {
 
   void Run(std::atomic<bool>& go) {
     while (!go.load(std::memory_order_acquire)) go.wait(false);
-    for (uint32_t i = 0; i < listeners_.size(); ++i) ArmAccept(i);
+    now_ns_ = MonotonicNanos();
+    limits_ = shared_->limits.load(std::memory_order_acquire);
+    accept_state_.assign(listeners_.size(), AcceptState::kIdle);
+    accept_multishot_.assign(listeners_.size(), false);
+    UpdateAccepting();
     ArmTick();
     while (!shared_->stop.load(std::memory_order_relaxed)) {
       FlushAccessLog();
@@ -121,6 +136,7 @@ class Worker::Loop {
       limits_ = shared_->limits.load(std::memory_order_acquire);
       ring_.Drain([this](io_uring_cqe* cqe) { Handle(cqe); });
       RearmStarved();
+      UpdateAccepting();
     }
     shared_->rcu.Offline(id_);
   }
@@ -132,11 +148,62 @@ class Worker::Loop {
     return io::Tag{op, c.generation, c.index}.Pack();
   }
 
-  void ArmAccept(uint32_t listener) {
-    accept_armed_[listener] = true;
+  void ArmAccept(uint32_t listener, bool multishot) {
     io_uring_sqe* sqe = ring_.Sqe();
-    io_uring_prep_multishot_accept(sqe, listeners_[listener].get(), nullptr, nullptr, SOCK_CLOEXEC);
+    if (multishot) {
+      io_uring_prep_multishot_accept(sqe, listeners_[listener].get(), nullptr, nullptr,
+                                     SOCK_CLOEXEC);
+    } else {
+      io_uring_prep_accept(sqe, listeners_[listener].get(), nullptr, nullptr, SOCK_CLOEXEC);
+    }
     io_uring_sqe_set_data64(sqe, io::Tag{kOpAccept, 0, listener}.Pack());
+    accept_state_[listener] = AcceptState::kArmed;
+    accept_multishot_[listener] = multishot;
+  }
+
+  void CancelAccept(uint32_t listener) {
+    io_uring_sqe* sqe = ring_.Sqe();
+    io_uring_prep_cancel64(sqe, io::Tag{kOpAccept, 0, listener}.Pack(), 0);
+    io_uring_sqe_set_data64(sqe, io::Tag{kOpAcceptCancel, 0, listener}.Pack());
+    accept_state_[listener] = AcceptState::kCancelling;
+  }
+
+  // Arms or cancels the listeners' accepts to match the gate: closed at max_connections (until
+  // a connection closes) and for a backoff after running out of descriptors. While closed, new
+  // connections wait in the kernel's listen backlog. Without a limit a listener has one
+  // multishot accept; with one, single-shot accepts counted against it, since a multishot
+  // accept takes the whole backlog at once and a burst would overshoot the limit by its size.
+  // Runs after every batch of completions (and so at least every tick).
+  void UpdateAccepting() {
+    if (shared_->stop.load(std::memory_order_relaxed)) return;
+    const uint32_t max = limits_->max_connections;
+    const bool multishot = max == 0;
+    const int64_t open_connections = stats_->client_connections.load(std::memory_order_relaxed);
+    int64_t expected = open_connections;  // and one more per single-shot accept armed
+    for (uint32_t i = 0; i < listeners_.size(); ++i) {
+      if (accept_state_[i] == AcceptState::kArmed && !accept_multishot_[i]) ++expected;
+    }
+    for (uint32_t i = 0; i < listeners_.size(); ++i) {
+      // A draining worker accepts nothing: the listeners belong to its successor now.
+      const bool open = !draining_ && accept_gate_.Open(now_ns_, expected, max);
+      if (accept_state_[i] == AcceptState::kIdle) {
+        if (!open) continue;
+        ArmAccept(i, multishot);
+        if (!multishot) ++expected;
+      } else if (accept_state_[i] == AcceptState::kArmed &&
+                 (draining_ || (accept_multishot_[i] && (!multishot || !open)))) {
+        CancelAccept(i);  // draining, a limit was set by a reload, or out of descriptors
+      }
+    }
+    const bool at_limit = max != 0 && open_connections >= static_cast<int64_t>(max);
+    if (at_limit && !at_connection_limit_) {
+      Bump(stats_->connection_limit_pauses);
+      L7PX_LOG_LIMITED(kWarn,
+                       "worker {}: {} client connections (server.max_connections); not "
+                       "accepting until one closes",
+                       id_, open_connections);
+    }
+    at_connection_limit_ = at_limit;
   }
 
   void ArmTick() {
@@ -194,6 +261,7 @@ class Worker::Loop {
       access_log_.WriteCompleted(cqe->res);
       return;
     }
+    if (tag.op == kOpAcceptCancel) return;  // the accept itself reports -ECANCELED
     if (tag.op == kOpPostFailed) {
       L7PX_LOG_LIMITED(kWarn, "worker {}: cross-thread message failed: {}", id_,
                        strerror(-cqe->res));
@@ -244,16 +312,27 @@ class Worker::Loop {
 
   // ---------------------------------------------------------------- accept & connections
 
+  // Re-arming happens in UpdateAccepting, after the batch.
   void OnAccept(uint32_t listener, int res, bool more) {
-    if (!more) {
-      accept_armed_[listener] = false;
-      if (!draining_ && !shared_->stop.load()) ArmAccept(listener);
-    }
+    if (!more) accept_state_[listener] = AcceptState::kIdle;
     if (res < 0) {
-      if (res != -ECANCELED) {
-        L7PX_LOG_LIMITED(kWarn, "worker {}: accept: {}", id_, strerror(-res));
+      if (res == -ECANCELED) return;
+      if (io::AcceptGate::IsExhaustion(-res)) {
+        Bump(stats_->accept_exhausted);
+        if (accept_gate_.Exhausted(now_ns_)) {
+          L7PX_LOG(kWarn,
+                   "worker {}: accept: {}; pausing accepts ({} ms, backing off to 1 s) until "
+                   "descriptors free up; open connections are still served",
+                   id_, strerror(-res), accept_gate_.backoff_ns() / 1'000'000);
+        }
+        return;
       }
+      L7PX_LOG_LIMITED(kWarn, "worker {}: accept: {}", id_, strerror(-res));
       return;
+    }
+    if (accept_gate_.Accepted()) {
+      L7PX_LOG(kInfo, "worker {}: accepting again after {} failed accepts in {} ms", id_,
+               accept_gate_.failures(), (now_ns_ - accept_gate_.episode_start_ns()) / 1'000'000);
     }
     Connection& c = NewConnection(UniqueFd(res));
     Bump(stats_->accepted);
@@ -263,7 +342,9 @@ class Worker::Loop {
     c.peer = io::PeerAddress(c.fd.get());
     c.ip_len = static_cast<uint8_t>(c.peer.FormatIp(c.ip, sizeof(c.ip)));
     c.state = ConnState::kIdle;
-    IdleTimer().Start(&c.timer, now_ns_);
+    // A new connection gets header_timeout for its whole first request head, counted from
+    // here (not from its first byte): holding a connection open costs the same either way.
+    TimerFor(limits_->header_timeout_ns).Start(&c.timer, now_ns_);
     ArmClientRecv(c);
   }
 
@@ -280,15 +361,7 @@ class Worker::Loop {
     }
     if (draining_ == on) return;
     draining_ = on;
-    for (uint32_t i = 0; i < listeners_.size(); ++i) {
-      if (on && accept_armed_[i]) {
-        io_uring_sqe* sqe = ring_.Sqe();
-        io_uring_prep_cancel64(sqe, io::Tag{kOpAccept, 0, i}.Pack(), 0);
-        io_uring_sqe_set_data64(sqe, io::Tag{kOpAcceptCancel, 0, 0}.Pack());
-      } else if (!on && !accept_armed_[i]) {
-        ArmAccept(i);
-      }
-    }
+    UpdateAccepting();  // cancels the accepts, or re-arms them when a handoff failed
     if (!on) return;
     // Idle connections get the short grace instead of keepalive_timeout; busy ones close after
     // their response (DrainWantsClose).
@@ -343,8 +416,8 @@ class Worker::Loop {
 
   Exchange& EnsureExchangeBuffers(Connection& c) {
     Exchange& x = EnsureExchange(c);
-    if (x.aux == nullptr) x.aux = head_pool_.Get();
-    if (x.out == nullptr) x.out = head_pool_.Get();
+    if (x.aux == nullptr) x.aux = aux_pool_.Get();
+    if (x.out == nullptr) x.out = out_pool_.Get();
     if (x.resp_buf == nullptr) x.resp_buf = resp_pool_.Get();
     return x;
   }
@@ -354,8 +427,8 @@ class Worker::Loop {
     if (c.x == nullptr) return;
     Exchange& x = *c.x;
     in_pool_.Put(x.in);
-    head_pool_.Put(x.aux);
-    head_pool_.Put(x.out);
+    aux_pool_.Put(x.aux);
+    out_pool_.Put(x.out);
     resp_pool_.Put(x.resp_buf);
     x.in = x.aux = x.out = x.resp_buf = nullptr;
     free_exchanges_.push_back(&x);
@@ -367,6 +440,7 @@ class Worker::Loop {
     if (c.state == ConnState::kQueued) Dequeue(c);
     c.state = ConnState::kClosing;
     TimerList::Unlink(&c.timer);
+    TimerList::Unlink(&c.body_timer);
     if (c.slot != nullptr) KillSlot(c);
     ::shutdown(c.fd.get(), SHUT_RDWR);  // completes every pending op on the client fd
     MaybeFree(c);
@@ -408,6 +482,7 @@ class Worker::Loop {
     }
     if (res == -ENOBUFS) {
       Bump(stats_->enobufs);
+      c.body_window_paused = true;  // no receive buffer: not the client's fault
       if (!c.needs_rearm) {
         c.needs_rearm = true;
         starved_.push_back(&c);
@@ -464,6 +539,7 @@ class Worker::Loop {
   // Copies a provided buffer into the connection's input buffer (or queues it when full).
   void AcceptBytes(Connection& c, uint16_t bid, uint32_t len) {
     Exchange& x = EnsureExchange(c);
+    c.body_window_bytes += len;
     if (c.pend_head < 0) {
       const uint32_t room = in_pool_.size() - x.in_len;
       const uint32_t n = len < room ? len : room;
@@ -482,6 +558,7 @@ class Worker::Loop {
   }
 
   void QueuePending(Connection& c, uint16_t bid, uint32_t len, uint32_t already_copied) {
+    c.body_window_paused = true;  // l7px stops reading: the client is not the slow one
     pend_next_[bid] = -1;
     pend_len_[bid] = len;
     if (c.pend_tail >= 0) {
@@ -550,7 +627,8 @@ class Worker::Loop {
       c.start_ns = now_ns_;
       request_limits_.max_body_bytes = limits_->max_body_bytes;
       x.req.set_limits(request_limits_);
-      TimerFor(limits_->header_timeout_ns).Start(&c.timer, now_ns_);
+      // The first request's head timer runs since the accept (OnAccept).
+      if (!c.first_request) TimerFor(limits_->header_timeout_ns).Start(&c.timer, now_ns_);
     }
     const auto r = x.req.Parse(x.in + x.in_scan, x.in_len - x.in_scan);
     x.in_scan += static_cast<uint32_t>(r.consumed);
@@ -587,6 +665,7 @@ class Worker::Loop {
     c.service_len = 0;
     // Body bytes already here are parsed now, so we know whether the request is complete.
     if (!ScanBody(c)) return;
+    if (!c.req_done) StartBodyWindow(c);
     char host_buf[256];
     const std::string_view host = head.HostForRouting(host_buf, sizeof(host_buf));
     const RouteTable* routes = shared_->routes.load(std::memory_order_acquire);
@@ -604,8 +683,10 @@ class Worker::Loop {
     ctx.request_id = request_ids_.Next(c.request_id);
     ctx.drop_expect = head.expect_continue;
     x.aux_len =
-        static_cast<uint32_t>(http::WriteServiceRequestHead(head, ctx, x.aux, head_pool_.size()));
-    if (x.aux_len == 0) {
+        static_cast<uint32_t>(http::WriteServiceRequestHead(head, ctx, x.aux, aux_pool_.size()));
+    if (x.aux_len == 0) {  // cannot happen: aux holds ServiceRequestHeadCapacity bytes
+      L7PX_LOG_LIMITED(kError, "client {}: rewritten request head did not fit",
+                       std::string_view(c.ip, c.ip_len));
       Respond(c, 431, /*close=*/true);
       return;
     }
@@ -693,6 +774,10 @@ class Worker::Loop {
     return reinterpret_cast<Connection*>(reinterpret_cast<char*>(node) -
                                          offsetof(Connection, timer));
   }
+  static Connection* FromBodyNode(TimerNode* node) {
+    return reinterpret_cast<Connection*>(reinterpret_cast<char*>(node) -
+                                         offsetof(Connection, body_timer));
+  }
 
   // A slot became idle somewhere and this worker had the oldest waiter for the pool.
   void OnSlotAvailable(uint32_t pool_id) {
@@ -749,6 +834,7 @@ class Worker::Loop {
     c.service_len = static_cast<uint8_t>(std::min(service.size(), sizeof(c.service)));
     std::memcpy(c.service, service.data(), c.service_len);
     c.slot_dead = c.slot_unusable = c.retry_pending = c.interim_pending = false;
+    c.interim_count = 0;
     ++c.attempts;
     x.aux_sent = 0;
     x.body_in_flight = 0;
@@ -783,7 +869,10 @@ class Worker::Loop {
     if (c.req_done) return true;
     const auto r = x.req.Parse(x.in + x.in_scan, x.in_len - x.in_scan);
     x.in_scan += static_cast<uint32_t>(r.consumed);
-    if (r.status == http::Parser::Status::kMessageDone) c.req_done = true;
+    if (r.status == http::Parser::Status::kMessageDone) {
+      c.req_done = true;
+      TimerList::Unlink(&c.body_timer);
+    }
     if (r.status == http::Parser::Status::kError) {
       L7PX_LOG_LIMITED(kInfo, "client {}: bad request body ({})", std::string_view(c.ip, c.ip_len),
                        http::ErrorName(x.req.error()));
@@ -941,6 +1030,7 @@ class Worker::Loop {
         // slot nor the client connection can be reused afterwards.
         c.abandon_request = true;
         c.close_after = true;
+        TimerList::Unlink(&c.body_timer);  // the rest of the body no longer matters
       }
       if (!req.keep_alive || head.framing == http::Framing::kUntilClose) c.close_after = true;
       c.decode_body = req.is_http10() && head.framing == http::Framing::kChunked;
@@ -951,7 +1041,7 @@ class Worker::Loop {
       ctx.http10_client = req.is_http10();
       ctx.decode_body = c.decode_body;
       x.out_len =
-          static_cast<uint32_t>(http::WriteClientResponseHead(head, ctx, x.out, head_pool_.size()));
+          static_cast<uint32_t>(http::WriteClientResponseHead(head, ctx, x.out, out_pool_.size()));
       x.out_sent = 0;
       if (x.out_len == 0) {
         BadResponse(c, "response head too large");
@@ -994,11 +1084,15 @@ class Worker::Loop {
   // 1xx (not 101): forwarded to HTTP/1.1 clients, then the parser starts on the next response.
   void ForwardInterim(Connection& c) {
     Exchange& x = *c.x;
+    if (++c.interim_count > kMaxInterimResponses) {
+      BadResponse(c, "more than 16 interim (1xx) responses");
+      return;
+    }
     const http::MessageHead& req = x.req.head();
     if (!req.is_http10()) {
       http::ClientResponseContext ctx;
       x.out_len = static_cast<uint32_t>(
-          http::WriteClientResponseHead(x.resp.head(), ctx, x.out, head_pool_.size()));
+          http::WriteClientResponseHead(x.resp.head(), ctx, x.out, out_pool_.size()));
       x.out_sent = 0;
     }
     // The interim message is complete; the next head must start at the buffer's front.
@@ -1218,8 +1312,9 @@ class Worker::Loop {
     c.status = status;
     c.state = ConnState::kResponding;
     TimerList::Unlink(&c.timer);
+    TimerList::Unlink(&c.body_timer);
     x.out_len = static_cast<uint32_t>(http::WriteErrorResponse(
-        status, c.close_after, status == 503 ? 1 : 0, x.out, head_pool_.size()));
+        status, c.close_after, status == 503 ? 1 : 0, x.out, out_pool_.size()));
     x.out_sent = 0;
     x.fwd_len = 0;
     SendToClient(c);
@@ -1227,6 +1322,7 @@ class Worker::Loop {
 
   void FinishRequest(Connection& c) {
     Exchange& x = *c.x;
+    TimerList::Unlink(&c.body_timer);
     LogRequest(c);
     if (c.close_after || c.client_eof) {
       Close(c);
@@ -1241,6 +1337,7 @@ class Worker::Loop {
     x.req.Begin(x.in);
     c.pool = nullptr;
     c.state = ConnState::kIdle;
+    c.first_request = false;
     DrainPending(c);
     if (x.in_len == 0 && c.pend_head < 0) {
       ReleaseExchange(c);
@@ -1311,12 +1408,51 @@ class Worker::Loop {
   void OnTick() {
     if (!shared_->stop.load()) ArmTick();
     now_ns_ = MonotonicNanos();
-    // By index: a timeout may create a list (TimerFor) while we walk them.
-    for (size_t i = 0; i < timer_lists_.size(); ++i) {
-      while (TimerNode* n = timer_lists_[i]->Expired(now_ns_)) {
-        TimerList::Unlink(n);
-        OnTimeout(*FromTimerNode(n));
-      }
+    timers_.Expire(now_ns_, [this](TimerNode* n) { OnTimeout(*FromTimerNode(n)); });
+    body_timers_.Expire(now_ns_, [this](TimerNode* n) { OnBodyWindow(*FromBodyNode(n)); });
+  }
+
+  // ---------------------------------------------------------------- request body pace
+
+  // l7px is not reading the client now: received bytes wait for room in `in` (backpressure from
+  // the service or the queue), or the receive ran out of provided buffers.
+  bool ReadingPaused(const Connection& c) const {
+    return c.pend_head >= 0 || c.needs_rearm || (c.x != nullptr && c.x->in_len == in_pool_.size());
+  }
+
+  // A body_timeout window starts (see body_rate.h).
+  void StartBodyWindow(Connection& c) {
+    c.body_window_bytes = 0;
+    c.body_window_paused = ReadingPaused(c);
+    c.body_window_start_ns = now_ns_;
+    body_timers_.For(limits_->body_timeout_ns).Start(&c.body_timer, now_ns_);
+  }
+
+  void OnBodyWindow(Connection& c) {
+    const bool waiting_for_body =
+        !c.req_done && !c.abandon_request &&
+        (c.state == ConnState::kQueued || c.state == ConnState::kExchange);
+    if (!waiting_for_body) return;
+    const int64_t elapsed = now_ns_ - c.body_window_start_ns;
+    switch (JudgeBodyWindow(c.body_window_bytes, c.body_window_paused || ReadingPaused(c), elapsed,
+                            limits_->min_body_rate)) {
+      case BodyPace::kKeptUp:
+      case BodyPace::kNotJudged:
+        StartBodyWindow(c);
+        return;
+      case BodyPace::kTooSlow:
+        break;
+    }
+    Bump(stats_->body_too_slow);
+    L7PX_LOG_LIMITED(kInfo,
+                     "client {}: request body too slow ({} bytes in {} ms, server.min_body_rate "
+                     "{}/s); 408",
+                     std::string_view(c.ip, c.ip_len), c.body_window_bytes, elapsed / 1'000'000,
+                     limits_->min_body_rate);
+    if (c.response_started) {
+      Close(c);
+    } else {
+      Respond(c, 408, /*close=*/true);
     }
   }
 
@@ -1350,16 +1486,8 @@ class Worker::Loop {
     }
   }
 
-  // Timers of one duration share a list, so lists stay sorted by deadline whatever a reload
-  // changes; lists are created on first use and kept (there are few distinct durations).
-  TimerList& TimerFor(int64_t duration_ns) {
-    auto& slot = timers_[duration_ns];
-    if (slot == nullptr) {
-      slot = std::make_unique<TimerList>(duration_ns);
-      timer_lists_.push_back(slot.get());
-    }
-    return *slot;
-  }
+  // The connection's one timer (header, keep-alive, queue or response timeout).
+  TimerList& TimerFor(int64_t duration_ns) { return timers_.For(duration_ns); }
 
   WaitQueue& QueueFor(uint32_t pool_id) {
     if (pool_id >= queues_.size()) queues_.resize(pool_id + 1);
@@ -1367,14 +1495,25 @@ class Worker::Loop {
     return *queues_[pool_id];
   }
 
+  // Receives that ended for want of provided buffers (ENOBUFS) are re-armed oldest first, only
+  // as many as there are free buffers: re-arming them all at once would mostly fail again and
+  // spin through the same list every loop pass while the ring stays short.
   void RearmStarved() {
-    if (starved_.empty() || buffers_.outstanding() + 16 > kProvidedBufferCount) return;
-    for (Connection* c : starved_) {
-      if (!c->needs_rearm) continue;
+    if (starved_.empty()) return;
+    const uint32_t outstanding = buffers_.outstanding();
+    if (outstanding + kStarvedRearmReserve > kProvidedBufferCount) return;
+    uint32_t budget = kProvidedBufferCount - kStarvedRearmReserve - outstanding;
+    size_t done = 0;
+    for (; done < starved_.size() && budget > 0; ++done) {
+      Connection* c = starved_[done];
+      if (!c->needs_rearm) continue;  // closed (and maybe reused) since
       c->needs_rearm = false;
-      if (c->state != ConnState::kClosing && c->pend_head < 0) ArmClientRecv(*c);
+      if (c->state != ConnState::kClosing && c->pend_head < 0) {
+        ArmClientRecv(*c);
+        --budget;
+      }
     }
-    starved_.clear();
+    starved_.erase(starved_.begin(), starved_.begin() + static_cast<ptrdiff_t>(done));
   }
 
   int id_;
@@ -1386,17 +1525,21 @@ class Worker::Loop {
   std::vector<int32_t> pend_next_;
   std::vector<uint32_t> pend_len_;
   std::vector<UniqueFd> listeners_;
-  std::vector<bool> accept_armed_;
   bool draining_ = false;
   std::vector<std::unique_ptr<Connection>> conns_;
   Connection* free_conns_ = nullptr;
   std::vector<Exchange*> free_exchanges_;
   std::vector<Connection*> starved_;
   BufferPool in_pool_;
-  BufferPool head_pool_;
+  BufferPool aux_pool_;  // request heads for services (ServiceRequestHeadCapacity)
+  BufferPool out_pool_;  // response heads for clients, and l7px's own answers
   BufferPool resp_pool_;
-  absl::flat_hash_map<int64_t, std::unique_ptr<TimerList>> timers_;
-  std::vector<TimerList*> timer_lists_;             // the same lists, in creation order
+  TimerLists timers_;       // Connection::timer
+  TimerLists body_timers_;  // Connection::body_timer
+  io::AcceptGate accept_gate_;
+  std::vector<AcceptState> accept_state_;  // by listener
+  std::vector<bool> accept_multishot_;     // by listener: the armed accept is multishot
+  bool at_connection_limit_ = false;
   std::vector<std::unique_ptr<WaitQueue>> queues_;  // by pool id
   const ServerLimits* limits_ = nullptr;            // read each loop pass (RCU)
   http::Parser::Limits request_limits_;

@@ -35,7 +35,10 @@ struct WorkerStats {
   std::atomic<uint64_t> shed_queue_timeout{0};
   std::atomic<uint64_t> retries{0};
   std::atomic<uint64_t> stale_completions{0};
-  std::atomic<uint64_t> enobufs{0};
+  std::atomic<uint64_t> enobufs{0};                  // receives that found no provided buffer
+  std::atomic<uint64_t> accept_exhausted{0};         // accepts failed with EMFILE, ENFILE, ...
+  std::atomic<uint64_t> connection_limit_pauses{0};  // times accepting stopped at max_connections
+  std::atomic<uint64_t> body_too_slow{0};            // requests cut by min_body_rate
   std::atomic<int64_t> client_connections{0};
 };
 

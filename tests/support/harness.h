@@ -42,6 +42,9 @@ class ProxyHarness {
 
   // Starts l7px with the config and waits until its front port accepts connections.
   bool StartProxy(const std::string& config_path);
+  // Words put before the l7px command line by later StartProxy calls, for a launcher that execs
+  // it (so the pid stays l7px's), e.g. {"prlimit", "--nofile=32:32", "--"}.
+  void SetProxyLauncher(std::vector<std::string> launcher) { launcher_ = std::move(launcher); }
   ChildProcess& proxy() { return proxy_; }
   std::string ProxyLog() const { return proxy_.ReadLog(); }
   std::string AccessLog() const;
@@ -64,6 +67,7 @@ class ProxyHarness {
   std::string admin_token_;
   std::string log_extra_;
   std::string upgrade_extra_;
+  std::vector<std::string> launcher_;
   ChildProcess proxy_;
   std::deque<ChildProcess> services_;  // deque: references stay valid
   int service_count_ = 0;

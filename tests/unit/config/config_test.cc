@@ -50,6 +50,9 @@ void ExpectDefaults(const Config& c) {
   EXPECT_EQ(c.server.header_timeout, seconds(10));
   EXPECT_EQ(c.server.max_header_bytes, 16384u);
   EXPECT_EQ(c.server.max_body_bytes, 16u << 20);
+  EXPECT_EQ(c.server.body_timeout, seconds(20));
+  EXPECT_EQ(c.server.min_body_rate, 512u);
+  EXPECT_EQ(c.server.max_connections, 0u);
   ASSERT_EQ(c.reg.listen.size(), 1u);
   EXPECT_EQ(Str(c.reg.listen[0]), "127.0.0.1:9999");
   EXPECT_EQ(c.reg.handshake, Handshake::kUpgrade);
@@ -115,6 +118,9 @@ TEST(ConfigTest, EveryKey) {
       "header_timeout = 3",
       "max_header_bytes = \"32KiB\"",
       "max_body_bytes = 1048576",
+      "body_timeout = \"2s\"",
+      "min_body_rate = \"4KiB/s\"",
+      "max_connections = 5000",
       "[register]",
       "listen = \"unix:/run/l7px.sock\"",
       "handshake = \"mxproxy\"",
@@ -161,6 +167,9 @@ TEST(ConfigTest, EveryKey) {
   EXPECT_EQ(c.server.header_timeout, seconds(3));
   EXPECT_EQ(c.server.max_header_bytes, 32768u);
   EXPECT_EQ(c.server.max_body_bytes, 1048576u);
+  EXPECT_EQ(c.server.body_timeout, seconds(2));
+  EXPECT_EQ(c.server.min_body_rate, 4096u);
+  EXPECT_EQ(c.server.max_connections, 5000u);
   ASSERT_EQ(c.reg.listen.size(), 1u);
   EXPECT_EQ(Str(c.reg.listen[0]), "unix:/run/l7px.sock");
   EXPECT_EQ(c.reg.handshake, Handshake::kMxproxy);
@@ -187,13 +196,13 @@ TEST(ConfigTest, EveryKey) {
   EXPECT_EQ(api.response_timeout, milliseconds(1500));
   EXPECT_EQ(api.token, "pool-token");
   EXPECT_EQ(api.retries, 0u);
-  EXPECT_EQ(api.line, 24);
+  EXPECT_EQ(api.line, 27);
   const Pool& slow = c.pools[1];
   EXPECT_EQ(slow.name, "slow");
   EXPECT_EQ(slow.max_slots, 4096u);  // per-pool defaults
   EXPECT_EQ(slow.queue, 1024u);
   EXPECT_EQ(slow.retries, 1u);
-  EXPECT_EQ(slow.line, 32);
+  EXPECT_EQ(slow.line, 35);
   EXPECT_EQ(c.FindPool("slow"), &c.pools[1]);
 
   ASSERT_EQ(c.routes.size(), 2u);
@@ -206,7 +215,7 @@ TEST(ConfigTest, EveryKey) {
   EXPECT_EQ(r0.header->name, "X-Slice");
   EXPECT_EQ(r0.header->value, std::optional<std::string>("slow"));
   EXPECT_EQ(r0.pool, "slow");
-  EXPECT_EQ(r0.line, 34);
+  EXPECT_EQ(r0.line, 37);
   const Route& r1 = c.routes[1];
   EXPECT_EQ(r1.host, "*.example.com");
   EXPECT_EQ(r1.path, "/");
@@ -215,7 +224,7 @@ TEST(ConfigTest, EveryKey) {
   EXPECT_EQ(r1.header->name, "X-Canary");
   EXPECT_FALSE(r1.header->value.has_value());  // header present is enough
   EXPECT_EQ(r1.pool, "api");                   // register.default_pool
-  EXPECT_EQ(r1.line, 40);
+  EXPECT_EQ(r1.line, 43);
 }
 
 TEST(ConfigTest, AdminCanBeDisabled) {
@@ -363,6 +372,25 @@ TEST(ConfigTest, ErrorsNameLineAndKey) {
       {Lines({"[server]", "max_header_bytes = \"2MiB\""}),
        "2: server.max_header_bytes: size 2097152 is out of range (1024..1048576)"},
       {Lines({"[server]", "max_body_bytes = -5"}), "2: server.max_body_bytes: bad size -5"},
+      {Lines({"[server]", "body_timeout = \"0ms\""}),
+       "2: server.body_timeout: must be at least 1ms"},
+      {Lines({"[server]", "body_timeout = true"}),
+       "2: server.body_timeout: expected a duration (\"500ms\", \"1s\") or integer seconds, got "
+       "a boolean"},
+      {Lines({"[server]", "min_body_rate = \"1KiB/m\""}),
+       "2: server.min_body_rate: bad rate \"1KiB/m\" (use e.g. 512B/s, 1KiB/s, 1MiB/s)"},
+      {Lines({"[server]", "min_body_rate = \"fast\""}),
+       "2: server.min_body_rate: bad rate \"fast\" (use e.g. 512B/s, 1KiB/s, 1MiB/s)"},
+      {Lines({"[server]", "min_body_rate = -1"}), "2: server.min_body_rate: bad rate -1"},
+      {Lines({"[server]", "min_body_rate = \"2TiB/s\""}),
+       "2: server.min_body_rate: rate 2199023255552/s is too large"},
+      {Lines({"[server]", "min_body_rate = 1.5"}),
+       "2: server.min_body_rate: expected a rate (integer bytes per second or \"1KiB/s\"), got a "
+       "float"},
+      {Lines({"[server]", "max_connections = -1"}),
+       "2: server.max_connections: -1 is out of range (0..16777216)"},
+      {Lines({"[server]", "max_connections = \"100\""}),
+       "2: server.max_connections: expected an integer, got a string"},
       // Ranges and enums.
       {Lines({"[server]", "workers = 1025"}), "2: server.workers: 1025 is out of range (0..1024)"},
       {Lines({"[server]", "workers = -1"}), "2: server.workers: -1 is out of range (0..1024)"},
@@ -652,6 +680,19 @@ TEST(SizeTest, RejectsBadText) {
   }
   EXPECT_EQ(std::string(ParseSize("16Q").status().message()),
             "bad size \"16Q\" (use e.g. 512, 16KiB, 16MiB)");
+}
+
+TEST(RateTest, ParsesSizesPerSecond) {
+  EXPECT_EQ(*ParseRate("0"), 0u);
+  EXPECT_EQ(*ParseRate("512/s"), 512u);
+  EXPECT_EQ(*ParseRate("512B/s"), 512u);
+  EXPECT_EQ(*ParseRate("1KiB/s"), 1024u);
+  EXPECT_EQ(*ParseRate("1k/s"), 1024u);
+  EXPECT_EQ(*ParseRate("2MiB/s"), 2u << 20);
+  EXPECT_EQ(*ParseRate("300"), 300u);  // per second when the unit is left out
+  for (std::string_view bad : {"", "/s", "1KiB/", "1KiB/ms", "1KiB /s", "1.5KiB/s", "-1/s", "s"}) {
+    EXPECT_FALSE(ParseRate(bad).ok()) << "accepted: " << bad;
+  }
 }
 
 }  // namespace
