@@ -2,6 +2,9 @@
 
 #include <llhttp.h>
 
+#include <cstddef>
+#include <cstring>
+
 #include "base/strings.h"
 #include "http/uri.h"
 
@@ -60,6 +63,69 @@ std::string_view ErrorName(ParseError error) {
       return "method_not_allowed";
   }
   return "unknown";
+}
+
+HeaderKind ClassifyHeader(std::string_view name) {
+  // By length first: most names are compared with at most two candidates, most of them
+  // rejected on the first byte.
+  auto is = [name](std::string_view lower) { return EqualsIgnoreCase(name, lower); };
+  switch (name.size()) {
+    case 2:
+      if (is("te")) return HeaderKind::kTe;
+      break;
+    case 3:
+      if (is("via")) return HeaderKind::kVia;
+      break;
+    case 4:
+      if (is("host")) return HeaderKind::kHost;
+      break;
+    case 6:
+      if (is("expect")) return HeaderKind::kExpect;
+      break;
+    case 7:
+      if (is("upgrade")) return HeaderKind::kUpgrade;
+      if (is("trailer")) return HeaderKind::kTrailer;
+      break;
+    case 10:
+      if (is("connection")) return HeaderKind::kConnection;
+      if (is("keep-alive")) return HeaderKind::kKeepAlive;
+      break;
+    case 12:
+      if (is("x-request-id")) return HeaderKind::kXRequestId;
+      break;
+    case 14:
+      if (is("content-length")) return HeaderKind::kContentLength;
+      break;
+    case 15:
+      if (is("x-forwarded-for")) return HeaderKind::kXForwardedFor;
+      break;
+    case 16:
+      if (is("proxy-connection")) return HeaderKind::kProxyConnection;
+      if (is("x-forwarded-host")) return HeaderKind::kXForwardedHost;
+      break;
+    case 17:
+      if (is("transfer-encoding")) return HeaderKind::kTransferEncoding;
+      if (is("x-forwarded-proto")) return HeaderKind::kXForwardedProto;
+      break;
+    case 19:
+      if (is("proxy-authorization")) return HeaderKind::kProxyAuthorization;
+      break;
+    default:
+      break;
+  }
+  return HeaderKind::kOther;
+}
+
+namespace {
+constexpr MessageHead kEmptyHead{};
+}  // namespace
+
+// Every member but `headers` lies before it; a new member added after it would not be reset.
+static_assert(offsetof(MessageHead, headers) + sizeof(MessageHead::headers) == sizeof(MessageHead));
+
+void MessageHead::Reset(const char* head_base) {
+  std::memcpy(static_cast<void*>(this), &kEmptyHead, offsetof(MessageHead, headers));
+  base = head_base;
 }
 
 int MessageHead::Find(std::string_view name) const {

@@ -137,17 +137,25 @@ struct ParserCallbacks {
     std::string_view v = TrimOws(raw);
     f.value.off += static_cast<uint32_t>(v.data() - raw.data());
     f.value.len = static_cast<uint32_t>(v.size());
-    std::string_view name = h.Name(i);
-    const bool request = self->kind_ == Parser::Kind::kRequest;
-    if (EqualsIgnoreCase(name, "content-length")) {
-      if (++self->cl_count_ > 1) return Fail(self, ParseError::kAmbiguousFraming);
-    } else if (request && EqualsIgnoreCase(name, "host")) {
-      if (++self->host_count_ > 1) return Fail(self, ParseError::kBadHost);
-      h.host_index = static_cast<int16_t>(i);
-    } else if (request && EqualsIgnoreCase(name, "expect")) {
-      if (EqualsIgnoreCase(v, "100-continue")) h.expect_continue = true;
-    }
+    f.kind = ClassifyHeader(h.Name(i));
+    h.kinds_present |= 1u << static_cast<int>(f.kind);
     self->in_value_ = false;
+    const bool request = self->kind_ == Parser::Kind::kRequest;
+    switch (f.kind) {
+      case HeaderKind::kContentLength:
+        if (++self->cl_count_ > 1) return Fail(self, ParseError::kAmbiguousFraming);
+        break;
+      case HeaderKind::kHost:
+        if (!request) break;
+        if (++self->host_count_ > 1) return Fail(self, ParseError::kBadHost);
+        h.host_index = static_cast<int16_t>(i);
+        break;
+      case HeaderKind::kExpect:
+        if (request && EqualsIgnoreCase(v, "100-continue")) h.expect_continue = true;
+        break;
+      default:
+        break;
+    }
     return 0;
   }
 
@@ -199,8 +207,7 @@ struct ParserCallbacks {
       return ParseError::kBadHost;
     }
     if (ParseError e = ReadBodyFraming(h, p); e != ParseError::kNone) return e;
-    if (h.framing == Framing::kContentLength &&
-        h.content_length > self->limits_.max_body_bytes) {
+    if (h.framing == Framing::kContentLength && h.content_length > self->limits_.max_body_bytes) {
       return ParseError::kBodyTooLarge;
     }
     // RFC 9110 7.8: an Upgrade in an HTTP/1.0 request is ignored.
@@ -396,8 +403,7 @@ void Parser::Begin(const char* head_base) {
   llhttp_init(&llhttp_, kind_ == Kind::kRequest ? HTTP_REQUEST : HTTP_RESPONSE,
               &ParserCallbacks::Settings());
   llhttp_.data = this;
-  head_ = MessageHead{};
-  head_.base = head_base;
+  head_.Reset(head_base);
   version_ = {};
   error_ = ParseError::kNone;
   head_request_ = false;

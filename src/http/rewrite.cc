@@ -39,11 +39,21 @@ class Writer {
     Put({tmp + sizeof(tmp) - n, n});
   }
 
+  // "name: value\r\n", with one bounds check.
   void Field(std::string_view name, std::string_view value) {
-    Put(name);
-    Put(": ");
-    Put(value);
-    Put("\r\n");
+    const size_t n = name.size() + value.size() + 4;
+    if (!ok_ || n > static_cast<size_t>(end_ - p_)) {
+      ok_ = false;
+      return;
+    }
+    if (!name.empty()) std::memcpy(p_, name.data(), name.size());
+    p_ += name.size();
+    *p_++ = ':';
+    *p_++ = ' ';
+    if (!value.empty()) std::memcpy(p_, value.data(), value.size());
+    p_ += value.size();
+    *p_++ = '\r';
+    *p_++ = '\n';
   }
 
   size_t Size() const { return ok_ ? static_cast<size_t>(p_ - begin_) : 0; }
@@ -55,15 +65,26 @@ class Writer {
   bool ok_ = true;
 };
 
-bool IsHopByHop(std::string_view name) {
-  static constexpr std::string_view kNames[] = {
-      "connection", "keep-alive", "proxy-connection",    "te",
-      "trailer",    "upgrade",    "proxy-authorization", "transfer-encoding",
-  };
-  for (std::string_view n : kNames) {
-    if (EqualsIgnoreCase(name, n)) return true;
+bool IsHopByHop(HeaderKind kind) {
+  switch (kind) {
+    case HeaderKind::kConnection:
+    case HeaderKind::kKeepAlive:
+    case HeaderKind::kProxyConnection:
+    case HeaderKind::kTe:
+    case HeaderKind::kTrailer:
+    case HeaderKind::kUpgrade:
+    case HeaderKind::kProxyAuthorization:
+    case HeaderKind::kTransferEncoding:
+      return true;
+    default:
+      return false;
   }
-  return false;
+}
+
+// Fields the writers emit themselves, whatever the Connection tokens say.
+bool IsRewritten(HeaderKind kind) {
+  return kind == HeaderKind::kHost || kind == HeaderKind::kContentLength ||
+         kind == HeaderKind::kVia || kind == HeaderKind::kXForwardedFor;
 }
 
 // Calls fn(token) for each non-empty element of a comma-separated list.
@@ -78,30 +99,68 @@ void ForEachToken(std::string_view list, Fn fn) {
   }
 }
 
-// True when `name` appears in the token list of any Connection field.
-bool NamedInConnection(const MessageHead& h, std::string_view name) {
-  for (int i = 0; i < h.header_count; ++i) {
-    if (!EqualsIgnoreCase(h.Name(i), "connection")) continue;
-    bool found = false;
-    ForEachToken(h.Value(i), [&](std::string_view token) {
-      if (EqualsIgnoreCase(token, name)) found = true;
-    });
-    if (found) return true;
+// The field names listed in the message's Connection fields (RFC 9110 7.6.1), split once per
+// message rather than once per field.
+class ConnectionTokens {
+ public:
+  explicit ConnectionTokens(const MessageHead& h) : h_(h) {
+    if (!h.Has(HeaderKind::kConnection)) return;
+    for (int i = 0; i < h.header_count; ++i) {
+      if (h.Kind(i) != HeaderKind::kConnection) continue;
+      ForEachToken(h.Value(i), [&](std::string_view token) {
+        if (count_ < kMaxTokens) {
+          tokens_[count_++] = token;
+        } else {
+          overflow_ = true;
+        }
+      });
+    }
   }
-  return false;
-}
 
-// Writes "Name: v1, v2, ..., last" joining the non-empty values of every field called `name`,
-// or "Name: last" when there are none. An empty `last` is left out.
-void MergedField(Writer& w, const MessageHead& h, std::string_view name, std::string_view last) {
+  // True when `name` appears in the token list of any Connection field.
+  bool Names(std::string_view name) const {
+    if (overflow_) return NamedInAnyField(name);  // more tokens than kept: read them again
+    for (int i = 0; i < count_; ++i) {
+      if (EqualsIgnoreCase(tokens_[i], name)) return true;
+    }
+    return false;
+  }
+
+ private:
+  static constexpr int kMaxTokens = 16;
+
+  bool NamedInAnyField(std::string_view name) const {
+    for (int i = 0; i < h_.header_count; ++i) {
+      if (h_.Kind(i) != HeaderKind::kConnection) continue;
+      bool found = false;
+      ForEachToken(h_.Value(i), [&](std::string_view token) {
+        if (EqualsIgnoreCase(token, name)) found = true;
+      });
+      if (found) return true;
+    }
+    return false;
+  }
+
+  const MessageHead& h_;
+  std::string_view tokens_[kMaxTokens];
+  int count_ = 0;
+  bool overflow_ = false;
+};
+
+// Writes "Name: v1, v2, ..., last" joining the non-empty values of every field of `kind`, or
+// "Name: last" when there are none. An empty `last` is left out.
+void MergedField(Writer& w, const MessageHead& h, HeaderKind kind, std::string_view name,
+                 std::string_view last) {
   w.Put(name);
   w.Put(": ");
   bool first = true;
-  for (int i = 0; i < h.header_count; ++i) {
-    if (!EqualsIgnoreCase(h.Name(i), name) || h.Value(i).empty()) continue;
-    if (!first) w.Put(", ");
-    w.Put(h.Value(i));
-    first = false;
+  if (h.Has(kind)) {
+    for (int i = 0; i < h.header_count; ++i) {
+      if (h.Kind(i) != kind || h.Value(i).empty()) continue;
+      if (!first) w.Put(", ");
+      w.Put(h.Value(i));
+      first = false;
+    }
   }
   if (!last.empty()) {
     if (!first) w.Put(", ");
@@ -110,22 +169,16 @@ void MergedField(Writer& w, const MessageHead& h, std::string_view name, std::st
   w.Put("\r\n");
 }
 
-bool HasField(const MessageHead& h, std::string_view name) { return h.Find(name) >= 0; }
-
-// Fields the writers emit themselves, whatever the Connection tokens say.
-bool IsRewritten(std::string_view name) {
-  return EqualsIgnoreCase(name, "host") || EqualsIgnoreCase(name, "content-length") ||
-         EqualsIgnoreCase(name, "via") || EqualsIgnoreCase(name, "x-forwarded-for");
-}
-
 // Copies the end-to-end fields; `keep_upgrade` keeps Upgrade for a protocol switch.
 void EndToEndFields(Writer& w, const MessageHead& h, bool keep_upgrade, bool drop_expect = false) {
+  const ConnectionTokens connection(h);
   for (int i = 0; i < h.header_count; ++i) {
-    std::string_view name = h.Name(i);
-    if (IsRewritten(name)) continue;
-    if (drop_expect && EqualsIgnoreCase(name, "expect")) continue;
-    if (!(keep_upgrade && EqualsIgnoreCase(name, "upgrade"))) {
-      if (IsHopByHop(name) || NamedInConnection(h, name)) continue;
+    const HeaderKind kind = h.Kind(i);
+    if (IsRewritten(kind)) continue;
+    if (drop_expect && kind == HeaderKind::kExpect) continue;
+    const std::string_view name = h.Name(i);
+    if (!(keep_upgrade && kind == HeaderKind::kUpgrade)) {
+      if (IsHopByHop(kind) || connection.Names(name)) continue;
     }
     w.Field(name, h.Value(i));
   }
@@ -135,8 +188,10 @@ void FramingFields(Writer& w, const MessageHead& h, bool drop_transfer_encoding)
   if (h.framing == Framing::kChunked) {
     // The codings as received (they end in chunked, the parser checked), so that e.g.
     // "gzip, chunked" keeps meaning what it meant.
-    if (!drop_transfer_encoding) MergedField(w, h, "Transfer-Encoding", {});
-  } else if (h.framing == Framing::kContentLength || HasField(h, "content-length")) {
+    if (!drop_transfer_encoding) {
+      MergedField(w, h, HeaderKind::kTransferEncoding, "Transfer-Encoding", {});
+    }
+  } else if (h.framing == Framing::kContentLength || h.Has(HeaderKind::kContentLength)) {
     // kNone with a Content-Length: "0", or the length a HEAD/304 response announces.
     w.Put("Content-Length: ");
     w.PutUint(h.content_length);
@@ -163,15 +218,17 @@ size_t WriteServiceRequestHead(const MessageHead& request, const ServiceRequestC
   EndToEndFields(w, request, request.upgrade, ctx.drop_expect);
   FramingFields(w, request, false);
   if (request.upgrade) w.Put("Connection: upgrade\r\n");
-  MergedField(w, request, "X-Forwarded-For", ctx.client_ip);
-  if (!ctx.proto.empty() && !HasField(request, "x-forwarded-proto")) {
+  MergedField(w, request, HeaderKind::kXForwardedFor, "X-Forwarded-For", ctx.client_ip);
+  if (!ctx.proto.empty() && !request.Has(HeaderKind::kXForwardedProto)) {
     w.Field("X-Forwarded-Proto", ctx.proto);
   }
-  if (!host.empty() && !HasField(request, "x-forwarded-host")) w.Field("X-Forwarded-Host", host);
-  if (!ctx.request_id.empty() && !HasField(request, "x-request-id")) {
+  if (!host.empty() && !request.Has(HeaderKind::kXForwardedHost)) {
+    w.Field("X-Forwarded-Host", host);
+  }
+  if (!ctx.request_id.empty() && !request.Has(HeaderKind::kXRequestId)) {
     w.Field("X-Request-Id", ctx.request_id);
   }
-  MergedField(w, request, "Via", kViaSelf);
+  MergedField(w, request, HeaderKind::kVia, "Via", kViaSelf);
   w.Put("\r\n");
   return w.Size();
 }
@@ -200,7 +257,7 @@ size_t WriteClientResponseHead(const MessageHead& response, const ClientResponse
   } else if (ctx.http10_client) {
     w.Put("Connection: keep-alive\r\n");
   }
-  MergedField(w, response, "Via", kViaSelf);
+  MergedField(w, response, HeaderKind::kVia, "Via", kViaSelf);
   w.Put("\r\n");
   return w.Size();
 }
