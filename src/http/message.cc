@@ -2,10 +2,12 @@
 
 #include <llhttp.h>
 
+#include <array>
 #include <cstddef>
 #include <cstring>
 
 #include "base/strings.h"
+#include "http/char_scan.h"
 #include "http/uri.h"
 
 namespace l7px::http {
@@ -65,55 +67,65 @@ std::string_view ErrorName(ParseError error) {
   return "unknown";
 }
 
-HeaderKind ClassifyHeader(std::string_view name) {
-  // By length first: most names are compared with at most two candidates, most of them
-  // rejected on the first byte.
-  auto is = [name](std::string_view lower) { return EqualsIgnoreCase(name, lower); };
-  switch (name.size()) {
-    case 2:
-      if (is("te")) return HeaderKind::kTe;
-      break;
-    case 3:
-      if (is("via")) return HeaderKind::kVia;
-      break;
-    case 4:
-      if (is("host")) return HeaderKind::kHost;
-      break;
-    case 6:
-      if (is("expect")) return HeaderKind::kExpect;
-      break;
-    case 7:
-      if (is("upgrade")) return HeaderKind::kUpgrade;
-      if (is("trailer")) return HeaderKind::kTrailer;
-      break;
-    case 10:
-      if (is("connection")) return HeaderKind::kConnection;
-      if (is("keep-alive")) return HeaderKind::kKeepAlive;
-      break;
-    case 12:
-      if (is("x-request-id")) return HeaderKind::kXRequestId;
-      break;
-    case 14:
-      if (is("content-length")) return HeaderKind::kContentLength;
-      break;
-    case 15:
-      if (is("x-forwarded-for")) return HeaderKind::kXForwardedFor;
-      break;
-    case 16:
-      if (is("proxy-connection")) return HeaderKind::kProxyConnection;
-      if (is("x-forwarded-host")) return HeaderKind::kXForwardedHost;
-      break;
-    case 17:
-      if (is("transfer-encoding")) return HeaderKind::kTransferEncoding;
-      if (is("x-forwarded-proto")) return HeaderKind::kXForwardedProto;
-      break;
-    case 19:
-      if (is("proxy-authorization")) return HeaderKind::kProxyAuthorization;
-      break;
-    default:
-      break;
+namespace {
+
+struct KnownName {
+  std::string_view lower;
+  HeaderKind kind;
+};
+
+constexpr KnownName kKnownNames[] = {
+    {"te", HeaderKind::kTe},
+    {"via", HeaderKind::kVia},
+    {"host", HeaderKind::kHost},
+    {"expect", HeaderKind::kExpect},
+    {"upgrade", HeaderKind::kUpgrade},
+    {"trailer", HeaderKind::kTrailer},
+    {"connection", HeaderKind::kConnection},
+    {"keep-alive", HeaderKind::kKeepAlive},
+    {"x-request-id", HeaderKind::kXRequestId},
+    {"content-length", HeaderKind::kContentLength},
+    {"x-forwarded-for", HeaderKind::kXForwardedFor},
+    {"proxy-connection", HeaderKind::kProxyConnection},
+    {"x-forwarded-host", HeaderKind::kXForwardedHost},
+    {"transfer-encoding", HeaderKind::kTransferEncoding},
+    {"x-forwarded-proto", HeaderKind::kXForwardedProto},
+    {"proxy-authorization", HeaderKind::kProxyAuthorization},
+};
+
+// A name's slot: its length plus its first byte lower-cased, mod 32. No two known names share a
+// slot (checked below), so a name is compared with at most one of them, without branching on
+// its length.
+constexpr size_t NameSlot(std::string_view name) {
+  return (name.size() + static_cast<unsigned char>(name[0] | 0x20)) & 31;
+}
+
+constexpr bool SlotsAreDistinct() {
+  for (size_t i = 0; i < std::size(kKnownNames); ++i) {
+    for (size_t j = 0; j < i; ++j) {
+      if (NameSlot(kKnownNames[i].lower) == NameSlot(kKnownNames[j].lower)) return false;
+    }
   }
-  return HeaderKind::kOther;
+  return true;
+}
+static_assert(SlotsAreDistinct(), "two known field names share a slot: change NameSlot");
+
+constexpr std::array<int8_t, 32> kSlots = [] {
+  std::array<int8_t, 32> slots{};
+  for (int8_t& s : slots) s = -1;
+  for (size_t i = 0; i < std::size(kKnownNames); ++i) {
+    slots[NameSlot(kKnownNames[i].lower)] = static_cast<int8_t>(i);
+  }
+  return slots;
+}();
+
+}  // namespace
+
+HeaderKind ClassifyHeader(std::string_view name) {
+  if (name.empty()) return HeaderKind::kOther;
+  const int8_t i = kSlots[NameSlot(name)];
+  if (i < 0 || !EqualsLowercase(name, kKnownNames[i].lower)) return HeaderKind::kOther;
+  return kKnownNames[i].kind;
 }
 
 namespace {
