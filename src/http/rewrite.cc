@@ -2,6 +2,7 @@
 
 #include <sys/random.h>
 
+#include <bit>
 #include <cstring>
 #include <ctime>
 
@@ -65,27 +66,16 @@ class Writer {
   bool ok_ = true;
 };
 
-bool IsHopByHop(HeaderKind kind) {
-  switch (kind) {
-    case HeaderKind::kConnection:
-    case HeaderKind::kKeepAlive:
-    case HeaderKind::kProxyConnection:
-    case HeaderKind::kTe:
-    case HeaderKind::kTrailer:
-    case HeaderKind::kUpgrade:
-    case HeaderKind::kProxyAuthorization:
-    case HeaderKind::kTransferEncoding:
-      return true;
-    default:
-      return false;
-  }
-}
+constexpr uint32_t Bit(HeaderKind kind) { return 1u << static_cast<int>(kind); }
+
+constexpr uint32_t kHopByHop =
+    Bit(HeaderKind::kConnection) | Bit(HeaderKind::kKeepAlive) | Bit(HeaderKind::kProxyConnection) |
+    Bit(HeaderKind::kTe) | Bit(HeaderKind::kTrailer) | Bit(HeaderKind::kUpgrade) |
+    Bit(HeaderKind::kProxyAuthorization) | Bit(HeaderKind::kTransferEncoding);
 
 // Fields the writers emit themselves, whatever the Connection tokens say.
-bool IsRewritten(HeaderKind kind) {
-  return kind == HeaderKind::kHost || kind == HeaderKind::kContentLength ||
-         kind == HeaderKind::kVia || kind == HeaderKind::kXForwardedFor;
-}
+constexpr uint32_t kRewritten = Bit(HeaderKind::kHost) | Bit(HeaderKind::kContentLength) |
+                                Bit(HeaderKind::kVia) | Bit(HeaderKind::kXForwardedFor);
 
 // Calls fn(token) for each non-empty element of a comma-separated list.
 template <typename Fn>
@@ -119,6 +109,7 @@ class ConnectionTokens {
 
   // True when `name` appears in the token list of any Connection field.
   bool Names(std::string_view name) const {
+    if (count_ == 0) return false;
     if (overflow_) return NamedInAnyField(name);  // more tokens than kept: read them again
     for (int i = 0; i < count_; ++i) {
       if (EqualsIgnoreCase(tokens_[i], name)) return true;
@@ -151,16 +142,18 @@ class ConnectionTokens {
 // "Name: last" when there are none. An empty `last` is left out.
 void MergedField(Writer& w, const MessageHead& h, HeaderKind kind, std::string_view name,
                  std::string_view last) {
+  if (!h.Has(kind)) {
+    w.Field(name, last);
+    return;
+  }
   w.Put(name);
   w.Put(": ");
   bool first = true;
-  if (h.Has(kind)) {
-    for (int i = 0; i < h.header_count; ++i) {
-      if (h.Kind(i) != kind || h.Value(i).empty()) continue;
-      if (!first) w.Put(", ");
-      w.Put(h.Value(i));
-      first = false;
-    }
+  for (int i = 0; i < h.header_count; ++i) {
+    if (h.Kind(i) != kind || h.Value(i).empty()) continue;
+    if (!first) w.Put(", ");
+    w.Put(h.Value(i));
+    first = false;
   }
   if (!last.empty()) {
     if (!first) w.Put(", ");
@@ -169,19 +162,64 @@ void MergedField(Writer& w, const MessageHead& h, HeaderKind kind, std::string_v
   w.Put("\r\n");
 }
 
-// Copies the end-to-end fields; `keep_upgrade` keeps Upgrade for a protocol switch.
+// The bytes of field i as received when they are exactly what Writer::Field would write for it
+// ("name: value" CRLF, one SP, no trailing blanks, non-empty value); empty otherwise.
+std::string_view CanonicalLine(const MessageHead& h, int i) {
+  const HeaderField& f = h.headers[i];
+  const uint32_t name_end = f.name.off + f.name.len;
+  const uint32_t value_end = f.value.off + f.value.len;
+  // The parser guarantees ':' at name_end and CRLF after the value's trailing blanks.
+  if (f.value.len == 0 || f.value.off != name_end + 2 || h.base[name_end + 1] != ' ' ||
+      h.base[value_end] != '\r') {
+    return {};
+  }
+  return {h.base + f.name.off, value_end + 2 - f.name.off};
+}
+
+// Copies the end-to-end fields; `keep_upgrade` keeps Upgrade for a protocol switch. Runs of
+// adjacent fields kept as received are copied with one memcpy.
 void EndToEndFields(Writer& w, const MessageHead& h, bool keep_upgrade, bool drop_expect = false) {
   const ConnectionTokens connection(h);
+  // Kept for a protocol switch, Upgrade escapes both the hop-by-hop rule and Connection tokens.
+  const uint32_t drop = kRewritten | (drop_expect ? Bit(HeaderKind::kExpect) : 0) |
+                        (keep_upgrade ? kHopByHop & ~Bit(HeaderKind::kUpgrade) : kHopByHop);
+  const char* run_begin = nullptr;
+  const char* run_end = nullptr;
   for (int i = 0; i < h.header_count; ++i) {
     const HeaderKind kind = h.Kind(i);
-    if (IsRewritten(kind)) continue;
-    if (drop_expect && kind == HeaderKind::kExpect) continue;
+    if ((drop & Bit(kind)) != 0) continue;
     const std::string_view name = h.Name(i);
-    if (!(keep_upgrade && kind == HeaderKind::kUpgrade)) {
-      if (IsHopByHop(kind) || connection.Names(name)) continue;
+    if (!(keep_upgrade && kind == HeaderKind::kUpgrade) && connection.Names(name)) continue;
+    const std::string_view line = CanonicalLine(h, i);
+    if (!line.empty() && line.data() == run_end) {
+      run_end += line.size();
+      continue;
     }
-    w.Field(name, h.Value(i));
+    if (run_begin != nullptr) w.Put({run_begin, static_cast<size_t>(run_end - run_begin)});
+    run_begin = run_end = nullptr;
+    if (line.empty()) {
+      w.Field(name, h.Value(i));
+    } else {
+      run_begin = line.data();
+      run_end = line.data() + line.size();
+    }
   }
+  if (run_begin != nullptr) w.Put({run_begin, static_cast<size_t>(run_end - run_begin)});
+}
+
+// The request line as received when it is exactly what the writer would send: origin-form
+// target, HTTP/1.1, single spaces. Empty otherwise.
+std::string_view CanonicalRequestLine(const MessageHead& h) {
+  static constexpr std::string_view kVersion = " HTTP/1.1\r\n";
+  const uint32_t target_end = h.target.off + h.target.len;
+  if (h.target.len == 0 || h.base[h.target.off] != '/' ||
+      h.target.off != h.method_name.off + h.method_name.len + 1 ||
+      target_end + kVersion.size() > h.head_len ||
+      h.Str({target_end, static_cast<uint32_t>(kVersion.size())}) != kVersion) {
+    return {};
+  }
+  return h.Str(
+      {h.method_name.off, static_cast<uint32_t>(target_end + kVersion.size() - h.method_name.off)});
 }
 
 void FramingFields(Writer& w, const MessageHead& h, bool drop_transfer_encoding) {
@@ -204,10 +242,14 @@ void FramingFields(Writer& w, const MessageHead& h, bool drop_transfer_encoding)
 size_t WriteServiceRequestHead(const MessageHead& request, const ServiceRequestContext& ctx,
                                char* out, size_t cap) {
   Writer w(out, cap);
-  w.Put(request.Str(request.method_name));
-  w.Put(" ");
-  w.Put(request.OriginFormTarget());
-  w.Put(" HTTP/1.1\r\n");
+  if (std::string_view line = CanonicalRequestLine(request); !line.empty()) {
+    w.Put(line);
+  } else {
+    w.Put(request.Str(request.method_name));
+    w.Put(" ");
+    w.Put(request.OriginFormTarget());
+    w.Put(" HTTP/1.1\r\n");
+  }
 
   std::string_view host;
   std::string_view rest;
@@ -314,12 +356,32 @@ uint64_t RandomSeed() {
   return seed;
 }
 
-void PutHex(uint64_t v, char* out) {
-  static constexpr char kHex[] = "0123456789abcdef";
-  for (int i = 15; i >= 0; --i) {
-    out[i] = kHex[v & 0xf];
-    v >>= 4;
+// 8 lowercase hex digits of v, most significant first.
+void PutHex32(uint32_t v, char* out) {
+  if constexpr (std::endian::native == std::endian::little) {
+    // Spread the nibbles into the bytes of a word (nibble k in byte k), turn each into its digit
+    // ('a'-'f' where adding 6 carries into bit 4), and store them in reverse byte order.
+    uint64_t x = v;
+    x = ((x & 0xffff0000ULL) << 16) | (x & 0x0000ffffULL);
+    x = ((x & 0x0000ff000000ff00ULL) << 8) | (x & 0x000000ff000000ffULL);
+    x = ((x & 0x00f000f000f000f0ULL) << 4) | (x & 0x000f000f000f000fULL);
+    const uint64_t letters = ((x + 0x0606060606060606ULL) >> 4) & 0x0101010101010101ULL;
+    x += 0x3030303030303030ULL + letters * ('a' - '0' - 10);
+    x = __builtin_bswap64(x);
+    std::memcpy(out, &x, 8);
+  } else {
+    static constexpr char kHex[] = "0123456789abcdef";
+    for (int i = 7; i >= 0; --i) {
+      out[i] = kHex[v & 0xf];
+      v >>= 4;
+    }
   }
+}
+
+// 16 lowercase hex digits of v, most significant first.
+void PutHex(uint64_t v, char* out) {
+  PutHex32(static_cast<uint32_t>(v >> 32), out);
+  PutHex32(static_cast<uint32_t>(v), out + 8);
 }
 
 }  // namespace
