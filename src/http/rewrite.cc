@@ -2,9 +2,12 @@
 
 #include <sys/random.h>
 
-#include <bit>
 #include <cstring>
 #include <ctime>
+
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
 
 #include "base/strings.h"
 #include "http/status_text.h"
@@ -99,7 +102,7 @@ class ConnectionTokens {
       if (h.Kind(i) != HeaderKind::kConnection) continue;
       ForEachToken(h.Value(i), [&](std::string_view token) {
         if (count_ < kMaxTokens) {
-          tokens_[count_++] = token;
+          tokens_[count_++] = {token.data(), token.size()};
         } else {
           overflow_ = true;
         }
@@ -112,7 +115,7 @@ class ConnectionTokens {
     if (count_ == 0) return false;
     if (overflow_) return NamedInAnyField(name);  // more tokens than kept: read them again
     for (int i = 0; i < count_; ++i) {
-      if (EqualsIgnoreCase(tokens_[i], name)) return true;
+      if (EqualsIgnoreCase({tokens_[i].data, tokens_[i].size}, name)) return true;
     }
     return false;
   }
@@ -132,8 +135,14 @@ class ConnectionTokens {
     return false;
   }
 
+  // Plain pointer and size: left uninitialised, only [0, count_) is read.
+  struct Token {
+    const char* data;
+    size_t size;
+  };
+
   const MessageHead& h_;
-  std::string_view tokens_[kMaxTokens];
+  Token tokens_[kMaxTokens];
   int count_ = 0;
   bool overflow_ = false;
 };
@@ -356,32 +365,26 @@ uint64_t RandomSeed() {
   return seed;
 }
 
-// 8 lowercase hex digits of v, most significant first.
-void PutHex32(uint32_t v, char* out) {
-  if constexpr (std::endian::native == std::endian::little) {
-    // Spread the nibbles into the bytes of a word (nibble k in byte k), turn each into its digit
-    // ('a'-'f' where adding 6 carries into bit 4), and store them in reverse byte order.
-    uint64_t x = v;
-    x = ((x & 0xffff0000ULL) << 16) | (x & 0x0000ffffULL);
-    x = ((x & 0x0000ff000000ff00ULL) << 8) | (x & 0x000000ff000000ffULL);
-    x = ((x & 0x00f000f000f000f0ULL) << 4) | (x & 0x000f000f000f000fULL);
-    const uint64_t letters = ((x + 0x0606060606060606ULL) >> 4) & 0x0101010101010101ULL;
-    x += 0x3030303030303030ULL + letters * ('a' - '0' - 10);
-    x = __builtin_bswap64(x);
-    std::memcpy(out, &x, 8);
-  } else {
-    static constexpr char kHex[] = "0123456789abcdef";
-    for (int i = 7; i >= 0; --i) {
-      out[i] = kHex[v & 0xf];
-      v >>= 4;
-    }
-  }
-}
-
 // 16 lowercase hex digits of v, most significant first.
 void PutHex(uint64_t v, char* out) {
-  PutHex32(static_cast<uint32_t>(v >> 32), out);
-  PutHex32(static_cast<uint32_t>(v), out + 8);
+#if defined(__SSE2__)
+  // Bytes most significant first, each split into its two nibbles (high one first), each nibble
+  // turned into its digit.
+  const __m128i bytes = _mm_cvtsi64_si128(static_cast<long long>(__builtin_bswap64(v)));
+  const __m128i low_nibble = _mm_set1_epi8(0x0f);
+  const __m128i nibbles = _mm_unpacklo_epi8(_mm_and_si128(_mm_srli_epi16(bytes, 4), low_nibble),
+                                            _mm_and_si128(bytes, low_nibble));
+  const __m128i letters =
+      _mm_and_si128(_mm_cmpgt_epi8(nibbles, _mm_set1_epi8(9)), _mm_set1_epi8('a' - '0' - 10));
+  const __m128i digits = _mm_add_epi8(_mm_add_epi8(nibbles, _mm_set1_epi8('0')), letters);
+  _mm_storeu_si128(reinterpret_cast<__m128i*>(out), digits);
+#else
+  static constexpr char kHex[] = "0123456789abcdef";
+  for (int i = 15; i >= 0; --i) {
+    out[i] = kHex[v & 0xf];
+    v >>= 4;
+  }
+#endif
 }
 
 }  // namespace
