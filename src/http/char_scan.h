@@ -19,13 +19,17 @@ namespace l7px::http {
 
 namespace char_scan_internal {
 
-inline constexpr uint8_t kToken = 1;   // tchar (RFC 9110 5.6.2)
-inline constexpr uint8_t kTarget = 2;  // origin-form target: pchar, '/', '?' (RFC 3986 3.3, 3.4)
-inline constexpr uint8_t kValue = 4;   // field value byte taken by the fast path: 0x20-0x7e
+inline constexpr uint8_t kToken = 1;    // tchar (RFC 9110 5.6.2)
+inline constexpr uint8_t kTarget = 2;   // origin-form target: pchar, '/', '?' (RFC 3986 3.3, 3.4)
+inline constexpr uint8_t kValue = 4;    // field value byte taken by the fast path: 0x20-0x7e
+inline constexpr uint8_t kNotCrLf = 8;  // anything but CR and LF
 
 inline constexpr std::array<uint8_t, 256> kClass = [] {
   std::array<uint8_t, 256> t{};
   for (int c = 0x20; c < 0x7f; ++c) t[c] |= kValue;
+  for (int c = 0; c < 256; ++c) {
+    if (c != '\r' && c != '\n') t[c] |= kNotCrLf;
+  }
   auto add = [&t](std::string_view chars, uint8_t cls) {
     for (char c : chars) t[static_cast<unsigned char>(c)] |= cls;
   };
@@ -53,6 +57,9 @@ inline __m128i ValueBytes(__m128i v) { return InRange(v, 0x20, 0x7e); }
 inline __m128i CommonTokenBytes(__m128i v) {
   const __m128i letters = InRange(_mm_or_si128(v, _mm_set1_epi8(0x20)), 'a', 'z');
   return _mm_or_si128(_mm_or_si128(letters, InRange(v, '0', '9')), Eq(v, '-'));
+}
+inline __m128i NotCrLfBytes(__m128i v) {
+  return _mm_andnot_si128(_mm_or_si128(Eq(v, '\r'), Eq(v, '\n')), _mm_set1_epi8(-1));
 }
 // Printable and not one of  " # < > [ \ ] ^ ` { | }
 inline __m128i TargetBytes(__m128i v) {
@@ -109,6 +116,15 @@ inline const char* SkipTargetChars(const char* p, const char* end) {
   return Skip<kTarget>(p, end, [](__m128i v) { return TargetBytes(v); });
 #else
   return Skip<kTarget>(p, end, 0);
+#endif
+}
+// The first CR or LF in [p, end), or end.
+inline const char* FindLineBreak(const char* p, const char* end) {
+  using namespace char_scan_internal;
+#if defined(__SSE2__)
+  return Skip<kNotCrLf>(p, end, [](__m128i v) { return NotCrLfBytes(v); });
+#else
+  return Skip<kNotCrLf>(p, end, 0);
 #endif
 }
 inline const char* SkipValueChars(const char* p, const char* end) {

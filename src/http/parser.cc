@@ -392,13 +392,12 @@ namespace {
 // every LF preceded by CR, and no line starts with a blank (obs-fold), whatever spans llhttp
 // reported.
 ParseError ScanLineBreaks(const char* head, size_t len) {
-  for (size_t i = 0; i < len; ++i) {
-    if (head[i] == '\r') {
-      if (i + 1 >= len || head[i + 1] != '\n') return ParseError::kMalformed;
-    } else if (head[i] == '\n') {
-      if (i == 0 || head[i - 1] != '\r') return ParseError::kMalformed;
-      if (i + 1 < len && (head[i + 1] == ' ' || head[i + 1] == '\t')) return ParseError::kObsFold;
-    }
+  const char* const end = head + len;
+  for (const char* p = FindLineBreak(head, end); p != end; p = FindLineBreak(p + 1, end)) {
+    // A CR must start a CRLF pair, and an LF can only be the second half of one.
+    if (*p == '\n' || p + 1 == end || p[1] != '\n') return ParseError::kMalformed;
+    ++p;
+    if (p + 1 != end && (p[1] == ' ' || p[1] == '\t')) return ParseError::kObsFold;
   }
   return ParseError::kNone;
 }

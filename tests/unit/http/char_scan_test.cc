@@ -58,6 +58,8 @@ TEST(CharScan, ScansStopAtTheFirstByteOutsideTheClass) {
     ExpectExactScan(SkipTokenChars, IsTokenChar, filler);
     ExpectExactScan(SkipTargetChars, IsTargetChar, filler);
     ExpectExactScan(SkipValueChars, IsValueChar, filler);
+    ExpectExactScan(
+        FindLineBreak, [](char c) { return c != '\r' && c != '\n'; }, filler);
   }
   // Token characters outside the letters-digits-dash fast subset, then a stop.
   const std::string name = "X_Custom.Name!#$%&'*+^`|~0123456789abcdefghij:";
