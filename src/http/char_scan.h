@@ -70,19 +70,34 @@ inline __m128i TargetBytes(__m128i v) {
 }
 #endif
 
-// The first byte in [p, end) outside class `cls`, or end. `in_class` is a vector predicate for
-// the class or a subset of it: where it stops, the scalar loop goes on.
-template <uint8_t cls, typename VectorClass>
-const char* Skip(const char* p, const char* end, [[maybe_unused]] VectorClass in_class) {
+// The first byte in [p, end) outside class `cls`, or end; [begin, end) is readable and
+// begin <= p. `in_class` is a vector predicate for the class (`exact`) or for a subset of it,
+// in which case the scalar loop goes on where it stops. Fewer than 16 bytes before `end` are
+// read with one load ending at `end` when the buffer allows, ignoring the bytes before p.
+template <uint8_t cls, bool exact, typename VectorClass>
+const char* Skip(const char* p, const char* end, [[maybe_unused]] const char* begin,
+                 [[maybe_unused]] VectorClass in_class) {
 #if defined(__SSE2__)
+  auto outside = [&in_class](const char* at) {
+    const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(at));
+    return ~static_cast<unsigned>(_mm_movemask_epi8(in_class(v))) & 0xffffu;
+  };
   while (end - p >= 16) {
-    const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
-    const unsigned outside = ~static_cast<unsigned>(_mm_movemask_epi8(in_class(v))) & 0xffffu;
-    if (outside != 0) {
-      p += std::countr_zero(outside);
-      break;
+    const unsigned out = outside(p);
+    if (out == 0) {
+      p += 16;
+      continue;
     }
-    p += 16;
+    p += std::countr_zero(out);
+    if (exact) return p;
+    break;  // a token character outside the subset, or the end of the run: the scalar loop decides
+  }
+  if (p < end && end - p < 16 && end - begin >= 16) {
+    const char* const at = end - 16;
+    const unsigned out = outside(at) >> (p - at);
+    if (out == 0) return end;
+    p += std::countr_zero(out);
+    if (exact) return p;
   }
 #endif
   while (p < end && (kClass[static_cast<unsigned char>(*p)] & cls) != 0) ++p;
@@ -101,38 +116,39 @@ inline bool IsValueChar(char c) {
   return (char_scan_internal::kClass[static_cast<unsigned char>(c)] & char_scan_internal::kValue);
 }
 
-// The first byte in [p, end) that is not a token / target / value character, or end.
-inline const char* SkipTokenChars(const char* p, const char* end) {
+// The first byte in [p, end) that is not a token / target / value character, or the first CR
+// or LF: end if none. [begin, end) must be readable, begin <= p (the scans may read bytes
+// before p, never before begin).
+inline const char* SkipTokenChars(const char* p, const char* end, const char* begin) {
   using namespace char_scan_internal;
 #if defined(__SSE2__)
-  return Skip<kToken>(p, end, [](__m128i v) { return CommonTokenBytes(v); });
+  return Skip<kToken, false>(p, end, begin, [](__m128i v) { return CommonTokenBytes(v); });
 #else
-  return Skip<kToken>(p, end, 0);
+  return Skip<kToken, false>(p, end, begin, 0);
 #endif
 }
-inline const char* SkipTargetChars(const char* p, const char* end) {
+inline const char* SkipTargetChars(const char* p, const char* end, const char* begin) {
   using namespace char_scan_internal;
 #if defined(__SSE2__)
-  return Skip<kTarget>(p, end, [](__m128i v) { return TargetBytes(v); });
+  return Skip<kTarget, true>(p, end, begin, [](__m128i v) { return TargetBytes(v); });
 #else
-  return Skip<kTarget>(p, end, 0);
+  return Skip<kTarget, true>(p, end, begin, 0);
 #endif
 }
-// The first CR or LF in [p, end), or end.
-inline const char* FindLineBreak(const char* p, const char* end) {
+inline const char* SkipValueChars(const char* p, const char* end, const char* begin) {
   using namespace char_scan_internal;
 #if defined(__SSE2__)
-  return Skip<kNotCrLf>(p, end, [](__m128i v) { return NotCrLfBytes(v); });
+  return Skip<kValue, true>(p, end, begin, [](__m128i v) { return ValueBytes(v); });
 #else
-  return Skip<kNotCrLf>(p, end, 0);
+  return Skip<kValue, true>(p, end, begin, 0);
 #endif
 }
-inline const char* SkipValueChars(const char* p, const char* end) {
+inline const char* FindLineBreak(const char* p, const char* end, const char* begin) {
   using namespace char_scan_internal;
 #if defined(__SSE2__)
-  return Skip<kValue>(p, end, [](__m128i v) { return ValueBytes(v); });
+  return Skip<kNotCrLf, true>(p, end, begin, [](__m128i v) { return NotCrLfBytes(v); });
 #else
-  return Skip<kValue>(p, end, 0);
+  return Skip<kNotCrLf, true>(p, end, begin, 0);
 #endif
 }
 

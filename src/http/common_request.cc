@@ -88,7 +88,7 @@ uint32_t ParseCommonRequestHead(const char* data, size_t len, const CommonReques
   p += method_len + 1;
   const char* const target = p;
   if (p == end || *p != '/') return 0;
-  p = SkipTargetChars(p, end);
+  p = SkipTargetChars(p, end, data);
   if (static_cast<size_t>(p - target) > limits.max_target_bytes) return 0;
   h.target = {off(target), static_cast<uint32_t>(p - target)};
   if (!StartsWith(p, end, " HTTP/1.") || end - p < 11 || p[10] != '\n' || p[9] != '\r') return 0;
@@ -114,13 +114,13 @@ uint32_t ParseCommonRequestHead(const char* data, size_t len, const CommonReques
       break;
     }
     const char* const name = p;
-    p = SkipTokenChars(p, end);
+    p = SkipTokenChars(p, end, data);
     if (p == name || p == end || *p != ':') return 0;
     const std::string_view name_view(name, static_cast<size_t>(p - name));
     ++p;
     while (p < end && *p == ' ') ++p;
     const char* const value = p;
-    p = SkipValueChars(p, end);
+    p = SkipValueChars(p, end, data);
     if (end - p < 2 || p[0] != '\r' || p[1] != '\n') return 0;
     const std::string_view value_view(value, static_cast<size_t>(p - value));
     if (!value_view.empty() && value_view.back() == ' ') return 0;

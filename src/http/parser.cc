@@ -393,7 +393,8 @@ namespace {
 // reported.
 ParseError ScanLineBreaks(const char* head, size_t len) {
   const char* const end = head + len;
-  for (const char* p = FindLineBreak(head, end); p != end; p = FindLineBreak(p + 1, end)) {
+  for (const char* p = FindLineBreak(head, end, head); p != end;
+       p = FindLineBreak(p + 1, end, head)) {
     // A CR must start a CRLF pair, and an LF can only be the second half of one.
     if (*p == '\n' || p + 1 == end || p[1] != '\n') return ParseError::kMalformed;
     ++p;

@@ -34,21 +34,32 @@ TEST(CharScan, ClassesMatchTheirDefinitions) {
   }
 }
 
-// Every byte value at every position of a buffer that is otherwise all in the class: the scan
-// stops exactly at the first byte outside it, whether the vector or the scalar part sees it.
+// Every byte value at every position of a buffer that is otherwise all in the class, scanned
+// from several starts to several ends, with a byte outside the class just before the start (which
+// the scan may read but must ignore): the scan stops exactly at the first byte outside the class
+// at or after the start, whichever of its vector, tail or scalar parts sees it.
 template <typename Skip, typename InClass>
 void ExpectExactScan(Skip skip, InClass in_class, char filler) {
   constexpr size_t kLen = 40;
   for (int c = 0; c < 256; ++c) {
     for (size_t pos = 0; pos < kLen; ++pos) {
-      std::string buf(kLen, filler);
-      buf[pos] = static_cast<char>(c);
-      const char* end = buf.data() + buf.size();
-      const char* stop = skip(buf.data(), end);
-      const char* expected = in_class(static_cast<char>(c)) ? end : buf.data() + pos;
-      ASSERT_EQ(stop, expected) << "byte " << c << " at " << pos;
-      // A shorter input ends the scan at its end.
-      ASSERT_EQ(skip(buf.data(), buf.data() + pos), buf.data() + pos);
+      for (size_t start : {0, 1, 5, 15, 16, 17, 24, 31, 39}) {
+        for (size_t stop_at : {kLen, kLen - 3, size_t{24}, size_t{16}, size_t{9}}) {
+          if (start > stop_at) continue;
+          std::string buf(kLen, filler);
+          if (start > 0) buf[start - 1] = '\r';  // in no class
+          buf[pos] = static_cast<char>(c);
+          const char* const begin = buf.data();
+          const char* const end = begin + stop_at;
+          const char* expected = begin + start;
+          while (expected < end && in_class(*expected)) ++expected;
+          for (const char* floor : {begin, begin + start}) {
+            ASSERT_EQ(skip(begin + start, end, floor), expected)
+                << "byte " << c << " at " << pos << ", scan [" << start << ", " << stop_at
+                << ") from " << (floor - begin);
+          }
+        }
+      }
     }
   }
 }
@@ -63,7 +74,9 @@ TEST(CharScan, ScansStopAtTheFirstByteOutsideTheClass) {
   }
   // Token characters outside the letters-digits-dash fast subset, then a stop.
   const std::string name = "X_Custom.Name!#$%&'*+^`|~0123456789abcdefghij:";
-  EXPECT_EQ(SkipTokenChars(name.data(), name.data() + name.size()), name.data() + name.size() - 1);
+  const char* const end = name.data() + name.size();
+  EXPECT_EQ(SkipTokenChars(name.data(), end, name.data()), end - 1);
+  EXPECT_EQ(SkipTokenChars(name.data() + 30, end, name.data()), end - 1);
 }
 
 TEST(CharScan, EqualsLowercaseIsEqualsIgnoreCase) {
