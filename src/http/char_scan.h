@@ -74,9 +74,11 @@ inline __m128i TargetBytes(__m128i v) {
 // begin <= p. `in_class` is a vector predicate for the class (`exact`) or for a subset of it,
 // in which case the scalar loop goes on where it stops. Fewer than 16 bytes before `end` are
 // read with one load ending at `end` when the buffer allows, ignoring the bytes before p.
+// Inlined into the parser's loop, so that the vector constants are set up once per head.
 template <uint8_t cls, bool exact, typename VectorClass>
-const char* Skip(const char* p, const char* end, [[maybe_unused]] const char* begin,
-                 [[maybe_unused]] VectorClass in_class) {
+[[gnu::always_inline]] inline const char* Skip(const char* p, const char* end,
+                                               [[maybe_unused]] const char* begin,
+                                               [[maybe_unused]] VectorClass in_class) {
 #if defined(__SSE2__)
   auto outside = [&in_class](const char* at) {
     const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(at));
