@@ -1,10 +1,6 @@
 // Invariants:
-// - One llhttp instance per message: the first Parse() after Begin() initialises it, so no state
-//   leaks from one message to the next (keep-alive flags, upgrade, half-parsed trailers).
-// - Unless that first Parse() hands a complete common request head to ParseCommonRequestHead
-//   (common_request.h): then llhttp is not used for the message at all (llhttp_started_ stays
-//   false), head_ is filled exactly as the llhttp path would fill it, and a Content-Length body
-//   is counted by CountBody (counted_body_).
+// - One llhttp instance per message: Begin() re-initialises it, so no state leaks from one
+//   message to the next (keep-alive flags, upgrade, half-parsed trailers).
 // - llhttp is paused in on_headers_complete (body may follow) and in on_message_complete; while
 //   paused, llhttp_get_error_pos() is the first byte not consumed. A head without body returns 1
 //   from on_headers_complete instead, so on_message_complete pauses at the same position and
@@ -13,18 +9,14 @@
 //   llhttp splits across execute calls are adjacent in memory and are merged here. A header
 //   value span that does not continue the previous one is an obs-fold.
 // - Callbacks after head_done_ (chunk trailers) never touch head_.
-// - llhttp, even built with LLHTTP_STRICT_MODE, accepts a bare LF ending the start line or the
-//   head, CR or LF before the request line, a fold of an empty value and a bare LF ending the
-//   chunked trailer section (the LineBreaks tests show each). So the head is re-scanned once
-//   complete, and chunked framing bytes (everything between on_body spans) are checked as they
-//   pass: CR and LF appear only as CRLF pairs.
+// - llhttp's default (non-strict) build takes any byte after a CR as the LF. So the head is
+//   re-scanned once complete, and chunked framing bytes (everything between on_body spans) are
+//   checked as they pass: CR and LF appear only as CRLF pairs.
 #include "http/parser.h"
 
 #include <cstring>
 
 #include "base/strings.h"
-#include "http/char_scan.h"
-#include "http/common_request.h"
 #include "http/uri.h"
 
 namespace l7px::http {
@@ -159,7 +151,7 @@ struct ParserCallbacks {
         h.host_index = static_cast<int16_t>(i);
         break;
       case HeaderKind::kExpect:
-        if (request && EqualsLowercase(v, "100-continue")) h.expect_continue = true;
+        if (request && EqualsIgnoreCase(v, "100-continue")) h.expect_continue = true;
         break;
       default:
         break;
@@ -388,9 +380,9 @@ struct ParserCallbacks {
 
 namespace {
 
-// What llhttp lets through (see the invariants above): every CR in the head is followed by LF,
-// every LF preceded by CR, and no line starts with a blank (obs-fold), whatever spans llhttp
-// reported.
+// Belt and braces over llhttp's own checks (its default build takes any byte after a CR for
+// the LF): every CR in the head is followed by LF, every LF preceded by CR, and no line starts
+// with a blank (obs-fold), whatever spans llhttp reported.
 ParseError ScanLineBreaks(const char* head, size_t len) {
   const char* const end = head + len;
   for (const char* p = FindLineBreak(head, end, head); p != end;
@@ -408,10 +400,9 @@ ParseError ScanLineBreaks(const char* head, size_t len) {
 Parser::Parser(Kind kind, const Limits& limits) : kind_(kind), limits_(limits) { Begin(nullptr); }
 
 void Parser::Begin(const char* head_base) {
-  // llhttp_ is initialised on first use: a common request head never needs it.
-  llhttp_started_ = false;
-  counted_body_ = false;
-  body_left_ = 0;
+  llhttp_init(&llhttp_, kind_ == Kind::kRequest ? HTTP_REQUEST : HTTP_RESPONSE,
+              &ParserCallbacks::Settings());
+  llhttp_.data = this;
   head_.Reset(head_base);
   version_ = {};
   error_ = ParseError::kNone;
@@ -438,17 +429,7 @@ Parser::Result Parser::Parse(const char* data, size_t len) {
     message_done_ = true;
     return {Status::kMessageDone};
   }
-  if (counted_body_) return CountBody(len);
   const bool in_head = !head_done_;
-  if (!llhttp_started_) {
-    if (kind_ == Kind::kRequest && data == head_.base && TryCommonHead(data, len)) {
-      return {Status::kHeadDone, head_.head_len};
-    }
-    llhttp_init(&llhttp_, kind_ == Kind::kRequest ? HTTP_REQUEST : HTTP_RESPONSE,
-                &ParserCallbacks::Settings());
-    llhttp_.data = this;
-    llhttp_started_ = true;
-  }
   decode_out_ = const_cast<char*>(data);
   scan_pos_ = data;
   llhttp_resume(&llhttp_);
@@ -498,31 +479,6 @@ Parser::Result Parser::Parse(const char* data, size_t len) {
   return r;
 }
 
-bool Parser::TryCommonHead(const char* data, size_t len) {
-  const CommonRequestLimits limits{limits_.max_header_bytes, limits_.max_target_bytes,
-                                   limits_.max_body_bytes};
-  if (ParseCommonRequestHead(data, len, limits, &head_) == 0) {
-    head_.Reset(data);
-    return false;
-  }
-  head_done_ = true;
-  counted_body_ = true;
-  body_left_ = head_.content_length;
-  // As on the llhttp path, a message without body completes on the next call.
-  message_done_pending_ = head_.framing == Framing::kNone;
-  return true;
-}
-
-Parser::Result Parser::CountBody(size_t len) {
-  const size_t n = len < body_left_ ? len : static_cast<size_t>(body_left_);
-  body_left_ -= n;
-  body_bytes_ += n;
-  // Decoding leaves a Content-Length body where it is: the payload is the input.
-  Result r{body_left_ == 0 ? Status::kMessageDone : Status::kNeedMore, n, decode_body_ ? n : 0};
-  if (body_left_ == 0) message_done_ = true;
-  return r;
-}
-
 Parser::Result Parser::Finish() {
   if (error_ != ParseError::kNone) return {Status::kError};
   if (message_done_pending_) {
@@ -533,7 +489,7 @@ Parser::Result Parser::Finish() {
   if (message_done_) return {Status::kNeedMore};
   if (!head_done_) {
     // Nothing of a message seen (or only the blank lines llhttp skips): a clean close.
-    if (!llhttp_started_ || llhttp_.finish == HTTP_FINISH_SAFE) return {Status::kNeedMore};
+    if (llhttp_.finish == HTTP_FINISH_SAFE) return {Status::kNeedMore};
     error_ = ParseError::kMalformed;
     return {Status::kError};
   }

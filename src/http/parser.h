@@ -29,10 +29,6 @@ namespace l7px::http {
 // responses), the decoded body is instead moved in place to the front of the input:
 // r.decoded bytes at p are the payload.
 //
-// A request head that arrives complete in the first Parse() call after Begin() and has the common
-// shape described in common_request.h is read without llhttp (and a Content-Length body after it
-// counted here); every other message goes through llhttp, with the same results.
-//
 // Besides llhttp's own checks it rejects what RFC 9112 requires of a proxy and llhttp accepts:
 // whitespace before ':', obs-fold, several Host fields or none on HTTP/1.1, unsupported versions.
 // An HTTP/0.9 line ("GET /") or another protocol name ("RTSP/1.0") is kMalformed; a well-formed
@@ -83,11 +79,6 @@ class Parser {
   // llhttp callbacks (static trampolines defined in parser.cc).
   friend struct ParserCallbacks;
 
-  // The head through ParseCommonRequestHead; false when it declines (head_ is reset again).
-  bool TryCommonHead(const char* data, size_t len);
-  // A Content-Length body after a head read without llhttp.
-  Result CountBody(size_t len);
-
   Kind kind_;
   Limits limits_;
   llhttp_t llhttp_;
@@ -98,10 +89,7 @@ class Parser {
   bool head_done_ = false;
   bool message_done_ = false;
   bool message_done_pending_ = false;
-  bool llhttp_started_ = false;  // llhttp_ was initialised for this message
-  bool counted_body_ = false;    // head read without llhttp: the body is counted here
   uint64_t body_bytes_ = 0;
-  uint64_t body_left_ = 0;  // with counted_body_: Content-Length bytes still to come
   // Head scanning state.
   Span version_;                         // "1.1" of "HTTP/1.1"
   const char* last_span_end_ = nullptr;  // end of the last header name/value span
@@ -109,8 +97,8 @@ class Parser {
   int host_count_ = 0;
   uint32_t cl_count_ = 0;
   char* decode_out_ = nullptr;  // next write position when decoding in place
-  // Chunked framing bytes are re-checked for strict CRLF (llhttp accepts a bare LF ending the
-  // trailers): start of the unchecked framing bytes, and whether the last one was CR.
+  // Chunked framing bytes are re-checked for strict CRLF (llhttp's default build accepts any
+  // byte after CR there): start of the unchecked framing bytes, and whether the last one was CR.
   const char* scan_pos_ = nullptr;
   bool prev_cr_ = false;
 };

@@ -38,16 +38,10 @@ inline std::string Describe(const MessageHead& h) {
   std::string s =
       fmt::format("v{}.{} m={} '{}' '{}' st={} '{}' |", h.version_major, h.version_minor, h.method,
                   h.Str(h.method_name), h.Str(h.target), h.status, h.Str(h.reason));
-  // Offsets and kinds too, so that the two ways a head can be read (see Parser) must agree on them.
-  for (int i = 0; i < h.header_count; ++i) {
-    s += fmt::format(" {}@{}={}@{}#{};", h.Name(i), h.headers[i].name.off, h.Value(i),
-                     h.headers[i].value.off, static_cast<int>(h.Kind(i)));
-  }
-  s += fmt::format(
-      " | host={} framing={} cl={} ka={} up={} ec={} head={} len={} kinds={:x} spans={},{},{}",
-      h.host_index, static_cast<int>(h.framing), h.content_length, h.keep_alive, h.upgrade,
-      h.expect_continue, h.is_head_request, h.head_len, h.kinds_present, h.method_name.off,
-      h.target.off, h.reason.off);
+  for (int i = 0; i < h.header_count; ++i) s += fmt::format(" {}={};", h.Name(i), h.Value(i));
+  s += fmt::format(" | host={} framing={} cl={} ka={} up={} ec={} head={} len={}", h.host_index,
+                   static_cast<int>(h.framing), h.content_length, h.keep_alive, h.upgrade,
+                   h.expect_continue, h.is_head_request, h.head_len);
   return s;
 }
 
