@@ -17,6 +17,7 @@
 #include <cstring>
 
 #include "base/strings.h"
+#include "http/char_scan.h"
 #include "http/uri.h"
 
 namespace l7px::http {
