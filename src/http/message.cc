@@ -2,7 +2,12 @@
 
 #include <llhttp.h>
 
+#include <array>
+#include <cstddef>
+#include <cstring>
+
 #include "base/strings.h"
+#include "http/char_scan.h"
 #include "http/uri.h"
 
 namespace l7px::http {
@@ -60,6 +65,79 @@ std::string_view ErrorName(ParseError error) {
       return "method_not_allowed";
   }
   return "unknown";
+}
+
+namespace {
+
+struct KnownName {
+  std::string_view lower;
+  HeaderKind kind;
+};
+
+constexpr KnownName kKnownNames[] = {
+    {"te", HeaderKind::kTe},
+    {"via", HeaderKind::kVia},
+    {"host", HeaderKind::kHost},
+    {"expect", HeaderKind::kExpect},
+    {"upgrade", HeaderKind::kUpgrade},
+    {"trailer", HeaderKind::kTrailer},
+    {"connection", HeaderKind::kConnection},
+    {"keep-alive", HeaderKind::kKeepAlive},
+    {"x-request-id", HeaderKind::kXRequestId},
+    {"content-length", HeaderKind::kContentLength},
+    {"x-forwarded-for", HeaderKind::kXForwardedFor},
+    {"proxy-connection", HeaderKind::kProxyConnection},
+    {"x-forwarded-host", HeaderKind::kXForwardedHost},
+    {"transfer-encoding", HeaderKind::kTransferEncoding},
+    {"x-forwarded-proto", HeaderKind::kXForwardedProto},
+    {"proxy-authorization", HeaderKind::kProxyAuthorization},
+};
+
+// A name's slot: its length plus its first byte lower-cased, mod 32. No two known names share a
+// slot (checked below), so a name is compared with at most one of them, without branching on
+// its length.
+constexpr size_t NameSlot(std::string_view name) {
+  return (name.size() + static_cast<unsigned char>(name[0] | 0x20)) & 31;
+}
+
+constexpr bool SlotsAreDistinct() {
+  for (size_t i = 0; i < std::size(kKnownNames); ++i) {
+    for (size_t j = 0; j < i; ++j) {
+      if (NameSlot(kKnownNames[i].lower) == NameSlot(kKnownNames[j].lower)) return false;
+    }
+  }
+  return true;
+}
+static_assert(SlotsAreDistinct(), "two known field names share a slot: change NameSlot");
+
+constexpr std::array<int8_t, 32> kSlots = [] {
+  std::array<int8_t, 32> slots{};
+  for (int8_t& s : slots) s = -1;
+  for (size_t i = 0; i < std::size(kKnownNames); ++i) {
+    slots[NameSlot(kKnownNames[i].lower)] = static_cast<int8_t>(i);
+  }
+  return slots;
+}();
+
+}  // namespace
+
+HeaderKind ClassifyHeader(std::string_view name) {
+  if (name.empty()) return HeaderKind::kOther;
+  const int8_t i = kSlots[NameSlot(name)];
+  if (i < 0 || !EqualsLowercase(name, kKnownNames[i].lower)) return HeaderKind::kOther;
+  return kKnownNames[i].kind;
+}
+
+namespace {
+constexpr MessageHead kEmptyHead{};
+}  // namespace
+
+// Every member but `headers` lies before it; a new member added after it would not be reset.
+static_assert(offsetof(MessageHead, headers) + sizeof(MessageHead::headers) == sizeof(MessageHead));
+
+void MessageHead::Reset(const char* head_base) {
+  std::memcpy(static_cast<void*>(this), &kEmptyHead, offsetof(MessageHead, headers));
+  base = head_base;
 }
 
 int MessageHead::Find(std::string_view name) const {

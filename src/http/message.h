@@ -32,9 +32,34 @@ struct Span {
   uint32_t len = 0;
 };
 
+// Field names the parser and the rewriters act on, recognised once while parsing.
+enum class HeaderKind : uint8_t {
+  kOther = 0,
+  kHost,
+  kContentLength,
+  kTransferEncoding,
+  kConnection,
+  kProxyConnection,
+  kKeepAlive,
+  kTe,
+  kTrailer,
+  kUpgrade,
+  kProxyAuthorization,
+  kExpect,
+  kVia,
+  kXForwardedFor,
+  kXForwardedProto,
+  kXForwardedHost,
+  kXRequestId,
+};
+
+// The kind of a field name (case-insensitive); kOther for every name not listed above.
+HeaderKind ClassifyHeader(std::string_view name);
+
 struct HeaderField {
   Span name;
   Span value;  // trimmed of surrounding whitespace
+  HeaderKind kind = HeaderKind::kOther;
 };
 
 enum class Framing : uint8_t {
@@ -71,9 +96,9 @@ struct MessageHead {
   uint16_t status = 0;
   Span reason;
 
-  HeaderField headers[kMaxHeadFields];
   uint16_t header_count = 0;
-  int16_t host_index = -1;  // headers[] index of Host, -1 if absent
+  int16_t host_index = -1;     // headers[] index of Host, -1 if absent
+  uint32_t kinds_present = 0;  // bit k set when a field of HeaderKind k is present
 
   Framing framing = Framing::kNone;
   uint64_t content_length = 0;
@@ -83,9 +108,16 @@ struct MessageHead {
   bool expect_continue = false;  // request carried Expect: 100-continue
   bool is_head_request = false;  // request method is HEAD
 
+  // Last, so that Reset() clears every other member with one copy. Only the first header_count
+  // entries are meaningful: Reset() leaves the rest as they were. (The alignment leaves no tail
+  // padding, so message.cc can assert that nothing follows.)
+  alignas(8) HeaderField headers[kMaxHeadFields];
+
   std::string_view Str(Span s) const { return {base + s.off, s.len}; }
   std::string_view Name(int i) const { return Str(headers[i].name); }
   std::string_view Value(int i) const { return Str(headers[i].value); }
+  HeaderKind Kind(int i) const { return headers[i].kind; }
+  bool Has(HeaderKind kind) const { return (kinds_present >> static_cast<int>(kind)) & 1u; }
   // First header with this name (case-insensitive); -1 if none.
   int Find(std::string_view name) const;
   bool is_http10() const { return version_major == 1 && version_minor == 0; }
@@ -96,6 +128,10 @@ struct MessageHead {
   std::string_view Path() const;
   // Target in origin-form ("/a/b?x" of "http://h/a/b?x"; "*" stays "*").
   std::string_view OriginFormTarget() const;
+
+  // Makes this the empty head (as default-constructed) of a new message stored from
+  // `head_base`, without clearing the header array, which is large and read up to header_count.
+  void Reset(const char* head_base);
 };
 
 // True for methods a proxy may retry on a new connection (RFC 9110 9.2.2).

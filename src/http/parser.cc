@@ -17,6 +17,7 @@
 #include <cstring>
 
 #include "base/strings.h"
+#include "http/char_scan.h"
 #include "http/uri.h"
 
 namespace l7px::http {
@@ -139,17 +140,25 @@ struct ParserCallbacks {
     std::string_view v = TrimOws(raw);
     f.value.off += static_cast<uint32_t>(v.data() - raw.data());
     f.value.len = static_cast<uint32_t>(v.size());
-    std::string_view name = h.Name(i);
-    const bool request = self->kind_ == Parser::Kind::kRequest;
-    if (EqualsIgnoreCase(name, "content-length")) {
-      if (++self->cl_count_ > 1) return Fail(self, ParseError::kAmbiguousFraming);
-    } else if (request && EqualsIgnoreCase(name, "host")) {
-      if (++self->host_count_ > 1) return Fail(self, ParseError::kBadHost);
-      h.host_index = static_cast<int16_t>(i);
-    } else if (request && EqualsIgnoreCase(name, "expect")) {
-      if (EqualsIgnoreCase(v, "100-continue")) h.expect_continue = true;
-    }
+    f.kind = ClassifyHeader(h.Name(i));
+    h.kinds_present |= 1u << static_cast<int>(f.kind);
     self->in_value_ = false;
+    const bool request = self->kind_ == Parser::Kind::kRequest;
+    switch (f.kind) {
+      case HeaderKind::kContentLength:
+        if (++self->cl_count_ > 1) return Fail(self, ParseError::kAmbiguousFraming);
+        break;
+      case HeaderKind::kHost:
+        if (!request) break;
+        if (++self->host_count_ > 1) return Fail(self, ParseError::kBadHost);
+        h.host_index = static_cast<int16_t>(i);
+        break;
+      case HeaderKind::kExpect:
+        if (request && EqualsIgnoreCase(v, "100-continue")) h.expect_continue = true;
+        break;
+      default:
+        break;
+    }
     return 0;
   }
 
@@ -201,8 +210,7 @@ struct ParserCallbacks {
       return ParseError::kBadHost;
     }
     if (ParseError e = ReadBodyFraming(h, p); e != ParseError::kNone) return e;
-    if (h.framing == Framing::kContentLength &&
-        h.content_length > self->limits_.max_body_bytes) {
+    if (h.framing == Framing::kContentLength && h.content_length > self->limits_.max_body_bytes) {
       return ParseError::kBodyTooLarge;
     }
     // RFC 9110 7.8: an Upgrade in an HTTP/1.0 request is ignored.
@@ -379,13 +387,13 @@ namespace {
 // the LF): every CR in the head is followed by LF, every LF preceded by CR, and no line starts
 // with a blank (obs-fold), whatever spans llhttp reported.
 ParseError ScanLineBreaks(const char* head, size_t len) {
-  for (size_t i = 0; i < len; ++i) {
-    if (head[i] == '\r') {
-      if (i + 1 >= len || head[i + 1] != '\n') return ParseError::kMalformed;
-    } else if (head[i] == '\n') {
-      if (i == 0 || head[i - 1] != '\r') return ParseError::kMalformed;
-      if (i + 1 < len && (head[i + 1] == ' ' || head[i + 1] == '\t')) return ParseError::kObsFold;
-    }
+  const char* const end = head + len;
+  for (const char* p = FindLineBreak(head, end, head); p != end;
+       p = FindLineBreak(p + 1, end, head)) {
+    // A CR must start a CRLF pair, and an LF can only be the second half of one.
+    if (*p == '\n' || p + 1 == end || p[1] != '\n') return ParseError::kMalformed;
+    ++p;
+    if (p + 1 != end && (p[1] == ' ' || p[1] == '\t')) return ParseError::kObsFold;
   }
   return ParseError::kNone;
 }
@@ -398,8 +406,7 @@ void Parser::Begin(const char* head_base) {
   llhttp_init(&llhttp_, kind_ == Kind::kRequest ? HTTP_REQUEST : HTTP_RESPONSE,
               &ParserCallbacks::Settings());
   llhttp_.data = this;
-  head_ = MessageHead{};
-  head_.base = head_base;
+  head_.Reset(head_base);
   version_ = {};
   error_ = ParseError::kNone;
   head_request_ = false;

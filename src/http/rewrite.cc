@@ -5,6 +5,10 @@
 #include <cstring>
 #include <ctime>
 
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
+
 #include "base/strings.h"
 #include "http/status_text.h"
 #include "http/uri.h"
@@ -39,11 +43,21 @@ class Writer {
     Put({tmp + sizeof(tmp) - n, n});
   }
 
+  // "name: value\r\n", with one bounds check.
   void Field(std::string_view name, std::string_view value) {
-    Put(name);
-    Put(": ");
-    Put(value);
-    Put("\r\n");
+    const size_t n = name.size() + value.size() + 4;
+    if (!ok_ || n > static_cast<size_t>(end_ - p_)) {
+      ok_ = false;
+      return;
+    }
+    if (!name.empty()) std::memcpy(p_, name.data(), name.size());
+    p_ += name.size();
+    *p_++ = ':';
+    *p_++ = ' ';
+    if (!value.empty()) std::memcpy(p_, value.data(), value.size());
+    p_ += value.size();
+    *p_++ = '\r';
+    *p_++ = '\n';
   }
 
   size_t Size() const { return ok_ ? static_cast<size_t>(p_ - begin_) : 0; }
@@ -55,16 +69,16 @@ class Writer {
   bool ok_ = true;
 };
 
-bool IsHopByHop(std::string_view name) {
-  static constexpr std::string_view kNames[] = {
-      "connection", "keep-alive", "proxy-connection",    "te",
-      "trailer",    "upgrade",    "proxy-authorization", "transfer-encoding",
-  };
-  for (std::string_view n : kNames) {
-    if (EqualsIgnoreCase(name, n)) return true;
-  }
-  return false;
-}
+constexpr uint32_t Bit(HeaderKind kind) { return 1u << static_cast<int>(kind); }
+
+constexpr uint32_t kHopByHop =
+    Bit(HeaderKind::kConnection) | Bit(HeaderKind::kKeepAlive) | Bit(HeaderKind::kProxyConnection) |
+    Bit(HeaderKind::kTe) | Bit(HeaderKind::kTrailer) | Bit(HeaderKind::kUpgrade) |
+    Bit(HeaderKind::kProxyAuthorization) | Bit(HeaderKind::kTransferEncoding);
+
+// Fields the writers emit themselves, whatever the Connection tokens say.
+constexpr uint32_t kRewritten = Bit(HeaderKind::kHost) | Bit(HeaderKind::kContentLength) |
+                                Bit(HeaderKind::kVia) | Bit(HeaderKind::kXForwardedFor);
 
 // Calls fn(token) for each non-empty element of a comma-separated list.
 template <typename Fn>
@@ -78,27 +92,74 @@ void ForEachToken(std::string_view list, Fn fn) {
   }
 }
 
-// True when `name` appears in the token list of any Connection field.
-bool NamedInConnection(const MessageHead& h, std::string_view name) {
-  for (int i = 0; i < h.header_count; ++i) {
-    if (!EqualsIgnoreCase(h.Name(i), "connection")) continue;
-    bool found = false;
-    ForEachToken(h.Value(i), [&](std::string_view token) {
-      if (EqualsIgnoreCase(token, name)) found = true;
-    });
-    if (found) return true;
+// The field names listed in the message's Connection fields (RFC 9110 7.6.1), split once per
+// message rather than once per field.
+class ConnectionTokens {
+ public:
+  explicit ConnectionTokens(const MessageHead& h) : h_(h) {
+    if (!h.Has(HeaderKind::kConnection)) return;
+    for (int i = 0; i < h.header_count; ++i) {
+      if (h.Kind(i) != HeaderKind::kConnection) continue;
+      ForEachToken(h.Value(i), [&](std::string_view token) {
+        if (count_ < kMaxTokens) {
+          tokens_[count_++] = {token.data(), token.size()};
+        } else {
+          overflow_ = true;
+        }
+      });
+    }
   }
-  return false;
-}
 
-// Writes "Name: v1, v2, ..., last" joining the non-empty values of every field called `name`,
-// or "Name: last" when there are none. An empty `last` is left out.
-void MergedField(Writer& w, const MessageHead& h, std::string_view name, std::string_view last) {
+  // True when `name` appears in the token list of any Connection field.
+  bool Names(std::string_view name) const {
+    if (count_ == 0) return false;
+    if (overflow_) return NamedInAnyField(name);  // more tokens than kept: read them again
+    for (int i = 0; i < count_; ++i) {
+      if (EqualsIgnoreCase({tokens_[i].data, tokens_[i].size}, name)) return true;
+    }
+    return false;
+  }
+
+ private:
+  static constexpr int kMaxTokens = 16;
+
+  bool NamedInAnyField(std::string_view name) const {
+    for (int i = 0; i < h_.header_count; ++i) {
+      if (h_.Kind(i) != HeaderKind::kConnection) continue;
+      bool found = false;
+      ForEachToken(h_.Value(i), [&](std::string_view token) {
+        if (EqualsIgnoreCase(token, name)) found = true;
+      });
+      if (found) return true;
+    }
+    return false;
+  }
+
+  // Plain pointer and size: left uninitialised, only [0, count_) is read.
+  struct Token {
+    const char* data;
+    size_t size;
+  };
+
+  const MessageHead& h_;
+  Token tokens_[kMaxTokens];
+  int count_ = 0;
+  bool overflow_ = false;
+};
+
+// Writes "Name: v1, v2, ..., last" joining the non-empty values of every field of `kind`, or
+// "Name: last" when there are none. An empty `last` is left out.
+void MergedField(Writer& w, const MessageHead& h, HeaderKind kind, std::string_view name,
+                 std::string_view last) {
+  if (!h.Has(kind)) {
+    w.Field(name, last);
+    return;
+  }
   w.Put(name);
   w.Put(": ");
   bool first = true;
   for (int i = 0; i < h.header_count; ++i) {
-    if (!EqualsIgnoreCase(h.Name(i), name) || h.Value(i).empty()) continue;
+    if (h.Kind(i) != kind || h.Value(i).empty()) continue;
     if (!first) w.Put(", ");
     w.Put(h.Value(i));
     first = false;
@@ -110,33 +171,74 @@ void MergedField(Writer& w, const MessageHead& h, std::string_view name, std::st
   w.Put("\r\n");
 }
 
-bool HasField(const MessageHead& h, std::string_view name) { return h.Find(name) >= 0; }
-
-// Fields the writers emit themselves, whatever the Connection tokens say.
-bool IsRewritten(std::string_view name) {
-  return EqualsIgnoreCase(name, "host") || EqualsIgnoreCase(name, "content-length") ||
-         EqualsIgnoreCase(name, "via") || EqualsIgnoreCase(name, "x-forwarded-for");
+// The bytes of field i as received when they are exactly what Writer::Field would write for it
+// ("name: value" CRLF, one SP, no trailing blanks, non-empty value); empty otherwise.
+std::string_view CanonicalLine(const MessageHead& h, int i) {
+  const HeaderField& f = h.headers[i];
+  const uint32_t name_end = f.name.off + f.name.len;
+  const uint32_t value_end = f.value.off + f.value.len;
+  // The parser guarantees ':' at name_end and CRLF after the value's trailing blanks.
+  if (f.value.len == 0 || f.value.off != name_end + 2 || h.base[name_end + 1] != ' ' ||
+      h.base[value_end] != '\r') {
+    return {};
+  }
+  return {h.base + f.name.off, value_end + 2 - f.name.off};
 }
 
-// Copies the end-to-end fields; `keep_upgrade` keeps Upgrade for a protocol switch.
+// Copies the end-to-end fields; `keep_upgrade` keeps Upgrade for a protocol switch. Runs of
+// adjacent fields kept as received are copied with one memcpy.
 void EndToEndFields(Writer& w, const MessageHead& h, bool keep_upgrade, bool drop_expect = false) {
+  const ConnectionTokens connection(h);
+  // Kept for a protocol switch, Upgrade escapes both the hop-by-hop rule and Connection tokens.
+  const uint32_t drop = kRewritten | (drop_expect ? Bit(HeaderKind::kExpect) : 0) |
+                        (keep_upgrade ? kHopByHop & ~Bit(HeaderKind::kUpgrade) : kHopByHop);
+  const char* run_begin = nullptr;
+  const char* run_end = nullptr;
   for (int i = 0; i < h.header_count; ++i) {
-    std::string_view name = h.Name(i);
-    if (IsRewritten(name)) continue;
-    if (drop_expect && EqualsIgnoreCase(name, "expect")) continue;
-    if (!(keep_upgrade && EqualsIgnoreCase(name, "upgrade"))) {
-      if (IsHopByHop(name) || NamedInConnection(h, name)) continue;
+    const HeaderKind kind = h.Kind(i);
+    if ((drop & Bit(kind)) != 0) continue;
+    const std::string_view name = h.Name(i);
+    if (!(keep_upgrade && kind == HeaderKind::kUpgrade) && connection.Names(name)) continue;
+    const std::string_view line = CanonicalLine(h, i);
+    if (!line.empty() && line.data() == run_end) {
+      run_end += line.size();
+      continue;
     }
-    w.Field(name, h.Value(i));
+    if (run_begin != nullptr) w.Put({run_begin, static_cast<size_t>(run_end - run_begin)});
+    run_begin = run_end = nullptr;
+    if (line.empty()) {
+      w.Field(name, h.Value(i));
+    } else {
+      run_begin = line.data();
+      run_end = line.data() + line.size();
+    }
   }
+  if (run_begin != nullptr) w.Put({run_begin, static_cast<size_t>(run_end - run_begin)});
+}
+
+// The request line as received when it is exactly what the writer would send: origin-form
+// target, HTTP/1.1, single spaces. Empty otherwise.
+std::string_view CanonicalRequestLine(const MessageHead& h) {
+  static constexpr std::string_view kVersion = " HTTP/1.1\r\n";
+  const uint32_t target_end = h.target.off + h.target.len;
+  if (h.target.len == 0 || h.base[h.target.off] != '/' ||
+      h.target.off != h.method_name.off + h.method_name.len + 1 ||
+      target_end + kVersion.size() > h.head_len ||
+      h.Str({target_end, static_cast<uint32_t>(kVersion.size())}) != kVersion) {
+    return {};
+  }
+  return h.Str(
+      {h.method_name.off, static_cast<uint32_t>(target_end + kVersion.size() - h.method_name.off)});
 }
 
 void FramingFields(Writer& w, const MessageHead& h, bool drop_transfer_encoding) {
   if (h.framing == Framing::kChunked) {
     // The codings as received (they end in chunked, the parser checked), so that e.g.
     // "gzip, chunked" keeps meaning what it meant.
-    if (!drop_transfer_encoding) MergedField(w, h, "Transfer-Encoding", {});
-  } else if (h.framing == Framing::kContentLength || HasField(h, "content-length")) {
+    if (!drop_transfer_encoding) {
+      MergedField(w, h, HeaderKind::kTransferEncoding, "Transfer-Encoding", {});
+    }
+  } else if (h.framing == Framing::kContentLength || h.Has(HeaderKind::kContentLength)) {
     // kNone with a Content-Length: "0", or the length a HEAD/304 response announces.
     w.Put("Content-Length: ");
     w.PutUint(h.content_length);
@@ -149,10 +251,14 @@ void FramingFields(Writer& w, const MessageHead& h, bool drop_transfer_encoding)
 size_t WriteServiceRequestHead(const MessageHead& request, const ServiceRequestContext& ctx,
                                char* out, size_t cap) {
   Writer w(out, cap);
-  w.Put(request.Str(request.method_name));
-  w.Put(" ");
-  w.Put(request.OriginFormTarget());
-  w.Put(" HTTP/1.1\r\n");
+  if (std::string_view line = CanonicalRequestLine(request); !line.empty()) {
+    w.Put(line);
+  } else {
+    w.Put(request.Str(request.method_name));
+    w.Put(" ");
+    w.Put(request.OriginFormTarget());
+    w.Put(" HTTP/1.1\r\n");
+  }
 
   std::string_view host;
   std::string_view rest;
@@ -163,15 +269,17 @@ size_t WriteServiceRequestHead(const MessageHead& request, const ServiceRequestC
   EndToEndFields(w, request, request.upgrade, ctx.drop_expect);
   FramingFields(w, request, false);
   if (request.upgrade) w.Put("Connection: upgrade\r\n");
-  MergedField(w, request, "X-Forwarded-For", ctx.client_ip);
-  if (!ctx.proto.empty() && !HasField(request, "x-forwarded-proto")) {
+  MergedField(w, request, HeaderKind::kXForwardedFor, "X-Forwarded-For", ctx.client_ip);
+  if (!ctx.proto.empty() && !request.Has(HeaderKind::kXForwardedProto)) {
     w.Field("X-Forwarded-Proto", ctx.proto);
   }
-  if (!host.empty() && !HasField(request, "x-forwarded-host")) w.Field("X-Forwarded-Host", host);
-  if (!ctx.request_id.empty() && !HasField(request, "x-request-id")) {
+  if (!host.empty() && !request.Has(HeaderKind::kXForwardedHost)) {
+    w.Field("X-Forwarded-Host", host);
+  }
+  if (!ctx.request_id.empty() && !request.Has(HeaderKind::kXRequestId)) {
     w.Field("X-Request-Id", ctx.request_id);
   }
-  MergedField(w, request, "Via", kViaSelf);
+  MergedField(w, request, HeaderKind::kVia, "Via", kViaSelf);
   w.Put("\r\n");
   return w.Size();
 }
@@ -200,7 +308,7 @@ size_t WriteClientResponseHead(const MessageHead& response, const ClientResponse
   } else if (ctx.http10_client) {
     w.Put("Connection: keep-alive\r\n");
   }
-  MergedField(w, response, "Via", kViaSelf);
+  MergedField(w, response, HeaderKind::kVia, "Via", kViaSelf);
   w.Put("\r\n");
   return w.Size();
 }
@@ -257,12 +365,26 @@ uint64_t RandomSeed() {
   return seed;
 }
 
+// 16 lowercase hex digits of v, most significant first.
 void PutHex(uint64_t v, char* out) {
+#if defined(__SSE2__)
+  // Bytes most significant first, each split into its two nibbles (high one first), each nibble
+  // turned into its digit.
+  const __m128i bytes = _mm_cvtsi64_si128(static_cast<long long>(__builtin_bswap64(v)));
+  const __m128i low_nibble = _mm_set1_epi8(0x0f);
+  const __m128i nibbles = _mm_unpacklo_epi8(_mm_and_si128(_mm_srli_epi16(bytes, 4), low_nibble),
+                                            _mm_and_si128(bytes, low_nibble));
+  const __m128i letters =
+      _mm_and_si128(_mm_cmpgt_epi8(nibbles, _mm_set1_epi8(9)), _mm_set1_epi8('a' - '0' - 10));
+  const __m128i digits = _mm_add_epi8(_mm_add_epi8(nibbles, _mm_set1_epi8('0')), letters);
+  _mm_storeu_si128(reinterpret_cast<__m128i*>(out), digits);
+#else
   static constexpr char kHex[] = "0123456789abcdef";
   for (int i = 15; i >= 0; --i) {
     out[i] = kHex[v & 0xf];
     v >>= 4;
   }
+#endif
 }
 
 }  // namespace

@@ -1,6 +1,8 @@
 #include "http/uri.h"
 
+#include <array>
 #include <cstdint>
+#include <string_view>
 
 #include "base/strings.h"
 
@@ -9,13 +11,18 @@ namespace {
 
 bool IsDigit(char c) { return c >= '0' && c <= '9'; }
 bool IsHex(char c) { return IsDigit(c) || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F'); }
-bool IsAlpha(char c) { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'); }
 
 // unreserved and sub-delims (RFC 3986 2.2, 2.3)
-bool IsRegNameChar(char c) {
-  return IsAlpha(c) || IsDigit(c) ||
-         std::string_view("-._~!$&'()*+,;=").find(c) != std::string_view::npos;
-}
+constexpr std::array<bool, 256> kRegNameChar = [] {
+  std::array<bool, 256> t{};
+  for (unsigned char c : std::string_view(
+           "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~!$&'()*+,;=")) {
+    t[c] = true;
+  }
+  return t;
+}();
+
+bool IsRegNameChar(char c) { return kRegNameChar[static_cast<unsigned char>(c)]; }
 
 bool IsValidRegName(std::string_view s) {
   if (s.empty()) return false;
@@ -86,6 +93,8 @@ bool IsValidAuthority(std::string_view a) {
 
 bool SplitAbsoluteForm(std::string_view target, std::string_view* authority,
                        std::string_view* rest) {
+  // Origin-form, nearly every request: no need for the scheme compares.
+  if (target.empty() || target.front() == '/') return false;
   size_t scheme_len;
   if (target.size() >= 7 && EqualsIgnoreCase(target.substr(0, 7), "http://")) {
     scheme_len = 7;

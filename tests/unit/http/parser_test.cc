@@ -2,8 +2,12 @@
 
 #include <gtest/gtest.h>
 
+#include <cctype>
+#include <optional>
 #include <string>
+#include <string_view>
 
+#include "fmt/format.h"
 #include "parse_driver.h"
 
 namespace l7px::http {
@@ -514,6 +518,129 @@ TEST(RequestErrors, AfterErrorParserStaysFailed) {
   EXPECT_EQ(s.parser.Parse(s.buf.data(), 0).status, Parser::Status::kError);
   EXPECT_EQ(s.parser.Finish().status, Parser::Status::kError);
   EXPECT_EQ(s.parser.error(), ParseError::kSpaceBeforeColon);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Line breaks: whatever CR, LF, blank or fold is put wherever in a head, an accepted head has CR
+// and LF only as CRLF pairs and no line that starts with a blank. llhttp alone, even built with
+// LLHTTP_STRICT_MODE, accepts a bare LF ending the start line or the head ("\r\n\n"), bare CR
+// or LF before the request line and a fold of an empty value ("X: \r\n \r\n").
+
+bool LineBreaksAreStrict(std::string_view head) {
+  for (size_t i = 0; i < head.size(); ++i) {
+    if (head[i] == '\r' && (i + 1 >= head.size() || head[i + 1] != '\n')) return false;
+    if (head[i] == '\n') {
+      if (i == 0 || head[i - 1] != '\r') return false;
+      if (i + 1 < head.size() && (head[i + 1] == ' ' || head[i + 1] == '\t')) return false;
+    }
+  }
+  return true;
+}
+
+// Every mutation of `base` that inserts one of `pieces` at, or replaces one byte by it, any
+// offset; calls fn(mutated input).
+template <typename Fn>
+void ForEachLineBreakMutation(const std::string& base, Fn fn) {
+  const std::string pieces[] = {"\r", "\n", "\r\n", "\r\n ", "\r\n\t", "\n ", " ", "\t", "\r\r\n"};
+  for (size_t i = 0; i <= base.size(); ++i) {
+    for (const std::string& piece : pieces) {
+      fn(base.substr(0, i) + piece + base.substr(i));
+      if (i < base.size()) fn(base.substr(0, i) + piece + base.substr(i + 1));
+    }
+  }
+}
+
+void ExpectStrictLineBreaks(const std::string& base, Parser::Kind kind) {
+  int accepted = 0;
+  int rejected = 0;
+  ForEachLineBreakMutation(base, [&](const std::string& in) {
+    Single s(in, kind);
+    if (s.head_result.status != Parser::Status::kHeadDone) {
+      ++rejected;
+      return;
+    }
+    ++accepted;
+    EXPECT_TRUE(LineBreaksAreStrict(std::string_view(in).substr(0, s.head().head_len)))
+        << fmt::format("accepted {:?}", in);
+  });
+  // Both outcomes occur, so the property is not vacuous.
+  EXPECT_GT(accepted, 0);
+  EXPECT_GT(rejected, 0);
+}
+
+TEST(LineBreaks, RequestHeadsWithStrayLineBreaksAreRejected) {
+  ExpectStrictLineBreaks(
+      "POST /a/b?c=d HTTP/1.1\r\nHost: h.example:80\r\nContent-Length: 2\r\nX-A: one two\r\n"
+      "Connection: keep-alive\r\nTransfer-Encoding: chunked\r\nX-Empty:\r\n\r\n",
+      Parser::Kind::kRequest);
+  ExpectStrictLineBreaks("GET / HTTP/1.0\r\nX: y\r\n\r\n", Parser::Kind::kRequest);
+}
+
+TEST(LineBreaks, ResponseHeadsWithStrayLineBreaksAreRejected) {
+  ExpectStrictLineBreaks(
+      "HTTP/1.1 200 OK fine\r\nContent-Length: 2\r\nX-A: one two\r\nConnection: close\r\n"
+      "Transfer-Encoding: chunked\r\nX-Empty:\r\n\r\n",
+      Parser::Kind::kResponse);
+}
+
+// A strict reading of chunked framing (RFC 9112 7.1): every line ends in CRLF, chunk data is
+// followed by CRLF. Chunk extensions and trailer lines may hold any byte but CR and LF. Returns
+// the payload, or nullopt when `body` is not exactly one well-framed chunked body.
+std::optional<std::string> StrictDechunk(std::string_view body) {
+  std::string payload;
+  auto line = [&](std::string_view* out) {
+    const size_t end = body.find("\r\n");
+    if (end == std::string_view::npos) return false;
+    *out = body.substr(0, end);
+    body.remove_prefix(end + 2);
+    return out->find_first_of("\r\n") == std::string_view::npos;
+  };
+  while (true) {
+    std::string_view size_line;
+    if (!line(&size_line)) return std::nullopt;
+    size_t size = 0;
+    size_t i = 0;
+    for (; i < size_line.size() && std::isxdigit(static_cast<unsigned char>(size_line[i])); ++i) {
+      size = size * 16 + static_cast<size_t>(std::stoi(std::string(1, size_line[i]), nullptr, 16));
+    }
+    if (i == 0) return std::nullopt;
+    if (size == 0) break;
+    if (body.size() < size + 2 || body.substr(size, 2) != "\r\n") return std::nullopt;
+    payload.append(body.substr(0, size));
+    body.remove_prefix(size + 2);
+  }
+  std::string_view trailer;
+  do {
+    if (!line(&trailer)) return std::nullopt;
+  } while (!trailer.empty());
+  if (!body.empty()) return std::nullopt;
+  return payload;
+}
+
+TEST(LineBreaks, ChunkedFramingWithStrayLineBreaksIsRejected) {
+  const std::string head = "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n";
+  const std::string body = "5;e=1\r\nhello\r\n6\r\n world\r\n0\r\nT: 1\r\n\r\n";
+  int accepted = 0;
+  int rejected = 0;
+  ForEachLineBreakMutation(body, [&](const std::string& mutated) {
+    Single s(head + mutated);
+    ASSERT_EQ(s.head_result.status, Parser::Status::kHeadDone);
+    s.parser.set_decode_body(true);
+    char* p = s.buf.data() + head.size();
+    const std::string raw(p, mutated.size());
+    Parser::Result r = s.parser.Parse(p, mutated.size());
+    if (r.status != Parser::Status::kMessageDone) {
+      ++rejected;
+      return;
+    }
+    ++accepted;
+    const std::optional<std::string> strict =
+        StrictDechunk(std::string_view(raw).substr(0, r.consumed));
+    ASSERT_TRUE(strict.has_value()) << fmt::format("accepted {:?}", raw.substr(0, r.consumed));
+    EXPECT_EQ(*strict, std::string(p, r.decoded));
+  });
+  EXPECT_GT(accepted, 0);
+  EXPECT_GT(rejected, 0);
 }
 
 // ---------------------------------------------------------------------------------------------
