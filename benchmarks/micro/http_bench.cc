@@ -10,6 +10,7 @@
 #include "fmt/format.h"
 #include "http/parser.h"
 #include "http/rewrite.h"
+#include "llhttp.h"
 
 namespace l7px::http {
 namespace {
@@ -148,6 +149,26 @@ void BM_ParseRewriteRequest(benchmark::State& state) {
   SetMessages(state, messages, input.size());
 }
 BENCHMARK(BM_ParseRewriteRequest)->DenseRange(0, 3);
+
+// The floor under BM_ParseRequest: llhttp alone (strict mode, as l7px builds it) walking the
+// same bytes with no callbacks at all. Whatever l7px does per field comes on top of this.
+void BM_LlhttpAlone(benchmark::State& state) {
+  const std::string& input = Corpus(state.range(0));
+  llhttp_settings_t settings;
+  llhttp_settings_init(&settings);
+  llhttp_t parser;
+  int messages = 0;
+  for (auto _ : state) {
+    llhttp_init(&parser, HTTP_REQUEST, &settings);
+    const llhttp_errno_t err = llhttp_execute(&parser, input.data(), input.size());
+    if (err != HPE_OK) state.SkipWithError("llhttp failed");
+    benchmark::DoNotOptimize(parser);
+    messages = state.range(0) == 3 ? 16 : 1;
+  }
+  SetCorpusLabel(state);
+  SetMessages(state, messages, input.size());
+}
+BENCHMARK(BM_LlhttpAlone)->DenseRange(0, 3);
 
 // Service response: head parse, body framing (Content-Length or chunked, body bytes passed
 // through the parser as a worker forwards them), client response head written.
