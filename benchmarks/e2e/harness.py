@@ -242,7 +242,7 @@ listen = ["{reg}"]
 listen = ""
 
 [upgrade]
-socket = "{d}/upgrade.sock"
+socket = "{d}/upgrade-{'unix' if unix else 'tcp'}.sock"
 
 [log]
 level = "warn"
