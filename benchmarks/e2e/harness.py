@@ -372,11 +372,17 @@ class Stack:
             return
         listen_port = self.front if k == "direct" else self.upstream_port
         if k == "nginx-unix":
-            sock = f"{d}/service.sock"
+            # NGINX's workers run as an unprivileged user: the socket must be reachable for them
+            # (the run's temporary directory is private).
+            sock_dir = f"{d}/unix-upstream"
+            os.makedirs(sock_dir, mode=0o755, exist_ok=True)
+            os.chmod(d, 0o755)
+            sock = f"{sock_dir}/service.sock"
             self.service = start([h.service, "--listen", f"unix:{sock}"] + self.service_args,
                                  svc_log)
             if not wait_log(svc_log, "ready", self.service, timeout=20):
                 raise RuntimeError(f"service did not listen; see {svc_log}")
+            os.chmod(sock, 0o666)
             upstream = f"unix:{sock}"
         else:
             self.service = start([h.service, "--listen", f"{LOOPBACK}:{listen_port}"] +
