@@ -12,6 +12,9 @@
 
 namespace l7px::acceptor::handoff {
 
+// How long either side waits for the other's Hello (and the old side for listener acks).
+inline constexpr int kHelloTimeoutMs = 5'000;
+
 // One end of a handoff connection: whole messages (handoff_message.h) with their fds, over a
 // blocking SOCK_SEQPACKET UNIX socket. Used by the upgrade thread of the old process and by the
 // main thread of the new one, never on a worker.

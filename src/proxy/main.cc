@@ -12,10 +12,7 @@
 #include "config/config.h"
 #include "proxy/ctl.h"
 #include "proxy/server.h"
-
-#ifndef L7PX_VERSION
-#define L7PX_VERSION "dev"
-#endif
+#include "proxy/version.h"
 
 namespace {
 
@@ -65,7 +62,7 @@ int main(int argc, char** argv) {
       return 0;
     }
     if (arg == "-v" || arg == "--version") {
-      std::printf("l7px %s\n", L7PX_VERSION);
+      std::printf("l7px %s\n", l7px::proxy::kVersion);
       return 0;
     }
     if (arg == "-t" || arg == "--test") {

@@ -6,17 +6,13 @@
 #include "base/clock.h"
 #include "base/log.h"
 #include "base/strings.h"
-
-#ifndef L7PX_VERSION
-#define L7PX_VERSION "dev"
-#endif
+#include "proxy/version.h"
 
 namespace l7px::proxy {
 
 namespace handoff = acceptor::handoff;
 
 namespace {
-constexpr int kHelloTimeoutMs = 5'000;
 // The old process sends a batch as soon as it has idle slots; between batches it may wait for
 // responses to finish (up to its drain_timeout), so the wait here is long but bounded.
 constexpr int kSlotWaitMs = 5 * 60 * 1000;
@@ -39,11 +35,12 @@ absl::StatusOr<std::unique_ptr<Takeover>> Takeover::Begin(const std::string& soc
   handoff::Message hello;
   hello.type = handoff::Type::kHello;
   hello.hello.pid = static_cast<uint32_t>(getpid());
-  hello.hello.build = L7PX_VERSION;
+  hello.hello.build = kVersion;
   // A busy old process refuses at once and closes, possibly before our Hello is sent: its
   // reason is still waiting in our receive queue.
   const absl::Status sent = t->channel_.Send(hello);
-  auto reply = t->channel_.Expect(handoff::Type::kHello, sent.ok() ? kHelloTimeoutMs : 100);
+  auto reply =
+      t->channel_.Expect(handoff::Type::kHello, sent.ok() ? handoff::kHelloTimeoutMs : 100);
   if (!sent.ok() && !reply.ok() && !absl::IsAborted(reply.status())) return sent;
   if (!reply.ok()) return reply.status();
   const handoff::Hello& theirs = reply->message.hello;
@@ -61,7 +58,7 @@ absl::StatusOr<std::unique_ptr<Takeover>> Takeover::Begin(const std::string& soc
   L7PX_LOG(kInfo, "takeover: connected to l7px {} (pid {})", theirs.build, t->old_pid_);
 
   for (uint32_t expected = 0;; ++expected) {
-    auto batch = t->channel_.Expect(handoff::Type::kListeners, kHelloTimeoutMs);
+    auto batch = t->channel_.Expect(handoff::Type::kListeners, handoff::kHelloTimeoutMs);
     if (!batch.ok()) return batch.status();
     if (batch->message.batch != expected) {
       return absl::InvalidArgumentError("handoff: listener batches out of order");

@@ -17,11 +17,8 @@
 #include "base/clock.h"
 #include "base/log.h"
 #include "base/strings.h"
+#include "proxy/version.h"
 #include "proxy/worker.h"
-
-#ifndef L7PX_VERSION
-#define L7PX_VERSION "dev"
-#endif
 
 namespace l7px::proxy {
 
@@ -29,7 +26,6 @@ namespace handoff = acceptor::handoff;
 
 namespace {
 
-constexpr int kHelloTimeoutMs = 5'000;
 constexpr int kAckTimeoutMs = 10'000;
 // A successor loads its config and starts its threads before it says Serving.
 constexpr int kServingTimeoutMs = 30'000;
@@ -140,7 +136,7 @@ void UpgradeServer::Session(handoff::Channel channel) {
     return refuse(
         absl::StrCat("peer pid ", cred->pid, " runs as uid ", cred->uid, ", not ", geteuid()));
   }
-  auto hello = AwaitType(channel, handoff::Type::kHello, kHelloTimeoutMs);
+  auto hello = AwaitType(channel, handoff::Type::kHello, handoff::kHelloTimeoutMs);
   if (!hello.ok()) {
     L7PX_LOG(kWarn, "takeover attempt by pid {} failed: {}", cred->pid,
              ToStd(hello.status().message()));
@@ -160,7 +156,7 @@ void UpgradeServer::Session(handoff::Channel channel) {
   mine.type = handoff::Type::kHello;
   mine.hello.pid = static_cast<uint32_t>(getpid());
   mine.hello.upgrades = shared_.upgrades.load();
-  mine.hello.build = L7PX_VERSION;
+  mine.hello.build = kVersion;
   if (auto s = channel.Send(mine); !s.ok()) {
     L7PX_LOG(kWarn, "takeover by pid {} failed: {}", successor, ToStd(s.message()));
     return;
