@@ -7,6 +7,7 @@
 
 #include "base/strings.h"
 #include "fmt/format.h"
+#include "http/status_text.h"
 
 // Parser state lives in buffer_ and status_ only:
 //  - kUpgrade: buffer_ holds the head received so far. Every byte is checked as it arrives for
@@ -135,28 +136,8 @@ uint16_t LoadBe16(const char* p) {
 }
 
 std::string_view ReasonPhrase(int status) {
-  switch (status) {
-    case 400:
-      return "Bad Request";
-    case 403:
-      return "Forbidden";
-    case 404:
-      return "Not Found";
-    case 408:
-      return "Request Timeout";
-    case 429:
-      return "Too Many Requests";
-    case 500:
-      return "Internal Server Error";
-    case 502:
-      return "Bad Gateway";
-    case 503:
-      return "Service Unavailable";
-    case 504:
-      return "Gateway Timeout";
-    default:
-      return "Error";
-  }
+  const std::string_view text = http::StatusText(status);
+  return text.empty() ? std::string_view("Error") : text;
 }
 
 }  // namespace
