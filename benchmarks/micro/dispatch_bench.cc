@@ -97,7 +97,8 @@ void BM_Dispatch(benchmark::State& state) {
   acceptor::Pool pool(0, "bench", settings, 1);
   auto slot = std::make_unique<acceptor::Slot>(UniqueFd(fds[0]), 0, "bench");
   pool.registered.store(1);
-  pool.idle().TryPush(slot.get());
+  pool.idle().Bind(slot.get());
+  pool.idle().Push(slot.get());
 
   std::vector<config::Route> routes(1);
   const proxy::RouteTable table = proxy::RouteTable::Build(routes, {0});

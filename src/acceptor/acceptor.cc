@@ -17,6 +17,8 @@
 #include <cerrno>
 #include <cstring>
 #include <future>
+#include <memory>
+#include <vector>
 
 #include "absl/container/flat_hash_map.h"
 #include "acceptor/idle_watch.h"
@@ -337,7 +339,17 @@ class Acceptor::Loop {
 
   // A registered connection becomes an idle slot of `pool`.
   void AddSlot(UniqueFd fd, Pool& pool, const std::string& service) {
-    auto* slot = new Slot(std::move(fd), pool.id(), service);
+    auto owned = std::make_unique<Slot>(std::move(fd), pool.id(), service);
+    if (!pool.idle().Bind(owned.get())) {
+      CompactIdle(pool);  // dead slots still in the stack give their cells back
+      if (!pool.idle().Bind(owned.get())) {
+        // Cannot happen while fewer than half the cells hold dead slots; never leak the fd.
+        L7PX_LOG(kError, "pool {}: idle stack full; closing a new slot of {}", pool.name(),
+                 service);
+        return;
+      }
+    }
+    Slot* slot = owned.release();
     if (!free_slots_.empty()) {
       slot->table_index = free_slots_.back();
       free_slots_.pop_back();
@@ -349,7 +361,8 @@ class Acceptor::Loop {
     pool.CountService(service, +1);
     pool.registered.fetch_add(1, std::memory_order_relaxed);
     ArmPoll(*slot, /*wide=*/true);
-    Publish(pool, slot);
+    pool.idle().Push(slot);
+    WakeWaiter(pool);
   }
 
   // A slot handed over by the process this one took over from: already upgraded, idle.
@@ -398,39 +411,51 @@ class Acceptor::Loop {
     L7PX_LOG(kInfo, "acceptor: {} registrations", on ? "resumed" : "stopped");
   }
 
-
-  void Publish(Pool& pool, Slot* slot) {
-    if (!pool.idle().TryPush(slot)) {
-      CompactRing(pool);
-      if (!pool.idle().TryPush(slot)) {
-        // Cannot happen while the ring holds 2 x max_slots; never leak the slot.
-        L7PX_LOG(kError, "pool {}: idle ring full; closing a new slot", pool.name());
-        if (slot->TryKillIdle(slot->epoch())) AccountIdleSlotKilled(pool, *slot);
-        Retire(slot);
-        return;
+  // Pops every idle slot, retires the dead ones and pushes the live ones back in their order.
+  // A slot that died while idle stays in the stack until popped, and under light load the
+  // bottom of a LIFO is never popped: this is what closes such slots (OnTick) and frees their
+  // cells. Workers that find the stack empty meanwhile queue their requests; WakeWaiter serves
+  // them once the slots are back.
+  void CompactIdle(Pool& pool) {
+    compact_.clear();
+    // Bounded: every slot popped here stays ours until pushed back below.
+    while (Slot* s = pool.idle().TryPop()) compact_.push_back(s);
+    bool pushed = false;
+    for (auto it = compact_.rbegin(); it != compact_.rend(); ++it) {
+      if ((*it)->state() == Slot::State::kDead) {
+        Retire(*it);
+      } else {
+        pool.idle().Push(*it);
+        pushed = true;
       }
     }
-    WakeWaiter(pool);
+    compact_.clear();
+    if (pushed) WakeAllWaiters(pool);
   }
 
-  // Pops every entry once: dead ones are retired, live ones pushed back (order kept).
-  void CompactRing(Pool& pool) {
-    const size_t n = pool.idle().SizeApprox();
-    for (size_t i = 0; i < n; ++i) {
-      Slot* s = pool.idle().TryPop();
-      if (s == nullptr) break;
-      if (s->state() == Slot::State::kDead) {
-        Retire(s);
-      } else if (!pool.idle().TryPush(s)) {
-        if (s->TryKillIdle(s->epoch())) AccountIdleSlotKilled(pool, *s);
-        Retire(s);
-      }
-    }
+  // True when a slot of `pool` died but was not retired yet: killed while idle and still in
+  // the stack, or (briefly) on its way here from a worker.
+  static bool HasUnretiredDeadSlots(const Pool& pool) {
+    return static_cast<int64_t>(pool.idle().bound()) >
+           pool.registered.load(std::memory_order_relaxed);
   }
 
+  // One slot became idle: wake the worker holding the pool's oldest waiter.
   void WakeWaiter(Pool& pool) {
     pool.SyncPoint();
-    const int worker = pool.PickWorkerToWake(-1);
+    PostSlotAvailable(pool, pool.PickWorkerToWake(-1));
+  }
+
+  // Several slots became idle at once: wake every worker with a waiter (each serves its own
+  // while slots last; waking only the oldest would strand the others' waiters).
+  void WakeAllWaiters(Pool& pool) {
+    pool.SyncPoint();
+    for (int w = 0; w < static_cast<int>(options_.worker_ring_fds.size()); ++w) {
+      if (pool.HasWaiter(w)) PostSlotAvailable(pool, w);
+    }
+  }
+
+  void PostSlotAvailable(Pool& pool, int worker) {
     if (worker < 0 || worker >= static_cast<int>(options_.worker_ring_fds.size())) return;
     io::PrepPostMessage(ring_.Sqe(), options_.worker_ring_fds[worker],
                         io::PackMessage(kMsgSlotAvailable, pool.id()), 0,
@@ -498,6 +523,7 @@ class Acceptor::Loop {
   }
 
   void FinishRetire(Slot& slot) {
+    options_.pools->at(slot.pool_id())->idle().Unbind(&slot);
     const uint32_t index = slot.table_index;
     slots_[index] = nullptr;
     free_slots_.push_back(index);
@@ -507,6 +533,7 @@ class Acceptor::Loop {
   void OnTick() {
     if (!stop_.load()) ArmTick();
     PruneClosingPools();
+    CompactPoolsWithDeadSlots();
     WidenIdleWatches();
     const int64_t now = MonotonicNanos();
     for (uint32_t i = 0; i < pending_.size(); ++i) {
@@ -524,7 +551,7 @@ class Acceptor::Loop {
   void PruneClosingPools() {
     for (uint32_t id = 0; id < options_.pools->size(); ++id) {
       Pool& pool = *options_.pools->at(id);
-      if (!pool.closing() || pool.idle().SizeApprox() == 0) continue;
+      if (!pool.closing() || pool.idle().Empty()) continue;
       while (Slot* s = pool.idle().TryPop()) {
         if (s->TryKillIdle(s->epoch())) {
           AccountIdleSlotKilled(pool, *s);
@@ -533,6 +560,13 @@ class Acceptor::Loop {
         }
         Retire(s);
       }
+    }
+  }
+
+  void CompactPoolsWithDeadSlots() {
+    for (uint32_t id = 0; id < options_.pools->size(); ++id) {
+      Pool& pool = *options_.pools->at(id);
+      if (!pool.closing() && HasUnretiredDeadSlots(pool)) CompactIdle(pool);
     }
   }
 
@@ -551,6 +585,7 @@ class Acceptor::Loop {
   std::vector<uint32_t> free_pending_;
   std::vector<Slot*> slots_;
   std::vector<uint32_t> free_slots_;
+  std::vector<Slot*> compact_;  // CompactIdle's scratch, kept to reuse its capacity
   uint32_t poll_generation_ = 0;
   io::AcceptGate accept_gate_;
   std::vector<bool> accept_armed_;  // by listener

@@ -1,8 +1,8 @@
 #pragma once
 
+#include <algorithm>
 #include <atomic>
 #include <cstdint>
-#include <algorithm>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -10,7 +10,7 @@
 #include <string_view>
 #include <vector>
 
-#include "acceptor/slot_ring.h"
+#include "acceptor/slot_stack.h"
 #include "base/clock.h"
 
 namespace l7px::acceptor {
@@ -29,13 +29,13 @@ struct PoolSettings {
 
 // A named set of slots, shared by the acceptor and every worker.
 //
-// The idle ring holds slots ready for a request. Requests that find it empty wait on their own
+// The idle stack holds slots ready for a request. Requests that find it empty wait on their own
 // worker; each worker publishes the enqueue time of its oldest waiter for this pool in
 // oldest_wait_[worker] (0 = none), so whoever makes a slot idle (a worker releasing one, the
 // acceptor registering one) can wake the worker holding the globally oldest waiter.
 //
 // Lost wake-up freedom (Dekker): a waiter publishes oldest_wait, passes SyncPoint(), then tries
-// the ring once more; a releaser pushes to the ring, passes SyncPoint(), then reads oldest_wait.
+// the stack once more; a releaser pushes to the stack, passes SyncPoint(), then reads oldest_wait.
 // SyncPoint is an acq_rel read-modify-write of one shared word: the two RMWs are ordered, and the
 // later one synchronizes with the earlier, so at least one side sees the other's write. (An RMW
 // rather than a fence, so ThreadSanitizer can reason about it.)
@@ -45,8 +45,8 @@ class Pool {
       : id_(id),
         name_(std::move(name)),
         num_workers_(num_workers),
-        // Dead slots may linger in the ring until popped: room for twice the live maximum, and
-        // at least 2 x 4096 so a reload may raise max_slots without a new ring.
+        // Dead slots keep their cell until popped: room for twice the live maximum, and at
+        // least 2 x 4096 so a reload may raise max_slots without a new stack.
         idle_(size_t{std::max<uint32_t>(settings.max_slots, 4096)} * 2) {
     settings_history_.push_back(std::make_unique<PoolSettings>(std::move(settings)));
     settings_.store(settings_history_.back().get(), std::memory_order_release);
@@ -62,20 +62,26 @@ class Pool {
     settings_history_.push_back(std::make_unique<PoolSettings>(std::move(settings)));
     settings_.store(settings_history_.back().get(), std::memory_order_release);
   }
-  // Most slots the ring can hold live (registrations beyond are refused whatever max_slots says).
+  // Most slots the stack can hold live (registrations beyond are refused whatever max_slots says).
   uint32_t slot_capacity() const { return static_cast<uint32_t>(idle_.capacity() / 2); }
 
   // A removed pool (reload) or a drained one takes no registrations; its slots are closed as
   // soon as they are idle.
   bool closing() const { return closing_.load(std::memory_order_acquire); }
   void set_closing(bool v) { closing_.store(v, std::memory_order_release); }
-  SlotRing& idle() { return idle_; }
+  SlotStack& idle() { return idle_; }
+  const SlotStack& idle() const { return idle_; }
 
   // Waiter board (see class comment).
   void PublishOldestWait(int worker, int64_t enqueue_ns) {
     oldest_wait_[worker].value.store(enqueue_ns, std::memory_order_relaxed);
   }
   void SyncPoint() { sync_.fetch_add(1, std::memory_order_acq_rel); }
+  // Whether `worker` has a waiter for this pool. Call after SyncPoint().
+  bool HasWaiter(int worker) const {
+    return worker >= 0 && worker < num_workers_ &&
+           oldest_wait_[worker].value.load(std::memory_order_relaxed) != 0;
+  }
   // Worker with the oldest waiter other than `exclude` (-1 = none). Call after SyncPoint().
   int PickWorkerToWake(int exclude) const {
     int best = -1;
@@ -111,7 +117,7 @@ class Pool {
   // Gauges and counters (relaxed; read by stats).
   std::atomic<int64_t> registered{0};  // live slots: idle + busy
   std::atomic<int64_t> busy{0};
-  std::atomic<int64_t> waiting{0};     // requests queued on all workers
+  std::atomic<int64_t> waiting{0};  // requests queued on all workers
   std::atomic<uint64_t> registrations_ok{0};
   std::atomic<uint64_t> registrations_refused{0};
 
@@ -128,7 +134,7 @@ class Pool {
   std::atomic<bool> closing_{false};
   mutable std::mutex services_mu_;
   std::map<std::string, int> services_;
-  SlotRing idle_;
+  SlotStack idle_;
   alignas(64) std::atomic<uint64_t> sync_{0};
   PaddedTime oldest_wait_[kMaxWorkers];
 };

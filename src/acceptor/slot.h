@@ -13,13 +13,13 @@ namespace l7px::acceptor {
 //
 // Ownership: the acceptor thread creates every Slot, is the only one that closes its fd and the
 // only one that frees it. Between those points the Slot pointer is held by exactly one of: the
-// pool's idle ring, a worker that leased it, or the acceptor (while registering or retiring).
+// pool's idle stack, a worker that leased it, or the acceptor (while registering or retiring).
 //
 // State is one atomic word: (epoch << 2) | state. Every lease bumps the epoch, so the acceptor's
 // liveness watch (a poll armed while the slot was idle) can tell a stale readiness event from one
 // that really happened while the slot sat idle:
 //   IDLE --TryLease (worker)------> BUSY (epoch+1)
-//   BUSY --ReleaseIdle (worker)---> IDLE   (then pushed back to the ring)
+//   BUSY --ReleaseIdle (worker)---> IDLE   (then pushed back to the idle stack)
 //   BUSY --MarkDead (worker)------> DEAD   (then handed to the acceptor to retire)
 //   IDLE --TryKillIdle (acceptor)-> DEAD   (peer closed or sent bytes while idle; idle_watch.h)
 class Slot {
@@ -47,7 +47,7 @@ class Slot {
     }
     return false;
   }
-  // Worker that holds the lease: BUSY -> IDLE, before pushing the slot back to the ring.
+  // Worker that holds the lease: BUSY -> IDLE, before pushing the slot back to the idle stack.
   void ReleaseIdle() { Set(State::kIdle); }
   // Worker that holds the lease: BUSY -> DEAD, before handing the slot to the acceptor.
   void MarkDead() { Set(State::kDead); }
@@ -62,6 +62,10 @@ class Slot {
   // Both sides pass Pool::SyncPoint() between their write and their read (flag / idle state),
   // so at least one of them sees the other and kills the slot.
   std::atomic<bool> peer_closed{false};
+
+  // Its cell in the pool's idle stack (SlotStack::Bind, acceptor thread, before the slot is
+  // first pushed; constant afterwards).
+  uint32_t stack_cell = UINT32_MAX;
 
   // Acceptor-thread-only bookkeeping.
   bool poll_armed = false;

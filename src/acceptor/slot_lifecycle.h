@@ -13,7 +13,8 @@ namespace l7px::acceptor {
 // makes a slot DEAD accounts for it once and shuts the socket down (the service sees the close at
 // once; the fd itself is closed later by the acceptor).
 
-// The winner of Slot::TryKillIdle calls this. The slot stays in the idle ring until popped.
+// The winner of Slot::TryKillIdle calls this. The slot stays in the idle stack until popped
+// (the acceptor's compaction pops it if no worker does).
 inline void AccountIdleSlotKilled(Pool& pool, Slot& slot) {
   pool.registered.fetch_sub(1, std::memory_order_relaxed);
   pool.CountService(slot.service_id(), -1);
@@ -39,9 +40,9 @@ inline void AccountLeasedSlotMoved(Pool& pool, Slot& slot) {
   pool.CountService(slot.service_id(), -1);
 }
 
-// A worker that leased the slot returns it idle and pushes it back to the ring. Returns false
-// when the slot is not reusable (its pool is closing, or the ring refused it, which cannot
-// happen while the ring holds 2 x max_slots): it is then dead and the caller retires it.
+// A worker that leased the slot returns it idle and pushes it back to the idle stack. Returns
+// false when the slot is not reusable (its pool is closing): it is then dead and the caller
+// retires it.
 // Handles a service close the acceptor saw while the slot was busy.
 inline bool ReturnLeasedSlot(Pool& pool, Slot& slot) {
   if (pool.closing()) {
@@ -51,10 +52,7 @@ inline bool ReturnLeasedSlot(Pool& pool, Slot& slot) {
   const uint64_t epoch = slot.epoch();
   slot.ReleaseIdle();
   pool.busy.fetch_sub(1, std::memory_order_relaxed);
-  if (!pool.idle().TryPush(&slot)) {
-    if (slot.TryKillIdle(epoch)) AccountIdleSlotKilled(pool, slot);
-    return false;
-  }
+  pool.idle().Push(&slot);
   pool.SyncPoint();  // pairs with the acceptor's, see Slot::peer_closed
   if (slot.peer_closed.load(std::memory_order_relaxed) && slot.TryKillIdle(epoch)) {
     AccountIdleSlotKilled(pool, slot);

@@ -11,6 +11,7 @@
 #include <string>
 #include <thread>
 
+#include "support/admin.h"
 #include "support/clients.h"
 #include "support/integration.h"
 #include "support/net.h"
@@ -41,18 +42,23 @@ class MisbehavingServiceTest : public IntegrationTest {
  protected:
   void SetUp() override {
     IntegrationTest::SetUp();
+    h().EnableAdmin();
     ASSERT_TRUE(StartProxy(
         "[[pool]]\nname = \"default\"\nresponse_timeout = \"500ms\"\nqueue_timeout = \"3s\"\n"
         "retries = 0\n"))
         << h().ProxyLog();
   }
 
-  // Registers a slot by hand. It is registered before StartGood's, so the FIFO idle ring hands
-  // it the first request.
+  // Registers a slot by hand and waits until the pool counts it. Registered after StartGood's,
+  // it is the most recently idle slot, so the idle stack (LIFO) hands it the next request.
   UniqueFd RogueSlot() {
+    const int64_t before = RegisteredSlots(h().admin_port(), "default");
     std::string answer;
     UniqueFd fd = RegisterByHand(h().register_port(), RegistrationHead("", "", "rogue"), &answer);
     EXPECT_EQ(StatusOf(answer), 101) << answer;
+    EXPECT_TRUE(
+        WaitFor([&] { return RegisteredSlots(h().admin_port(), "default") == before + 1; }, kIo))
+        << "the rogue slot was not counted";
     return fd;
   }
 
@@ -82,9 +88,9 @@ TEST_F(MisbehavingServiceTest, BytesOnAnIdleSlotCloseIt) {
 }
 
 TEST_F(MisbehavingServiceTest, BytesOnASlotIdleAfterServingCloseIt) {
+  StartGood();
   UniqueFd rogue = RogueSlot();
   ASSERT_TRUE(rogue);
-  StartGood();
   // The rogue slot answers one request properly...
   auto served = std::async(std::launch::async, [&] {
     std::string carry;
@@ -102,9 +108,9 @@ TEST_F(MisbehavingServiceTest, BytesOnASlotIdleAfterServingCloseIt) {
 }
 
 TEST_F(MisbehavingServiceTest, ResponseLongerThanDeclaredInTheSameWrite) {
+  StartGood();
   UniqueFd rogue = RogueSlot();
   ASSERT_TRUE(rogue);
-  StartGood();
   auto served = std::async(std::launch::async, [&] {
     std::string carry;
     if (RecvHttpRequest(rogue.get(), &carry, kIo).empty()) return false;
@@ -128,9 +134,9 @@ TEST_F(MisbehavingServiceTest, ResponseLongerThanDeclaredInTheSameWrite) {
 }
 
 TEST_F(MisbehavingServiceTest, ResponseLongerThanDeclaredArrivingLater) {
+  StartGood();
   UniqueFd rogue = RogueSlot();
   ASSERT_TRUE(rogue);
-  StartGood();
   auto served = std::async(std::launch::async, [&] {
     std::string carry;
     if (RecvHttpRequest(rogue.get(), &carry, kIo).empty()) return false;
@@ -193,9 +199,9 @@ TEST_F(MisbehavingServiceTest, SixteenInterimResponsesAreForwarded) {
 }
 
 TEST_F(MisbehavingServiceTest, InterimFloodIs502AndClosesTheSlot) {
+  StartGood();
   UniqueFd rogue = RogueSlot();
   ASSERT_TRUE(rogue);
-  StartGood();
   auto served = std::async(std::launch::async, [&] {
     std::string carry;
     if (RecvHttpRequest(rogue.get(), &carry, kIo).empty()) return false;
@@ -219,9 +225,9 @@ TEST_F(MisbehavingServiceTest, InterimFloodIs502AndClosesTheSlot) {
 }
 
 TEST_F(MisbehavingServiceTest, SlotThatNeverAnswersIs504AndClosed) {
+  StartGood();
   UniqueFd rogue = RogueSlot();
   ASSERT_TRUE(rogue);
-  StartGood();
   std::string request;
   auto read = std::async(std::launch::async, [&] {
     std::string carry;
@@ -240,9 +246,9 @@ TEST_F(MisbehavingServiceTest, SlotThatNeverAnswersIs504AndClosed) {
 }
 
 TEST_F(MisbehavingServiceTest, ResponseThatStopsMidBodyIsCutByResponseTimeout) {
+  StartGood();
   UniqueFd rogue = RogueSlot();
   ASSERT_TRUE(rogue);
-  StartGood();
   auto served = std::async(std::launch::async, [&] {
     std::string carry;
     if (RecvHttpRequest(rogue.get(), &carry, kIo).empty()) return false;
@@ -273,9 +279,9 @@ TEST_F(MisbehavingServiceTest, TricklingResponseStaysInItsExchange) {
   // A response that keeps coming is not silent: response_timeout (silence between reads) does
   // not cut it, like nginx's proxy_read_timeout. It holds one slot and one client, nothing else,
   // and ends with its client.
+  StartGood();
   UniqueFd rogue = RogueSlot();
   ASSERT_TRUE(rogue);
-  StartGood();
   std::atomic<bool> stop{false};
   auto trickle = std::async(std::launch::async, [&] {
     std::string carry;

@@ -6,6 +6,7 @@
 
 #include <string>
 
+#include "support/admin.h"
 #include "support/clients.h"
 #include "support/integration.h"
 #include "support/net.h"
@@ -36,6 +37,7 @@ TEST_F(ProxyServiceDeathTest, DieBeforeResponseOnPostIs502ThenSlotReRegisters) {
 }
 
 TEST_F(ProxyServiceDeathTest, DieBeforeResponseOnGetRetriedThen502) {
+  h().EnableAdmin();
   ASSERT_TRUE(StartProxy("[[pool]]\nname = \"default\"\nretries = 1\nqueue_timeout = \"5s\"\n"))
       << h().ProxyLog();
   ASSERT_NE(StartService({"--slots", "1", "--service-id", "first"}), nullptr);
@@ -45,42 +47,54 @@ TEST_F(ProxyServiceDeathTest, DieBeforeResponseOnGetRetriedThen502) {
   const std::string resp = HttpExchange(front(), GetRequest("/die-before"));
   EXPECT_EQ(StatusOf(resp), 502) << resp;
 
-  // Both services re-register their slot; requests succeed again, on both.
-  // Both services re-register their slot (each after its SDK's backoff); requests succeed
-  // again, on both.
-  bool saw_first = false;
-  bool saw_second = false;
-  int i = 0;
-  WaitFor(
-      [&] {
-        const std::string ok = HttpExchange(front(), GetRequest("/again/" + std::to_string(i++)));
-        EXPECT_EQ(StatusOf(ok), 200) << ok;
-        saw_first |= HeaderOf(ok, "X-Service") == "first";
-        saw_second |= HeaderOf(ok, "X-Service") == "second";
-        return saw_first && saw_second;
-      },
-      std::chrono::seconds(5));
-  EXPECT_TRUE(saw_first);
-  EXPECT_TRUE(saw_second);
+  // Both services re-register their slot (each after its SDK's backoff)...
+  auto registered = [&] {
+    const JsonValue pool = PoolEntry(h().admin_port(), "default");
+    const JsonValue* services = pool.Find("services");
+    return services != nullptr && services->Find("first") != nullptr &&
+           services->Find("second") != nullptr;
+  };
+  EXPECT_TRUE(WaitFor(registered, std::chrono::seconds(5))) << h().ProxyLog();
+  // ...and both serve again: a second request while the first is in flight needs the other.
+  UniqueFd a = ConnectTcp(front());
+  UniqueFd b = ConnectTcp(front());
+  ASSERT_TRUE(SendAll(a.get(), GetRequest("/delay/300")));
+  auto busy = [&] {
+    const JsonValue pool = PoolEntry(h().admin_port(), "default");
+    const JsonValue* v = pool.Find("busy");
+    return v == nullptr ? -1 : v->int64().value_or(-1);
+  };
+  ASSERT_TRUE(WaitFor([&] { return busy() == 1; }, kIo)) << "the first request never started";
+  ASSERT_TRUE(SendAll(b.get(), GetRequest("/again/b")));
+  std::string carry_a;
+  std::string carry_b;
+  const std::string ra = RecvHttpResponse(a.get(), &carry_a, kIo);
+  const std::string rb = RecvHttpResponse(b.get(), &carry_b, kIo);
+  EXPECT_EQ(StatusOf(ra), 200) << ra;
+  EXPECT_EQ(StatusOf(rb), 200) << rb;
+  EXPECT_NE(HeaderOf(ra, "X-Service"), HeaderOf(rb, "X-Service")) << ra << rb;
 }
 
 class ProxyRetryTest : public IntegrationTest {
  protected:
-  // A slot registered by hand takes the request (the ring is FIFO and it registered first, the
-  // real service second) and closes without answering. Returns the client's response.
+  // A slot registered by hand takes the request (the idle stack is LIFO and it registered
+  // last, after the real service's) and closes without answering. Returns the client's response.
   std::string HandSlotDiesBeforeResponse(const std::string& request) {
+    h().EnableAdmin();
     if (!StartProxy("[[pool]]\nname = \"default\"\nretries = 1\nqueue_timeout = \"5s\"\n")) {
       ADD_FAILURE() << h().ProxyLog();
+      return "";
+    }
+    if (StartService({"--slots", "1", "--service-id", "real"}) == nullptr) {
+      ADD_FAILURE() << "service not ready";
       return "";
     }
     std::string answer;
     UniqueFd slot =
         RegisterByHand(h().register_port(), RegistrationHead("", "", "by-hand"), &answer);
     EXPECT_EQ(StatusOf(answer), 101) << answer;
-    if (StartService({"--slots", "1", "--service-id", "real"}) == nullptr) {
-      ADD_FAILURE() << "service not ready";
-      return "";
-    }
+    EXPECT_TRUE(WaitFor([&] { return RegisteredSlots(h().admin_port(), "default") == 2; }, kIo))
+        << "the hand slot was not counted";
     UniqueFd client = ConnectTcp(front());
     if (!client || !SendAll(client.get(), request)) return "";
     std::string carry;

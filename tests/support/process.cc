@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include <cstdlib>
+#include <filesystem>
 #include <fstream>
 #include <sstream>
 #include <thread>
@@ -137,6 +138,16 @@ CommandResult RunCommand(const std::vector<std::string>& argv, std::chrono::mill
   result.out = ReadWholeFd(out.get());
   result.err = ReadWholeFd(err.get());
   return result;
+}
+
+int OpenFds(pid_t pid) {
+  std::error_code ec;
+  int n = 0;
+  for (auto it = std::filesystem::directory_iterator("/proc/" + std::to_string(pid) + "/fd", ec);
+       !ec && it != std::filesystem::directory_iterator(); it.increment(ec)) {
+    ++n;
+  }
+  return ec ? -1 : n;
 }
 
 std::string MakeTempDir(const std::string& name) {

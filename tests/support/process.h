@@ -48,6 +48,9 @@ struct CommandResult {
 CommandResult RunCommand(const std::vector<std::string>& argv,
                          std::chrono::milliseconds timeout = std::chrono::seconds(10));
 
+// Descriptors open in process `pid` (/proc/PID/fd), or -1 when it cannot be read.
+int OpenFds(pid_t pid);
+
 // A fresh empty directory under the build tree for one test's files.
 std::string MakeTempDir(const std::string& name);
 
