@@ -154,14 +154,13 @@ class Acceptor::Loop {
     const uint8_t op = static_cast<uint8_t>(data >> 56);
     switch (op) {
       case kMsgRetireSlot:
-        Retire(reinterpret_cast<Slot*>(io::MessagePayload(data)));
+        Retire(io::MessagePointer<Slot>(data));
         return;
       case kMsgSlotMoved:
-        ForgetMoved(reinterpret_cast<Slot*>(io::MessagePayload(data)));
+        ForgetMoved(io::MessagePointer<Slot>(data));
         return;
       case kMsgAdoptSlot:
-        Adopt(
-            std::unique_ptr<AdoptedSlot>(reinterpret_cast<AdoptedSlot*>(io::MessagePayload(data))));
+        Adopt(std::unique_ptr<AdoptedSlot>(io::MessagePointer<AdoptedSlot>(data)));
         return;
       case kMsgPauseRegistrations:
         SetAccepting(false);

@@ -89,10 +89,7 @@ void UpgradeServer::CompleteTakeover(Takeover& takeover) {
   const int acceptor_fd = shared_.acceptor_ring_fd.load();
   auto result = takeover.ReceiveSlots([&](std::unique_ptr<acceptor::AdoptedSlot> slot) {
     acceptor::AdoptedSlot* raw = slot.release();
-    if (!poster_
-             .Post(acceptor_fd,
-                   io::PackMessage(acceptor::kMsgAdoptSlot, reinterpret_cast<uint64_t>(raw)))
-             .ok()) {
+    if (!poster_.Post(acceptor_fd, io::PackPointerMessage(acceptor::kMsgAdoptSlot, raw)).ok()) {
       delete raw;  // closes the fd: the service re-registers
     }
   });
@@ -278,7 +275,7 @@ UpgradeServer::DrainOutcome UpgradeServer::Drain(handoff::Channel* channel, pid_
             for (acceptor::Slot* s : slots) {
               acceptor::AccountLeasedSlotMoved(*shared_.pools.at(s->pool_id()), *s);
               Post(shared_.acceptor_ring_fd.load(),
-                   io::PackMessage(acceptor::kMsgSlotMoved, reinterpret_cast<uint64_t>(s)));
+                   io::PackPointerMessage(acceptor::kMsgSlotMoved, s));
             }
             out.moved += slots.size();
             break;
@@ -346,7 +343,7 @@ std::vector<acceptor::Slot*> UpgradeServer::CollectMovableSlots() {
       if (slot == nullptr) break;
       if (!slot->TryLease()) {  // died while idle: the acceptor frees it
         Post(shared_.acceptor_ring_fd.load(),
-             io::PackMessage(acceptor::kMsgRetireSlot, reinterpret_cast<uint64_t>(slot)));
+             io::PackPointerMessage(acceptor::kMsgRetireSlot, slot));
         continue;
       }
       pool.busy.fetch_add(1, std::memory_order_relaxed);
@@ -362,8 +359,7 @@ void UpgradeServer::ReturnSlots(const std::vector<acceptor::Slot*>& slots) {
   for (acceptor::Slot* s : slots) {
     acceptor::Pool& pool = *shared_.pools.at(s->pool_id());
     if (!acceptor::ReturnLeasedSlot(pool, *s)) {
-      Post(shared_.acceptor_ring_fd.load(),
-           io::PackMessage(acceptor::kMsgRetireSlot, reinterpret_cast<uint64_t>(s)));
+      Post(shared_.acceptor_ring_fd.load(), io::PackPointerMessage(acceptor::kMsgRetireSlot, s));
       continue;
     }
     const int worker = pool.PickWorkerToWake(-1);  // ReturnLeasedSlot passed SyncPoint
@@ -377,8 +373,7 @@ void UpgradeServer::ReturnSlots(const std::vector<acceptor::Slot*>& slots) {
 void UpgradeServer::ForgetSlots(const std::vector<acceptor::Slot*>& slots) {
   for (acceptor::Slot* s : slots) {
     acceptor::AccountLeasedSlotMoved(*shared_.pools.at(s->pool_id()), *s);
-    Post(shared_.acceptor_ring_fd.load(),
-         io::PackMessage(acceptor::kMsgSlotMoved, reinterpret_cast<uint64_t>(s)));
+    Post(shared_.acceptor_ring_fd.load(), io::PackPointerMessage(acceptor::kMsgSlotMoved, s));
   }
 }
 

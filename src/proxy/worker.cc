@@ -62,6 +62,8 @@ constexpr uint32_t kProvidedBufferCount = 512;
 constexpr uint32_t kProvidedBufferSize = 16 * 1024;
 constexpr uint32_t kBodyWindow = 64 * 1024;  // client body bytes buffered beyond the head
 constexpr uint32_t kResponseBufferSize = 64 * 1024;
+// Response bodies up to this size are copied behind the head and sent with it in one buffer.
+constexpr uint32_t kCoalesceBodyBytes = 4096;
 constexpr uint16_t kBufferGroup = 1;
 // Interim (1xx) responses forwarded per exchange; one more is a 1xx flood: 502, slot closed.
 constexpr int kMaxInterimResponses = 16;
@@ -734,8 +736,8 @@ class Worker::Loop {
 
   void PostRetire(acceptor::Slot* slot) {
     io::PrepPostMessage(ring_.Sqe(), shared_->acceptor_ring_fd.load(std::memory_order_relaxed),
-                        io::PackMessage(acceptor::kMsgRetireSlot, reinterpret_cast<uint64_t>(slot)),
-                        0, io::Tag{kOpPostFailed, 0, 0}.Pack());
+                        io::PackPointerMessage(acceptor::kMsgRetireSlot, slot), 0,
+                        io::Tag{kOpPostFailed, 0, 0}.Pack());
   }
 
   void Enqueue(Connection& c) {
@@ -849,7 +851,7 @@ class Worker::Loop {
     TimerFor(c.settings->response_timeout_ns).Start(&c.timer, now_ns_);
     if (!ScanBody(c)) return;
     SendToSlot(c);
-    ArmSlotRecv(c);
+    ArmSlotRecv(c, /*expect_wait=*/true);
     const http::MessageHead& req = x.req.head();
     if (req.expect_continue && !c.req_done && !req.is_http10() && !c.continue_sent) {
       // The request has a slot now: let the client send its body.
@@ -906,13 +908,8 @@ class Worker::Loop {
     }
     x.slot_iov[0] = {x.aux + x.aux_sent, head_left};
     x.slot_iov[1] = {x.in + x.head_len, body};
-    x.slot_msg = {};
-    x.slot_msg.msg_iov = x.slot_iov;
-    x.slot_msg.msg_iovlen = 2;
     x.body_in_flight = body;
-    io_uring_sqe* sqe = ring_.Sqe();
-    io_uring_prep_sendmsg(sqe, c.slot->fd(), &x.slot_msg, MSG_NOSIGNAL);
-    io_uring_sqe_set_data64(sqe, TagOf(kOpSlotSend, c));
+    PrepSend(c.slot->fd(), x.slot_iov, &x.slot_msg, TagOf(kOpSlotSend, c));
     c.slot_send_busy = true;
     ++c.slot_ops;
   }
@@ -950,12 +947,32 @@ class Worker::Loop {
     SendToSlot(c);
   }
 
-  void ArmSlotRecv(Connection& c) {
+  // Sends iov[0] then iov[1] (either may be empty, not both): a plain send when only one has
+  // bytes (cheaper in the kernel than sendmsg: no msghdr copy, no iovec import), else sendmsg
+  // through `msg`, which must live until the completion.
+  void PrepSend(int fd, iovec* iov, msghdr* msg, uint64_t tag) {
+    io_uring_sqe* sqe = ring_.Sqe();
+    if (iov[0].iov_len == 0 || iov[1].iov_len == 0) {
+      const iovec& one = iov[0].iov_len != 0 ? iov[0] : iov[1];
+      io_uring_prep_send(sqe, fd, one.iov_base, one.iov_len, MSG_NOSIGNAL);
+    } else {
+      *msg = {};
+      msg->msg_iov = iov;
+      msg->msg_iovlen = 2;
+      io_uring_prep_sendmsg(sqe, fd, msg, MSG_NOSIGNAL);
+    }
+    io_uring_sqe_set_data64(sqe, tag);
+  }
+
+  // expect_wait: the service cannot have answered yet (the request is only now being sent), so
+  // the kernel waits for readiness first instead of trying a receive that would find nothing.
+  void ArmSlotRecv(Connection& c, bool expect_wait = false) {
     if (c.slot_recv_busy || c.slot_dead) return;
     Exchange& x = *c.x;
     io_uring_sqe* sqe = ring_.Sqe();
     io_uring_prep_recv(sqe, c.slot->fd(), x.resp_buf + x.resp_len, resp_pool_.size() - x.resp_len,
                        0);
+    if (expect_wait) sqe->ioprio |= IORING_RECVSEND_POLL_FIRST;
     io_uring_sqe_set_data64(sqe, TagOf(kOpSlotRecv, c));
     c.slot_recv_busy = true;
     ++c.slot_ops;
@@ -1130,14 +1147,18 @@ class Worker::Loop {
       AfterClientSendDone(c);
       return;
     }
-    x.client_iov[0] = {x.out + x.out_sent, head_left};
+    // A small body goes out in the head's buffer: one plain send instead of a two-part sendmsg
+    // (OnClientSent counts it as head bytes, which is what it now is).
+    if (head_left > 0 && x.fwd_len > 0 && x.fwd_len <= kCoalesceBodyBytes &&
+        out_pool_.size() - x.out_len >= x.fwd_len) {
+      std::memcpy(x.out + x.out_len, x.resp_buf + x.fwd_off, x.fwd_len);
+      x.out_len += x.fwd_len;
+      x.fwd_off += x.fwd_len;
+      x.fwd_len = 0;
+    }
+    x.client_iov[0] = {x.out + x.out_sent, x.out_len - x.out_sent};
     x.client_iov[1] = {x.resp_buf + x.fwd_off, x.fwd_len};
-    x.client_msg = {};
-    x.client_msg.msg_iov = x.client_iov;
-    x.client_msg.msg_iovlen = 2;
-    io_uring_sqe* sqe = ring_.Sqe();
-    io_uring_prep_sendmsg(sqe, c.fd.get(), &x.client_msg, MSG_NOSIGNAL);
-    io_uring_sqe_set_data64(sqe, TagOf(kOpClientSend, c));
+    PrepSend(c.fd.get(), x.client_iov, &x.client_msg, TagOf(kOpClientSend, c));
     c.client_send_busy = true;
     if (!c.interim_pending) c.response_started = true;
     ++c.ops;
