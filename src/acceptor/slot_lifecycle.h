@@ -41,9 +41,12 @@ inline void AccountLeasedSlotMoved(Pool& pool, Slot& slot) {
 }
 
 // A worker that leased the slot returns it idle and pushes it back to the idle stack. Returns
-// false when the slot is not reusable (its pool is closing): it is then dead and the caller
-// retires it.
-// Handles a service close the acceptor saw while the slot was busy.
+// false when the slot is not reusable (its pool is closing, or its service closed it while it
+// was busy): it is then dead, was never pushed, and the caller retires it.
+//
+// The close check comes before the push: once pushed, the slot may be popped, found dead and
+// freed by the acceptor at any moment, so nothing here may touch it afterwards. Hence two sync
+// points: one between the idle state and the close flag, one between the push and the waiters.
 inline bool ReturnLeasedSlot(Pool& pool, Slot& slot) {
   if (pool.closing()) {
     KillLeasedSlot(pool, slot);  // the pool was removed or drained: not reused
@@ -52,11 +55,15 @@ inline bool ReturnLeasedSlot(Pool& pool, Slot& slot) {
   const uint64_t epoch = slot.epoch();
   slot.ReleaseIdle();
   pool.busy.fetch_sub(1, std::memory_order_relaxed);
-  pool.idle().Push(&slot);
   pool.SyncPoint();  // pairs with the acceptor's, see Slot::peer_closed
   if (slot.peer_closed.load(std::memory_order_relaxed) && slot.TryKillIdle(epoch)) {
     AccountIdleSlotKilled(pool, slot);
   }
+  // Killed by us or by the acceptor's idle check: retired by the caller, never pushed. If the
+  // acceptor kills it after this check, it lingers in the stack until popped or compacted.
+  if (slot.state() == Slot::State::kDead) return false;
+  pool.idle().Push(&slot);
+  pool.SyncPoint();  // after the push, before the caller reads the waiter board (Pool)
   return true;
 }
 

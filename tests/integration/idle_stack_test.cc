@@ -59,13 +59,22 @@ class IdleStackTest : public IntegrationTest {
     return -1;
   }
 
-  // Answers the request slot `i` holds and checks the client gets it.
+  int64_t Busy() {
+    const JsonValue pool = PoolEntry(h().admin_port(), "default");
+    const JsonValue* v = pool.Find("busy");
+    return v == nullptr ? -1 : v->int64().value_or(-1);
+  }
+
+  // Answers the request slot `i` holds, checks the client gets it, and waits until l7px has
+  // put the slot back (the client can read the response before the worker returns the slot).
   void Answer(int i, int client) {
+    const int64_t busy_before = Busy();
     const std::string body = "slot " + std::to_string(i);
     ASSERT_TRUE(SendAll(slots_[i].get(), "HTTP/1.1 200 OK\r\nContent-Length: " +
                                              std::to_string(body.size()) + "\r\n\r\n" + body));
     std::string carry;
     EXPECT_EQ(BodyOf(RecvHttpResponse(client, &carry, kIo)), body);
+    EXPECT_TRUE(WaitFor([&] { return Busy() == busy_before - 1; }, kIo)) << "slot not returned";
   }
 
   // One request, answered; returns the slot that served it.
