@@ -52,7 +52,7 @@ struct AcceptorOptions {
 };
 
 // The in-process control plane for slots, on its own thread and io_uring: accepts registration
-// connections, runs the handshake, publishes slots into their pool's idle ring, prunes slots
+// connections, runs the handshake, publishes slots into their pool's idle stack, prunes slots
 // whose service closed them while idle, and closes/frees every slot a worker retires.
 // It is the only code that closes a slot's fd or frees a Slot.
 class Acceptor {

@@ -704,7 +704,7 @@ class Worker::Loop {
     }
     // No barging: while anyone waits, a new request queues behind them.
     if (pool.waiting.load(std::memory_order_relaxed) == 0) {
-      if (acceptor::Slot* slot = LeaseFromRing(pool)) {
+      if (acceptor::Slot* slot = LeaseFromStack(pool)) {
         StartExchange(c, slot);
         return;
       }
@@ -723,7 +723,7 @@ class Worker::Loop {
     OnSlotAvailable(pool.id());
   }
 
-  acceptor::Slot* LeaseFromRing(acceptor::Pool& pool) {
+  acceptor::Slot* LeaseFromStack(acceptor::Pool& pool) {
     while (acceptor::Slot* slot = pool.idle().TryPop()) {
       if (slot->TryLease()) {
         pool.busy.fetch_add(1, std::memory_order_relaxed);
@@ -787,7 +787,7 @@ class Worker::Loop {
     acceptor::Pool& pool = *shared_->pools.at(pool_id);
     WaitQueue& q = QueueFor(pool_id);
     while (!q.fifo.empty()) {
-      acceptor::Slot* slot = LeaseFromRing(pool);
+      acceptor::Slot* slot = LeaseFromStack(pool);
       if (slot == nullptr) return;
       Connection& c = *FromQueueNode(q.fifo.front());
       Dequeue(c);
@@ -795,12 +795,12 @@ class Worker::Loop {
     }
   }
 
-  // A slot this worker used is free again: its own oldest waiter first, else back to the ring
+  // A slot this worker used is free again: its own oldest waiter first, else back to the stack
   // and wake the worker with the oldest waiter.
   void ReleaseSlot(acceptor::Pool& pool, acceptor::Slot* slot) {
     WaitQueue& q = QueueFor(pool.id());
     if (!q.fifo.empty() && !pool.closing() && !slot->peer_closed.load(std::memory_order_relaxed)) {
-      // Keep the slot (no ring round trip) only if this worker holds the pool's oldest waiter;
+      // Keep the slot (no stack round trip) only if this worker holds the pool's oldest waiter;
       // otherwise it goes to whoever has waited longest, so no worker's clients starve.
       pool.SyncPoint();
       const int oldest = pool.PickWorkerToWake(-1);
