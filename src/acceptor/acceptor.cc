@@ -413,8 +413,8 @@ class Acceptor::Loop {
   // Pops every idle slot, retires the dead ones and pushes the live ones back in their order.
   // A slot that died while idle stays in the stack until popped, and under light load the
   // bottom of a LIFO is never popped: this is what closes such slots (OnTick) and frees their
-  // cells. Workers that find the stack empty meanwhile queue their requests; WakeWaiter serves
-  // them once the slots are back.
+  // cells. Workers that find the stack empty meanwhile queue their requests; WakeAllWaiters
+  // serves them once the slots are back.
   void CompactIdle(Pool& pool) {
     compact_.clear();
     // Bounded: every slot popped here stays ours until pushed back below.
