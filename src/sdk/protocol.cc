@@ -18,6 +18,9 @@ std::string_view Request::Header(std::string_view name) const {
 namespace sdk {
 namespace {
 
+// Body buffers up to this size are kept between requests on a connection (RequestParser::Next).
+constexpr size_t kKeptBodyCapacity = 64 * 1024;
+
 char Lower(char c) { return (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c; }
 
 }  // namespace
@@ -200,7 +203,22 @@ RequestParser::Result RequestParser::Feed(const char* data, size_t len, size_t* 
 }
 
 void RequestParser::Next() {
-  request_ = Request();
+  // Cleared in place, not replaced: the next request on this connection reuses the strings' and
+  // the header list's capacity instead of growing them again (an allocation per header per
+  // request otherwise). A large body's buffer is let go rather than kept for the connection.
+  request_.method.clear();
+  request_.target.clear();
+  request_.path.clear();
+  request_.query.clear();
+  request_.version_minor = 1;
+  request_.headers.clear();
+  if (request_.body.capacity() > kKeptBodyCapacity) {
+    std::string().swap(request_.body);
+  } else {
+    request_.body.clear();
+  }
+  request_.slot = -1;
+  request_.proxy.clear();
   field_.clear();
   value_.clear();
   header_bytes_ = 0;

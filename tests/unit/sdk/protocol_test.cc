@@ -116,6 +116,37 @@ TEST(RequestParserTest, ChunkedBodyAtEverySplit) {
   }
 }
 
+// Next() reuses the previous request's buffers: nothing of that request may show through.
+TEST(RequestParserTest, NextLeavesNothingOfThePreviousRequest) {
+  const std::string first =
+      "POST /first/path?a=1&b=2 HTTP/1.0\r\nHost: h\r\nConnection: keep-alive\r\n"
+      "X-Long-Header-Name-One: v1\r\n"
+      "X-Long-Header-Name-Two: v2\r\nContent-Length: 5\r\n\r\nhello";
+  const std::string second = "GET /2 HTTP/1.1\r\nHost: k\r\n\r\n";
+  RequestParser parser(4096, 4096);
+  size_t consumed = 0;
+  ASSERT_EQ(parser.Feed(first.data(), first.size(), &consumed), Result::kRequest);
+  EXPECT_EQ(parser.request().query, "a=1&b=2");
+  EXPECT_EQ(parser.request().version_minor, 0);
+  parser.request().slot = 3;
+  parser.request().proxy = "127.0.0.1:9999";
+  ASSERT_TRUE(parser.keep_alive());
+  parser.Next();
+  ASSERT_EQ(parser.Feed(second.data(), second.size(), &consumed), Result::kRequest);
+  const Request& r = parser.request();
+  EXPECT_EQ(r.method, "GET");
+  EXPECT_EQ(r.target, "/2");
+  EXPECT_EQ(r.path, "/2");
+  EXPECT_EQ(r.query, "");
+  EXPECT_EQ(r.version_minor, 1);
+  ASSERT_EQ(r.headers.size(), 1u);
+  EXPECT_EQ(r.headers[0].first, "Host");
+  EXPECT_EQ(r.headers[0].second, "k");
+  EXPECT_EQ(r.body, "");
+  EXPECT_EQ(r.slot, -1);
+  EXPECT_EQ(r.proxy, "");
+}
+
 TEST(RequestParserTest, PipelinedRequestsStopAfterEach) {
   const std::string first = "GET /one HTTP/1.1\r\nHost: h\r\n\r\n";
   const std::string second = "POST /two HTTP/1.1\r\nHost: h\r\nContent-Length: 2\r\n\r\nhi";
