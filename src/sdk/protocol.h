@@ -71,7 +71,6 @@ class RequestParser {
   size_t header_bytes_ = 0;
   size_t max_header_bytes_;
   size_t max_body_bytes_;
-  bool in_value_ = false;
   bool complete_ = false;
   bool keep_alive_ = true;
   bool mid_request_ = false;
