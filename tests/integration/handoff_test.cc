@@ -234,13 +234,8 @@ TEST_F(HandoffTest, SuccessorKilledDuringTheDrainLeavesTheOldOneServing) {
   // A slow request keeps the old process draining (and one slot busy) for a while.
   UniqueFd slow = ConnectTcp(front());
   ASSERT_TRUE(SendAll(slow.get(), GetRequest("/delay/2500")));
-  ASSERT_TRUE(WaitFor(
-      [&] {
-        const JsonValue pool = PoolEntry(h().admin_port(), "default");
-        const JsonValue* busy = pool.Find("busy");
-        return busy != nullptr && busy->int64() == 1;
-      },
-      seconds(5)));
+  ASSERT_TRUE(
+      WaitFor([&] { return PoolCounter(h().admin_port(), "default", "busy") == 1; }, seconds(5)));
 
   ChildProcess successor = StartTakeover("successor.log");
   ASSERT_TRUE(

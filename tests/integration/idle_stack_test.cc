@@ -59,11 +59,7 @@ class IdleStackTest : public IntegrationTest {
     return -1;
   }
 
-  int64_t Busy() {
-    const JsonValue pool = PoolEntry(h().admin_port(), "default");
-    const JsonValue* v = pool.Find("busy");
-    return v == nullptr ? -1 : v->int64().value_or(-1);
-  }
+  int64_t Busy() { return PoolCounter(h().admin_port(), "default", "busy"); }
 
   // Answers the request slot `i` holds, checks the client gets it, and waits until l7px has
   // put the slot back (the client can read the response before the worker returns the slot).

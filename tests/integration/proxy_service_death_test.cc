@@ -59,12 +59,8 @@ TEST_F(ProxyServiceDeathTest, DieBeforeResponseOnGetRetriedThen502) {
   UniqueFd a = ConnectTcp(front());
   UniqueFd b = ConnectTcp(front());
   ASSERT_TRUE(SendAll(a.get(), GetRequest("/delay/300")));
-  auto busy = [&] {
-    const JsonValue pool = PoolEntry(h().admin_port(), "default");
-    const JsonValue* v = pool.Find("busy");
-    return v == nullptr ? -1 : v->int64().value_or(-1);
-  };
-  ASSERT_TRUE(WaitFor([&] { return busy() == 1; }, kIo)) << "the first request never started";
+  ASSERT_TRUE(WaitFor([&] { return PoolCounter(h().admin_port(), "default", "busy") == 1; }, kIo))
+      << "the first request never started";
   ASSERT_TRUE(SendAll(b.get(), GetRequest("/again/b")));
   std::string carry_a;
   std::string carry_b;

@@ -75,11 +75,16 @@ JsonValue PoolEntry(uint16_t admin_port, const std::string& name, const std::str
   return JsonValue();
 }
 
-int64_t RegisteredSlots(uint16_t admin_port, const std::string& name, const std::string& token) {
+int64_t PoolCounter(uint16_t admin_port, const std::string& name, const std::string& key,
+                    const std::string& token) {
   const JsonValue pool = PoolEntry(admin_port, name, token);
-  const JsonValue* registered = pool.Find("registered");
-  if (registered == nullptr) return -1;
-  return registered->int64().value_or(-1);
+  const JsonValue* value = pool.Find(key);
+  if (value == nullptr) return -1;
+  return value->int64().value_or(-1);
+}
+
+int64_t RegisteredSlots(uint16_t admin_port, const std::string& name, const std::string& token) {
+  return PoolCounter(admin_port, name, "registered", token);
 }
 
 }  // namespace l7px::testing

@@ -37,6 +37,10 @@ JsonValue AdminJson(uint16_t admin_port, const std::string& path, std::string* e
 
 // From GET /pools: the pool object named `name`, or null when the pool is not listed.
 JsonValue PoolEntry(uint16_t admin_port, const std::string& name, const std::string& token = "");
+// One of its counters ("registered", "busy", "idle", "waiting", ...); -1 when the pool or the
+// counter is not listed.
+int64_t PoolCounter(uint16_t admin_port, const std::string& name, const std::string& key,
+                    const std::string& token = "");
 // Its "registered" count; -1 when the pool is not listed.
 int64_t RegisteredSlots(uint16_t admin_port, const std::string& name,
                         const std::string& token = "");
