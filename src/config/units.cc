@@ -16,7 +16,7 @@ namespace {
 
 constexpr uint64_t kMaxNanos = static_cast<uint64_t>(std::numeric_limits<int64_t>::max());
 
-std::string Shown(std::string_view text) { return QuoteForMessage(text, /*keep_utf8=*/false); }
+std::string ShownAscii(std::string_view text) { return QuoteForMessage(text, /*keep_utf8=*/false); }
 
 bool IsDigit(char c) { return c >= '0' && c <= '9'; }
 
@@ -37,11 +37,11 @@ bool TakeInteger(std::string_view* text, uint64_t* value) {
 
 absl::Status BadDuration(std::string_view text) {
   return absl::InvalidArgumentError(
-      absl::StrCat("bad duration ", Shown(text), " (use e.g. 500ms, 1s, 2m)"));
+      absl::StrCat("bad duration ", ShownAscii(text), " (use e.g. 500ms, 1s, 2m)"));
 }
 
 absl::Status DurationTooLarge(std::string_view text) {
-  return absl::InvalidArgumentError(absl::StrCat("duration ", Shown(text), " is too large"));
+  return absl::InvalidArgumentError(absl::StrCat("duration ", ShownAscii(text), " is too large"));
 }
 
 // Nanoseconds per unit; 0 when `text` does not start with a unit. Sets *len to its length.
@@ -70,7 +70,7 @@ absl::StatusOr<Duration> ParseDuration(std::string_view text) {
   if (text.empty()) return BadDuration(text);
   if (text.front() == '-') {
     return absl::InvalidArgumentError(
-        absl::StrCat("bad duration ", Shown(text), " (must not be negative)"));
+        absl::StrCat("bad duration ", ShownAscii(text), " (must not be negative)"));
   }
   std::string_view rest = text;
   uint64_t total = 0;
@@ -119,13 +119,13 @@ absl::StatusOr<Duration> ParseDuration(std::string_view text) {
 absl::StatusOr<uint64_t> ParseSize(std::string_view text) {
   const auto bad = [text] {
     return absl::InvalidArgumentError(
-        absl::StrCat("bad size ", Shown(text), " (use e.g. 512, 16KiB, 16MiB)"));
+        absl::StrCat("bad size ", ShownAscii(text), " (use e.g. 512, 16KiB, 16MiB)"));
   };
   std::string_view rest = text;
   uint64_t value = 0;
   if (rest.empty() || !IsDigit(rest.front())) return bad();
   if (!TakeInteger(&rest, &value)) {
-    return absl::InvalidArgumentError(absl::StrCat("size ", Shown(text), " is too large"));
+    return absl::InvalidArgumentError(absl::StrCat("size ", ShownAscii(text), " is too large"));
   }
   std::string unit;
   for (char c : rest) unit += AsciiLower(c);
@@ -142,7 +142,7 @@ absl::StatusOr<uint64_t> ParseSize(std::string_view text) {
     multiplier = uint64_t{1} << (10 * (power + 1));
   }
   if (value > std::numeric_limits<uint64_t>::max() / multiplier) {
-    return absl::InvalidArgumentError(absl::StrCat("size ", Shown(text), " is too large"));
+    return absl::InvalidArgumentError(absl::StrCat("size ", ShownAscii(text), " is too large"));
   }
   return value * multiplier;
 }
@@ -153,7 +153,7 @@ absl::StatusOr<uint64_t> ParseRate(std::string_view text) {
   absl::StatusOr<uint64_t> value = ParseSize(size);
   if (!value.ok()) {
     return absl::InvalidArgumentError(
-        absl::StrCat("bad rate ", Shown(text), " (use e.g. 512B/s, 1KiB/s, 1MiB/s)"));
+        absl::StrCat("bad rate ", ShownAscii(text), " (use e.g. 512B/s, 1KiB/s, 1MiB/s)"));
   }
   return *value;
 }

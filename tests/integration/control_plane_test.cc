@@ -31,7 +31,6 @@ namespace {
 using ::testing::HasSubstr;
 using ::testing::StartsWith;
 
-constexpr auto kIo = std::chrono::seconds(10);
 constexpr auto kSettle = std::chrono::seconds(10);  // bound on waiting for observable state
 constexpr char kPools[] = "[[pool]]\nname = \"A\"\n[[pool]]\nname = \"B\"\n";
 constexpr char kRegisterExtra[] = "default_pool = \"A\"";
@@ -43,24 +42,9 @@ std::string Route(const std::string& host, const std::string& path, const std::s
          extra;
 }
 
-std::string ReadFile(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
 bool FileExists(const std::string& path) {
   struct stat st;
   return stat(path.c_str(), &st) == 0;
-}
-
-size_t CountOf(const std::string& text, const std::string& needle) {
-  size_t n = 0;
-  for (size_t pos = text.find(needle); pos != std::string::npos; pos = text.find(needle, pos + 1)) {
-    ++n;
-  }
-  return n;
 }
 
 std::vector<std::string> Words(const std::string& line) {
@@ -448,7 +432,7 @@ class ControlPlaneTest : public IntegrationTest {
   }
 
   // Waits until the proxy log holds `needle` at least `count` times.
-  bool WaitForLog(const std::string& needle, size_t count = 1) {
+  bool WaitForLog(const std::string& needle, int count = 1) {
     return WaitFor([&] { return CountOf(h().ProxyLog(), needle) >= count; }, kSettle);
   }
 
@@ -714,7 +698,7 @@ TEST_F(ControlPlaneTest, NoFailedRequestWhileRoutesChangeAndConfigReloads) {
   EXPECT_EQ(failed.load(), 0) << "first failure: " << first_failure;
   EXPECT_GT(ok.load(), 200);
   RecordProperty("requests", ok.load());
-  EXPECT_EQ(CountOf(h().ProxyLog(), "config reloaded"), 10u) << h().ProxyLog();
+  EXPECT_EQ(CountOf(h().ProxyLog(), "config reloaded"), 10) << h().ProxyLog();
   // The last file (one) is in force: b.example goes to B again.
   EXPECT_EQ(Reach("b.example"), "svc-b");
 }

@@ -62,13 +62,6 @@ pid_t ReadPidFile(const std::string& path) {
 
 bool Alive(pid_t pid) { return pid > 0 && kill(pid, 0) == 0; }
 
-std::string ReadFile(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
 class HandoffTest : public IntegrationTest {
  protected:
   // A SIGUSR2 successor is not our child: whatever runs from this test's directory per the pid

@@ -26,13 +26,6 @@ using ::testing::HasSubstr;
 using Clock = std::chrono::steady_clock;
 using std::chrono::milliseconds;
 
-constexpr auto kIo = std::chrono::seconds(10);
-constexpr char kDefaultPool[] = "[[pool]]\nname = \"default\"\n";
-
-long MillisSince(Clock::time_point start) {
-  return static_cast<long>(std::chrono::duration_cast<milliseconds>(Clock::now() - start).count());
-}
-
 class HostileClientsTest : public IntegrationTest {};
 
 int64_t ClientConnections(uint16_t admin_port) {

@@ -19,8 +19,6 @@ namespace {
 
 using ::testing::HasSubstr;
 
-constexpr auto kIo = std::chrono::seconds(10);
-
 class IdleStackTest : public IntegrationTest {
  protected:
   void SetUp() override {

@@ -17,9 +17,6 @@ using ::testing::EndsWith;
 using ::testing::HasSubstr;
 using ::testing::StartsWith;
 
-constexpr auto kIo = std::chrono::seconds(10);
-constexpr char kDefaultPool[] = "[[pool]]\nname = \"default\"\n";
-
 class ProxyBasicTest : public IntegrationTest {
  protected:
   void SetUp() override {

@@ -16,14 +16,6 @@ namespace {
 using ::testing::HasSubstr;
 using Clock = std::chrono::steady_clock;
 
-constexpr auto kIo = std::chrono::seconds(10);
-constexpr char kDefaultPool[] = "[[pool]]\nname = \"default\"\n";
-
-long MillisSince(Clock::time_point start) {
-  return static_cast<long>(
-      std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - start).count());
-}
-
 class ProxyErrorsTest : public IntegrationTest {
  protected:
   // Sends `request` on a fresh connection; expects a `status` answer and the connection closed.

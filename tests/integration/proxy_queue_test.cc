@@ -21,13 +21,6 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-constexpr auto kIo = std::chrono::seconds(10);
-
-long MillisSince(Clock::time_point start) {
-  return static_cast<long>(
-      std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - start).count());
-}
-
 size_t Count(const std::string& text, const std::string& needle) {
   size_t n = 0;
   for (size_t pos = text.find(needle); pos != std::string::npos; pos = text.find(needle, pos + 1)) {
@@ -150,12 +143,12 @@ TEST_F(ProxyQueueTest, ThroughputBoundedByDeclaredSlots) {
     });
   }
   for (std::thread& t : clients) t.join();
-  const double seconds = MillisSince(start) / 1000.0;
-  const double rate = ok.load() / seconds;
+  const double elapsed_s = MillisSince(start) / 1000.0;
+  const double rate = ok.load() / elapsed_s;
   EXPECT_EQ(failed.load(), 0);
   // 2 slots x (1 request / 50 ms) = 40 requests/s.
-  EXPECT_GE(rate, 25.0) << ok.load() << " requests in " << seconds << " s";
-  EXPECT_LE(rate, 45.0) << ok.load() << " requests in " << seconds << " s";
+  EXPECT_GE(rate, 25.0) << ok.load() << " requests in " << elapsed_s << " s";
+  EXPECT_LE(rate, 45.0) << ok.load() << " requests in " << elapsed_s << " s";
 
   const std::string conc = HttpExchange(front(), GetRequest("/concurrency"));
   ASSERT_EQ(StatusOf(conc), 200) << conc;

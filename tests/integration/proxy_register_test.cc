@@ -18,8 +18,6 @@ namespace {
 
 using ::testing::HasSubstr;
 
-constexpr auto kIo = std::chrono::seconds(10);
-
 constexpr char kPools[] =
     "[[pool]]\nname = \"default\"\n"
     "[[pool]]\nname = \"secure\"\ntoken = \"s3cret\"\n"

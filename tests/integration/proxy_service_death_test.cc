@@ -14,8 +14,6 @@
 namespace l7px::testing {
 namespace {
 
-constexpr auto kIo = std::chrono::seconds(10);
-
 class ProxyServiceDeathTest : public IntegrationTest {};
 
 TEST_F(ProxyServiceDeathTest, DieBeforeResponseOnPostIs502ThenSlotReRegisters) {

@@ -13,8 +13,6 @@
 namespace l7px::testing {
 namespace {
 
-constexpr auto kIo = std::chrono::seconds(5);
-
 class ProxyTunnelTest : public IntegrationTest {};
 
 TEST_F(ProxyTunnelTest, UpgradeBecomesATwoWayTunnelThatEndsWithTheSlot) {

@@ -29,8 +29,6 @@ using ::testing::HasSubstr;
 using Clock = std::chrono::steady_clock;
 using std::chrono::milliseconds;
 
-constexpr auto kIo = std::chrono::seconds(10);
-
 // CPU time (user + system) the process has used, in milliseconds; -1 if unknown.
 long CpuMillis(pid_t pid) {
   std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
@@ -55,18 +53,6 @@ long CpuMillisPerSecond(pid_t pid, milliseconds window) {
   std::this_thread::sleep_for(window);
   const long after = CpuMillis(pid);
   return (after - before) * 1000 / window.count();
-}
-
-long MillisSince(Clock::time_point start) {
-  return static_cast<long>(std::chrono::duration_cast<milliseconds>(Clock::now() - start).count());
-}
-
-int CountOf(const std::string& text, const std::string& needle) {
-  int n = 0;
-  for (size_t at = text.find(needle); at != std::string::npos; at = text.find(needle, at + 1)) {
-    ++n;
-  }
-  return n;
 }
 
 std::string FindPrlimit() {

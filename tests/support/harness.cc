@@ -20,13 +20,6 @@ long ReadStatusKiB(pid_t pid, const std::string& key) {
   return -1;
 }
 
-std::string ReadFile(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
 }  // namespace
 
 std::string BuiltBinary(const std::string& name) {

@@ -7,6 +7,21 @@
 
 namespace l7px::testing {
 
+long MillisSince(std::chrono::steady_clock::time_point start) {
+  return static_cast<long>(std::chrono::duration_cast<std::chrono::milliseconds>(
+                               std::chrono::steady_clock::now() - start)
+                               .count());
+}
+
+int CountOf(std::string_view text, std::string_view needle) {
+  int n = 0;
+  for (size_t at = text.find(needle); at != std::string_view::npos;
+       at = text.find(needle, at + 1)) {
+    ++n;
+  }
+  return n;
+}
+
 void IntegrationTest::SetUp() {
   const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
   // Short: the directory also holds the upgrade socket, whose path is limited to 107 bytes.

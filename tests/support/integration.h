@@ -2,13 +2,26 @@
 
 #include <gtest/gtest.h>
 
+#include <chrono>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "support/harness.h"
 
 namespace l7px::testing {
+
+// Bound on one blocking step of a test (a response, a registration); reached only on failure.
+inline constexpr auto kIo = std::chrono::seconds(10);
+// The pools section of a config with only the default pool.
+inline constexpr char kDefaultPool[] = "[[pool]]\nname = \"default\"\n";
+
+// Milliseconds of the steady clock since `start`.
+long MillisSince(std::chrono::steady_clock::time_point start);
+
+// How many times `needle` occurs in `text` (occurrences may overlap).
+int CountOf(std::string_view text, std::string_view needle);
 
 // Base fixture for tests/integration: one ProxyHarness per test, named after the test, whose
 // proxy and service logs are printed when the test fails.

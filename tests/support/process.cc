@@ -150,6 +150,13 @@ int OpenFds(pid_t pid) {
   return ec ? -1 : n;
 }
 
+std::string ReadFile(const std::string& path) {
+  std::ifstream in(path);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
 std::string MakeTempDir(const std::string& name) {
   std::string dir =
       std::string(L7PX_BINARY_DIR) + "/test-tmp/" + name + "." + std::to_string(getpid());

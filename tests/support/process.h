@@ -51,6 +51,9 @@ CommandResult RunCommand(const std::vector<std::string>& argv,
 // Descriptors open in process `pid` (/proc/PID/fd), or -1 when it cannot be read.
 int OpenFds(pid_t pid);
 
+// A file's whole contents; empty when it cannot be read.
+std::string ReadFile(const std::string& path);
+
 // A fresh empty directory under the build tree for one test's files.
 std::string MakeTempDir(const std::string& name);
 

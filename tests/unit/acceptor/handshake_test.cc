@@ -231,7 +231,7 @@ TEST(HandshakeUpgradeTest, EveryRefusalReason) {
       {rl + "Host: a\rb\r\n" + conn + upg + "\r\n", "bare CR"},
   };
   for (const RejectCase& c : cases) {
-    SCOPED_TRACE(testing::PrintToString(c.head));
+    SCOPED_TRACE(::testing::PrintToString(c.head));
     const Outcome o = FeedWhole(Mode::kUpgrade, c.head);
     ASSERT_EQ(o.status, Status::kRejected);
     EXPECT_EQ(o.reason, c.reason);
@@ -438,7 +438,7 @@ TEST(HandshakeMxproxyTest, BadVersionOrLengthRejected) {
       {MxPreamble(0x11, 0x21, 0x1200, kIpv6AddrPort), "bad mxproxy length"},
   };
   for (const RejectCase& c : cases) {
-    SCOPED_TRACE(testing::PrintToString(c.head));
+    SCOPED_TRACE(::testing::PrintToString(c.head));
     const Outcome o = FeedWhole(Mode::kMxproxy, c.head);
     ASSERT_EQ(o.status, Status::kRejected);
     EXPECT_EQ(o.reason, c.reason);
@@ -516,10 +516,10 @@ TEST(HandshakeResponseTest, RefusalsAreCompleteClosingTextResponses) {
     EXPECT_EQ(r.status, c.status);
     EXPECT_FALSE(r.keep_alive);
     EXPECT_EQ(r.body, body);
-    EXPECT_THAT(r.header_lines, testing::Contains("Content-Type: text/plain"));
-    EXPECT_THAT(r.header_lines, testing::Contains("Connection: close"));
+    EXPECT_THAT(r.header_lines, ::testing::Contains("Content-Type: text/plain"));
+    EXPECT_THAT(r.header_lines, ::testing::Contains("Connection: close"));
     EXPECT_THAT(r.header_lines,
-                testing::Contains("Content-Length: " + std::to_string(body.size())));
+                ::testing::Contains("Content-Length: " + std::to_string(body.size())));
   }
 }
 

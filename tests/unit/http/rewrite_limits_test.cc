@@ -13,8 +13,8 @@
 namespace l7px::http {
 namespace {
 
-const ServiceRequestContext kCtx{"2001:db8:ffff:ffff:ffff:ffff:ffff:ffff", "http",
-                                 "0123456789abcdef0123456789abcdef"};
+const ServiceRequestContext kWidestCtx{"2001:db8:ffff:ffff:ffff:ffff:ffff:ffff", "http",
+                                       "0123456789abcdef0123456789abcdef"};
 
 // Fields "X-Fnnn:v" (no space after the colon: each one grows by a byte in the rewrite).
 std::string Fields(int count) {
@@ -49,7 +49,7 @@ Rewritten RewriteRequest(std::string head, uint32_t max_header_bytes) {
   if (r.parsed != Parser::Status::kHeadDone) return r;
   r.fields_in = parser.head().header_count;
   std::vector<char> buf(ServiceRequestHeadCapacity(max_header_bytes));
-  r.written = WriteServiceRequestHead(parser.head(), kCtx, buf.data(), buf.size());
+  r.written = WriteServiceRequestHead(parser.head(), kWidestCtx, buf.data(), buf.size());
   r.out.assign(buf.data(), r.written);
   return r;
 }
