@@ -6,6 +6,8 @@
 
 #include <benchmark/benchmark.h>
 
+#include <atomic>
+#include <cstdint>
 #include <deque>
 #include <memory>
 #include <mutex>
@@ -76,6 +78,22 @@ void BM_MutexDeque_PopPush(benchmark::State& state) {
   state.SetItemsProcessed(state.iterations());
 }
 BENCHMARK(BM_MutexDeque_PopPush)->ThreadRange(1, 2)->UseRealTime();
+
+// The floor under BM_SlotStack_PopPush/threads:1: a lock-free pop and a lock-free push are one
+// compare-and-swap each, and this is two uncontended CASes on one word with nothing else
+// around them. Whatever the stack does beyond that is the gap between the two numbers.
+void BM_Floor_TwoCas(benchmark::State& state) {
+  static std::atomic<uint64_t> word{0};
+  for (auto _ : state) {
+    uint64_t v = word.load(std::memory_order_acquire);
+    word.compare_exchange_weak(v, v + 1, std::memory_order_acq_rel, std::memory_order_acquire);
+    v = word.load(std::memory_order_relaxed);
+    word.compare_exchange_weak(v, v + 1, std::memory_order_release, std::memory_order_relaxed);
+  }
+  benchmark::DoNotOptimize(word.load(std::memory_order_relaxed));
+  state.SetItemsProcessed(state.iterations());
+}
+BENCHMARK(BM_Floor_TwoCas);
 
 // Lease and return through the slot's state word as a worker does (TryLease / ReleaseIdle),
 // single-threaded: the stack's cost plus the slot's own atomics.
