@@ -26,6 +26,7 @@
 #include "base/clock.h"
 #include "base/log.h"
 #include "base/strings.h"
+#include "base/thread_name.h"
 #include "io/accept_gate.h"
 #include "io/mailbox.h"
 #include "io/ring.h"
@@ -603,6 +604,7 @@ absl::Status Acceptor::Start() {
   std::promise<absl::Status> started;
   std::future<absl::Status> result = started.get_future();
   thread_ = std::thread([this, started = std::move(started)]() mutable {
+    NameThisThread("l7px-acceptor");
     absl::Status status = loop_->Init();
     if (status.ok()) ring_fd_.store(loop_->ring_fd());
     const bool ok = status.ok();

@@ -12,6 +12,7 @@
 #include "base/json.h"
 #include "base/log.h"
 #include "base/strings.h"
+#include "base/thread_name.h"
 #include "fmt/format.h"
 #include "http/parser.h"
 #include "http/rewrite.h"
@@ -67,7 +68,10 @@ AdminServer::AdminServer(ControlPlane* control, AdminViews views, UniqueFd liste
 AdminServer::~AdminServer() { Stop(); }
 
 absl::Status AdminServer::Start() {
-  thread_ = std::thread([this] { Run(); });
+  thread_ = std::thread([this] {
+    NameThisThread("l7px-admin");
+    Run();
+  });
   return absl::OkStatus();
 }
 

@@ -17,6 +17,7 @@
 #include "base/clock.h"
 #include "base/log.h"
 #include "base/strings.h"
+#include "base/thread_name.h"
 #include "proxy/version.h"
 #include "proxy/worker.h"
 
@@ -42,7 +43,10 @@ UpgradeServer::~UpgradeServer() { Stop(); }
 
 void UpgradeServer::Start(UniqueFd listener, std::unique_ptr<Takeover> takeover) {
   listener_ = std::move(listener);
-  thread_ = std::thread([this, t = std::move(takeover)]() mutable { Run(std::move(t)); });
+  thread_ = std::thread([this, t = std::move(takeover)]() mutable {
+    NameThisThread("l7px-upgrade");
+    Run(std::move(t));
+  });
 }
 
 void UpgradeServer::Stop() {
