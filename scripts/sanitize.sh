@@ -10,7 +10,7 @@ cd "$(dirname "$0")/.."
 what="${1:-all}"
 
 # Unit suites and integration tests whose subject is concurrency (ctest names = gtest names).
-tsan_tests='^(SlotStackTest|IdleStackTest|SlotTest|Handoff|UpgradeSocket|ControlPlaneTest|ProxyQueueTest)\.'
+tsan_tests='^(SlotStackTest|IdleStackTest|BusyPollTest|SlotTest|Handoff|UpgradeSocket|ControlPlaneTest|ProxyQueueTest)\.'
 
 run_asan() {
   local start=$(date +%s)

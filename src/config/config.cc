@@ -27,6 +27,7 @@ namespace l7px::config {
 namespace {
 
 constexpr Duration kMaxTimeout = std::chrono::hours(24);
+constexpr Duration kMaxBusyPoll = std::chrono::milliseconds(10);
 constexpr uint64_t kMaxConfigBytes = 16u << 20;
 
 std::string Shown(std::string_view text) { return QuoteForMessage(text, /*keep_utf8=*/true); }
@@ -573,11 +574,16 @@ class Loader {
         ok = GetRate(value, path, uint64_t{1} << 40, &out->min_body_rate);
       } else if (k == "max_connections") {
         ok = GetU32(value, path, 0, 1u << 24, &out->max_connections);
+      } else if (k == "busy_poll") {
+        ok = GetDuration(value, path, Duration::zero(), &out->busy_poll);
+        if (ok && out->busy_poll > kMaxBusyPoll) {
+          ok = Fail(value, path, "must be at most 10ms (a worker polls this long per sleep)");
+        }
       } else {
         return UnknownKey(
             key, value, "server",
             {"workers", "listen", "keepalive_timeout", "header_timeout", "max_header_bytes",
-             "max_body_bytes", "body_timeout", "min_body_rate", "max_connections"});
+             "max_body_bytes", "body_timeout", "min_body_rate", "max_connections", "busy_poll"});
       }
       if (!ok) return false;
     }

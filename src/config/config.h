@@ -21,7 +21,7 @@ enum class Handshake { kUpgrade, kNone, kMxproxy };
 enum class AccessFormat { kJson, kCombined };
 
 struct Server {
-  uint32_t workers = 0;  // 0 = one per CPU (resolved by the caller, not here)
+  uint32_t workers = 0;               // 0 = one per CPU (resolved by the caller, not here)
   std::vector<SocketAddress> listen;  // default 127.0.0.1:8080
   Duration keepalive_timeout = std::chrono::seconds(75);
   Duration header_timeout = std::chrono::seconds(10);
@@ -35,6 +35,9 @@ struct Server {
   // Client connections per worker; at the limit the worker stops accepting until one closes
   // (new connections wait in the listen backlog). 0 = no limit but file descriptors.
   uint32_t max_connections = 0;
+  // Before a worker sleeps for completions it keeps polling for them this long (0 = never):
+  // trades CPU for the wake-up a sleep costs when the next completion is microseconds away.
+  Duration busy_poll = Duration::zero();
 };
 
 struct Register {

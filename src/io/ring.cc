@@ -45,6 +45,11 @@ io_uring_sqe* Ring::Sqe() {
 
 void Ring::Submit() { io_uring_submit(&ring_); }
 
+int Ring::SubmitAndPoll() {
+  io_uring_submit_and_get_events(&ring_);
+  return static_cast<int>(io_uring_cq_ready(&ring_));
+}
+
 int Ring::SubmitAndWait(int64_t timeout_ns) {
   io_uring_cqe* cqe = nullptr;
   int ret;
@@ -74,7 +79,8 @@ absl::Status BufferRing::Init(Ring* ring, uint16_t group_id, uint32_t count, uin
   count_ = count;
   size_ = size;
   ring_bytes_ = count * sizeof(io_uring_buf);
-  void* mem = mmap(nullptr, ring_bytes_, PROT_READ | PROT_WRITE, MAP_ANONYMOUS | MAP_PRIVATE, -1, 0);
+  void* mem =
+      mmap(nullptr, ring_bytes_, PROT_READ | PROT_WRITE, MAP_ANONYMOUS | MAP_PRIVATE, -1, 0);
   if (mem == MAP_FAILED) return absl::InternalError("mmap buffer ring failed");
   br_ = static_cast<io_uring_buf_ring*>(mem);
   io_uring_buf_ring_init(br_);

@@ -38,6 +38,9 @@ class Ring {
   int SubmitAndWait(int64_t timeout_ns);
   // Submits without waiting.
   void Submit();
+  // Submits and collects what has completed (runs the ring's deferred task work) without ever
+  // sleeping. Returns the number of completions ready.
+  int SubmitAndPoll();
 
   // Calls fn(cqe) for every ready completion, then marks them seen. Returns how many.
   template <typename Fn>

@@ -3,8 +3,8 @@
 #include <fcntl.h>
 #include <unistd.h>
 
-#include <cerrno>
 #include <algorithm>
+#include <cerrno>
 #include <cstring>
 
 #include "absl/strings/str_cat.h"
@@ -21,6 +21,7 @@ ServerLimits LimitsFrom(const config::Server& server) {
   limits.body_timeout_ns = ToNanos(server.body_timeout);
   limits.min_body_rate = server.min_body_rate;
   limits.max_connections = server.max_connections;
+  limits.busy_poll_ns = ToNanos(server.busy_poll);
   return limits;
 }
 
@@ -117,13 +118,11 @@ absl::Status ControlPlane::Reload() {
   restart_only(next->log.access != cur.log.access || next->log.format != cur.log.format,
                "log.access/log.format");
   restart_only(next->admin.token != cur.admin.token, "admin.token");
-  restart_only(next->reg.allow.size() != cur.reg.allow.size() ||
-                   !std::equal(next->reg.allow.begin(), next->reg.allow.end(),
-                               cur.reg.allow.begin(),
-                               [](const Cidr& a, const Cidr& b) {
-                                 return a.ToString() == b.ToString();
-                               }),
-               "register.allow");
+  restart_only(
+      next->reg.allow.size() != cur.reg.allow.size() ||
+          !std::equal(next->reg.allow.begin(), next->reg.allow.end(), cur.reg.allow.begin(),
+                      [](const Cidr& a, const Cidr& b) { return a.ToString() == b.ToString(); }),
+      "register.allow");
   restart_only(next->upgrade.socket != cur.upgrade.socket ||
                    next->upgrade.drain_timeout != cur.upgrade.drain_timeout,
                "upgrade.*");
@@ -184,7 +183,8 @@ std::vector<ControlPlane::RouteRecord> ControlPlane::Routes() {
 absl::Status ControlPlane::Drain(std::string_view name) {
   std::lock_guard<std::mutex> lock(mu_);
   acceptor::Pool* pool = shared_->pools.Find(name);
-  if (pool == nullptr) return absl::NotFoundError(absl::StrCat("unknown pool \"", ToAbsl(name), "\""));
+  if (pool == nullptr)
+    return absl::NotFoundError(absl::StrCat("unknown pool \"", ToAbsl(name), "\""));
   pool->set_closing(true);
   // Routes naming it keep resolving to it (FindAny), so its requests are answered 503 at once.
   L7PX_LOG(kInfo, "pool {} draining: registrations refused, slots close once idle", name);

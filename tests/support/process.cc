@@ -150,6 +150,23 @@ int OpenFds(pid_t pid) {
   return ec ? -1 : n;
 }
 
+long VoluntarySwitches(pid_t pid, const std::string& thread_prefix) {
+  std::error_code ec;
+  long total = 0;
+  for (auto it = std::filesystem::directory_iterator("/proc/" + std::to_string(pid) + "/task", ec);
+       !ec && it != std::filesystem::directory_iterator(); it.increment(ec)) {
+    std::string name;
+    std::getline(std::ifstream(it->path() / "comm"), name);
+    if (name.rfind(thread_prefix, 0) != 0) continue;
+    std::ifstream in(it->path() / "status");
+    std::string line;
+    while (std::getline(in, line)) {
+      if (line.rfind("voluntary_ctxt_switches:", 0) == 0) total += std::stol(line.substr(24));
+    }
+  }
+  return ec ? -1 : total;
+}
+
 std::string ReadFile(const std::string& path) {
   std::ifstream in(path);
   std::stringstream ss;

@@ -51,6 +51,10 @@ CommandResult RunCommand(const std::vector<std::string>& argv,
 // Descriptors open in process `pid` (/proc/PID/fd), or -1 when it cannot be read.
 int OpenFds(pid_t pid);
 
+// Voluntary context switches (a thread blocked) summed over the threads of `pid` whose name
+// starts with `thread_prefix` (every thread when empty); -1 if unknown.
+long VoluntarySwitches(pid_t pid, const std::string& thread_prefix = "");
+
 // A file's whole contents; empty when it cannot be read.
 std::string ReadFile(const std::string& path);
 

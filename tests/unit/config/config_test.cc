@@ -14,6 +14,7 @@
 namespace l7px::config {
 namespace {
 
+using std::chrono::microseconds;
 using std::chrono::milliseconds;
 using std::chrono::seconds;
 using testing::HasSubstr;
@@ -53,6 +54,7 @@ void ExpectDefaults(const Config& c) {
   EXPECT_EQ(c.server.body_timeout, seconds(20));
   EXPECT_EQ(c.server.min_body_rate, 512u);
   EXPECT_EQ(c.server.max_connections, 0u);
+  EXPECT_EQ(c.server.busy_poll, std::chrono::nanoseconds::zero());
   ASSERT_EQ(c.reg.listen.size(), 1u);
   EXPECT_EQ(Str(c.reg.listen[0]), "127.0.0.1:9999");
   EXPECT_EQ(c.reg.handshake, Handshake::kUpgrade);
@@ -121,6 +123,7 @@ TEST(ConfigTest, EveryKey) {
       "body_timeout = \"2s\"",
       "min_body_rate = \"4KiB/s\"",
       "max_connections = 5000",
+      "busy_poll = \"50us\"",
       "[register]",
       "listen = \"unix:/run/l7px.sock\"",
       "handshake = \"mxproxy\"",
@@ -170,6 +173,7 @@ TEST(ConfigTest, EveryKey) {
   EXPECT_EQ(c.server.body_timeout, seconds(2));
   EXPECT_EQ(c.server.min_body_rate, 4096u);
   EXPECT_EQ(c.server.max_connections, 5000u);
+  EXPECT_EQ(c.server.busy_poll, microseconds(50));
   ASSERT_EQ(c.reg.listen.size(), 1u);
   EXPECT_EQ(Str(c.reg.listen[0]), "unix:/run/l7px.sock");
   EXPECT_EQ(c.reg.handshake, Handshake::kMxproxy);
@@ -196,13 +200,13 @@ TEST(ConfigTest, EveryKey) {
   EXPECT_EQ(api.response_timeout, milliseconds(1500));
   EXPECT_EQ(api.token, "pool-token");
   EXPECT_EQ(api.retries, 0u);
-  EXPECT_EQ(api.line, 27);
+  EXPECT_EQ(api.line, 28);
   const Pool& slow = c.pools[1];
   EXPECT_EQ(slow.name, "slow");
   EXPECT_EQ(slow.max_slots, 4096u);  // per-pool defaults
   EXPECT_EQ(slow.queue, 1024u);
   EXPECT_EQ(slow.retries, 1u);
-  EXPECT_EQ(slow.line, 35);
+  EXPECT_EQ(slow.line, 36);
   EXPECT_EQ(c.FindPool("slow"), &c.pools[1]);
 
   ASSERT_EQ(c.routes.size(), 2u);
@@ -215,7 +219,7 @@ TEST(ConfigTest, EveryKey) {
   EXPECT_EQ(r0.header->name, "X-Slice");
   EXPECT_EQ(r0.header->value, std::optional<std::string>("slow"));
   EXPECT_EQ(r0.pool, "slow");
-  EXPECT_EQ(r0.line, 37);
+  EXPECT_EQ(r0.line, 38);
   const Route& r1 = c.routes[1];
   EXPECT_EQ(r1.host, "*.example.com");
   EXPECT_EQ(r1.path, "/");
@@ -224,7 +228,7 @@ TEST(ConfigTest, EveryKey) {
   EXPECT_EQ(r1.header->name, "X-Canary");
   EXPECT_FALSE(r1.header->value.has_value());  // header present is enough
   EXPECT_EQ(r1.pool, "api");                   // register.default_pool
-  EXPECT_EQ(r1.line, 43);
+  EXPECT_EQ(r1.line, 44);
 }
 
 TEST(ConfigTest, AdminCanBeDisabled) {
@@ -391,6 +395,10 @@ TEST(ConfigTest, ErrorsNameLineAndKey) {
        "2: server.max_connections: -1 is out of range (0..16777216)"},
       {Lines({"[server]", "max_connections = \"100\""}),
        "2: server.max_connections: expected an integer, got a string"},
+      {Lines({"[server]", "busy_poll = \"11ms\""}),
+       "2: server.busy_poll: must be at most 10ms (a worker polls this long per sleep)"},
+      {Lines({"[server]", "busy_poll = \"-1us\""}),
+       "2: server.busy_poll: bad duration \"-1us\" (must not be negative)"},
       // Ranges and enums.
       {Lines({"[server]", "workers = 1025"}), "2: server.workers: 1025 is out of range (0..1024)"},
       {Lines({"[server]", "workers = -1"}), "2: server.workers: -1 is out of range (0..1024)"},
