@@ -172,25 +172,33 @@ def cpu_ticks(pid):
 
 
 def ctx_switches(pid):
-    """Voluntary + involuntary context switches summed over every thread of the process."""
-    total = 0
+    """(voluntary, involuntary) context switches summed over every thread of the process.
+
+    Voluntary: a thread blocked (a worker waiting for completions). Involuntary: the scheduler
+    took the CPU away from a runnable thread, e.g. for wrk or the service on a small machine.
+    """
+    vol = invol = 0
     try:
         tasks = os.listdir(f"/proc/{pid}/task")
     except OSError:
-        return 0
+        return 0, 0
     for tid in tasks:
         try:
             with open(f"/proc/{pid}/task/{tid}/status") as f:
                 for line in f:
-                    if line.startswith(("voluntary_ctxt_switches", "nonvoluntary_ctxt_switches")):
-                        total += int(line.split()[1])
+                    if line.startswith("voluntary_ctxt_switches"):
+                        vol += int(line.split()[1])
+                    elif line.startswith("nonvoluntary_ctxt_switches"):
+                        invol += int(line.split()[1])
         except OSError:
             pass
-    return total
+    return vol, invol
 
 
 def sample(pids):
-    return {"ticks": sum(cpu_ticks(p) for p in pids), "csw": sum(ctx_switches(p) for p in pids)}
+    switches = [ctx_switches(p) for p in pids]
+    return {"ticks": sum(cpu_ticks(p) for p in pids), "csw": sum(v + i for v, i in switches),
+            "csw_invol": sum(i for _, i in switches)}
 
 
 _TW_RE = re.compile(r"(\S+):(\d+)\s+(\S+):(\d+).*timer:\(timewait,(\d+)(min|sec|ms)")
@@ -228,12 +236,14 @@ def time_wait_since(ports, seconds_ago):
 
 # ----------------------------------------------------------------------------- configs
 
-def l7px_config(d, front, register, workers, queue=1024, queue_timeout="1s", unix=False):
+def l7px_config(d, front, register, workers, queue=1024, queue_timeout="1s", unix=False,
+                busy_poll="0"):
     reg = f"unix:{d}/register.sock" if unix else f"{LOOPBACK}:{register}"
     return f"""[server]
 workers = {workers}
 listen = ["{LOOPBACK}:{front}"]
 keepalive_timeout = "75s"
+busy_poll = "{busy_poll}"
 
 [register]
 listen = ["{reg}"]
@@ -359,7 +369,7 @@ class Stack:
         if k.startswith("l7px"):
             unix = k == "l7px-unix"
             cfg = l7px_config(d, self.front, self.upstream_port, h.workers, self.l7px_queue,
-                              self.l7px_queue_timeout, unix)
+                              self.l7px_queue_timeout, unix, h.busy_poll)
             path = self._write(f"{k}.toml", cfg)
             self.proxy = start([h.l7px, "-c", path], f"{d}/{k}.log")
             if not wait_port(self.front, self.proxy):
@@ -475,8 +485,9 @@ def run_wrk(h, stack, conns, duration, path="/", limit=0, timeout_s=5):
     if proxy_pids:
         r["proxy_cpu_us"] = (p1["ticks"] - p0["ticks"]) * 1e6 / CLK_TCK / n
         r["proxy_csw"] = (p1["csw"] - p0["csw"]) / n
+        r["proxy_csw_invol"] = (p1["csw_invol"] - p0["csw_invol"]) / n
     else:
-        r["proxy_cpu_us"] = r["proxy_csw"] = None
+        r["proxy_cpu_us"] = r["proxy_csw"] = r["proxy_csw_invol"] = None
     r["svc_cpu_us"] = (s1["ticks"] - s0["ticks"]) * 1e6 / CLK_TCK / n
     r["time_wait"] = time_wait_since(stack.relevant_ports(), elapsed + 1)
     r["config"], r["conns"] = stack.kind, conns
@@ -576,7 +587,8 @@ def cmd_compare(h):
         for s in stacks.values():
             s.stop()
     keys = ["config", "conns", "repeat", "requests", "rps", "ok_rps", "p50_us", "p90_us", "p99_us",
-            "p999_us", "max_us", "proxy_cpu_us", "proxy_csw", "svc_cpu_us", "time_wait",
+            "p999_us", "max_us", "proxy_cpu_us", "proxy_csw", "proxy_csw_invol", "svc_cpu_us",
+            "time_wait",
             "errors", "err_status", "died"]
     write_csv(os.path.join(h.out, "compare.csv"), rows, keys)
     md = compare_markdown(h, rows)
@@ -597,10 +609,12 @@ def compare_markdown(h, rows):
     lines = [f"Medians of {h.repeat} interleaved run(s) of {h.duration}s each, "
              f"(min–max) when repeated; {h.workers} worker(s) per proxy; "
              f"service `{os.path.basename(h.service)}` --size {h.size}, "
-             f"{h.slots} slots for l7px.", "",
+             f"{h.slots} slots for l7px"
+             f"{'' if h.busy_poll in ('0', '0us') else f', l7px server.busy_poll = {h.busy_poll}'}.",
+             "",
              "| conns | configuration | RPS | p50 ms | p99 ms | proxy CPU-µs/req | "
-             "proxy ctx-sw/req | TIME_WAIT | errors |",
-             "|---:|---|---:|---:|---:|---:|---:|---:|---:|"]
+             "proxy ctx-sw/req | of which involuntary | TIME_WAIT | errors |",
+             "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for c in conns_list:
         for k in configs:
             rs = by(rows, k, c)
@@ -612,6 +626,7 @@ def compare_markdown(h, rows):
                 f"{fmt_range([r['p99_us'] for r in rs], 2, 1e-3)} | "
                 f"{fmt_range([r['proxy_cpu_us'] for r in rs], 1)} | "
                 f"{fmt_range([r['proxy_csw'] for r in rs], 3)} | "
+                f"{fmt_range([r.get('proxy_csw_invol') for r in rs], 3)} | "
                 f"{fmt_range([r['time_wait'] for r in rs])} | "
                 f"{sum(r['errors'] + r['err_status'] for r in rs)}"
                 f"{' (a process died)' if any(r.get('died') for r in rs) else ''} |")
@@ -1120,6 +1135,8 @@ def parse_args(argv):
                    help="add l7px with slots on a UNIX socket and NGINX with a UNIX upstream")
     p.add_argument("--slots", type=int, default=64, help="slots the service registers with l7px")
     p.add_argument("--size", type=int, default=128, help="response body bytes")
+    p.add_argument("--busy-poll", default="0",
+                   help="l7px's server.busy_poll (e.g. 20us; default 0 = off, as shipped)")
     p.add_argument("--wrk-threads", type=int, default=1)
     p.add_argument("--warmup", type=int, default=1)
     p.add_argument("--pause", type=float, default=0.3, help="seconds between runs")
