@@ -40,10 +40,11 @@ struct Flags {
 };
 
 void Usage() {
-  std::fprintf(stderr,
-               "usage: l7px-bench-service (--proxy HOST:PORT|unix:PATH ... | --listen HOST:PORT|unix:PATH)\n"
-               "                          [--slots N] [--pool NAME] [--token T] [--size BYTES]\n"
-               "                          [--delay-ms MS]\n");
+  std::fprintf(
+      stderr,
+      "usage: l7px-bench-service (--proxy HOST:PORT|unix:PATH ... | --listen HOST:PORT|unix:PATH)\n"
+      "                          [--slots N] [--pool NAME] [--token T] [--size BYTES]\n"
+      "                          [--delay-ms MS]\n");
 }
 
 bool ParseLong(const char* text, long* out) {

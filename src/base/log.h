@@ -49,9 +49,9 @@ class LogLimiter {
   } while (0)
 
 // Logs at most a few lines per second from this call site.
-#define L7PX_LOG_LIMITED(level, ...)                                        \
-  do {                                                                      \
-    static ::l7px::LogLimiter l7px_limiter_;                                \
+#define L7PX_LOG_LIMITED(level, ...)                                          \
+  do {                                                                        \
+    static ::l7px::LogLimiter l7px_limiter_;                                  \
     if (::l7px::LogEnabled(::l7px::LogLevel::level) && l7px_limiter_.Allow()) \
-      ::l7px::LogLine(::l7px::LogLevel::level, fmt::format(__VA_ARGS__));   \
+      ::l7px::LogLine(::l7px::LogLevel::level, fmt::format(__VA_ARGS__));     \
   } while (0)

@@ -32,7 +32,8 @@ absl::StatusOr<UniqueFd> Listen(const SocketAddress& addr, bool reuse_port, int 
     if (reuse_port && setsockopt(fd.get(), SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) != 0) {
       return Errno("SO_REUSEPORT", addr);
     }
-    if (addr.family() == AF_INET6) setsockopt(fd.get(), IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
+    if (addr.family() == AF_INET6)
+      setsockopt(fd.get(), IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
   } else {
     std::string path(addr.unix_path());
     struct stat st;

@@ -82,8 +82,8 @@ void AccessLog::Append(const Entry& e) {
     static constexpr const char* kMonths[] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
                                               "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
     fmt::format_to(std::back_inserter(line), "{} - - [{:02}/{}/{:04}:{:02}:{:02}:{:02} +0000] \"",
-                   e.client_ip, t.tm_mday, kMonths[t.tm_mon], t.tm_year + 1900, t.tm_hour,
-                   t.tm_min, t.tm_sec);
+                   e.client_ip, t.tm_mday, kMonths[t.tm_mon], t.tm_year + 1900, t.tm_hour, t.tm_min,
+                   t.tm_sec);
     AppendQuotedEscaped(line, e.method);
     line.push_back(' ');
     AppendQuotedEscaped(line, e.target);

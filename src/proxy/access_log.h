@@ -52,9 +52,9 @@ class AccessLog {
   config::AccessFormat format_;
   char* buffers_[2];
   size_t used_[2] = {0, 0};
-  int filling_ = 0;      // buffer receiving new lines
-  bool writing_ = false; // the other buffer is being written
-  size_t written_ = 0;   // bytes of the writing buffer already written
+  int filling_ = 0;       // buffer receiving new lines
+  bool writing_ = false;  // the other buffer is being written
+  size_t written_ = 0;    // bytes of the writing buffer already written
   uint64_t dropped_ = 0;
 };
 

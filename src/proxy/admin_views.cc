@@ -185,8 +185,7 @@ std::string AdminViews::MetricsText() const {
     }
   };
   histogram("l7px_request_duration_seconds",
-            "Time from the first request byte to the end of the response.",
-            &PoolMetrics::duration);
+            "Time from the first request byte to the end of the response.", &PoolMetrics::duration);
   histogram("l7px_queue_wait_seconds", "Time requests waited for an idle slot.",
             &PoolMetrics::queue_wait);
 
@@ -213,8 +212,7 @@ std::string AdminViews::MetricsText() const {
     const std::string name = Label(shared_->pools.at(id)->name());
     const PoolTotals t = Totals(workers_, id);
     put("l7px_shed_total{{pool=\"{}\",reason=\"queue_full\"}} {}\n", name, t.shed_queue_full);
-    put("l7px_shed_total{{pool=\"{}\",reason=\"queue_timeout\"}} {}\n", name,
-        t.shed_queue_timeout);
+    put("l7px_shed_total{{pool=\"{}\",reason=\"queue_timeout\"}} {}\n", name, t.shed_queue_timeout);
     put("l7px_shed_total{{pool=\"{}\",reason=\"pool_closing\"}} {}\n", name, t.shed_closing);
   }
   put("# HELP l7px_retries_total Requests re-dispatched after a slot died before any byte.\n");
@@ -239,7 +237,8 @@ std::string AdminViews::MetricsText() const {
   for (const WorkerStats* s : workers_) connections += s->client_connections.load();
   put("# HELP l7px_client_connections Open client connections.\n");
   put("# TYPE l7px_client_connections gauge\nl7px_client_connections {}\n", connections);
-  put("# HELP l7px_upgrades_total Upgrade handoffs in this process's lineage (each --takeover adds one).\n");
+  put("# HELP l7px_upgrades_total Upgrade handoffs in this process's lineage (each --takeover adds "
+      "one).\n");
   put("# TYPE l7px_upgrades_total counter\nl7px_upgrades_total {}\n",
       shared_->upgrades.load(std::memory_order_relaxed));
   return fmt::to_string(out);

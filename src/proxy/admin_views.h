@@ -17,10 +17,10 @@ class AdminViews {
   AdminViews(SharedState* shared, std::vector<const WorkerStats*> workers)
       : shared_(shared), workers_(std::move(workers)) {}
 
-  std::string PoolsJson() const;      // {"pools": [...]}
-  std::string StatsJson() const;      // {"workers", "client_connections", "requests", "pools"}
+  std::string PoolsJson() const;  // {"pools": [...]}
+  std::string StatsJson() const;  // {"workers", "client_connections", "requests", "pools"}
   std::string RoutesJson(const std::vector<ControlPlane::RouteRecord>& routes) const;
-  std::string MetricsText() const;    // Prometheus text exposition format 0.0.4
+  std::string MetricsText() const;  // Prometheus text exposition format 0.0.4
 
  private:
   void WritePools(JsonWriter& w) const;

@@ -84,10 +84,10 @@ struct Connection {
   bool client_send_busy = false;
   bool slot_send_busy = false;
   bool slot_recv_busy = false;
-  bool slot_unusable = false;   // the service broke the protocol: do not reuse the slot
-  bool retry_pending = false;   // re-dispatch once the failed slot's operations drained
-  bool interim_pending = false; // a 1xx head is being sent; parse on after it is sent
-  bool continue_sent = false;   // l7px answered Expect: 100-continue for this request
+  bool slot_unusable = false;    // the service broke the protocol: do not reuse the slot
+  bool retry_pending = false;    // re-dispatch once the failed slot's operations drained
+  bool interim_pending = false;  // a 1xx head is being sent; parse on after it is sent
+  bool continue_sent = false;    // l7px answered Expect: 100-continue for this request
 
   // Provided buffers received but not yet copied into `in` (backpressure).
   int32_t pend_head = -1;
@@ -95,9 +95,9 @@ struct Connection {
   uint32_t pend_off = 0;
 
   Exchange* x = nullptr;
-  TimerNode timer;       // header / keep-alive / response timeout
-  TimerNode queue_node;  // position in a pool's wait queue (queue_timeout)
-  TimerNode body_timer;  // request body pace window (body_timeout, min_body_rate)
+  TimerNode timer;            // header / keep-alive / response timeout
+  TimerNode queue_node;       // position in a pool's wait queue (queue_timeout)
+  TimerNode body_timer;       // request body pace window (body_timeout, min_body_rate)
   bool first_request = true;  // no response sent yet: the head timer runs since the accept
 
   // Current request.
@@ -115,9 +115,9 @@ struct Connection {
   bool response_started = false;  // some response byte went to the client
   bool resp_head_done = false;
   bool resp_done = false;
-  bool req_done = false;        // request message fully parsed
-  bool req_sent = false;        // ... and fully written to the slot
-  bool abandon_request = false; // the service answered before the body was sent
+  bool req_done = false;         // request message fully parsed
+  bool req_sent = false;         // ... and fully written to the slot
+  bool abandon_request = false;  // the service answered before the body was sent
   bool decode_body = false;
   bool tunnel_client_eof = false;
   bool body_window_paused = false;  // l7px stopped reading during this body window

@@ -20,7 +20,7 @@ inline void Bump(std::atomic<uint64_t>& counter, uint64_t by = 1) {
 class Histogram {
  public:
   static constexpr double kBounds[] = {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1,
-                                       0.25,   0.5,   1,      2.5,   5,    10,   30,    60};
+                                       0.25,   0.5,   1,      2.5,   5,    10,    30,   60};
   static constexpr int kBuckets = sizeof(kBounds) / sizeof(kBounds[0]);
 
   void Observe(int64_t ns);

@@ -33,7 +33,10 @@ class TimerList {
     node->list = this;
     node->prev = tail_;
     node->next = nullptr;
-    if (tail_ != nullptr) tail_->next = node; else head_ = node;
+    if (tail_ != nullptr)
+      tail_->next = node;
+    else
+      head_ = node;
     tail_ = node;
     ++size_;
   }
@@ -41,8 +44,14 @@ class TimerList {
   static void Unlink(TimerNode* node) {
     auto* list = static_cast<TimerList*>(node->list);
     if (list == nullptr) return;
-    if (node->prev != nullptr) node->prev->next = node->next; else list->head_ = node->next;
-    if (node->next != nullptr) node->next->prev = node->prev; else list->tail_ = node->prev;
+    if (node->prev != nullptr)
+      node->prev->next = node->next;
+    else
+      list->head_ = node->next;
+    if (node->next != nullptr)
+      node->next->prev = node->prev;
+    else
+      list->tail_ = node->prev;
     node->prev = node->next = nullptr;
     node->list = nullptr;
     --list->size_;

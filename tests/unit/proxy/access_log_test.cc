@@ -1,8 +1,7 @@
 #include "proxy/access_log.h"
 
-#include <unistd.h>
-
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <string>
 
