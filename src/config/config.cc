@@ -577,7 +577,9 @@ class Loader {
       } else if (k == "busy_poll") {
         ok = GetDuration(value, path, Duration::zero(), &out->busy_poll);
         if (ok && out->busy_poll > kMaxBusyPoll) {
-          ok = Fail(value, path, "must be at most 10ms (a worker polls this long per sleep)");
+          ok = Fail(value, path,
+                    absl::StrCat("must be at most ", ToNanos(kMaxBusyPoll) / 1'000'000,
+                                 "ms (a worker polls this long per sleep)"));
         }
       } else {
         return UnknownKey(

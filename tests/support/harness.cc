@@ -4,23 +4,10 @@
 
 #include <cstdlib>
 #include <fstream>
-#include <sstream>
 
 #include "support/net.h"
 
 namespace l7px::testing {
-namespace {
-
-long ReadStatusKiB(pid_t pid, const std::string& key) {
-  std::ifstream in("/proc/" + std::to_string(pid) + "/status");
-  std::string line;
-  while (std::getline(in, line)) {
-    if (line.rfind(key + ":", 0) == 0) return std::stol(line.substr(key.size() + 1));
-  }
-  return -1;
-}
-
-}  // namespace
 
 std::string BuiltBinary(const std::string& name) {
   const std::string l7px = L7PX_BINARY;
@@ -115,7 +102,11 @@ ChildProcess& ProxyHarness::StartService(const std::vector<std::string>& args, b
   return child;
 }
 
-long ProxyHarness::ProxyRssKiB() const { return ReadStatusKiB(proxy_.pid(), "VmRSS"); }
-long ProxyHarness::ProxyPeakRssKiB() const { return ReadStatusKiB(proxy_.pid(), "VmHWM"); }
+long ProxyHarness::ProxyRssKiB() const {
+  return ProcStatusValue("/proc/" + std::to_string(proxy_.pid()) + "/status", "VmRSS");
+}
+long ProxyHarness::ProxyPeakRssKiB() const {
+  return ProcStatusValue("/proc/" + std::to_string(proxy_.pid()) + "/status", "VmHWM");
+}
 
 }  // namespace l7px::testing

@@ -150,6 +150,15 @@ int OpenFds(pid_t pid) {
   return ec ? -1 : n;
 }
 
+long ProcStatusValue(const std::string& status_path, const std::string& key) {
+  std::ifstream in(status_path);
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.rfind(key + ":", 0) == 0) return std::stol(line.substr(key.size() + 1));
+  }
+  return -1;
+}
+
 long VoluntarySwitches(pid_t pid, const std::string& thread_prefix) {
   std::error_code ec;
   long total = 0;
@@ -158,11 +167,8 @@ long VoluntarySwitches(pid_t pid, const std::string& thread_prefix) {
     std::string name;
     std::getline(std::ifstream(it->path() / "comm"), name);
     if (name.rfind(thread_prefix, 0) != 0) continue;
-    std::ifstream in(it->path() / "status");
-    std::string line;
-    while (std::getline(in, line)) {
-      if (line.rfind("voluntary_ctxt_switches:", 0) == 0) total += std::stol(line.substr(24));
-    }
+    const long n = ProcStatusValue(it->path() / "status", "voluntary_ctxt_switches");
+    if (n > 0) total += n;
   }
   return ec ? -1 : total;
 }

@@ -51,6 +51,10 @@ CommandResult RunCommand(const std::vector<std::string>& argv,
 // Descriptors open in process `pid` (/proc/PID/fd), or -1 when it cannot be read.
 int OpenFds(pid_t pid);
 
+// The number after "key:" in a /proc status file (e.g. /proc/PID/status, VmRSS in KiB); -1 when
+// the file or the key is missing.
+long ProcStatusValue(const std::string& status_path, const std::string& key);
+
 // Voluntary context switches (a thread blocked) summed over the threads of `pid` whose name
 // starts with `thread_prefix` (every thread when empty); -1 if unknown.
 long VoluntarySwitches(pid_t pid, const std::string& thread_prefix = "");
