@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # l7px against NGINX and HAProxy, side by side, plus the papers' experiments.
 #
-#   benchmarks/e2e/compare.sh [all|compare|experiments|qps|spike|slow|timewait] [BUILD_DIR]
+#   benchmarks/e2e/compare.sh [all|compare|experiments|qps|spike|slow|timewait|profile] [BUILD_DIR]
 #                             [--quick] [--workers N] [--conns 1,4,...] [--duration S]
 #                             [--repeat N] [--service PATH] [--unix] ...   (--help for all)
 #
@@ -20,6 +20,7 @@ command -v wrk >/dev/null 2>&1 || need+=(wrk)
 command -v gnuplot >/dev/null 2>&1 || need+=(gnuplot-nox)
 command -v python3 >/dev/null 2>&1 || need+=(python3)
 command -v ss >/dev/null 2>&1 || need+=(iproute2)
+if [[ ${1:-} == profile ]]; then command -v perf >/dev/null 2>&1 || need+=(linux-perf); fi
 
 if ((${#need[@]} > 0)); then
   echo "compare.sh: installing ${need[*]}" >&2

@@ -11,6 +11,8 @@ Run through compare.sh, which installs the tools first. Subcommands:
   timewait     TIME_WAIT sockets and ephemeral ports after 100k requests
   experiments  qps + spike + slow + timewait
   all          compare + experiments (the default)
+  profile      where each proxy's CPU goes (perf): its own code, libraries, and the kernel's
+               send, receive, wake-up and scheduling paths, per request (not part of all)
 
 Every process started here is killed by PID when the run ends, fails or is interrupted. Only
 loopback addresses are used, and every load run is bounded in time.
@@ -492,6 +494,140 @@ def run_wrk(h, stack, conns, duration, path="/", limit=0, timeout_s=5):
     r["time_wait"] = time_wait_since(stack.relevant_ports(), elapsed + 1)
     r["config"], r["conns"] = stack.kind, conns
     return r
+
+
+# ----------------------------------------------------------------------------- profile
+
+# Kernel stacks are put in the first class whose functions appear anywhere in them. Waking the
+# reader comes first: on loopback the writer's own softirq delivers the segment and wakes the
+# process that reads it (wrk or the service), on the writer's CPU time.
+KERNEL_CLASSES = [
+    ("waking the reader", {"sock_def_readable", "__wake_up_sync_key", "__wake_up_common_lock",
+                           "__wake_up_common", "try_to_wake_up", "ep_poll_callback"}),
+    ("send path", {"tcp_sendmsg", "unix_stream_sendmsg", "sock_sendmsg", "io_send", "io_sendmsg",
+                   "__sys_sendto", "__sys_sendmsg", "sock_write_iter", "do_writev", "ksys_write"}),
+    ("receive path", {"tcp_recvmsg", "unix_stream_recvmsg", "sock_recvmsg", "io_recv",
+                      "io_recvmsg", "__sys_recvfrom", "__sys_recvmsg", "sock_read_iter",
+                      "ksys_read", "do_readv"}),
+    ("waiting and scheduling", {"schedule", "__schedule", "finish_task_switch.isra.0",
+                                "finish_task_switch", "io_cqring_wait", "do_epoll_wait"}),
+]
+PROFILE_COLUMNS = ["own code", "libraries"] + [c for c, _ in KERNEL_CLASSES] + ["other kernel"]
+
+
+def perf_samples(path):
+    """Yields (leaf symbol, leaf dso, [frame symbols]) for each sample of a perf.data file."""
+    out = subprocess.run(["perf", "script", "-i", path, "-F", "comm,ip,sym,dso"],
+                         capture_output=True, text=True, timeout=300).stdout
+    frames = []
+    for line in out.splitlines() + [""]:
+        if line.startswith(("\t", " ")):
+            m = re.match(r"\s*[0-9a-f]+ (.*) \((.*)\)$", line)
+            if m:
+                frames.append((re.sub(r"\+0x[0-9a-f]+$", "", m.group(1)), m.group(2)))
+        elif frames:
+            yield frames[0][0], frames[0][1], [f[0] for f in frames]
+            frames = []
+
+
+def classify_sample(leaf_dso, stack, own_binary):
+    if "kernel.kallsyms" not in leaf_dso:
+        return "own code" if os.path.basename(leaf_dso) == own_binary else "libraries"
+    names = set(stack)
+    for cls, funcs in KERNEL_CLASSES:
+        if names & funcs:
+            return cls
+    return "other kernel"
+
+
+def cmd_profile(h):
+    if not shutil.which("perf"):
+        sys.exit("profile: perf is missing (Debian package linux-perf; compare.sh installs it)")
+    configs = [c for c in h.configs if c != "direct"]
+    service_args = ["--size", str(h.size), "--delay-ms", "0"]
+    stacks = {k: Stack(k, h, service_args, h.slots) for k in configs}
+    conns = h.conns[0]
+    runs = {k: [] for k in configs}
+    counts = {k: {c: 0 for c in PROFILE_COLUMNS} for k in configs}
+    symbols = {k: {} for k in configs}
+    try:
+        for s in stacks.values():
+            s.start()
+            h.remember_config(s)
+            if h.warmup > 0:
+                run_wrk(h, s, conns, h.warmup)
+        for rep in range(h.repeat):
+            for k in configs:
+                s = stacks[k]
+                own = os.path.basename(s.proxy.args[0])
+                data = os.path.join(h.tmp, f"perf-{k}-{rep}.data")
+                perf = start(["perf", "record", "-F", "1999", "-g", "-o", data, "-p",
+                              ",".join(str(p) for p in s.proxy_pids())], f"{data}.log")
+                time.sleep(0.5)  # perf attaches to every thread before the load starts
+                r = run_wrk(h, s, conns, h.duration)
+                perf.send_signal(signal.SIGINT)
+                try:
+                    perf.wait(timeout=60)
+                except subprocess.TimeoutExpired:
+                    stop(perf)
+                runs[k].append(r)
+                n = 0
+                for leaf, dso, stack in perf_samples(data):
+                    counts[k][classify_sample(dso, stack, own)] += 1
+                    key = f"{leaf} ({os.path.basename(dso).strip('[]')})"
+                    symbols[k][key] = symbols[k].get(key, 0) + 1
+                    n += 1
+                os.unlink(data)
+                h.log(f"[{rep + 1}/{h.repeat}] {k:9s} c={conns:<3d} rps={r['rps']:>9,.0f} "
+                      f"cpu/req={opt(r['proxy_cpu_us'], 1)} samples={n}")
+                time.sleep(h.pause)
+    finally:
+        for s in stacks.values():
+            s.stop()
+    md = profile_markdown(h, configs, conns, runs, counts, symbols)
+    with open(os.path.join(h.out, "profile.md"), "w") as f:
+        f.write(h.stamp + "\n\n" + md)
+    print(md)
+    return md
+
+
+def profile_markdown(h, configs, conns, runs, counts, symbols):
+    lines = [f"Where each proxy's CPU goes at {conns} connections: `perf record -g` on the proxy's "
+             f"processes during {h.repeat} interleaved wrk run(s) of {h.duration}s each, 1999 "
+             "samples per second of CPU time; service `" + os.path.basename(h.service) +
+             f"` --size {h.size}. Each sample is put in one class: the proxy's own code, the "
+             "libraries it calls (libc, liburing, ...), or by the kernel functions on its stack "
+             "the kernel's wake-up of the process reading what the proxy wrote (on loopback the "
+             "writer's softirq delivers the segment and wakes the reader), the rest of the send "
+             "and receive paths, waiting and scheduling, and the rest. Per-request figures are "
+             "the class's share of the proxy's CPU-µs per request (median of the runs). Without "
+             "a hardware PMU (virtual machines) the samples come from a timer interrupt, so time "
+             "spent with interrupts off is counted where they are turned back on: the wake-up "
+             "class is where that matters.", "",
+             "| configuration | RPS | proxy CPU-µs/req | " +
+             " | ".join(PROFILE_COLUMNS) + " | kernel, total |",
+             "|---|---:|---:|" + "---:|" * (len(PROFILE_COLUMNS) + 1)]
+    for k in configs:
+        total = sum(counts[k].values())
+        if total == 0:
+            continue
+        cpu = med([r["proxy_cpu_us"] for r in runs[k]])
+        rps = med([r["rps"] for r in runs[k]])
+        cells = []
+        for c in PROFILE_COLUMNS:
+            share = counts[k][c] / total
+            cells.append(f"{share * cpu:.2f} ({share:.0%})")
+        kernel = 1 - (counts[k]["own code"] + counts[k]["libraries"]) / total
+        lines.append(f"| {LABELS[k]} | {rps:,.0f} | {cpu:.2f} | " + " | ".join(cells) +
+                     f" | {kernel * cpu:.2f} ({kernel:.0%}) |")
+    lines += ["", "Hottest functions (share of each proxy's samples, where the sample landed):", ""]
+    for k in configs:
+        total = sum(counts[k].values())
+        if total == 0:
+            continue
+        top = sorted(symbols[k].items(), key=lambda kv: -kv[1])[:12]
+        lines.append(f"- {LABELS[k]}: " + "; ".join(f"`{name}` {n / total:.1%}" for name, n in top))
+    return "\n".join(lines) + "\n"
 
 
 # ----------------------------------------------------------------------------- reporting
@@ -1062,8 +1198,8 @@ def mtime(path):
         return "?"
 
 
-SECTIONS = [("Side by side", "compare.md"), ("Deterministic QPS", "qps.md"),
-            ("Spike", "spike.md"), ("Slow clients", "slow.md"),
+SECTIONS = [("Side by side", "compare.md"), ("Where the CPU goes", "profile.md"),
+            ("Deterministic QPS", "qps.md"), ("Spike", "spike.md"), ("Slow clients", "slow.md"),
             ("TIME_WAIT and ports", "timewait.md")]
 
 
@@ -1112,7 +1248,7 @@ def write_machine(h, argv):
             f.write(text)
 
 
-COMMANDS = ["all", "compare", "experiments", "qps", "spike", "slow", "timewait"]
+COMMANDS = ["all", "compare", "experiments", "qps", "spike", "slow", "timewait", "profile"]
 
 
 def parse_args(argv):
@@ -1171,6 +1307,11 @@ def parse_args(argv):
         for key, value in quick.items():
             if "--" + key.replace("_", "-") not in argv:
                 setattr(a, key, value)
+    if a.command == "profile":  # one concurrency, the proxies of the performance targets
+        if "--conns" not in argv:
+            a.conns = "16"
+        if "--configs" not in argv:
+            a.configs = "l7px,nginx-ka,haproxy"
     a.out = a.out or os.path.join(REPO, "benchmarks", "results", "quick" if a.quick else "")
     a.conns = [int(c) for c in a.conns.split(",")]
     a.overload = [int(c) for c in a.overload.split(",")]
@@ -1206,6 +1347,8 @@ def main():
     try:
         if a.command in ("all", "compare"):
             sections.append(("Side by side", timed(h, cmd_compare)))
+        if a.command == "profile":
+            sections.append(("Where the CPU goes", timed(h, cmd_profile)))
         exp_service = h.service
         if experiments:
             # The experiments need the test service's /concurrency counter.
