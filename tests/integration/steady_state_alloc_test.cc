@@ -1,0 +1,113 @@
+// Integration: "no allocation per request in steady state", checked on the real binary. l7px
+// runs with tests/support/preload/alloc_counter.cc preloaded, which counts every heap
+// allocation of the process into a shared file. Once connections, slots and buffers are warm,
+// thousands more requests (plain, with a request body, with a chunked response, pipelined)
+// must not allocate at all.
+
+#include <fcntl.h>
+#include <gtest/gtest.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "base/unique_fd.h"
+#include "support/clients.h"
+#include "support/integration.h"
+#include "support/net.h"
+
+namespace l7px::testing {
+namespace {
+
+#ifdef L7PX_ALLOC_COUNTER
+
+constexpr int kClients = 4;
+
+class SteadyStateAllocTest : public IntegrationTest {
+ protected:
+  void SetUp() override {
+    IntegrationTest::SetUp();
+    count_path_ = h().dir() + "/alloc-count";
+    UniqueFd fd(open(count_path_.c_str(), O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600));
+    ASSERT_TRUE(fd);
+    ASSERT_EQ(ftruncate(fd.get(), sizeof(uint64_t)), 0);
+    void* word = mmap(nullptr, sizeof(uint64_t), PROT_READ, MAP_SHARED, fd.get(), 0);
+    ASSERT_NE(word, MAP_FAILED);
+    count_ = static_cast<const volatile uint64_t*>(word);
+    h().SetProxyLauncher(
+        {"/usr/bin/env", "LD_PRELOAD=" L7PX_ALLOC_COUNTER, "L7PX_ALLOC_COUNT_FILE=" + count_path_});
+  }
+  void TearDown() override {
+    if (count_ != nullptr) munmap(const_cast<uint64_t*>(count_), sizeof(uint64_t));
+    IntegrationTest::TearDown();
+  }
+
+  uint64_t Allocations() const { return *count_; }
+
+  // One round: every client sends each kind of request once and reads the answers. Returns
+  // what went wrong, or "" when every answer was right.
+  std::string Round(std::vector<UniqueFd>& clients, std::vector<std::string>& carry) {
+    static const std::string kPost =
+        "POST /echo HTTP/1.1\r\nHost: test.local\r\nContent-Length: 11\r\n\r\nhello world";
+    for (size_t i = 0; i < clients.size(); ++i) {
+      const int fd = clients[i].get();
+      std::string r;
+      if (!SendAll(fd, GetRequest("/plain")) ||
+          StatusOf(r = RecvHttpResponse(fd, &carry[i], kIo)) != 200) {
+        return "GET /plain: " + r;
+      }
+      if (!SendAll(fd, kPost) ||
+          (r = RecvHttpResponse(fd, &carry[i], kIo)).find("hello world") == std::string::npos) {
+        return "POST /echo: " + r;
+      }
+      if (!SendAll(fd, GetRequest("/chunked")) ||
+          (r = RecvHttpResponse(fd, &carry[i], kIo)).find("chunked\r\n") == std::string::npos) {
+        return "GET /chunked: " + r;
+      }
+      // Two requests in one segment.
+      if (!SendAll(fd, GetRequest("/a") + GetRequest("/b")) ||
+          StatusOf(r = RecvHttpResponse(fd, &carry[i], kIo)) != 200 ||
+          StatusOf(r = RecvHttpResponse(fd, &carry[i], kIo)) != 200) {
+        return "pipelined GET /a, /b: " + r;
+      }
+    }
+    return "";
+  }
+
+  std::string count_path_;
+  const volatile uint64_t* count_ = nullptr;
+};
+
+TEST_F(SteadyStateAllocTest, WarmProxyServesRequestsWithoutAllocating) {
+  ASSERT_TRUE(StartProxy(kDefaultPool, "", "", /*workers=*/1)) << h().ProxyLog();
+  ASSERT_NE(StartService({"--slots", "4"}), nullptr);
+  ASSERT_GT(Allocations(), 0u) << "the counter is not preloaded: nothing counted at start-up";
+
+  std::vector<UniqueFd> clients;
+  std::vector<std::string> carry(kClients);
+  for (int i = 0; i < kClients; ++i) {
+    clients.push_back(ConnectTcp(front()));
+    ASSERT_TRUE(clients.back());
+  }
+  for (int i = 0; i < 50; ++i) ASSERT_EQ(Round(clients, carry), "") << "warm-up round " << i;
+
+  const uint64_t before = Allocations();
+  constexpr int kRounds = 250;  // 5 requests per client per round: 5,000 requests
+  for (int i = 0; i < kRounds; ++i) ASSERT_EQ(Round(clients, carry), "") << "round " << i;
+  const uint64_t allocated = Allocations() - before;
+  EXPECT_EQ(allocated, 0u) << allocated << " allocations over " << kRounds * kClients * 5
+                           << " requests";
+}
+
+#else
+
+TEST(SteadyStateAllocTest, WarmProxyServesRequestsWithoutAllocating) {
+  GTEST_SKIP() << "sanitizer builds: their runtimes interpose malloc, so the counter is not built";
+}
+
+#endif
+
+}  // namespace
+}  // namespace l7px::testing

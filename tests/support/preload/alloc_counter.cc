@@ -1,0 +1,87 @@
+// Preloaded (LD_PRELOAD) into an l7px under test: counts every heap allocation the process
+// makes (malloc, calloc, realloc and the aligned forms; operator new goes through malloc), so a
+// test can check that requests in steady state allocate nothing. The count is a 64-bit word at
+// the start of the file named by L7PX_ALLOC_COUNT_FILE, mapped shared, so the test reads it
+// while the process runs. Without that variable the library only forwards to glibc.
+//
+// Built only without sanitizers: their runtimes interpose malloc themselves and must come first.
+
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cerrno>
+#include <cstddef>
+#include <cstdint>
+#include <cstdlib>
+
+extern "C" {
+void* __libc_malloc(size_t size);
+void* __libc_calloc(size_t count, size_t size);
+void* __libc_realloc(void* ptr, size_t size);
+void* __libc_memalign(size_t alignment, size_t size);
+}
+
+namespace {
+
+std::atomic<uint64_t>* counter = nullptr;
+
+// Runs before main(); open, mmap and getenv do not allocate.
+[[gnu::constructor]] void MapCounter() {
+  const char* path = std::getenv("L7PX_ALLOC_COUNT_FILE");
+  if (path == nullptr) return;
+  const int fd = open(path, O_RDWR | O_CLOEXEC);
+  if (fd < 0) return;
+  void* word = mmap(nullptr, sizeof(uint64_t), PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+  close(fd);
+  if (word != MAP_FAILED) counter = static_cast<std::atomic<uint64_t>*>(word);
+}
+
+void Count() {
+  if (counter != nullptr) counter->fetch_add(1, std::memory_order_relaxed);
+}
+
+bool ValidAlignment(size_t alignment) {
+  return alignment != 0 && (alignment & (alignment - 1)) == 0 && alignment % sizeof(void*) == 0;
+}
+
+}  // namespace
+
+extern "C" {
+
+void* malloc(size_t size) {
+  Count();
+  return __libc_malloc(size);
+}
+
+void* calloc(size_t count, size_t size) {
+  Count();
+  return __libc_calloc(count, size);
+}
+
+void* realloc(void* ptr, size_t size) {
+  Count();
+  return __libc_realloc(ptr, size);
+}
+
+void* memalign(size_t alignment, size_t size) {
+  Count();
+  return __libc_memalign(alignment, size);
+}
+
+void* aligned_alloc(size_t alignment, size_t size) {
+  Count();
+  return __libc_memalign(alignment, size);
+}
+
+int posix_memalign(void** out, size_t alignment, size_t size) {
+  if (!ValidAlignment(alignment)) return EINVAL;
+  Count();
+  void* p = __libc_memalign(alignment, size);
+  if (p == nullptr) return ENOMEM;
+  *out = p;
+  return 0;
+}
+
+}  // extern "C"
