@@ -577,6 +577,11 @@ def cmd_profile(h):
                     key = f"{leaf} ({os.path.basename(dso).strip('[]')})"
                     symbols[k][key] = symbols[k].get(key, 0) + 1
                     n += 1
+                if n == 0:
+                    with open(f"{data}.log", errors="replace") as f:
+                        reason = f.read().strip()[-500:]
+                    sys.exit(f"profile: perf recorded nothing for {k} (perf_event_paranoid, or "
+                             f"not root?): {reason}")
                 os.unlink(data)
                 h.log(f"[{rep + 1}/{h.repeat}] {k:9s} c={conns:<3d} rps={r['rps']:>9,.0f} "
                       f"cpu/req={opt(r['proxy_cpu_us'], 1)} samples={n}")
