@@ -1,8 +1,9 @@
 // Preloaded (LD_PRELOAD) into an l7px under test: counts every heap allocation the process
-// makes (malloc, calloc, realloc and the aligned forms; operator new goes through malloc), so a
-// test can check that requests in steady state allocate nothing. The count is a 64-bit word at
-// the start of the file named by L7PX_ALLOC_COUNT_FILE, mapped shared, so the test reads it
-// while the process runs. Without that variable the library only forwards to glibc.
+// makes (malloc, calloc, realloc, reallocarray and the aligned forms; operator new goes through
+// malloc), so a test can check that requests in steady state allocate nothing. The count is a
+// 64-bit word at the start of the file named by L7PX_ALLOC_COUNT_FILE, mapped shared, so the
+// test reads it while the process runs. Without that variable the library only forwards to
+// glibc.
 //
 // Built only without sanitizers: their runtimes interpose malloc themselves and must come first.
 
@@ -63,6 +64,16 @@ void* calloc(size_t count, size_t size) {
 void* realloc(void* ptr, size_t size) {
   Count();
   return __libc_realloc(ptr, size);
+}
+
+void* reallocarray(void* ptr, size_t count, size_t size) {
+  size_t bytes;
+  if (__builtin_mul_overflow(count, size, &bytes)) {
+    errno = ENOMEM;
+    return nullptr;
+  }
+  Count();
+  return __libc_realloc(ptr, bytes);
 }
 
 void* memalign(size_t alignment, size_t size) {
