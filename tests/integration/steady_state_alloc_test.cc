@@ -1,8 +1,8 @@
 // Integration: "no allocation per request in steady state", checked on the real binary. l7px
 // runs with tests/support/preload/alloc_counter.cc preloaded, which counts every heap
 // allocation of the process into a shared file. Once connections, slots and buffers are warm,
-// thousands more requests (plain, with a request body, with a chunked response, pipelined)
-// must not allocate at all.
+// thousands more requests (plain, with a request body, with a chunked response, pipelined, and
+// on a new connection each) must not allocate at all.
 
 #include <fcntl.h>
 #include <gtest/gtest.h>
@@ -66,6 +66,14 @@ class SteadyStateAllocTest : public IntegrationTest {
           (r = RecvHttpResponse(fd, &carry[i], kIo)).find("chunked\r\n") == std::string::npos) {
         return "GET /chunked: " + r;
       }
+      {  // A client that connects for one request.
+        UniqueFd once = ConnectTcp(front());
+        std::string c2;
+        if (!SendAll(once.get(), GetRequest("/once", "test.local", "Connection: close\r\n")) ||
+            StatusOf(r = RecvHttpResponse(once.get(), &c2, kIo)) != 200) {
+          return "one-shot connection: " + r;
+        }
+      }
       // Two requests in one segment.
       if (!SendAll(fd, GetRequest("/a") + GetRequest("/b")) ||
           StatusOf(r = RecvHttpResponse(fd, &carry[i], kIo)) != 200 ||
@@ -77,7 +85,7 @@ class SteadyStateAllocTest : public IntegrationTest {
   }
 
   // Starts l7px with `workers` workers and a 4-slot service, warms kClients keep-alive
-  // connections up, then returns the allocations made while they send 5,000 more requests.
+  // connections up, then expects no allocation while they send 6,000 more requests.
   void ExpectNoAllocationsWhenWarm(int workers) {
     ASSERT_TRUE(StartProxy(kDefaultPool, "", "", workers)) << h().ProxyLog();
     ASSERT_NE(StartService({"--slots", "4"}), nullptr);
@@ -92,10 +100,10 @@ class SteadyStateAllocTest : public IntegrationTest {
     for (int i = 0; i < 50; ++i) ASSERT_EQ(Round(clients, carry), "") << "warm-up round " << i;
 
     const uint64_t before = Allocations();
-    constexpr int kRounds = 250;  // 5 requests per client per round: 5,000 requests
+    constexpr int kRounds = 250;  // 6 requests per client per round: 6,000 requests
     for (int i = 0; i < kRounds; ++i) ASSERT_EQ(Round(clients, carry), "") << "round " << i;
     const uint64_t allocated = Allocations() - before;
-    EXPECT_EQ(allocated, 0u) << allocated << " allocations over " << kRounds * kClients * 5
+    EXPECT_EQ(allocated, 0u) << allocated << " allocations over " << kRounds * kClients * 6
                              << " requests";
   }
 
