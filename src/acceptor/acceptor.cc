@@ -357,6 +357,7 @@ class Acceptor::Loop {
     } else {
       slot->table_index = static_cast<uint32_t>(slots_.size());
       slots_.push_back(slot);
+      compact_.reserve(slots_.size());  // CompactIdle then never allocates
     }
     pool.CountService(service, +1);
     pool.registered.fetch_add(1, std::memory_order_relaxed);

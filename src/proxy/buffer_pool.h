@@ -25,6 +25,10 @@ class BufferPool {
       free_.pop_back();
       return b;
     }
+    // A new buffer: room for it in the free list too, so that Put never grows the list later
+    // (when every buffer happens to be free at once for the first time, mid-request).
+    ++owned_;
+    free_.reserve(owned_);
     return static_cast<char*>(std::malloc(size_));
   }
   void Put(char* b) {
@@ -37,6 +41,7 @@ class BufferPool {
  private:
   uint32_t size_;
   uint32_t in_use_ = 0;
+  uint32_t owned_ = 0;  // buffers allocated: free_ holds room for all of them
   std::vector<char*> free_;
 };
 

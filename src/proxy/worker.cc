@@ -406,6 +406,7 @@ class Worker::Loop {
       free_conns_ = c->next_free;
     } else {
       conns_.push_back(std::make_unique<Connection>());
+      starved_.reserve(conns_.size());  // every connection may wait for a receive buffer at once
       c = conns_.back().get();
       c->index = static_cast<uint32_t>(conns_.size() - 1);
     }
@@ -425,6 +426,8 @@ class Worker::Loop {
         free_exchanges_.pop_back();
       } else {
         c.x = new Exchange(request_limits_);
+        // Room to park it too: ReleaseExchange never grows the free list mid-request.
+        free_exchanges_.reserve(++exchanges_);
       }
       c.x->in = in_pool_.Get();
       c.x->in_len = c.x->in_scan = c.x->head_len = 0;
@@ -1567,6 +1570,7 @@ class Worker::Loop {
   std::vector<std::unique_ptr<Connection>> conns_;
   Connection* free_conns_ = nullptr;
   std::vector<Exchange*> free_exchanges_;
+  size_t exchanges_ = 0;  // Exchanges created: free_exchanges_ has room for all of them
   std::vector<Connection*> starved_;
   BufferPool in_pool_;
   BufferPool aux_pool_;  // request heads for services (ServiceRequestHeadCapacity)
