@@ -1,8 +1,8 @@
 // Integration: "no allocation per request in steady state", checked on the real binary. l7px
 // runs with tests/support/preload/alloc_counter.cc preloaded, which counts every heap
 // allocation of the process into a shared file. Once connections, slots and buffers are warm,
-// thousands more requests (plain, with a request body, with a chunked response, pipelined, and
-// on a new connection each) must not allocate at all.
+// thousands more requests (plain, with a request body, with a chunked response, pipelined, on a
+// new connection each, and waiting in the queue for a slot) must not allocate at all.
 
 #include <fcntl.h>
 #include <gtest/gtest.h>
@@ -24,6 +24,9 @@ namespace {
 #ifdef L7PX_ALLOC_COUNTER
 
 constexpr int kClients = 4;
+// Connections of the warm-up's busiest moment: with two workers, each gets more than the
+// measured rounds ever hold at once (kClients + a one-shot client or two) but for odds of ~1e-7.
+constexpr int kCrowd = 64;
 
 class SteadyStateAllocTest : public IntegrationTest {
  protected:
@@ -81,14 +84,24 @@ class SteadyStateAllocTest : public IntegrationTest {
         return "pipelined GET /a, /b: " + r;
       }
     }
+    // Every client at once, twice as many requests as slots, each holding its slot for 1 ms:
+    // half of them wait in the pool's queue.
+    for (size_t i = 0; i < clients.size(); ++i) {
+      if (!SendAll(clients[i].get(), GetRequest("/delay/1"))) return "concurrent GET: send";
+    }
+    for (size_t i = 0; i < clients.size(); ++i) {
+      std::string r = RecvHttpResponse(clients[i].get(), &carry[i], kIo);
+      if (StatusOf(r) != 200) return "concurrent GET: " + r;
+    }
     return "";
   }
 
-  // Starts l7px with `workers` workers and a 4-slot service, warms kClients keep-alive
-  // connections up, then expects no allocation while they send 6,000 more requests.
+  // Starts l7px with `workers` workers and a 2-slot service, warms kClients keep-alive
+  // connections up, then expects no allocation while they send 7,000 more requests.
   void ExpectNoAllocationsWhenWarm(int workers) {
+    h().SetLogExtra("format = \"json\"\n");  // queue_ms: which requests waited for a slot
     ASSERT_TRUE(StartProxy(kDefaultPool, "", "", workers)) << h().ProxyLog();
-    ASSERT_NE(StartService({"--slots", "4"}), nullptr);
+    ASSERT_NE(StartService({"--slots", "2"}), nullptr);
     ASSERT_GT(Allocations(), 0u) << "the counter is not preloaded: nothing counted at start-up";
 
     std::vector<UniqueFd> clients;
@@ -98,13 +111,35 @@ class SteadyStateAllocTest : public IntegrationTest {
       ASSERT_TRUE(clients.back());
     }
     for (int i = 0; i < 50; ++i) ASSERT_EQ(Round(clients, carry), "") << "warm-up round " << i;
+    // l7px keeps what it allocated for its busiest moment (connections, exchanges, buffers) and
+    // reuses it: warm up to a busier moment than the measured rounds will reach, on every
+    // worker (the clients land on either), so that they never need more.
+    std::vector<UniqueFd> crowd;
+    for (int i = 0; i < kCrowd; ++i) {
+      crowd.push_back(ConnectTcp(front()));
+      ASSERT_TRUE(crowd.back());
+      ASSERT_TRUE(SendAll(crowd.back().get(), GetRequest("/delay/1")));
+    }
+    for (UniqueFd& fd : crowd) {
+      std::string rest;
+      ASSERT_EQ(StatusOf(RecvHttpResponse(fd.get(), &rest, kIo)), 200);
+    }
+    crowd.clear();
 
     const uint64_t before = Allocations();
-    constexpr int kRounds = 250;  // 6 requests per client per round: 6,000 requests
+    constexpr int kRounds = 250;  // 7 requests per client per round: 7,000 requests
     for (int i = 0; i < kRounds; ++i) ASSERT_EQ(Round(clients, carry), "") << "round " << i;
     const uint64_t allocated = Allocations() - before;
-    EXPECT_EQ(allocated, 0u) << allocated << " allocations over " << kRounds * kClients * 6
+    EXPECT_EQ(allocated, 0u) << allocated << " allocations over " << kRounds * kClients * 7
                              << " requests";
+    // The queue was used, not only idle slots: the access log has requests that waited.
+    EXPECT_TRUE(WaitFor(
+        [&] {
+          return CountOf(h().AccessLog(), "\"queue_ms\":0.000,") <
+                 CountOf(h().AccessLog(), "\"queue_ms\":");
+        },
+        kIo))
+        << Tail(h().AccessLog());
   }
 
   std::string count_path_;
