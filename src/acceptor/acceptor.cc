@@ -25,6 +25,7 @@
 #include "acceptor/slot_lifecycle.h"
 #include "base/clock.h"
 #include "base/log.h"
+#include "base/reserve.h"
 #include "base/strings.h"
 #include "base/thread_name.h"
 #include "io/accept_gate.h"
@@ -357,7 +358,7 @@ class Acceptor::Loop {
     } else {
       slot->table_index = static_cast<uint32_t>(slots_.size());
       slots_.push_back(slot);
-      compact_.reserve(slots_.size());  // CompactIdle then never allocates
+      ReserveAtLeast(compact_, slots_.size());  // CompactIdle then never allocates
     }
     pool.CountService(service, +1);
     pool.registered.fetch_add(1, std::memory_order_relaxed);

@@ -4,6 +4,8 @@
 #include <cstdlib>
 #include <vector>
 
+#include "base/reserve.h"
+
 namespace l7px::proxy {
 
 // Per-worker free list of fixed-size buffers. Buffers are allocated on first need and recycled
@@ -28,7 +30,7 @@ class BufferPool {
     // A new buffer: room for it in the free list too, so that Put never grows the list later
     // (when every buffer happens to be free at once for the first time, mid-request).
     ++owned_;
-    free_.reserve(owned_);
+    ReserveAtLeast(free_, owned_);
     return static_cast<char*>(std::malloc(size_));
   }
   void Put(char* b) {

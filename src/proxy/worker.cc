@@ -28,6 +28,7 @@
 #include "acceptor/slot_lifecycle.h"
 #include "base/clock.h"
 #include "base/log.h"
+#include "base/reserve.h"
 #include "base/thread_name.h"
 #include "http/rewrite.h"
 #include "io/accept_gate.h"
@@ -406,7 +407,8 @@ class Worker::Loop {
       free_conns_ = c->next_free;
     } else {
       conns_.push_back(std::make_unique<Connection>());
-      starved_.reserve(conns_.size());  // every connection may wait for a receive buffer at once
+      ReserveAtLeast(starved_,
+                     conns_.size());  // every connection may wait for a receive buffer at once
       c = conns_.back().get();
       c->index = static_cast<uint32_t>(conns_.size() - 1);
     }
@@ -427,7 +429,7 @@ class Worker::Loop {
       } else {
         c.x = new Exchange(request_limits_);
         // Room to park it too: ReleaseExchange never grows the free list mid-request.
-        free_exchanges_.reserve(++exchanges_);
+        ReserveAtLeast(free_exchanges_, ++exchanges_);
       }
       c.x->in = in_pool_.Get();
       c.x->in_len = c.x->in_scan = c.x->head_len = 0;
