@@ -24,8 +24,8 @@ class Ring {
   ~Ring();
 
   // entries: SQ size (power of two); the CQ is 4x. Uses SINGLE_ISSUER | DEFER_TASKRUN when the
-  // kernel allows, falling back to COOP_TASKRUN, then to no flags. Must be called on the thread
-  // that will submit.
+  // kernel allows, falling back to COOP_TASKRUN, then to no flags, and registers the ring's fd
+  // with itself when it can. Must be called on the thread that will submit.
   absl::Status Init(unsigned entries);
 
   io_uring* raw() { return &ring_; }
