@@ -27,10 +27,9 @@ class BufferPool {
       free_.pop_back();
       return b;
     }
-    // A new buffer: room for it in the free list too, so that Put never grows the list later
-    // (when every buffer happens to be free at once for the first time, mid-request).
-    ++owned_;
-    ReserveAtLeast(free_, owned_);
+    // A new buffer (every other one is in use): room for it in the free list too, so that Put
+    // never grows the list later (when every buffer is free at once for the first time).
+    ReserveAtLeast(free_, in_use_);
     return static_cast<char*>(std::malloc(size_));
   }
   void Put(char* b) {
@@ -43,7 +42,6 @@ class BufferPool {
  private:
   uint32_t size_;
   uint32_t in_use_ = 0;
-  uint32_t owned_ = 0;  // buffers allocated: free_ holds room for all of them
   std::vector<char*> free_;
 };
 

@@ -407,8 +407,8 @@ class Worker::Loop {
       free_conns_ = c->next_free;
     } else {
       conns_.push_back(std::make_unique<Connection>());
-      ReserveAtLeast(starved_,
-                     conns_.size());  // every connection may wait for a receive buffer at once
+      // Every connection may wait for a receive buffer at once: room for all in starved_.
+      ReserveAtLeast(starved_, conns_.size());
       c = conns_.back().get();
       c->index = static_cast<uint32_t>(conns_.size() - 1);
     }
