@@ -25,7 +25,8 @@ namespace {
 
 constexpr int kClients = 4;
 // Connections of the warm-up's busiest moment: with two workers, each gets more than the
-// measured rounds ever hold at once (kClients + a one-shot client or two) but for odds of ~1e-7.
+// measured rounds ever hold at once (kClients + a one-shot client or two), but for odds of
+// 1e-11 (one worker getting at most 6 of 64 connections).
 constexpr int kCrowd = 64;
 
 class SteadyStateAllocTest : public IntegrationTest {
