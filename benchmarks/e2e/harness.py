@@ -20,6 +20,7 @@ loopback addresses are used, and every load run is bounded in time.
 
 import argparse
 import atexit
+import contextlib
 import datetime
 import json
 import os
@@ -496,6 +497,25 @@ def run_wrk(h, stack, conns, duration, path="/", limit=0, timeout_s=5):
     return r
 
 
+@contextlib.contextmanager
+def side_by_side_stacks(h, configs, warm_conns):
+    """The benchmark service behind each configuration, started, its config remembered and
+    warmed up (connections, pools, page cache); every stack stopped when the block ends."""
+    service_args = ["--size", str(h.size), "--delay-ms", "0"]
+    stacks = {k: Stack(k, h, service_args, h.slots) for k in configs}
+    try:
+        for s in stacks.values():
+            s.start()
+            h.remember_config(s)
+        for s in stacks.values():
+            if h.warmup > 0:
+                run_wrk(h, s, warm_conns, h.warmup)
+        yield stacks
+    finally:
+        for s in stacks.values():
+            s.stop()
+
+
 # ----------------------------------------------------------------------------- profile
 
 # Kernel stacks are put in the first class whose functions appear anywhere in them. Waking the
@@ -544,18 +564,11 @@ def cmd_profile(h):
     if not shutil.which("perf"):
         sys.exit("profile: perf is missing (Debian package linux-perf; compare.sh installs it)")
     configs = [c for c in h.configs if c != "direct"]
-    service_args = ["--size", str(h.size), "--delay-ms", "0"]
-    stacks = {k: Stack(k, h, service_args, h.slots) for k in configs}
     conns = h.conns[0]
     runs = {k: [] for k in configs}
     counts = {k: {c: 0 for c in PROFILE_COLUMNS} for k in configs}
     symbols = {k: {} for k in configs}
-    try:
-        for s in stacks.values():
-            s.start()
-            h.remember_config(s)
-            if h.warmup > 0:
-                run_wrk(h, s, conns, h.warmup)
+    with side_by_side_stacks(h, configs, conns) as stacks:
         for rep in range(h.repeat):
             for k in configs:
                 s = stacks[k]
@@ -586,9 +599,6 @@ def cmd_profile(h):
                 h.log(f"[{rep + 1}/{h.repeat}] {k:9s} c={conns:<3d} rps={r['rps']:>9,.0f} "
                       f"cpu/req={opt(r['proxy_cpu_us'], 1)} samples={n}")
                 time.sleep(h.pause)
-    finally:
-        for s in stacks.values():
-            s.stop()
     md = profile_markdown(h, configs, conns, runs, counts, symbols)
     with open(os.path.join(h.out, "profile.md"), "w") as f:
         f.write(h.stamp + "\n\n" + md)
@@ -692,16 +702,8 @@ def png_header(out, title, xlabel, ylabel, logx=False, logy=False):
 
 def cmd_compare(h):
     configs = h.configs
-    service_args = ["--size", str(h.size), "--delay-ms", "0"]
-    stacks = {k: Stack(k, h, service_args, h.slots) for k in configs}
     rows = []
-    try:
-        for s in stacks.values():
-            s.start()
-            h.remember_config(s)
-        for s in stacks.values():  # warm-up: connections, pools, page cache
-            if h.warmup > 0:
-                run_wrk(h, s, min(16, max(h.conns)), h.warmup)
+    with side_by_side_stacks(h, configs, min(16, max(h.conns))) as stacks:
         total = len(h.conns) * h.repeat * len(configs)
         i = 0
         for conns in h.conns:
@@ -724,9 +726,6 @@ def cmd_compare(h):
                           f"csw/req={opt(r['proxy_csw'], 3)} tw={r['time_wait']} "
                           f"err={r['errors']} non2xx={r['err_status']}")
                     time.sleep(h.pause)
-    finally:
-        for s in stacks.values():
-            s.stop()
     keys = ["config", "conns", "repeat", "requests", "rps", "ok_rps", "p50_us", "p90_us", "p99_us",
             "p999_us", "max_us", "proxy_cpu_us", "proxy_csw", "proxy_csw_invol", "svc_cpu_us",
             "time_wait",
