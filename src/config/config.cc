@@ -572,6 +572,8 @@ class Loader {
         ok = GetDuration(value, path, std::chrono::milliseconds(1), &out->body_timeout);
       } else if (k == "min_body_rate") {
         ok = GetRate(value, path, uint64_t{1} << 40, &out->min_body_rate);
+      } else if (k == "body_buffer") {
+        ok = GetSize(value, path, 0, kMaxBodyBuffer, &out->body_buffer);
       } else if (k == "max_connections") {
         ok = GetU32(value, path, 0, 1u << 24, &out->max_connections);
       } else if (k == "busy_poll") {
@@ -582,10 +584,10 @@ class Loader {
                                  "ms (a worker polls this long per sleep)"));
         }
       } else {
-        return UnknownKey(
-            key, value, "server",
-            {"workers", "listen", "keepalive_timeout", "header_timeout", "max_header_bytes",
-             "max_body_bytes", "body_timeout", "min_body_rate", "max_connections", "busy_poll"});
+        return UnknownKey(key, value, "server",
+                          {"workers", "listen", "keepalive_timeout", "header_timeout",
+                           "max_header_bytes", "max_body_bytes", "body_timeout", "min_body_rate",
+                           "body_buffer", "max_connections", "busy_poll"});
       }
       if (!ok) return false;
     }

@@ -20,6 +20,9 @@ namespace l7px::config {
 enum class Handshake { kUpgrade, kNone, kMxproxy };
 enum class AccessFormat { kJson, kCombined };
 
+// Request body bytes a connection's input buffer holds beyond the head.
+inline constexpr uint64_t kMaxBodyBuffer = 64 * 1024;
+
 struct Server {
   uint32_t workers = 0;               // 0 = one per CPU (resolved by the caller, not here)
   std::vector<SocketAddress> listen;  // default 127.0.0.1:8080
@@ -32,6 +35,11 @@ struct Server {
   // l7px itself stopped reading (backpressure) are not judged.
   Duration body_timeout = std::chrono::seconds(20);
   uint64_t min_body_rate = 512;  // bytes per second; 0 = only the one byte per window
+  // A request body of at most this many bytes (by Content-Length, or a chunked body that ends
+  // within it) is received whole before the request takes a slot or a place in the queue, so a
+  // slow upload holds no slot while it trickles in. Longer bodies stream from the head on.
+  // 0 = always stream. At most kMaxBodyBuffer: the body fits in the connection's input buffer.
+  uint64_t body_buffer = kMaxBodyBuffer;
   // Client connections per worker; at the limit the worker stops accepting until one closes
   // (new connections wait in the listen backlog). 0 = no limit but file descriptors.
   uint32_t max_connections = 0;

@@ -58,6 +58,7 @@ struct Exchange {
 enum class ConnState : uint8_t {
   kIdle,         // keep-alive, no request bytes yet
   kReadingHead,  // request head arriving
+  kReadingBody,  // head parsed and routed; a small body arriving before the request takes a slot
   kQueued,       // head parsed, waiting for an idle slot
   kExchange,     // request and response moving between client and slot
   kResponding,   // sending a response l7px made itself (errors)

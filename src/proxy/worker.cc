@@ -21,6 +21,7 @@
 #include <cstddef>
 #include <cstring>
 #include <future>
+#include <utility>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
@@ -63,7 +64,8 @@ enum class AcceptState : uint8_t { kIdle, kArmed, kCancelling };
 constexpr int64_t kTickNs = 50'000'000;
 constexpr uint32_t kProvidedBufferCount = 512;
 constexpr uint32_t kProvidedBufferSize = 16 * 1024;
-constexpr uint32_t kBodyWindow = 64 * 1024;  // client body bytes buffered beyond the head
+// Client body bytes buffered beyond the head: room for the largest server.body_buffer.
+constexpr uint32_t kBodyWindow = config::kMaxBodyBuffer;
 constexpr uint32_t kResponseBufferSize = 64 * 1024;
 // Response bodies up to this size are copied behind the head and sent with it in one buffer.
 constexpr uint32_t kCoalesceBodyBytes = 4096;
@@ -537,6 +539,7 @@ class Worker::Loop {
         Close(c);
         break;
       case ConnState::kReadingHead:
+      case ConnState::kReadingBody:
         // Truncated request: nothing useful can be answered.
         Close(c);
         break;
@@ -632,6 +635,9 @@ class Worker::Loop {
       case ConnState::kReadingHead:
         ParseHead(c);
         break;
+      case ConnState::kReadingBody:
+        ReadBodyBeforeDispatch(c);
+        break;
       case ConnState::kExchange:
         if (!c.req_done && !c.abandon_request) PumpRequestBody(c);
         break;
@@ -714,7 +720,47 @@ class Worker::Loop {
       Respond(c, 431, /*close=*/true);
       return;
     }
+    if (WaitForBody(c)) return;
     Dispatch(c);
+  }
+
+  // A small body is received whole before the request takes a slot or a place in the queue
+  // (server.body_buffer), so a slow upload holds its own connection only, not one of the
+  // service's slots, and the service gets the body at its own pace. Longer bodies stream.
+  bool WaitForBody(Connection& c) {
+    if (BodyBuffered(c)) return false;
+    const http::MessageHead& head = c.x->req.head();
+    const bool small =
+        head.framing == http::Framing::kChunked || (head.framing == http::Framing::kContentLength &&
+                                                    head.content_length <= limits_->body_buffer);
+    if (!small) return false;
+    c.state = ConnState::kReadingBody;
+    // l7px asks for the body itself now; the service never sees the Expect (drop_expect).
+    if (head.expect_continue && !head.is_http10()) SendContinue(c);
+    return true;
+  }
+
+  // The whole body is here, or as much of it as server.body_buffer (or the input buffer) holds.
+  bool BodyBuffered(const Connection& c) const {
+    const Exchange& x = *c.x;
+    return c.req_done || x.in_scan - x.head_len >= limits_->body_buffer ||
+           x.in_len == in_pool_.size();
+  }
+
+  void ReadBodyBeforeDispatch(Connection& c) {
+    if (!ScanBody(c)) return;
+    if (BodyBuffered(c)) Dispatch(c);
+  }
+
+  void SendContinue(Connection& c) {
+    static constexpr std::string_view kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
+    Exchange& x = *c.x;
+    c.continue_sent = true;
+    std::memcpy(x.out, kContinue.data(), kContinue.size());
+    x.out_len = static_cast<uint32_t>(kContinue.size());
+    x.out_sent = 0;
+    c.interim_pending = true;
+    SendToClient(c);
   }
 
   void Dispatch(Connection& c) {
@@ -876,13 +922,7 @@ class Worker::Loop {
     ArmSlotRecv(c, /*expect_wait=*/true);
     const http::MessageHead& req = x.req.head();
     if (req.expect_continue && !c.req_done && !req.is_http10() && !c.continue_sent) {
-      // The request has a slot now: let the client send its body.
-      static constexpr std::string_view kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
-      c.continue_sent = true;
-      std::memcpy(x.out, kContinue.data(), kContinue.size());
-      x.out_len = static_cast<uint32_t>(kContinue.size());
-      c.interim_pending = true;
-      SendToClient(c);
+      SendContinue(c);  // the request has a slot now: let the client send its body
     }
   }
 
@@ -1206,6 +1246,7 @@ class Worker::Loop {
   void AfterClientSendDone(Connection& c) {
     Exchange& x = *c.x;
     x.out_len = x.out_sent = 0;
+    const bool interim = std::exchange(c.interim_pending, false);
     switch (c.state) {
       case ConnState::kResponding:
         FinishRequest(c);
@@ -1219,8 +1260,7 @@ class Worker::Loop {
       default:
         return;
     }
-    if (c.interim_pending) {
-      c.interim_pending = false;
+    if (interim) {
       ContinueResponse(c);
       return;
     }
@@ -1356,9 +1396,12 @@ class Worker::Loop {
     c.state = ConnState::kResponding;
     TimerList::Unlink(&c.timer);
     TimerList::Unlink(&c.body_timer);
-    x.out_len = static_cast<uint32_t>(http::WriteErrorResponse(
-        status, c.close_after, status == 503 ? 1 : 0, x.out, out_pool_.size()));
-    x.out_sent = 0;
+    // An interim response (100 Continue) may still be going out: the answer follows it.
+    const uint32_t at = c.client_send_busy ? x.out_len : 0;
+    x.out_len =
+        at + static_cast<uint32_t>(http::WriteErrorResponse(
+                 status, c.close_after, status == 503 ? 1 : 0, x.out + at, out_pool_.size() - at));
+    if (!c.client_send_busy) x.out_sent = 0;
     x.fwd_len = 0;
     SendToClient(c);
   }
@@ -1474,7 +1517,8 @@ class Worker::Loop {
   void OnBodyWindow(Connection& c) {
     const bool waiting_for_body =
         !c.req_done && !c.abandon_request &&
-        (c.state == ConnState::kQueued || c.state == ConnState::kExchange);
+        (c.state == ConnState::kReadingBody || c.state == ConnState::kQueued ||
+         c.state == ConnState::kExchange);
     if (!waiting_for_body) return;
     const int64_t elapsed = now_ns_ - c.body_window_start_ns;
     switch (JudgeBodyWindow(c.body_window_bytes, c.body_window_paused || ReadingPaused(c), elapsed,

@@ -53,6 +53,7 @@ void ExpectDefaults(const Config& c) {
   EXPECT_EQ(c.server.max_body_bytes, 16u << 20);
   EXPECT_EQ(c.server.body_timeout, seconds(20));
   EXPECT_EQ(c.server.min_body_rate, 512u);
+  EXPECT_EQ(c.server.body_buffer, 65536u);
   EXPECT_EQ(c.server.max_connections, 0u);
   EXPECT_EQ(c.server.busy_poll, std::chrono::nanoseconds::zero());
   ASSERT_EQ(c.reg.listen.size(), 1u);
@@ -122,6 +123,7 @@ TEST(ConfigTest, EveryKey) {
       "max_body_bytes = 1048576",
       "body_timeout = \"2s\"",
       "min_body_rate = \"4KiB/s\"",
+      "body_buffer = \"8KiB\"",
       "max_connections = 5000",
       "busy_poll = \"50us\"",
       "[register]",
@@ -172,6 +174,7 @@ TEST(ConfigTest, EveryKey) {
   EXPECT_EQ(c.server.max_body_bytes, 1048576u);
   EXPECT_EQ(c.server.body_timeout, seconds(2));
   EXPECT_EQ(c.server.min_body_rate, 4096u);
+  EXPECT_EQ(c.server.body_buffer, 8192u);
   EXPECT_EQ(c.server.max_connections, 5000u);
   EXPECT_EQ(c.server.busy_poll, microseconds(50));
   ASSERT_EQ(c.reg.listen.size(), 1u);
@@ -200,13 +203,13 @@ TEST(ConfigTest, EveryKey) {
   EXPECT_EQ(api.response_timeout, milliseconds(1500));
   EXPECT_EQ(api.token, "pool-token");
   EXPECT_EQ(api.retries, 0u);
-  EXPECT_EQ(api.line, 28);
+  EXPECT_EQ(api.line, 29);
   const Pool& slow = c.pools[1];
   EXPECT_EQ(slow.name, "slow");
   EXPECT_EQ(slow.max_slots, 4096u);  // per-pool defaults
   EXPECT_EQ(slow.queue, 1024u);
   EXPECT_EQ(slow.retries, 1u);
-  EXPECT_EQ(slow.line, 36);
+  EXPECT_EQ(slow.line, 37);
   EXPECT_EQ(c.FindPool("slow"), &c.pools[1]);
 
   ASSERT_EQ(c.routes.size(), 2u);
@@ -219,7 +222,7 @@ TEST(ConfigTest, EveryKey) {
   EXPECT_EQ(r0.header->name, "X-Slice");
   EXPECT_EQ(r0.header->value, std::optional<std::string>("slow"));
   EXPECT_EQ(r0.pool, "slow");
-  EXPECT_EQ(r0.line, 38);
+  EXPECT_EQ(r0.line, 39);
   const Route& r1 = c.routes[1];
   EXPECT_EQ(r1.host, "*.example.com");
   EXPECT_EQ(r1.path, "/");
@@ -228,7 +231,7 @@ TEST(ConfigTest, EveryKey) {
   EXPECT_EQ(r1.header->name, "X-Canary");
   EXPECT_FALSE(r1.header->value.has_value());  // header present is enough
   EXPECT_EQ(r1.pool, "api");                   // register.default_pool
-  EXPECT_EQ(r1.line, 44);
+  EXPECT_EQ(r1.line, 45);
 }
 
 TEST(ConfigTest, AdminCanBeDisabled) {
@@ -376,6 +379,8 @@ TEST(ConfigTest, ErrorsNameLineAndKey) {
       {Lines({"[server]", "max_header_bytes = \"2MiB\""}),
        "2: server.max_header_bytes: size 2097152 is out of range (1024..1048576)"},
       {Lines({"[server]", "max_body_bytes = -5"}), "2: server.max_body_bytes: bad size -5"},
+      {Lines({"[server]", "body_buffer = \"128KiB\""}),
+       "2: server.body_buffer: size 131072 is out of range (0..65536)"},
       {Lines({"[server]", "body_timeout = \"0ms\""}),
        "2: server.body_timeout: must be at least 1ms"},
       {Lines({"[server]", "body_timeout = true"}),

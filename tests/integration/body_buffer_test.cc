@@ -1,0 +1,196 @@
+// Integration: server.body_buffer — a small request body is received whole before the request
+// takes a slot, so a slow upload holds no slot while it trickles in; longer bodies (and every
+// body with body_buffer = 0) stream from the head on and hold their slot while they arrive.
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <string>
+
+#include "support/admin.h"
+#include "support/clients.h"
+#include "support/integration.h"
+#include "support/net.h"
+
+namespace l7px::testing {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+using std::chrono::milliseconds;
+
+// One slot, a short queue wait: a request stuck behind a slot-holding upload is shed in 400 ms.
+constexpr char kOneSlotPool[] = "[[pool]]\nname = \"default\"\nqueue_timeout = \"400ms\"\n";
+
+class BodyBufferTest : public IntegrationTest {
+ protected:
+  void SetUp() override {
+    IntegrationTest::SetUp();
+    h().EnableAdmin();  // /stats tells when l7px has parsed a head
+  }
+
+  // Requests whose head l7px has parsed (admin /stats), or -1.
+  int64_t RequestsSeen() {
+    const JsonValue stats = AdminJson(h().admin_port(), "/stats");
+    const JsonValue* n = stats.Find("requests");
+    return n == nullptr ? -1 : n->int64().value_or(-1);
+  }
+
+  // Opens a connection, sends `head_and_part` (a request head and the start of its body) and
+  // waits until l7px has parsed the head, so a request sent after it cannot overtake it.
+  UniqueFd StartUpload(const std::string& head_and_part) {
+    const int64_t before = RequestsSeen();
+    UniqueFd fd = ConnectTcp(front());
+    if (!fd || !SendAll(fd.get(), head_and_part)) return UniqueFd();
+    if (!WaitFor([&] { return RequestsSeen() > before; }, std::chrono::seconds(5)))
+      return UniqueFd();
+    return fd;
+  }
+
+  // A GET on a new connection: its status and how long it took.
+  std::pair<int, long> TimedGet(const std::string& path) {
+    const auto start = Clock::now();
+    const std::string resp = HttpExchange(front(), GetRequest(path));
+    return {StatusOf(resp), MillisSince(start)};
+  }
+
+  // The other side of the rule: a body that streams holds its slot while it arrives, so a GET
+  // waits in the queue and is shed after queue_timeout (which is also what the tests above
+  // would see if small bodies streamed). Then the upload completes.
+  void ExpectStreamingUploadHoldsTheSlot(UniqueFd upload, size_t length, size_t sent) {
+    ASSERT_TRUE(upload);
+    const auto start = Clock::now();
+    const std::string shed = HttpExchange(front(), GetRequest("/behind"));
+    EXPECT_EQ(StatusOf(shed), 503) << shed;
+    EXPECT_GE(MillisSince(start), 350);
+    ASSERT_TRUE(SendAll(upload.get(), std::string(length - sent, 'b')));
+    std::string carry;
+    const std::string resp = RecvHttpResponse(upload.get(), &carry, kIo);
+    ASSERT_EQ(StatusOf(resp), 200) << resp;
+    EXPECT_EQ(ParseEcho(BodyOf(resp)).body.size(), length);
+  }
+};
+
+std::string UploadHead(size_t length, const std::string& extra = "") {
+  return "POST /echo HTTP/1.1\r\nHost: x\r\n" + extra +
+         "Content-Length: " + std::to_string(length) + "\r\n\r\n";
+}
+
+TEST_F(BodyBufferTest, SlowSmallBodyHoldsNoSlot) {
+  ASSERT_TRUE(StartProxy(kOneSlotPool)) << h().ProxyLog();
+  ASSERT_NE(StartService({"--slots", "1"}), nullptr);
+  UniqueFd upload = StartUpload(UploadHead(200) + std::string(100, 'a'));
+  ASSERT_TRUE(upload);
+  // Half the body is in; the one slot is free for everyone else meanwhile.
+  for (int i = 0; i < 3; ++i) {
+    const auto [status, ms] = TimedGet("/fast");
+    EXPECT_EQ(status, 200) << "a GET behind a half-sent small upload, after " << ms << " ms";
+  }
+  ASSERT_TRUE(SendAll(upload.get(), std::string(100, 'b')));
+  std::string carry;
+  const std::string resp = RecvHttpResponse(upload.get(), &carry, kIo);
+  ASSERT_EQ(StatusOf(resp), 200) << resp;
+  EXPECT_EQ(ParseEcho(BodyOf(resp)).body, std::string(100, 'a') + std::string(100, 'b'));
+}
+
+TEST_F(BodyBufferTest, SlowChunkedBodyIsBufferedUntilItsLastChunk) {
+  ASSERT_TRUE(StartProxy(kOneSlotPool)) << h().ProxyLog();
+  ASSERT_NE(StartService({"--slots", "1"}), nullptr);
+  UniqueFd upload = StartUpload(
+      "POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n");
+  ASSERT_TRUE(upload);
+  const auto [status, ms] = TimedGet("/fast");
+  EXPECT_EQ(status, 200) << "a GET behind a half-sent chunked upload, after " << ms << " ms";
+  ASSERT_TRUE(SendAll(upload.get(), "7\r\n, world\r\n0\r\n\r\n"));
+  std::string carry;
+  const std::string resp = RecvHttpResponse(upload.get(), &carry, kIo);
+  ASSERT_EQ(StatusOf(resp), 200) << resp;
+  EXPECT_EQ(ParseEcho(BodyOf(resp)).body, "hello, world");
+}
+
+TEST_F(BodyBufferTest, BodyBufferZeroStreamsEveryBody) {
+  ASSERT_TRUE(StartProxy(kOneSlotPool, "body_buffer = 0\n")) << h().ProxyLog();
+  ASSERT_NE(StartService({"--slots", "1"}), nullptr);
+  ExpectStreamingUploadHoldsTheSlot(StartUpload(UploadHead(200) + std::string(100, 'a')), 200, 100);
+}
+
+TEST_F(BodyBufferTest, BodyLongerThanTheBufferStreams) {
+  ASSERT_TRUE(StartProxy(kOneSlotPool, "body_buffer = \"1KiB\"\n")) << h().ProxyLog();
+  ASSERT_NE(StartService({"--slots", "1"}), nullptr);
+  ExpectStreamingUploadHoldsTheSlot(StartUpload(UploadHead(2000) + std::string(100, 'a')), 2000,
+                                    100);
+}
+
+TEST_F(BodyBufferTest, ExpectContinueForASmallBodyIsAnsweredWithoutASlot) {
+  ASSERT_TRUE(StartProxy("[[pool]]\nname = \"default\"\nqueue_timeout = \"5s\"\n"))
+      << h().ProxyLog();
+  ASSERT_NE(StartService({"--slots", "1"}), nullptr);
+  UniqueFd busy = ConnectTcp(front());
+  ASSERT_TRUE(busy);
+  ASSERT_TRUE(SendAll(busy.get(), GetRequest("/delay/1500")));
+  ASSERT_TRUE(WaitFor([&] { return RequestsSeen() >= 1; }, std::chrono::seconds(5)));
+  // The only slot is busy for 1.5 s; l7px asks for the small body at once.
+  const auto start = Clock::now();
+  UniqueFd client = ConnectTcp(front());
+  ASSERT_TRUE(client);
+  ASSERT_TRUE(SendAll(client.get(), UploadHead(5, "Expect: 100-continue\r\n")));
+  std::string carry;
+  const std::string interim = RecvHttpResponse(client.get(), &carry, kIo);
+  EXPECT_EQ(StatusOf(interim), 100) << interim;
+  EXPECT_LT(MillisSince(start), 1000) << "the 100 waited for the slot";
+  ASSERT_TRUE(SendAll(client.get(), "hello"));
+  const std::string resp = RecvHttpResponse(client.get(), &carry, kIo);
+  ASSERT_EQ(StatusOf(resp), 200) << resp;
+  const EchoedRequest echo = ParseEcho(BodyOf(resp));
+  EXPECT_EQ(echo.body, "hello");
+  EXPECT_FALSE(echo.Has("Expect")) << "the service must not answer the Expect a second time";
+}
+
+TEST_F(BodyBufferTest, ExpectContinueForALongBodyWaitsForTheSlot) {
+  ASSERT_TRUE(StartProxy("[[pool]]\nname = \"default\"\nqueue_timeout = \"5s\"\n",
+                         "body_buffer = \"1KiB\"\n"))
+      << h().ProxyLog();
+  ASSERT_NE(StartService({"--slots", "1"}), nullptr);
+  UniqueFd busy = ConnectTcp(front());
+  ASSERT_TRUE(busy);
+  ASSERT_TRUE(SendAll(busy.get(), GetRequest("/delay/800")));
+  ASSERT_TRUE(WaitFor([&] { return RequestsSeen() >= 1; }, std::chrono::seconds(5)));
+  const auto start = Clock::now();
+  UniqueFd client = ConnectTcp(front());
+  ASSERT_TRUE(client);
+  ASSERT_TRUE(SendAll(client.get(), UploadHead(4000, "Expect: 100-continue\r\n")));
+  std::string carry;
+  const std::string interim = RecvHttpResponse(client.get(), &carry, kIo);
+  EXPECT_EQ(StatusOf(interim), 100) << interim;
+  // The client is not asked to upload 4000 bytes that would only wait for the slot.
+  EXPECT_GE(MillisSince(start), 500) << "the 100 came before the slot was free";
+  ASSERT_TRUE(SendAll(client.get(), std::string(4000, 'c')));
+  const std::string resp = RecvHttpResponse(client.get(), &carry, kIo);
+  ASSERT_EQ(StatusOf(resp), 200) << resp;
+  EXPECT_EQ(ParseEcho(BodyOf(resp)).body, std::string(4000, 'c'));
+}
+
+TEST_F(BodyBufferTest, UploadAbandonedMidBodyNeverReachesTheService) {
+  ASSERT_TRUE(StartProxy(kOneSlotPool)) << h().ProxyLog();
+  std::string answer;
+  UniqueFd slot = RegisterByHand(h().register_port(), RegistrationHead("", "", "by-hand"), &answer);
+  ASSERT_EQ(StatusOf(answer), 101) << answer;
+  {
+    UniqueFd upload = StartUpload(UploadHead(300) + std::string(10, 'a'));
+    ASSERT_TRUE(upload);
+  }  // the client gives up mid-body
+  // The next request is the first thing the slot sees, and the slot is still the same one.
+  UniqueFd client = ConnectTcp(front());
+  ASSERT_TRUE(client);
+  ASSERT_TRUE(SendAll(client.get(), GetRequest("/after")));
+  std::string carry;
+  const std::string request = RecvHttpRequest(slot.get(), &carry, kIo);
+  EXPECT_THAT(request, ::testing::StartsWith("GET /after ")) << request;
+  ASSERT_TRUE(SendAll(slot.get(), "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"));
+  std::string client_carry;
+  const std::string resp = RecvHttpResponse(client.get(), &client_carry, kIo);
+  EXPECT_EQ(StatusOf(resp), 200) << resp;
+  EXPECT_EQ(BodyOf(resp), "ok");
+}
+
+}  // namespace
+}  // namespace l7px::testing
