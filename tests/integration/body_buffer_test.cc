@@ -192,5 +192,47 @@ TEST_F(BodyBufferTest, UploadAbandonedMidBodyNeverReachesTheService) {
   EXPECT_EQ(BodyOf(resp), "ok");
 }
 
+TEST_F(BodyBufferTest, BadChunkWhileBufferingIs400) {
+  ASSERT_TRUE(StartProxy(kOneSlotPool)) << h().ProxyLog();
+  ASSERT_NE(StartService({"--slots", "1"}), nullptr);
+  UniqueFd upload = StartUpload(
+      "POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n");
+  ASSERT_TRUE(upload);
+  ASSERT_TRUE(SendAll(upload.get(), "zz\r\n"));  // not a chunk size
+  std::string seen;
+  EXPECT_TRUE(WaitPeerClosed(upload.get(), kIo, &seen));
+  EXPECT_EQ(StatusOf(seen), 400) << seen;
+  EXPECT_EQ(HeaderOf(seen, "Connection"), "close") << seen;
+}
+
+TEST_F(BodyBufferTest, ChunkedBodyPastMaxBodyBytesWhileBufferingIs413) {
+  ASSERT_TRUE(StartProxy(kOneSlotPool, "max_body_bytes = 100\n")) << h().ProxyLog();
+  ASSERT_NE(StartService({"--slots", "1"}), nullptr);
+  UniqueFd upload =
+      StartUpload("POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n32\r\n" +
+                  std::string(50, 'a') + "\r\n");
+  ASSERT_TRUE(upload);
+  ASSERT_TRUE(SendAll(upload.get(), "64\r\n" + std::string(100, 'b') + "\r\n"));
+  std::string seen;
+  EXPECT_TRUE(WaitPeerClosed(upload.get(), kIo, &seen));
+  EXPECT_EQ(StatusOf(seen), 413) << seen;
+}
+
+TEST_F(BodyBufferTest, PipelinedRequestAfterABufferedBodyIsAnsweredInOrder) {
+  ASSERT_TRUE(StartProxy(kOneSlotPool)) << h().ProxyLog();
+  ASSERT_NE(StartService({"--slots", "1"}), nullptr);
+  UniqueFd upload = StartUpload(UploadHead(10) + "01234");
+  ASSERT_TRUE(upload);
+  // The rest of the body and a whole second request in one segment.
+  ASSERT_TRUE(SendAll(upload.get(), "56789" + GetRequest("/second")));
+  std::string carry;
+  const std::string first = RecvHttpResponse(upload.get(), &carry, kIo);
+  ASSERT_EQ(StatusOf(first), 200) << first;
+  EXPECT_EQ(ParseEcho(BodyOf(first)).body, "0123456789");
+  const std::string second = RecvHttpResponse(upload.get(), &carry, kIo);
+  ASSERT_EQ(StatusOf(second), 200) << second;
+  EXPECT_EQ(BodyOf(second), "ok /second");
+}
+
 }  // namespace
 }  // namespace l7px::testing
