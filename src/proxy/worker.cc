@@ -440,11 +440,13 @@ class Worker::Loop {
     return *c.x;
   }
 
+  // The buffers a request needs once its head is parsed: the rewritten head and l7px's own
+  // answers. The response buffer, the largest, waits for a slot (StartExchange): a request
+  // that waits in the queue or for its body does not hold one.
   Exchange& EnsureExchangeBuffers(Connection& c) {
     Exchange& x = EnsureExchange(c);
     if (x.aux == nullptr) x.aux = aux_pool_.Get();
     if (x.out == nullptr) x.out = out_pool_.Get();
-    if (x.resp_buf == nullptr) x.resp_buf = resp_pool_.Get();
     return x;
   }
 
@@ -913,6 +915,7 @@ class Worker::Loop {
     x.fwd_off = x.fwd_len = 0;
     c.resp_head_done = c.resp_done = false;
     c.decode_body = false;
+    if (x.resp_buf == nullptr) x.resp_buf = resp_pool_.Get();
     x.resp.Begin(x.resp_buf);
     x.resp.set_head_request(x.req.head().is_head_request);
     x.resp.set_decode_body(false);
