@@ -2,8 +2,6 @@ package l7px
 
 import (
 	"bytes"
-	"strconv"
-	"strings"
 )
 
 // exchangeTracker follows the HTTP/1.1 exchanges on one slot, from the bytes alone, so the SDK
@@ -75,10 +73,10 @@ func (t *exchangeTracker) onWrite(p []byte) int {
 	for len(p) > 0 {
 		switch t.state {
 		case writeHead:
-			n, done := t.scanLine(p, true)
+			n, head := t.scanHead(p)
 			p = p[n:]
-			if done {
-				completed += t.headComplete()
+			if head != nil {
+				completed += t.headComplete(head)
 			}
 		case writeBody:
 			n := int64(len(p))
@@ -91,7 +89,7 @@ func (t *exchangeTracker) onWrite(p []byte) int {
 				completed += t.finish()
 			}
 		case writeChunkLine:
-			n, done := t.scanLine(p, false)
+			n, done := t.scanLine(p)
 			p = p[n:]
 			if done {
 				t.chunkLineComplete()
@@ -107,14 +105,14 @@ func (t *exchangeTracker) onWrite(p []byte) int {
 				t.state = writeChunkEnd
 			}
 		case writeChunkEnd:
-			n, done := t.scanLine(p, false)
+			n, done := t.scanLine(p)
 			p = p[n:]
 			if done {
 				t.buf = t.buf[:0]
 				t.state = writeChunkLine
 			}
 		case writeTrailer:
-			n, done := t.scanLine(p, false)
+			n, done := t.scanLine(p)
 			p = p[n:]
 			if done {
 				if len(bytes.TrimRight(t.buf, "\r\n")) == 0 {
@@ -131,24 +129,62 @@ func (t *exchangeTracker) onWrite(p []byte) int {
 	return completed
 }
 
-// scanLine appends bytes of p to t.buf up to the end of a line (head=false) or of a head (a
-// line that is empty, head=true). It returns how many bytes it took and whether the end was
-// reached. Lines longer than the bounds lose track: the slot then stays busy until it closes.
-func (t *exchangeTracker) scanLine(p []byte, head bool) (int, bool) {
-	for i, c := range p {
-		t.buf = append(t.buf, c)
-		if c != '\n' {
-			continue
+// headEnd returns the length of the head at the start of b (through the empty line that ends
+// it, CRLF or bare LF), or -1 if b does not hold a whole head. from: where to start looking
+// for the line end before the empty line (bytes before it were searched already).
+func headEnd(b []byte, from int) int {
+	for i := from; i < len(b); {
+		nl := bytes.IndexByte(b[i:], '\n')
+		if nl < 0 {
+			return -1
 		}
-		if !head || bytes.HasSuffix(t.buf, []byte("\r\n\r\n")) || bytes.HasSuffix(t.buf, []byte("\n\n")) {
-			return i + 1, true
+		i += nl + 1
+		if i < len(b) && b[i] == '\n' {
+			return i + 1
+		}
+		if i+1 < len(b) && b[i] == '\r' && b[i+1] == '\n' {
+			return i + 2
 		}
 	}
-	limit := maxTrackedLine
-	if head {
-		limit = maxTrackedHead
+	return -1
+}
+
+// scanHead takes bytes of p up to the end of a response head. It returns how many it took and,
+// once the head is complete, the head (valid until the tracker is used again). A head that
+// arrives in one write is read in place; one split across writes is gathered in t.buf. Heads
+// longer than maxTrackedHead lose track: the slot then stays busy until it closes.
+func (t *exchangeTracker) scanHead(p []byte) (int, []byte) {
+	if len(t.buf) == 0 {
+		if end := headEnd(p, 0); end >= 0 {
+			return end, p[:end]
+		}
 	}
-	if len(t.buf) > limit {
+	// Look again from the last line end already seen: the empty line may straddle the writes.
+	from := bytes.LastIndexByte(t.buf, '\n')
+	if from < 0 {
+		from = 0
+	}
+	had := len(t.buf)
+	t.buf = append(t.buf, p...)
+	if end := headEnd(t.buf, from); end >= 0 {
+		t.buf = t.buf[:end]
+		return end - had, t.buf
+	}
+	if len(t.buf) > maxTrackedHead {
+		t.state = writeForever
+	}
+	return len(p), nil
+}
+
+// scanLine appends bytes of p to t.buf up to the end of a line. It returns how many bytes it
+// took and whether the end was reached. Lines longer than maxTrackedLine lose track.
+func (t *exchangeTracker) scanLine(p []byte) (int, bool) {
+	if nl := bytes.IndexByte(p, '\n'); nl >= 0 {
+		t.buf = append(t.buf, p[:nl+1]...)
+		return nl + 1, true
+	}
+	t.buf = append(t.buf, p...)
+	if len(t.buf) > maxTrackedLine {
 		t.state = writeForever
 	}
 	return len(p), false
@@ -162,15 +198,18 @@ func (t *exchangeTracker) finish() int {
 	return 1
 }
 
-// headComplete decides how the response whose head is in t.buf ends.
-func (t *exchangeTracker) headComplete() int {
-	head := string(t.buf)
-	t.buf = t.buf[:0]
-	lines := strings.Split(strings.ReplaceAll(head, "\r\n", "\n"), "\n")
-	status := 0
-	if f := strings.Fields(lines[0]); len(f) >= 2 && strings.HasPrefix(f[0], "HTTP/") {
-		status, _ = strconv.Atoi(f[1])
-	}
+var (
+	headerContentLength    = []byte("Content-Length")
+	headerTransferEncoding = []byte("Transfer-Encoding")
+	codingChunked          = []byte("chunked")
+)
+
+// headComplete decides how the response whose head is `head` ends. It reads the head in place:
+// no allocation per response.
+func (t *exchangeTracker) headComplete(head []byte) int {
+	line, rest := cutLine(head)
+	status := statusCode(line)
+	t.buf = t.buf[:0] // head may be t.buf: every read of it happens above and below, not after
 	if status < 100 {
 		t.state = writeForever
 		return 0
@@ -184,20 +223,24 @@ func (t *exchangeTracker) headComplete() int {
 	}
 	contentLength := int64(-1)
 	chunked, otherCoding := false, false
-	for _, line := range lines[1:] {
-		colon := strings.IndexByte(line, ':')
+	for len(rest) > 0 {
+		line, rest = cutLine(rest)
+		colon := bytes.IndexByte(line, ':')
 		if colon <= 0 {
 			continue
 		}
-		name, value := line[:colon], strings.TrimSpace(line[colon+1:])
+		name, value := line[:colon], bytes.TrimSpace(line[colon+1:])
 		switch {
-		case strings.EqualFold(name, "Content-Length"):
-			if n, err := strconv.ParseInt(value, 10, 64); err == nil && n >= 0 {
+		case len(name) == len(headerContentLength) && bytes.EqualFold(name, headerContentLength):
+			if n, ok := parseUint(value, 10); ok {
 				contentLength = n
 			}
-		case strings.EqualFold(name, "Transfer-Encoding"):
-			codings := strings.Split(value, ",")
-			chunked = strings.EqualFold(strings.TrimSpace(codings[len(codings)-1]), "chunked")
+		case len(name) == len(headerTransferEncoding) && bytes.EqualFold(name, headerTransferEncoding):
+			last := value
+			if comma := bytes.LastIndexByte(value, ','); comma >= 0 {
+				last = value[comma+1:]
+			}
+			chunked = bytes.EqualFold(bytes.TrimSpace(last), codingChunked)
 			otherCoding = !chunked
 		}
 	}
@@ -219,15 +262,79 @@ func (t *exchangeTracker) headComplete() int {
 	return 0
 }
 
+// cutLine splits b after its first line, dropping the line's CRLF or LF.
+func cutLine(b []byte) (line, rest []byte) {
+	nl := bytes.IndexByte(b, '\n')
+	if nl < 0 {
+		return b, nil
+	}
+	line, rest = b[:nl], b[nl+1:]
+	if len(line) > 0 && line[len(line)-1] == '\r' {
+		line = line[:len(line)-1]
+	}
+	return line, rest
+}
+
+// statusCode reads the status code of a status line ("HTTP/1.1 200 OK"), or 0.
+func statusCode(line []byte) int {
+	line = bytes.TrimLeft(line, " \t")
+	if !bytes.HasPrefix(line, []byte("HTTP/")) {
+		return 0
+	}
+	sp := bytes.IndexByte(line, ' ')
+	if tab := bytes.IndexByte(line, '\t'); tab >= 0 && (sp < 0 || tab < sp) {
+		sp = tab
+	}
+	if sp < 0 {
+		return 0
+	}
+	code := bytes.TrimLeft(line[sp:], " \t")
+	end := 0
+	for end < len(code) && code[end] != ' ' && code[end] != '\t' {
+		end++
+	}
+	if n, ok := parseUint(code[:end], 10); ok && n < 1000 {
+		return int(n)
+	}
+	return 0
+}
+
+// parseUint parses digits in base 10 or 16 (at least one, nothing else) without allocating.
+// Values that might not fit in an int64 (more than 15 significant digits) are refused.
+func parseUint(b []byte, base int64) (int64, bool) {
+	for len(b) > 1 && b[0] == '0' {
+		b = b[1:]
+	}
+	if len(b) == 0 || len(b) > 15 {
+		return 0, false
+	}
+	var n int64
+	for _, c := range b {
+		var d int64
+		switch {
+		case c >= '0' && c <= '9':
+			d = int64(c - '0')
+		case base == 16 && c >= 'a' && c <= 'f':
+			d = int64(c-'a') + 10
+		case base == 16 && c >= 'A' && c <= 'F':
+			d = int64(c-'A') + 10
+		default:
+			return 0, false
+		}
+		n = n*base + d
+	}
+	return n, true
+}
+
 func (t *exchangeTracker) chunkLineComplete() {
-	line := strings.TrimRight(string(t.buf), "\r\n")
-	t.buf = t.buf[:0]
-	if semi := strings.IndexByte(line, ';'); semi >= 0 {
+	line := bytes.TrimRight(t.buf, "\r\n")
+	if semi := bytes.IndexByte(line, ';'); semi >= 0 {
 		line = line[:semi]
 	}
-	size, err := strconv.ParseInt(strings.TrimSpace(line), 16, 64)
+	size, ok := parseUint(bytes.TrimSpace(line), 16)
+	t.buf = t.buf[:0]
 	switch {
-	case err != nil || size < 0:
+	case !ok:
 		t.state = writeForever
 	case size == 0:
 		t.state = writeTrailer

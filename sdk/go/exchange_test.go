@@ -33,6 +33,10 @@ func TestTrackerSeesEveryResponseEnd(t *testing.T) {
 		{"304", get, "HTTP/1.1 304 Not Modified\r\nContent-Length: 10\r\n\r\n"},
 		{"100 continue first", "POST / HTTP/1.1\r\nExpect: 100-continue\r\nContent-Length: 2\r\n\r\n",
 			"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 201 Created\r\ncontent-length: 2\r\n\r\nok"},
+		{"bare LF", get, "HTTP/1.1 200 OK\nContent-Length: 2\n\nok"},
+		{"spacing and leading zeros", get, "HTTP/1.1  200 OK\r\ncontent-LENGTH:  002 \r\nX: y\r\n\r\nok"},
+		{"upper-case chunk size", get, "HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n1A\r\n" +
+			strings.Repeat("z", 26) + "\r\n0\r\n\r\n"},
 	}
 	for _, c := range cases {
 		for cut := 0; cut < len(c.response); cut++ {
@@ -93,5 +97,35 @@ func TestTrackerKeepAliveSequence(t *testing.T) {
 	tr.onWrite([]byte("ok"))
 	if !tr.idle() || tr.served != 5 {
 		t.Fatalf("GET after HEAD: idle %v served %d", tr.idle(), tr.served)
+	}
+}
+
+func TestTrackerByteByByte(t *testing.T) {
+	var tr exchangeTracker
+	response := "HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nabc" +
+		"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nab\r\n0\r\n\r\n"
+	tr.onRead([]byte("GET / HTTP/1.1\r\n\r\n"))
+	completed := 0
+	for i := 0; i < len(response); i++ {
+		completed += tr.onWrite([]byte{response[i]})
+	}
+	if completed != 2 || !tr.idle() {
+		t.Fatalf("completed %d, idle %v", completed, tr.idle())
+	}
+}
+
+func TestTrackerLosesTrackOfWhatItCannotRead(t *testing.T) {
+	get := "GET / HTTP/1.1\r\n\r\n"
+	for _, response := range []string{
+		"HTTP/1.1 2x0 OK\r\nContent-Length: 0\r\n\r\n",                    // status not a number
+		"HTTP/1.1 200 OK\r\nContent-Length: 99999999999999999999\r\n\r\n", // does not fit
+		"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",     // bad chunk size
+	} {
+		var tr exchangeTracker
+		tr.onRead([]byte(get))
+		tr.onWrite([]byte(response))
+		if tr.idle() || tr.served != 0 {
+			t.Errorf("%q: idle %v served %d", response, tr.idle(), tr.served)
+		}
 	}
 }
