@@ -275,11 +275,51 @@ pool = "default"
 """
 
 
-def nginx_config(d, name, front, upstream, workers, keepalive):
+# With --peer-headers same (the default), NGINX and HAProxy tell the service what l7px tells it
+# on every request: the client's Host, X-Forwarded-For (appended to), X-Forwarded-Proto,
+# X-Forwarded-Host and X-Request-Id (each kept when the client sent one), and Via. Without
+# them a peer does less work per request than l7px does, and so does the service behind it,
+# which parses fewer header fields. --peer-headers none: the peers' bare defaults.
+NGINX_SAME_HEADERS_HTTP = """  map $http_x_forwarded_proto $fwd_proto {
+    default $http_x_forwarded_proto;
+    "" $scheme;
+  }
+  map $http_x_forwarded_host $fwd_host {
+    default $http_x_forwarded_host;
+    "" $http_host;
+  }
+  map $http_x_request_id $fwd_request_id {
+    default $http_x_request_id;
+    "" $request_id;
+  }
+  map $http_via $fwd_via {
+    default "$http_via, 1.1 nginx";
+    "" "1.1 nginx";
+  }
+"""
+NGINX_SAME_HEADERS_LOCATION = """      proxy_set_header Host $http_host;
+      proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
+      proxy_set_header X-Forwarded-Proto $fwd_proto;
+      proxy_set_header X-Forwarded-Host $fwd_host;
+      proxy_set_header X-Request-Id $fwd_request_id;
+      proxy_set_header Via $fwd_via;
+"""
+HAPROXY_SAME_HEADERS = """  option forwardfor
+  unique-id-format %{+X}o\\ %ci:%cp_%fi:%fp_%Ts_%rt:%pid
+  http-request set-header X-Forwarded-Proto http unless { req.hdr(x-forwarded-proto) -m found }
+  http-request set-header X-Forwarded-Host %[req.hdr(host)] unless { req.hdr(x-forwarded-host) -m found }
+  http-request set-header X-Request-Id %[unique-id] unless { req.hdr(x-request-id) -m found }
+  http-request add-header Via "1.1 haproxy"
+"""
+
+
+def nginx_config(d, name, front, upstream, workers, keepalive, same_headers=True):
     tmp = f"{d}/{name}-tmp"
     ka_upstream = "    keepalive 256;\n    keepalive_requests 1000000;\n" if keepalive else ""
     ka_location = ("      proxy_http_version 1.1;\n      proxy_set_header Connection \"\";\n"
                    if keepalive else "")
+    if same_headers:
+        ka_location += NGINX_SAME_HEADERS_LOCATION
     return f"""daemon off;
 master_process on;
 worker_processes {workers};
@@ -298,7 +338,7 @@ http {{
   fastcgi_temp_path {tmp}/fastcgi;
   uwsgi_temp_path {tmp}/uwsgi;
   scgi_temp_path {tmp}/scgi;
-  upstream service {{
+{NGINX_SAME_HEADERS_HTTP if same_headers else ""}  upstream service {{
     server {upstream};
 {ka_upstream}  }}
   server {{
@@ -311,7 +351,7 @@ http {{
 """
 
 
-def haproxy_config(front, upstream, workers):
+def haproxy_config(front, upstream, workers, same_headers=True):
     return f"""global
   nbthread {workers}
   maxconn 8192
@@ -326,7 +366,7 @@ defaults
 
 frontend fe
   bind {LOOPBACK}:{front}
-  default_backend be
+{HAPROXY_SAME_HEADERS if same_headers else ""}  default_backend be
 
 backend be
   server s1 {upstream}
@@ -406,11 +446,13 @@ class Stack:
         if k in ("nginx", "nginx-ka", "nginx-unix"):
             os.makedirs(f"{d}/{k}-tmp", exist_ok=True)
             path = self._write(f"{k}.conf",
-                               nginx_config(d, k, self.front, upstream, h.workers, k != "nginx"))
+                               nginx_config(d, k, self.front, upstream, h.workers, k != "nginx",
+                                            h.peer_headers == "same"))
             self.proxy = start([h.nginx, "-p", d, "-e", f"{d}/{k}.error.log", "-c", path],
                                f"{d}/{k}.log")
         elif k == "haproxy":
-            path = self._write("haproxy.cfg", haproxy_config(self.front, upstream, h.workers))
+            path = self._write("haproxy.cfg", haproxy_config(self.front, upstream, h.workers,
+                                                         h.peer_headers == "same"))
             self.proxy = start([h.haproxy, "-db", "-f", path], f"{d}/{k}.log")
         if self.proxy is not None and not wait_port(self.front, self.proxy):
             raise RuntimeError(f"{k} did not start; see {d}/{k}.log")
@@ -750,7 +792,11 @@ def compare_markdown(h, rows):
              f"(min–max) when repeated; {h.workers} worker(s) per proxy; "
              f"service `{os.path.basename(h.service)}` --size {h.size}, "
              f"{h.slots} slots for l7px"
-             f"{'' if h.busy_poll in ('0', '0us') else f', l7px server.busy_poll = {h.busy_poll}'}.",
+             f"{'' if h.busy_poll in ('0', '0us') else f', l7px server.busy_poll = {h.busy_poll}'}; "
+             + ("NGINX and HAProxy add the forwarding headers l7px adds (`--peer-headers same`)."
+                if h.peer_headers == "same" else
+                "NGINX and HAProxy with their default headers (`--peer-headers none`): they add "
+                "none of l7px's forwarding headers."),
              "",
              "| conns | configuration | RPS | p50 ms | p99 ms | proxy CPU-µs/req | "
              "proxy ctx-sw/req | of which involuntary | TIME_WAIT | errors |",
@@ -1277,6 +1323,10 @@ def parse_args(argv):
     p.add_argument("--size", type=int, default=128, help="response body bytes")
     p.add_argument("--busy-poll", default="0",
                    help="l7px's server.busy_poll (e.g. 20us; default 0 = off, as shipped)")
+    p.add_argument("--peer-headers", choices=("same", "none"), default="same",
+                   help="same: NGINX and HAProxy add the forwarding headers l7px adds (Host, "
+                   "X-Forwarded-For/-Proto/-Host, X-Request-Id, Via), so every proxy and the "
+                   "service do the same work; none: the peers' bare defaults")
     p.add_argument("--wrk-threads", type=int, default=1)
     p.add_argument("--warmup", type=int, default=1)
     p.add_argument("--pause", type=float, default=0.3, help="seconds between runs")
