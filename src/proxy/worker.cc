@@ -1222,7 +1222,8 @@ class Worker::Loop {
       x.fwd_len = 0;
     }
     x.client_iov[0] = {x.out + x.out_sent, x.out_len - x.out_sent};
-    x.client_iov[1] = {x.resp_buf + x.fwd_off, x.fwd_len};
+    // No response body bytes: no response buffer either, for l7px's own answers.
+    x.client_iov[1] = {x.fwd_len > 0 ? x.resp_buf + x.fwd_off : nullptr, x.fwd_len};
     PrepSend(c.fd.get(), x.client_iov, &x.client_msg, TagOf(kOpClientSend, c));
     c.client_send_busy = true;
     if (!c.interim_pending) c.response_started = true;
@@ -1405,7 +1406,7 @@ class Worker::Loop {
         at + static_cast<uint32_t>(http::WriteErrorResponse(
                  status, c.close_after, status == 503 ? 1 : 0, x.out + at, out_pool_.size() - at));
     if (!c.client_send_busy) x.out_sent = 0;
-    x.fwd_len = 0;
+    x.fwd_off = x.fwd_len = 0;
     SendToClient(c);
   }
 
