@@ -21,6 +21,11 @@ using std::chrono::milliseconds;
 // One slot, a short queue wait: a request stuck behind a slot-holding upload is shed in 400 ms.
 constexpr char kOneSlotPool[] = "[[pool]]\nname = \"default\"\nqueue_timeout = \"400ms\"\n";
 
+std::string UploadHead(size_t length, const std::string& extra = "") {
+  return "POST /echo HTTP/1.1\r\nHost: x\r\n" + extra +
+         "Content-Length: " + std::to_string(length) + "\r\n\r\n";
+}
+
 class BodyBufferTest : public IntegrationTest {
  protected:
   void SetUp() override {
@@ -68,12 +73,37 @@ class BodyBufferTest : public IntegrationTest {
     ASSERT_EQ(StatusOf(resp), 200) << resp;
     EXPECT_EQ(ParseEcho(BodyOf(resp)).body.size(), length);
   }
-};
 
-std::string UploadHead(size_t length, const std::string& extra = "") {
-  return "POST /echo HTTP/1.1\r\nHost: x\r\n" + extra +
-         "Content-Length: " + std::to_string(length) + "\r\n\r\n";
-}
+  struct ContinueUpload {
+    std::string interim;  // what came back before the body was sent
+    long interim_ms = 0;  // ... and after how long
+    std::string response;
+  };
+
+  // Occupies the pool's only slot with a /delay/<busy_ms> request, then POSTs `body` with
+  // Expect: 100-continue: waits for the interim answer before sending the body, as a client
+  // does, and reads the final response.
+  ContinueUpload UploadExpectingContinueWhileSlotBusy(int busy_ms, const std::string& body) {
+    ContinueUpload r;
+    busy_ = ConnectTcp(front());
+    if (!busy_ || !SendAll(busy_.get(), GetRequest("/delay/" + std::to_string(busy_ms))) ||
+        !WaitFor([&] { return RequestsSeen() >= 1; }, std::chrono::seconds(5))) {
+      return r;
+    }
+    const auto start = Clock::now();
+    UniqueFd client = ConnectTcp(front());
+    if (!client || !SendAll(client.get(), UploadHead(body.size(), "Expect: 100-continue\r\n"))) {
+      return r;
+    }
+    std::string carry;
+    r.interim = RecvHttpResponse(client.get(), &carry, kIo);
+    r.interim_ms = MillisSince(start);
+    if (SendAll(client.get(), body)) r.response = RecvHttpResponse(client.get(), &carry, kIo);
+    return r;
+  }
+
+  UniqueFd busy_;  // the connection holding the only slot
+};
 
 TEST_F(BodyBufferTest, SlowSmallBodyHoldsNoSlot) {
   ASSERT_TRUE(StartProxy(kOneSlotPool)) << h().ProxyLog();
@@ -124,23 +154,12 @@ TEST_F(BodyBufferTest, ExpectContinueForASmallBodyIsAnsweredWithoutASlot) {
   ASSERT_TRUE(StartProxy("[[pool]]\nname = \"default\"\nqueue_timeout = \"5s\"\n"))
       << h().ProxyLog();
   ASSERT_NE(StartService({"--slots", "1"}), nullptr);
-  UniqueFd busy = ConnectTcp(front());
-  ASSERT_TRUE(busy);
-  ASSERT_TRUE(SendAll(busy.get(), GetRequest("/delay/1500")));
-  ASSERT_TRUE(WaitFor([&] { return RequestsSeen() >= 1; }, std::chrono::seconds(5)));
   // The only slot is busy for 1.5 s; l7px asks for the small body at once.
-  const auto start = Clock::now();
-  UniqueFd client = ConnectTcp(front());
-  ASSERT_TRUE(client);
-  ASSERT_TRUE(SendAll(client.get(), UploadHead(5, "Expect: 100-continue\r\n")));
-  std::string carry;
-  const std::string interim = RecvHttpResponse(client.get(), &carry, kIo);
-  EXPECT_EQ(StatusOf(interim), 100) << interim;
-  EXPECT_LT(MillisSince(start), 1000) << "the 100 waited for the slot";
-  ASSERT_TRUE(SendAll(client.get(), "hello"));
-  const std::string resp = RecvHttpResponse(client.get(), &carry, kIo);
-  ASSERT_EQ(StatusOf(resp), 200) << resp;
-  const EchoedRequest echo = ParseEcho(BodyOf(resp));
+  const ContinueUpload r = UploadExpectingContinueWhileSlotBusy(1500, "hello");
+  EXPECT_EQ(StatusOf(r.interim), 100) << r.interim;
+  EXPECT_LT(r.interim_ms, 1000) << "the 100 waited for the slot";
+  ASSERT_EQ(StatusOf(r.response), 200) << r.response;
+  const EchoedRequest echo = ParseEcho(BodyOf(r.response));
   EXPECT_EQ(echo.body, "hello");
   EXPECT_FALSE(echo.Has("Expect")) << "the service must not answer the Expect a second time";
 }
@@ -150,23 +169,13 @@ TEST_F(BodyBufferTest, ExpectContinueForALongBodyWaitsForTheSlot) {
                          "body_buffer = \"1KiB\"\n"))
       << h().ProxyLog();
   ASSERT_NE(StartService({"--slots", "1"}), nullptr);
-  UniqueFd busy = ConnectTcp(front());
-  ASSERT_TRUE(busy);
-  ASSERT_TRUE(SendAll(busy.get(), GetRequest("/delay/800")));
-  ASSERT_TRUE(WaitFor([&] { return RequestsSeen() >= 1; }, std::chrono::seconds(5)));
-  const auto start = Clock::now();
-  UniqueFd client = ConnectTcp(front());
-  ASSERT_TRUE(client);
-  ASSERT_TRUE(SendAll(client.get(), UploadHead(4000, "Expect: 100-continue\r\n")));
-  std::string carry;
-  const std::string interim = RecvHttpResponse(client.get(), &carry, kIo);
-  EXPECT_EQ(StatusOf(interim), 100) << interim;
+  const std::string body(4000, 'c');
+  const ContinueUpload r = UploadExpectingContinueWhileSlotBusy(800, body);
+  EXPECT_EQ(StatusOf(r.interim), 100) << r.interim;
   // The client is not asked to upload 4000 bytes that would only wait for the slot.
-  EXPECT_GE(MillisSince(start), 500) << "the 100 came before the slot was free";
-  ASSERT_TRUE(SendAll(client.get(), std::string(4000, 'c')));
-  const std::string resp = RecvHttpResponse(client.get(), &carry, kIo);
-  ASSERT_EQ(StatusOf(resp), 200) << resp;
-  EXPECT_EQ(ParseEcho(BodyOf(resp)).body, std::string(4000, 'c'));
+  EXPECT_GE(r.interim_ms, 500) << "the 100 came before the slot was free";
+  ASSERT_EQ(StatusOf(r.response), 200) << r.response;
+  EXPECT_EQ(ParseEcho(BodyOf(r.response)).body, body);
 }
 
 TEST_F(BodyBufferTest, UploadAbandonedMidBodyNeverReachesTheService) {
