@@ -20,6 +20,9 @@ using std::chrono::milliseconds;
 
 // One slot, a short queue wait: a request stuck behind a slot-holding upload is shed in 400 ms.
 constexpr char kOneSlotPool[] = "[[pool]]\nname = \"default\"\nqueue_timeout = \"400ms\"\n";
+// A chunked upload's head and first chunk; the rest is up to the test.
+constexpr char kChunkedUploadStart[] =
+    "POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n";
 
 std::string UploadHead(size_t length, const std::string& extra = "") {
   return "POST /echo HTTP/1.1\r\nHost: x\r\n" + extra +
@@ -125,8 +128,7 @@ TEST_F(BodyBufferTest, SlowSmallBodyHoldsNoSlot) {
 TEST_F(BodyBufferTest, SlowChunkedBodyIsBufferedUntilItsLastChunk) {
   ASSERT_TRUE(StartProxy(kOneSlotPool)) << h().ProxyLog();
   ASSERT_NE(StartService({"--slots", "1"}), nullptr);
-  UniqueFd upload = StartUpload(
-      "POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n");
+  UniqueFd upload = StartUpload(kChunkedUploadStart);
   ASSERT_TRUE(upload);
   const auto [status, ms] = TimedGet("/fast");
   EXPECT_EQ(status, 200) << "a GET behind a half-sent chunked upload, after " << ms << " ms";
@@ -204,8 +206,7 @@ TEST_F(BodyBufferTest, UploadAbandonedMidBodyNeverReachesTheService) {
 TEST_F(BodyBufferTest, BadChunkWhileBufferingIs400) {
   ASSERT_TRUE(StartProxy(kOneSlotPool)) << h().ProxyLog();
   ASSERT_NE(StartService({"--slots", "1"}), nullptr);
-  UniqueFd upload = StartUpload(
-      "POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n");
+  UniqueFd upload = StartUpload(kChunkedUploadStart);
   ASSERT_TRUE(upload);
   ASSERT_TRUE(SendAll(upload.get(), "zz\r\n"));  // not a chunk size
   std::string seen;
