@@ -480,6 +480,10 @@ class Stack:
 WRK_LUA = r"""
 local limit = tonumber(os.getenv("WRK_LIMIT") or "0")
 local count = 0
+local think_ms = tonumber(os.getenv("WRK_THINK_MS") or "0")
+if think_ms > 0 then
+  delay = function() return think_ms end
+end
 if limit > 0 then
   response = function(status, headers, body)
     count = count + 1
@@ -503,7 +507,8 @@ def run_wrk(h, stack, conns, duration, path="/", limit=0, timeout_s=5):
     threads = max(1, min(h.wrk_threads, conns))
     argv = [h.wrk, "-t", str(threads), "-c", str(conns), "-d", f"{max(1, round(duration))}s", "--latency",
             "--timeout", f"{timeout_s}s", "-s", h.lua, f"http://{LOOPBACK}:{stack.url_port}{path}"]
-    env = dict(os.environ, WRK_LIMIT=str(limit // threads if limit else 0))
+    env = dict(os.environ, WRK_LIMIT=str(limit // threads if limit else 0),
+               WRK_THINK_MS=str(h.think_ms))
     proxy_pids, svc_pids = stack.proxy_pids(), stack.service_pids()
     p0, s0 = sample(proxy_pids), sample(svc_pids)
     t0 = time.monotonic()
@@ -796,7 +801,10 @@ def compare_markdown(h, rows):
              + ("NGINX and HAProxy add the forwarding headers l7px adds (`--peer-headers same`)."
                 if h.peer_headers == "same" else
                 "NGINX and HAProxy with their default headers (`--peer-headers none`): they add "
-                "none of l7px's forwarding headers."),
+                "none of l7px's forwarding headers.")
+             + (f" Paced: each wrk connection waits {h.think_ms} ms (wrk's timer, in practice "
+                "a little more) after every response, so every proxy is offered about the same "
+                "load and p99 compares at equal work." if h.think_ms else ""),
              "",
              "| conns | configuration | RPS | p50 ms | p99 ms | proxy CPU-µs/req | "
              "proxy ctx-sw/req | of which involuntary | TIME_WAIT | errors |",
@@ -1328,6 +1336,9 @@ def parse_args(argv):
                    "X-Forwarded-For/-Proto/-Host, X-Request-Id, Via), so every proxy and the "
                    "service do the same work; none: the peers' bare defaults")
     p.add_argument("--wrk-threads", type=int, default=1)
+    p.add_argument("--think-ms", type=int, default=0,
+                   help="each wrk connection waits this long after a response before its next "
+                        "request: the same offered load for every proxy (default 0 = closed loop)")
     p.add_argument("--warmup", type=int, default=1)
     p.add_argument("--pause", type=float, default=0.3, help="seconds between runs")
     p.add_argument("--keep-tmp", action="store_true", help="keep the logs and configs")
