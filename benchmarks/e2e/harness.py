@@ -204,6 +204,13 @@ def sample(pids):
             "csw_invol": sum(i for _, i in switches)}
 
 
+def steal_ticks():
+    """Ticks the hypervisor ran something else while this VM's CPUs wanted to run (all CPUs)."""
+    with open("/proc/stat") as f:
+        fields = f.readline().split()  # cpu user nice system idle iowait irq softirq steal ...
+    return int(fields[8]) if len(fields) > 8 else 0
+
+
 _TW_RE = re.compile(r"(\S+):(\d+)\s+(\S+):(\d+).*timer:\(timewait,(\d+)(min|sec|ms)")
 
 
@@ -510,7 +517,7 @@ def run_wrk(h, stack, conns, duration, path="/", limit=0, timeout_s=5):
     env = dict(os.environ, WRK_LIMIT=str(limit // threads if limit else 0),
                WRK_THINK_MS=str(h.think_ms))
     proxy_pids, svc_pids = stack.proxy_pids(), stack.service_pids()
-    p0, s0 = sample(proxy_pids), sample(svc_pids)
+    p0, s0, steal0 = sample(proxy_pids), sample(svc_pids), steal_ticks()
     t0 = time.monotonic()
     proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                             env=env)
@@ -522,7 +529,7 @@ def run_wrk(h, stack, conns, duration, path="/", limit=0, timeout_s=5):
         out, _ = proc.communicate()
     _children.remove(proc)
     elapsed = time.monotonic() - t0
-    p1, s1 = sample(proxy_pids), sample(svc_pids)
+    p1, s1, steal1 = sample(proxy_pids), sample(svc_pids), steal_ticks()
     m = re.search(r"WRKJSON (\{.*\})", out)
     if not m:
         raise RuntimeError(f"wrk failed for {stack.kind} at {conns} conns:\n{out}")
@@ -539,6 +546,9 @@ def run_wrk(h, stack, conns, duration, path="/", limit=0, timeout_s=5):
     else:
         r["proxy_cpu_us"] = r["proxy_csw"] = r["proxy_csw_invol"] = None
     r["svc_cpu_us"] = (s1["ticks"] - s0["ticks"]) * 1e6 / CLK_TCK / n
+    # Share of the machine's CPU time the hypervisor gave to something else: runs with much of
+    # it are slowed at random and say little about the proxies.
+    r["steal_pct"] = (steal1 - steal0) * 100.0 / (CLK_TCK * elapsed * (os.cpu_count() or 1))
     r["time_wait"] = time_wait_since(stack.relevant_ports(), elapsed + 1)
     r["config"], r["conns"] = stack.kind, conns
     return r
@@ -771,11 +781,12 @@ def cmd_compare(h):
                     h.log(f"[{i}/{total}] {k:9s} c={conns:<3d} rps={r['rps']:>9,.0f} "
                           f"p99={r['p99_us'] / 1e3:7.2f}ms cpu/req={opt(r['proxy_cpu_us'], 1)} "
                           f"csw/req={opt(r['proxy_csw'], 3)} tw={r['time_wait']} "
-                          f"err={r['errors']} non2xx={r['err_status']}")
+                          f"err={r['errors']} non2xx={r['err_status']} "
+                          f"steal={r['steal_pct']:.1f}%")
                     time.sleep(h.pause)
     keys = ["config", "conns", "repeat", "requests", "rps", "ok_rps", "p50_us", "p90_us", "p99_us",
             "p999_us", "max_us", "proxy_cpu_us", "proxy_csw", "proxy_csw_invol", "svc_cpu_us",
-            "time_wait",
+            "time_wait", "steal_pct",
             "errors", "err_status", "died"]
     write_csv(os.path.join(h.out, "compare.csv"), rows, keys)
     md = compare_markdown(h, rows)
@@ -824,6 +835,14 @@ def compare_markdown(h, rows):
                 f"{fmt_range([r['time_wait'] for r in rs])} | "
                 f"{sum(r['errors'] + r['err_status'] for r in rs)}"
                 f"{' (a process died)' if any(r.get('died') for r in rs) else ''} |")
+    steal = sorted((r["steal_pct"], r["config"], r["conns"]) for r in rows
+                   if r.get("steal_pct") is not None)
+    if steal:
+        top, k, c = steal[-1]
+        lines += ["", f"CPU steal (time the hypervisor gave the VM's CPUs to others) during the "
+                  f"runs: median {statistics.median(s[0] for s in steal):.1f} %, highest "
+                  f"{top:.1f} % ({LABELS[k]}, {c} connections); runs with much of it were "
+                  "slowed at random."]
     peers = [p for p in PEERS if p in configs]
     for main in [k for k in ("l7px", "l7px-unix") if k in configs]:
         if not peers:
