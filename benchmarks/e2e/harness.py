@@ -510,12 +510,12 @@ end
 """
 
 
-def run_wrk(h, stack, conns, duration, path="/", limit=0, timeout_s=5):
+def run_wrk(h, stack, conns, duration, path="/", limit=0, timeout_s=5, think_ms=0):
     threads = max(1, min(h.wrk_threads, conns))
     argv = [h.wrk, "-t", str(threads), "-c", str(conns), "-d", f"{max(1, round(duration))}s", "--latency",
             "--timeout", f"{timeout_s}s", "-s", h.lua, f"http://{LOOPBACK}:{stack.url_port}{path}"]
     env = dict(os.environ, WRK_LIMIT=str(limit // threads if limit else 0),
-               WRK_THINK_MS=str(h.think_ms))
+               WRK_THINK_MS=str(think_ms))
     proxy_pids, svc_pids = stack.proxy_pids(), stack.service_pids()
     p0, s0, steal0 = sample(proxy_pids), sample(svc_pids), steal_ticks()
     t0 = time.monotonic()
@@ -767,17 +767,18 @@ def cmd_compare(h):
             for rep in range(h.repeat):
                 for k in configs:
                     i += 1
-                    r = run_wrk(h, stacks[k], conns, h.duration)
+                    r = run_wrk(h, stacks[k], conns, h.duration, think_ms=h.think_ms)
                     # A run the hypervisor slowed (CPU steal) measures the VM, not the proxy:
                     # run it again, a bounded number of times.
-                    for _ in range(h.steal_retries):
-                        if h.max_steal <= 0 or r["steal_pct"] <= h.max_steal:
-                            break
+                    reruns = 0
+                    while (h.max_steal > 0 and r["steal_pct"] > h.max_steal
+                           and reruns < h.steal_retries):
                         h.log(f"[{i}/{total}] {k:9s} c={conns:<3d} CPU steal "
                               f"{r['steal_pct']:.1f}% > {h.max_steal:g}%: running it again")
                         time.sleep(1)
-                        r = run_wrk(h, stacks[k], conns, h.duration)
-                        r["rerun"] = r.get("rerun", 0) + 1
+                        r = run_wrk(h, stacks[k], conns, h.duration, think_ms=h.think_ms)
+                        reruns += 1
+                    r["rerun"] = reruns
                     r["repeat"] = rep
                     rows.append(r)
                     dead = stacks[k].dead()
@@ -1376,8 +1377,9 @@ def parse_args(argv):
     p.add_argument("--steal-retries", type=int, default=2,
                    help="how many times at most (default 2)")
     p.add_argument("--think-ms", type=int, default=0,
-                   help="each wrk connection waits this long after a response before its next "
-                        "request: the same offered load for every proxy (default 0 = closed loop)")
+                   help="compare: each wrk connection waits this long after a response before "
+                        "its next request, the same offered load for every proxy (default 0 = "
+                        "closed loop)")
     p.add_argument("--warmup", type=int, default=1)
     p.add_argument("--pause", type=float, default=0.3, help="seconds between runs")
     p.add_argument("--keep-tmp", action="store_true", help="keep the logs and configs")
