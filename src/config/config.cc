@@ -570,6 +570,8 @@ class Loader {
         ok = GetSize(value, path, 0, uint64_t{1} << 40, &out->max_body_bytes);
       } else if (k == "body_timeout") {
         ok = GetDuration(value, path, std::chrono::milliseconds(1), &out->body_timeout);
+      } else if (k == "send_timeout") {
+        ok = GetDuration(value, path, std::chrono::milliseconds(1), &out->send_timeout);
       } else if (k == "min_body_rate") {
         ok = GetRate(value, path, uint64_t{1} << 40, &out->min_body_rate);
       } else if (k == "body_buffer") {
@@ -587,7 +589,7 @@ class Loader {
         return UnknownKey(key, value, "server",
                           {"workers", "listen", "keepalive_timeout", "header_timeout",
                            "max_header_bytes", "max_body_bytes", "body_timeout", "min_body_rate",
-                           "body_buffer", "max_connections", "busy_poll"});
+                           "send_timeout", "body_buffer", "max_connections", "busy_poll"});
       }
       if (!ok) return false;
     }

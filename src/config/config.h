@@ -35,6 +35,10 @@ struct Server {
   // l7px itself stopped reading (backpressure) are not judged.
   Duration body_timeout = std::chrono::seconds(20);
   uint64_t min_body_rate = 512;  // bytes per second; 0 = only the one byte per window
+  // How long a client may leave a send from l7px unaccepted (its receive window full) before
+  // the connection is closed: the client's own reading pace, judged apart from the service's
+  // silence (pool.response_timeout). Like NGINX's send_timeout.
+  Duration send_timeout = std::chrono::seconds(60);
   // A request body of at most this many bytes (by Content-Length, or a chunked body that ends
   // within it) is received whole before the request takes a slot or a place in the queue, so a
   // slow upload holds no slot while it trickles in. Longer bodies stream from the head on.

@@ -98,6 +98,8 @@ std::string AdminViews::StatsJson() const {
   uint64_t accept_exhausted = 0;
   uint64_t connection_limit_pauses = 0;
   uint64_t body_too_slow = 0;
+  uint64_t stray_slots = 0;
+  uint64_t send_timeouts = 0;
   for (const WorkerStats* s : workers_) {
     connections += s->client_connections.load(std::memory_order_relaxed);
     requests += Load(s->requests);
@@ -105,6 +107,8 @@ std::string AdminViews::StatsJson() const {
     accept_exhausted += Load(s->accept_exhausted);
     connection_limit_pauses += Load(s->connection_limit_pauses);
     body_too_slow += Load(s->body_too_slow);
+    stray_slots += Load(s->stray_slots);
+    send_timeouts += Load(s->send_timeouts);
   }
   std::string out;
   JsonWriter w(&out);
@@ -117,6 +121,10 @@ std::string AdminViews::StatsJson() const {
   w.Key("accept_out_of_fds").Uint(accept_exhausted);
   w.Key("connection_limit_pauses").Uint(connection_limit_pauses);
   w.Key("body_too_slow").Uint(body_too_slow);
+  // Slots closed at lease for bytes the service sent before it was sent a request.
+  w.Key("stray_slots").Uint(stray_slots);
+  // Responses cut because the client stopped reading (server.send_timeout).
+  w.Key("send_timeouts").Uint(send_timeouts);
   w.Key("pools");
   WritePools(w);
   w.EndObject();

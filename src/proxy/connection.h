@@ -85,6 +85,7 @@ struct Connection {
   bool client_send_busy = false;
   bool slot_send_busy = false;
   bool slot_recv_busy = false;
+  bool slot_probing = false;     // the lease-time look for stray bytes is in flight
   bool slot_unusable = false;    // the service broke the protocol: do not reuse the slot
   bool retry_pending = false;    // re-dispatch once the failed slot's operations drained
   bool interim_pending = false;  // a 1xx head is being sent; parse on after it is sent
@@ -120,7 +121,9 @@ struct Connection {
   bool req_sent = false;         // ... and fully written to the slot
   bool abandon_request = false;  // the service answered before the body was sent
   bool decode_body = false;
-  bool tunnel_client_eof = false;
+  bool tunnel_client_eof = false;   // the client half-closed the tunnel
+  bool tunnel_slot_shut = false;    // ... and that was passed on to the slot (SHUT_WR)
+  bool tunnel_slot_eof = false;     // the service half-closed; passed on to the client
   bool body_window_paused = false;  // l7px stopped reading during this body window
   uint8_t interim_count = 0;        // 1xx responses forwarded in this exchange
   uint64_t body_window_bytes = 0;   // bytes received from the client in this body window

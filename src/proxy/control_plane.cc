@@ -20,6 +20,7 @@ ServerLimits LimitsFrom(const config::Server& server) {
   limits.max_body_bytes = server.max_body_bytes;
   limits.body_timeout_ns = ToNanos(server.body_timeout);
   limits.min_body_rate = server.min_body_rate;
+  limits.send_timeout_ns = ToNanos(server.send_timeout);
   limits.body_buffer = server.body_buffer;
   limits.max_connections = server.max_connections;
   limits.busy_poll_ns = ToNanos(server.busy_poll);

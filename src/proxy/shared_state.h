@@ -19,7 +19,8 @@ struct ServerLimits {
   int64_t keepalive_timeout_ns = 75'000'000'000;
   uint64_t max_body_bytes = 16ull << 20;
   int64_t body_timeout_ns = 20'000'000'000;
-  uint64_t min_body_rate = 512;      // bytes per second
+  uint64_t min_body_rate = 512;              // bytes per second
+  int64_t send_timeout_ns = 60'000'000'000;  // a send to the client unaccepted this long: close
   uint64_t body_buffer = 64 * 1024;  // request bodies up to this size arrive whole before dispatch
   uint32_t max_connections = 0;      // per worker; 0 = no limit
   int64_t busy_poll_ns = 0;          // poll this long before sleeping; 0 = sleep at once

@@ -56,6 +56,7 @@ enum Op : uint8_t {
   kOpLogWrite = 8,
   kOpPostFailed = 9,
   kOpAcceptCancel = 10,
+  kOpSlotProbe = 11,
 };
 
 // A listener's accept: not armed, armed, or being cancelled.
@@ -310,6 +311,7 @@ class Worker::Loop {
         break;
       case kOpSlotSend:
       case kOpSlotRecv:
+      case kOpSlotProbe:
         if (c.slot == nullptr) {  // cannot happen: slot ops hold the slot until they complete
           Bump(stats_->stale_completions);
           L7PX_LOG_LIMITED(kError, "worker {}: slot completion without a slot", id_);
@@ -318,6 +320,8 @@ class Worker::Loop {
         --c.slot_ops;
         if (tag.op == kOpSlotSend) {
           OnSlotSent(c, cqe->res);
+        } else if (tag.op == kOpSlotProbe) {
+          OnSlotProbed(c, cqe->res);
         } else {
           OnSlotRecv(c, cqe->res);
         }
@@ -400,6 +404,23 @@ class Worker::Loop {
     if (!draining_) return false;
     const bool more_buffered = c.pend_head >= 0 || (c.x != nullptr && c.x->in_len > c.x->in_scan);
     return !more_buffered;
+  }
+
+  // The client half-closed (sent its last byte) and no further request is buffered: the
+  // response being made is its last, so it says Connection: close.
+  bool ClientDoneAfterThis(const Connection& c) const {
+    if (!c.client_eof) return false;
+    return c.pend_head < 0 && (c.x == nullptr || c.x->in_len == c.x->in_scan);
+  }
+
+  // The client half-closed and every byte it sent is in `in`: nothing more will arrive.
+  static bool InputEnded(const Connection& c) { return c.client_eof && c.pend_head < 0; }
+
+  // The head of a response l7px wrote (through its blank line): what a HEAD request gets.
+  static size_t HeadLength(const char* response, size_t len) {
+    const std::string_view r(response, len);
+    const size_t end = r.find("\r\n\r\n");
+    return end == std::string_view::npos ? len : end + 4;
   }
 
   Connection& NewConnection(UniqueFd fd) {
@@ -542,26 +563,22 @@ class Worker::Loop {
         break;
       case ConnState::kReadingHead:
       case ConnState::kReadingBody:
-        // Truncated request: nothing useful can be answered.
-        Close(c);
+        // Truncated request, unless received bytes still wait for room in `in` (the checks
+        // that consume them close once nothing more can come).
+        if (InputEnded(c)) Close(c);
         break;
       case ConnState::kQueued:
-        Close(c);  // the client gave up waiting: do not spend a slot on it
-        break;
       case ConnState::kExchange:
-        if (!c.req_done) {
-          Close(c);  // the body will never complete
-        } else {
-          c.close_after = true;  // answer, then close
-        }
+        // A half-close is not a close: a complete request is still answered (and every complete
+        // request pipelined behind it; FinishRequest closes once none is left).
+        if (!c.req_done && InputEnded(c)) Close(c);  // the body will never complete
         break;
       case ConnState::kTunnel:
         c.tunnel_client_eof = true;
-        if (c.slot != nullptr) ::shutdown(c.slot->fd(), SHUT_WR);
+        PumpTunnelToSlot(c);  // forwards what is left, then passes the half-close on
         break;
       default:
-        c.close_after = true;
-        break;
+        break;  // kResponding: FinishRequest goes on with what is buffered, then closes
     }
   }
 
@@ -666,6 +683,7 @@ class Worker::Loop {
     x.in_scan += static_cast<uint32_t>(r.consumed);
     switch (r.status) {
       case http::Parser::Status::kNeedMore:
+        if (InputEnded(c)) Close(c);  // half-closed inside a request head: truncated
         return;
       case http::Parser::Status::kError:
         L7PX_LOG_LIMITED(kInfo, "client {}: bad request ({})", std::string_view(c.ip, c.ip_len),
@@ -697,6 +715,10 @@ class Worker::Loop {
     c.service_len = 0;
     // Body bytes already here are parsed now, so we know whether the request is complete.
     if (!ScanBody(c)) return;
+    if (!c.req_done && InputEnded(c)) {
+      Close(c);  // half-closed inside the body: it will never complete
+      return;
+    }
     if (!c.req_done) StartBodyWindow(c);
     char host_buf[256];
     const std::string_view host = head.HostForRouting(host_buf, sizeof(host_buf));
@@ -751,13 +773,18 @@ class Worker::Loop {
 
   void ReadBodyBeforeDispatch(Connection& c) {
     if (!ScanBody(c)) return;
-    if (BodyBuffered(c)) Dispatch(c);
+    if (BodyBuffered(c)) {
+      Dispatch(c);
+    } else if (InputEnded(c)) {
+      Close(c);  // half-closed inside the body: it will never complete
+    }
   }
 
   void SendContinue(Connection& c) {
     static constexpr std::string_view kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
     Exchange& x = *c.x;
     c.continue_sent = true;
+    StartBodyWindow(c);  // the client was told to wait for this: its body pace counts from here
     std::memcpy(x.out, kContinue.data(), kContinue.size());
     x.out_len = static_cast<uint32_t>(kContinue.size());
     x.out_sent = 0;
@@ -920,10 +947,55 @@ class Worker::Loop {
     x.resp.set_head_request(x.req.head().is_head_request);
     x.resp.set_decode_body(false);
     TimerFor(c.settings->response_timeout_ns).Start(&c.timer, now_ns_);
+    if (!c.req_done && c.queue_wait_ns > 0) StartBodyWindow(c);  // the wait did not count
+    ProbeSlot(c);
+  }
+
+  // Before the request goes out, the slot must hold no bytes: the service cannot have answered
+  // a request it has not been sent, so anything already there is stray (a second response, or
+  // bytes written after the last one) and would otherwise be read as this client's response.
+  // A non-blocking receive looks, and the request is sent only once it found nothing
+  // (OnSlotProbed), so a request never reaches a slot caught with stray bytes.
+  void ProbeSlot(Connection& c) {
+    Exchange& x = *c.x;
+    io_uring_sqe* sqe = ring_.Sqe();
+    io_uring_prep_recv(sqe, c.slot->fd(), x.resp_buf, resp_pool_.size(), MSG_DONTWAIT);
+    io_uring_sqe_set_data64(sqe, TagOf(kOpSlotProbe, c));
+    c.slot_recv_busy = c.slot_probing = true;
+    ++c.slot_ops;
+  }
+
+  void OnSlotProbed(Connection& c, int res) {
+    c.slot_recv_busy = c.slot_probing = false;
+    if (c.state == ConnState::kClosing || c.slot_dead) return;
+    if (res == -EAGAIN || res == -EWOULDBLOCK) {
+      SendRequest(c);
+      return;
+    }
+    // Stray bytes, or the slot closed or failed while idle: nothing was sent on it, so the
+    // request goes to another slot (or waits) whatever its method, without spending a retry.
+    if (res > 0) {
+      Bump(stats_->stray_slots);
+      L7PX_LOG_LIMITED(kWarn,
+                       "pool {}: service {} sent {} bytes on a slot before it was sent a request: "
+                       "protocol violation; slot closed, request sent elsewhere",
+                       c.pool->name(), c.slot->service_id(), res);
+    } else {
+      L7PX_LOG_LIMITED(kInfo, "pool {}: slot of {} {} while idle; request sent elsewhere",
+                       c.pool->name(), c.slot->service_id(), res == 0 ? "closed" : strerror(-res));
+    }
+    --c.attempts;
+    c.retry_pending = true;  // RetireSlot re-dispatches once the slot's ops drained
+    KillSlot(c);
+  }
+
+  // The slot is clean: the rewritten head (and any body bytes here) go out, and the response is
+  // awaited.
+  void SendRequest(Connection& c) {
     if (!ScanBody(c)) return;
     SendToSlot(c);
     ArmSlotRecv(c, /*expect_wait=*/true);
-    const http::MessageHead& req = x.req.head();
+    const http::MessageHead& req = c.x->req.head();
     if (req.expect_continue && !c.req_done && !req.is_http10() && !c.continue_sent) {
       SendContinue(c);  // the request has a slot now: let the client send its body
     }
@@ -955,13 +1027,20 @@ class Worker::Loop {
 
   void PumpRequestBody(Connection& c) {
     if (!ScanBody(c)) return;
+    if (!c.req_done && InputEnded(c)) {
+      Close(c);  // half-closed inside the body: it will never complete
+      return;
+    }
     SendToSlot(c);
   }
 
   // Sends what is ready: the rest of the rewritten head, then parsed body bytes.
   void SendToSlot(Connection& c) {
     Exchange& x = *c.x;
-    if (c.slot == nullptr || c.slot_send_busy || c.slot_dead || c.abandon_request) return;
+    if (c.slot == nullptr || c.slot_send_busy || c.slot_probing || c.slot_dead ||
+        c.abandon_request) {
+      return;
+    }
     const uint32_t head_left = x.aux_len - x.aux_sent;
     const uint32_t body = x.in_scan - x.head_len;
     if (head_left == 0 && body == 0) {
@@ -1008,8 +1087,7 @@ class Worker::Loop {
       MaybeFinishExchange(c);
       return;
     }
-    if (!ScanBody(c)) return;
-    SendToSlot(c);
+    PumpRequestBody(c);
   }
 
   // Sends iov[0] then iov[1] (either may be empty, not both): a plain send when only one has
@@ -1049,7 +1127,16 @@ class Worker::Loop {
     Exchange& x = *c.x;
     if (res <= 0) {
       if (c.state == ConnState::kTunnel) {
-        Close(c);
+        if (res < 0) {
+          Close(c);
+          return;
+        }
+        // The service half-closed: everything it sent before went out already (the slot is
+        // read only once the client send is done), so the client is told now. The other
+        // direction goes on until the client half-closes too.
+        c.tunnel_slot_eof = true;
+        ::shutdown(c.fd.get(), SHUT_WR);
+        MaybeEndTunnel(c);
         return;
       }
       if (res == 0 && !c.resp_done && x.resp.head_done() &&
@@ -1117,7 +1204,7 @@ class Worker::Loop {
       if (!req.keep_alive || head.framing == http::Framing::kUntilClose) c.close_after = true;
       c.decode_body = req.is_http10() && head.framing == http::Framing::kChunked;
       if (c.decode_body) c.close_after = true;
-      if (DrainWantsClose(c)) c.close_after = true;
+      if (DrainWantsClose(c) || ClientDoneAfterThis(c)) c.close_after = true;
       http::ClientResponseContext ctx;
       ctx.close = c.close_after;
       ctx.http10_client = req.is_http10();
@@ -1226,6 +1313,11 @@ class Worker::Loop {
     x.client_iov[1] = {x.fwd_len > 0 ? x.resp_buf + x.fwd_off : nullptr, x.fwd_len};
     PrepSend(c.fd.get(), x.client_iov, &x.client_msg, TagOf(kOpClientSend, c));
     c.client_send_busy = true;
+    // While l7px waits for the client to take bytes, the client's pace is what is timed
+    // (send_timeout), not the service's silence: a slow reader is not blamed on the service.
+    if (c.state == ConnState::kExchange || c.state == ConnState::kResponding) {
+      TimerFor(limits_->send_timeout_ns).Start(&c.timer, now_ns_);
+    }
     if (!c.interim_pending) c.response_started = true;
     ++c.ops;
   }
@@ -1260,6 +1352,8 @@ class Worker::Loop {
         ArmSlotRecv(c);
         return;
       case ConnState::kExchange:
+        // The client took everything: from here the service's silence is timed again.
+        TimerFor(c.settings->response_timeout_ns).Start(&c.timer, now_ns_);
         break;
       default:
         return;
@@ -1322,7 +1416,27 @@ class Worker::Loop {
     if (c.slot_send_busy || c.slot_dead) return;
     x.in_scan = x.in_len;  // everything from the client is tunnel payload
     x.aux_len = x.aux_sent = 0;
-    if (x.in_scan > x.head_len) SendToSlot(c);
+    if (x.in_scan > x.head_len) {
+      SendToSlot(c);
+    } else {
+      MaybeShutdownTunnelToSlot(c);
+    }
+  }
+
+  // A client half-close is passed on to the service (SHUT_WR) once every byte the client sent
+  // before it has been forwarded.
+  void MaybeShutdownTunnelToSlot(Connection& c) {
+    if (!c.tunnel_client_eof || c.tunnel_slot_shut || c.slot == nullptr || c.slot_dead) return;
+    const Exchange& x = *c.x;
+    if (c.slot_send_busy || c.pend_head >= 0 || x.in_len > x.head_len) return;
+    c.tunnel_slot_shut = true;
+    ::shutdown(c.slot->fd(), SHUT_WR);
+    MaybeEndTunnel(c);
+  }
+
+  // The tunnel ends when both directions are done.
+  void MaybeEndTunnel(Connection& c) {
+    if (c.tunnel_slot_shut && c.tunnel_slot_eof) Close(c);
   }
 
   // ---------------------------------------------------------------- failures
@@ -1395,16 +1509,22 @@ class Worker::Loop {
     if (c.slot != nullptr) close = true;  // still draining its ops: no next request here
     Exchange& x = EnsureExchangeBuffers(c);
     if (!c.req_done) close = true;  // unread body bytes would be taken for the next request
-    c.close_after |= close || DrainWantsClose(c);
+    // The request's own connection semantics hold for l7px's answers too: after a request that
+    // said Connection: close (or an HTTP/1.0 one without keep-alive) nothing pipelined behind
+    // it is executed.
+    const bool have_head = x.req.head_done();
+    if (have_head && !x.req.head().keep_alive) close = true;
+    c.close_after |= close || DrainWantsClose(c) || ClientDoneAfterThis(c);
     c.status = status;
     c.state = ConnState::kResponding;
     TimerList::Unlink(&c.timer);
     TimerList::Unlink(&c.body_timer);
     // An interim response (100 Continue) may still be going out: the answer follows it.
     const uint32_t at = c.client_send_busy ? x.out_len : 0;
-    x.out_len =
-        at + static_cast<uint32_t>(http::WriteErrorResponse(
-                 status, c.close_after, status == 503 ? 1 : 0, x.out + at, out_pool_.size() - at));
+    const size_t n = http::WriteErrorResponse(status, c.close_after, status == 503 ? 1 : 0,
+                                              x.out + at, out_pool_.size() - at);
+    x.out_len = at + static_cast<uint32_t>(
+                         have_head && x.req.head().is_head_request ? HeadLength(x.out + at, n) : n);
     if (!c.client_send_busy) x.out_sent = 0;
     x.fwd_off = x.fwd_len = 0;
     SendToClient(c);
@@ -1414,7 +1534,7 @@ class Worker::Loop {
     Exchange& x = *c.x;
     TimerList::Unlink(&c.body_timer);
     LogRequest(c);
-    if (c.close_after || c.client_eof) {
+    if (c.close_after || ClientDoneAfterThis(c)) {
       Close(c);
       return;
     }
@@ -1519,6 +1639,12 @@ class Worker::Loop {
   }
 
   void OnBodyWindow(Connection& c) {
+    if (c.state == ConnState::kQueued) {
+      // Waiting for a slot is not the client's delay (with Expect: 100-continue it is not even
+      // asked to send yet): the window restarts when the request gets a slot.
+      StartBodyWindow(c);
+      return;
+    }
     const bool waiting_for_body =
         !c.req_done && !c.abandon_request &&
         (c.state == ConnState::kReadingBody || c.state == ConnState::kQueued ||
@@ -1563,7 +1689,21 @@ class Worker::Loop {
         L7PX_LOG_LIMITED(kWarn, "pool {}: request waited past queue_timeout; 503", c.pool->name());
         Respond(c, 503, /*close=*/false);
         break;
+      case ConnState::kResponding:
+        L7PX_LOG_LIMITED(kInfo, "client {}: not reading l7px's answer past send_timeout; closed",
+                         std::string_view(c.ip, c.ip_len));
+        Close(c);
+        break;
       case ConnState::kExchange:
+        if (c.client_send_busy) {
+          Bump(stats_->send_timeouts);
+          L7PX_LOG_LIMITED(kInfo,
+                           "client {}: not reading the response of pool {} past send_timeout ({} "
+                           "bytes sent); closed",
+                           std::string_view(c.ip, c.ip_len), c.pool->name(), c.bytes_out);
+          Close(c);
+          break;
+        }
         L7PX_LOG_LIMITED(kWarn, "pool {}: service {} silent past response_timeout", c.pool->name(),
                          std::string_view(c.service, c.service_len));
         if (c.response_started) {

@@ -39,6 +39,8 @@ struct WorkerStats {
   std::atomic<uint64_t> accept_exhausted{0};         // accepts failed with EMFILE, ENFILE, ...
   std::atomic<uint64_t> connection_limit_pauses{0};  // times accepting stopped at max_connections
   std::atomic<uint64_t> body_too_slow{0};            // requests cut by min_body_rate
+  std::atomic<uint64_t> send_timeouts{0};  // responses cut because the client stopped reading
+  std::atomic<uint64_t> stray_slots{0};    // slots closed for bytes sent before any request
   std::atomic<int64_t> client_connections{0};
 };
 

@@ -52,6 +52,7 @@ void ExpectDefaults(const Config& c) {
   EXPECT_EQ(c.server.max_header_bytes, 16384u);
   EXPECT_EQ(c.server.max_body_bytes, 16u << 20);
   EXPECT_EQ(c.server.body_timeout, seconds(20));
+  EXPECT_EQ(c.server.send_timeout, seconds(60));
   EXPECT_EQ(c.server.min_body_rate, 512u);
   EXPECT_EQ(c.server.body_buffer, 65536u);
   EXPECT_EQ(c.server.max_connections, 0u);
@@ -234,6 +235,11 @@ TEST(ConfigTest, EveryKey) {
   EXPECT_EQ(r1.line, 45);
 }
 
+TEST(ConfigTest, SendTimeout) {
+  Config c = MustParse(Lines({"[server]", "send_timeout = \"30s\""}));
+  EXPECT_EQ(c.server.send_timeout, seconds(30));
+}
+
 TEST(ConfigTest, AdminCanBeDisabled) {
   Config c = MustParse("[admin]\nlisten = \"\"\n");
   EXPECT_FALSE(c.admin.listen.has_value());
@@ -383,6 +389,8 @@ TEST(ConfigTest, ErrorsNameLineAndKey) {
        "2: server.body_buffer: size 131072 is out of range (0..65536)"},
       {Lines({"[server]", "body_timeout = \"0ms\""}),
        "2: server.body_timeout: must be at least 1ms"},
+      {Lines({"[server]", "send_timeout = \"0s\""}),
+       "2: server.send_timeout: must be at least 1ms"},
       {Lines({"[server]", "body_timeout = true"}),
        "2: server.body_timeout: expected a duration (\"500ms\", \"1s\") or integer seconds, got "
        "a boolean"},

@@ -1,0 +1,126 @@
+// Integration: bytes a service writes on a slot before l7px has sent it a request (a second
+// response some milliseconds after the first, or bytes right after registering) are a protocol
+// violation. l7px looks at the slot when it leases it and before it sends anything: such a slot
+// is closed, the request goes to another slot without ever reaching the bad one, and no client is
+// answered from those bytes. The acceptor's idle watch (misbehaving_service_test.cc) catches
+// slots that stay idle; these tests lease the slot before it could.
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <future>
+#include <string>
+
+#include "support/admin.h"
+#include "support/clients.h"
+#include "support/integration.h"
+#include "support/net.h"
+
+namespace l7px::testing {
+namespace {
+
+constexpr auto kSlotCloseBound = std::chrono::seconds(3);
+constexpr char kStale[] = "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nstale";
+
+class StrayBytesTest : public IntegrationTest {
+ protected:
+  void SetUp() override {
+    IntegrationTest::SetUp();
+    h().EnableAdmin();
+    ASSERT_TRUE(StartProxy("[[pool]]\nname = \"default\"\nretries = 0\n", "", "", /*workers=*/1))
+        << h().ProxyLog();
+    ASSERT_NE(StartService({"--slots", "1", "--service-id", "good"}), nullptr);
+  }
+
+  // Registers a slot by hand after the good one, so it is the most recently idle slot and the
+  // idle stack hands it the next request.
+  UniqueFd RogueSlot() {
+    const int64_t before = RegisteredSlots(h().admin_port(), "default");
+    std::string answer;
+    UniqueFd fd = RegisterByHand(h().register_port(), RegistrationHead("", "", "rogue"), &answer);
+    EXPECT_EQ(StatusOf(answer), 101) << answer;
+    EXPECT_TRUE(
+        WaitFor([&] { return RegisteredSlots(h().admin_port(), "default") == before + 1; }, kIo));
+    return fd;
+  }
+
+  int64_t StraySlots() {
+    const JsonValue stats = AdminJson(h().admin_port(), "/stats");
+    const JsonValue* n = stats.Find("stray_slots");
+    return n == nullptr ? -1 : n->int64().value_or(-1);
+  }
+
+  // The next request, on `client`, must be the good service's answer, and the rogue slot must
+  // be closed without ever having been sent that request.
+  void ExpectServedElsewhere(int client, UniqueFd& rogue, const std::string& path) {
+    std::string carry;
+    ASSERT_TRUE(SendAll(client, GetRequest(path)));
+    const std::string resp = RecvHttpResponse(client, &carry, kIo);
+    EXPECT_EQ(StatusOf(resp), 200) << resp;
+    EXPECT_EQ(BodyOf(resp), "ok " + path) << "answered from the stray bytes: " << resp;
+    EXPECT_EQ(HeaderOf(resp, "X-Service"), "good") << resp;
+    std::string seen;
+    EXPECT_TRUE(WaitPeerClosed(rogue.get(), kSlotCloseBound, &seen)) << "rogue slot left open";
+    EXPECT_EQ(seen, "") << "the request reached the slot that held stray bytes";
+    EXPECT_THAT(h().ProxyLog(), ::testing::HasSubstr("protocol violation"));
+  }
+};
+
+TEST_F(StrayBytesTest, SecondResponseWrittenAfterTheFirstNeverReachesTheNextClient) {
+  UniqueFd rogue = RogueSlot();
+  ASSERT_TRUE(rogue);
+  auto served = std::async(std::launch::async, [&] {
+    std::string carry;
+    if (RecvHttpRequest(rogue.get(), &carry, kIo).empty()) return false;
+    return SendAll(rogue.get(), "HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nfine");
+  });
+  UniqueFd client = ConnectTcp(front());
+  ASSERT_TRUE(client);
+  std::string carry;
+  ASSERT_TRUE(SendAll(client.get(), GetRequest("/first")));
+  const std::string first = RecvHttpResponse(client.get(), &carry, kIo);
+  ASSERT_TRUE(served.get());
+  EXPECT_EQ(BodyOf(first), "fine") << first;
+  // A separate write after the response was complete (and forwarded): the slot is idle again
+  // and on top of the idle stack, and the next request comes at once.
+  ASSERT_TRUE(SendAll(rogue.get(), kStale));
+  ExpectServedElsewhere(client.get(), rogue, "/second");
+  // The acceptor watches a slot that was just busy for a close only (idle_watch.h): it was the
+  // lease-time look that caught these bytes.
+  EXPECT_EQ(StraySlots(), 1);
+}
+
+// The acceptor watches a new slot for bytes too, so either it or the lease-time look closes it,
+// whichever sees the bytes first; the client is never answered from them.
+TEST_F(StrayBytesTest, BytesRightAfterRegisteringNeverReachAClient) {
+  UniqueFd rogue = RogueSlot();
+  ASSERT_TRUE(rogue);
+  ASSERT_TRUE(SendAll(rogue.get(), kStale));
+  UniqueFd client = ConnectTcp(front());
+  ASSERT_TRUE(client);
+  ExpectServedElsewhere(client.get(), rogue, "/fresh");
+}
+
+TEST_F(StrayBytesTest, NonIdempotentRequestGoesElsewhereToo) {
+  // Nothing was sent on the bad slot, so even a POST with a body (never retried after a slot
+  // failure) can go to another slot.
+  UniqueFd rogue = RogueSlot();
+  ASSERT_TRUE(rogue);
+  ASSERT_TRUE(SendAll(rogue.get(), "garbage"));
+  UniqueFd client = ConnectTcp(front());
+  ASSERT_TRUE(client);
+  std::string carry;
+  ASSERT_TRUE(
+      SendAll(client.get(), "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello"));
+  const std::string resp = RecvHttpResponse(client.get(), &carry, kIo);
+  ASSERT_EQ(StatusOf(resp), 200) << resp;
+  EXPECT_EQ(ParseEcho(BodyOf(resp)).body, "hello");
+  EXPECT_EQ(HeaderOf(resp, "X-Service"), "good");
+  std::string seen;
+  EXPECT_TRUE(WaitPeerClosed(rogue.get(), kSlotCloseBound, &seen));
+  EXPECT_EQ(seen, "");
+  EXPECT_THAT(h().ProxyLog(), ::testing::HasSubstr("protocol violation"));
+}
+
+}  // namespace
+}  // namespace l7px::testing
