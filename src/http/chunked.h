@@ -12,8 +12,9 @@ namespace l7px::http {
 // every chunked body, requests and responses.
 //
 // Why not llhttp's: llhttp 8.1 (strict build) refuses the BWS that RFC 9112 7.1.1 allows around
-// ';' and '=' in chunk extensions, has no lenient flag for it, and gives no way to re-frame a
-// body in place. This one reads the grammar exactly:
+// ';' and '=' in chunk extensions (and any extension after one with a token value, "a=1;b"), has
+// no lenient flag for it, and gives no way to re-frame a body in place. This one reads the
+// grammar exactly:
 //
 //   chunk-size [ chunk-ext ] CRLF   chunk-size = 1*HEXDIG (at most 16 significant digits)
 //   chunk-ext  = *( BWS ";" BWS ext-name [ BWS "=" BWS ( token / quoted-string ) ] )

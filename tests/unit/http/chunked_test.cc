@@ -112,7 +112,8 @@ TEST(ChunkedDecoder, ReframesCanonicallyDecodesAndValidates) {
 // RFC 9112 7.1.1: chunk-ext = *( BWS ";" BWS chunk-ext-name [ BWS "=" BWS chunk-ext-val ] ).
 TEST(ChunkedDecoder, AcceptsBadWhitespaceAroundSemicolonAndEquals) {
   for (const char* line : {"5;a=b", "5 ;a=b", "5; a=b", "5;a =b", "5;a= b", "5 ; a = b",
-                           "5\t;\ta\t=\t\"b c\"", "5 ; a ; b = c", "5;a=\"\" ;b", "5;a=\"\\\"\""}) {
+                           "5\t;\ta\t=\t\"b c\"", "5 ; a ; b = c", "5;a=\"\" ;b", "5;a=\"\\\"\"",
+                           "5;a=1;b=2"}) {  // llhttp 8.1 refuses this one, BWS or not
     SCOPED_TRACE(line);
     const std::string body = std::string(line) + "\r\nhello\r\n0 ; end = 1\r\n\r\n";
     const Decoded d = ExpectSplitInvariantDecode(body, Mode::kReframe);
