@@ -277,6 +277,13 @@ std::string_view ServiceTarget(const MessageHead& request) {
   return request.OriginFormTarget();
 }
 
+// A field of `kind` (named `name`) reaches the service from EndToEndFields: present, and not
+// made hop-by-hop by a Connection token.
+bool Forwarded(const MessageHead& h, HeaderKind kind, std::string_view name) {
+  if (!h.Has(kind)) return false;
+  return !h.Has(HeaderKind::kConnection) || !ConnectionTokens(h).Names(name);
+}
+
 bool DecrementsMaxForwards(const MessageHead& request) {
   return request.max_forwards_index >= 0 && request.max_forwards > 0 &&
          (request.method == HTTP_OPTIONS || request.method == HTTP_TRACE);
@@ -294,7 +301,9 @@ bool AcceptableRequestId(std::string_view id) {
 
 std::string_view ServiceRequestId(const MessageHead& request, bool trusted_peer,
                                   std::string_view generated) {
-  if (!trusted_peer || !request.Has(HeaderKind::kXRequestId)) return generated;
+  if (!trusted_peer || !Forwarded(request, HeaderKind::kXRequestId, "x-request-id")) {
+    return generated;
+  }
   int found = -1;
   for (int i = 0; i < request.header_count; ++i) {
     if (request.Kind(i) != HeaderKind::kXRequestId) continue;
@@ -350,13 +359,14 @@ size_t WriteServiceRequestHead(const MessageHead& request, const ServiceRequestC
   FramingFields(w, request, false);
   if (request.upgrade) w.Put("Connection: upgrade\r\n");
   MergedField(w, request, HeaderKind::kXForwardedFor, "X-Forwarded-For", ctx.client_ip);
-  const bool keep_forwarded = ctx.trusted_peer;
-  if (!ctx.proto.empty() && !(keep_forwarded && request.Has(HeaderKind::kXForwardedProto))) {
-    w.Field("X-Forwarded-Proto", ctx.proto);
-  }
-  if (!host.empty() && !(keep_forwarded && request.Has(HeaderKind::kXForwardedHost))) {
-    w.Field("X-Forwarded-Host", host);
-  }
+  // A trusted peer's own fields went out with the end-to-end ones; l7px's fill in for the
+  // rest (also for one the peer's Connection field made hop-by-hop).
+  const bool kept_proto =
+      ctx.trusted_peer && Forwarded(request, HeaderKind::kXForwardedProto, "x-forwarded-proto");
+  const bool kept_host =
+      ctx.trusted_peer && Forwarded(request, HeaderKind::kXForwardedHost, "x-forwarded-host");
+  if (!ctx.proto.empty() && !kept_proto) w.Field("X-Forwarded-Proto", ctx.proto);
+  if (!host.empty() && !kept_host) w.Field("X-Forwarded-Host", host);
   if (std::string_view id = ServiceRequestId(request, ctx.trusted_peer, ctx.request_id);
       !id.empty()) {
     w.Field("X-Request-Id", id);

@@ -18,8 +18,9 @@ struct ServiceRequestContext {
   // is not forwarded: the service sees a request whose body is already on its way.
   bool drop_expect = false;
   // The client is a proxy listed in server.trusted_proxies: its X-Forwarded-Proto and
-  // X-Forwarded-Host are kept, and its X-Request-Id when AcceptableRequestId (ServiceRequestId).
-  // Otherwise those fields are l7px's alone: whatever the client sent is replaced.
+  // X-Forwarded-Host are kept, and its X-Request-Id when AcceptableRequestId (ServiceRequestId);
+  // l7px's fill in for those it did not send (or made hop-by-hop). Otherwise those fields are
+  // l7px's alone: whatever the client sent is replaced.
   bool trusted_peer = false;
 };
 
@@ -42,8 +43,9 @@ inline constexpr size_t kMaxRequestIdBytes = 128;
 // 1 to kMaxRequestIdBytes visible ASCII characters (0x21-0x7e): what a trusted peer's id must be
 // to reach a service and the access log (no blanks, controls or bytes a log line would mangle).
 bool AcceptableRequestId(std::string_view id);
-// The X-Request-Id the service sees: the trusted peer's single acceptable X-Request-Id field,
-// else `generated` (l7px's own; several client fields never pass). The access log shows this.
+// The X-Request-Id the service sees: the trusted peer's single acceptable X-Request-Id field
+// (unless its Connection field names it), else `generated` (l7px's own; several client fields
+// never pass). The access log shows this.
 std::string_view ServiceRequestId(const MessageHead& request, bool trusted_peer,
                                   std::string_view generated);
 

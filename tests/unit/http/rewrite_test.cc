@@ -151,6 +151,25 @@ TEST(ServiceRequestHead, ForwardedFieldsKeptFromATrustedProxy) {
             "\r\n");
 }
 
+// Fields a trusted peer made hop-by-hop are removed, and l7px's take their place.
+TEST(ServiceRequestHead, TrustedFieldsNamedInConnectionAreReplaced) {
+  ServiceRequestContext trusted = kCtx;
+  trusted.trusted_peer = true;
+  EXPECT_EQ(ServiceHead("GET / HTTP/1.1\r\nHost: h\r\n"
+                        "Connection: X-Forwarded-Proto, x-request-id\r\n"
+                        "X-Forwarded-Proto: https\r\nX-Forwarded-Host: public.example\r\n"
+                        "X-Request-Id: abc\r\n\r\n",
+                        trusted),
+            "GET / HTTP/1.1\r\n"
+            "Host: h\r\n"
+            "X-Forwarded-Host: public.example\r\n"
+            "X-Forwarded-For: 192.0.2.7\r\n"
+            "X-Forwarded-Proto: http\r\n"
+            "X-Request-Id: 0123456789abcdef0123456789abcdef\r\n"
+            "Via: 1.1 l7px\r\n"
+            "\r\n");
+}
+
 TEST(ServiceRequestHead, TrustedRequestIdMustBeOneAcceptableField) {
   ServiceRequestContext trusted = kCtx;
   trusted.trusted_peer = true;
