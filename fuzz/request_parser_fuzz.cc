@@ -1,16 +1,23 @@
 // Client request heads and bodies (chunked framing included) through http::Parser, fed in two
 // pieces, and every head that parses through the service-request rewrite, whose output must
-// itself parse as an equivalent request head.
+// itself parse as an equivalent request head. Then the same bytes again as the worker parses
+// them (set_reframe_chunked, ParseInPlace on one buffer): every chunked body must come out in
+// canonical framing that llhttp itself reads as the same payload l7px decodes from the
+// original, and that re-framing leaves unchanged.
 //
 // Input: byte 0 = split position (low 7 bits, as a fraction of the rest) and small limits (top
 // bit); the rest is the byte stream a client sends on one connection (pipelined messages too).
 
+#include <llhttp.h>
+
 #include <cstdint>
 #include <cstring>
 #include <memory>
+#include <string>
 #include <string_view>
 
 #include "fuzz_check.h"
+#include "http/chunked.h"
 #include "http/message.h"
 #include "http/parser.h"
 #include "http/rewrite.h"
@@ -95,6 +102,118 @@ void CheckRewrite(const MessageHead& head, size_t small_cap) {
   L7PX_FUZZ_CHECK(h2.keep_alive);
 }
 
+// The payload llhttp (strict) reads from `body` framed as a chunked request body; false when it
+// refuses it or finds it incomplete.
+bool LlhttpPayload(const std::string& body, std::string* payload) {
+  struct Seen {
+    std::string* payload;
+    bool complete = false;
+  } seen{payload};
+  llhttp_settings_t settings;
+  llhttp_settings_init(&settings);
+  settings.on_body = [](llhttp_t* p, const char* at, size_t len) {
+    static_cast<Seen*>(p->data)->payload->append(at, len);
+    return 0;
+  };
+  settings.on_message_complete = [](llhttp_t* p) -> int {
+    static_cast<Seen*>(p->data)->complete = true;
+    return HPE_PAUSED;
+  };
+  llhttp_t parser;
+  llhttp_init(&parser, HTTP_REQUEST, &settings);
+  parser.data = &seen;
+  const std::string in = "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n" + body;
+  const llhttp_errno_t err = llhttp_execute(&parser, in.data(), in.size());
+  return err == HPE_PAUSED && seen.complete &&
+         llhttp_get_error_pos(&parser) == in.data() + in.size();
+}
+
+// The payload of a chunked body (kDecode), as l7px reads it.
+std::string Payload(const std::string& body, Parser::Limits limits) {
+  std::string copy = body;
+  l7px::http::ChunkedDecoder d;
+  d.Reset(limits.max_body_bytes, limits.max_header_bytes);
+  const auto r = d.Decode(copy.data(), copy.size(), l7px::http::ChunkedDecoder::Mode::kDecode);
+  L7PX_FUZZ_CHECK(r.status == l7px::http::ChunkedDecoder::Status::kDone);
+  L7PX_FUZZ_CHECK(r.consumed == copy.size());
+  return copy.substr(0, r.out);
+}
+
+// A complete chunked body the worker sent: canonical, read by llhttp as l7px read the original,
+// and a fixed point of re-framing.
+void CheckReframed(const std::string& raw_body, const std::string& sent, Parser::Limits limits) {
+  const std::string payload = Payload(raw_body, limits);
+  std::string seen;
+  L7PX_FUZZ_CHECK(LlhttpPayload(sent, &seen));
+  L7PX_FUZZ_CHECK(seen == payload);
+  std::string again = sent;
+  l7px::http::ChunkedDecoder d;
+  d.Reset(UINT64_MAX, limits.max_header_bytes);
+  const auto r = d.Decode(again.data(), again.size(), l7px::http::ChunkedDecoder::Mode::kReframe);
+  L7PX_FUZZ_CHECK(r.status == l7px::http::ChunkedDecoder::Status::kDone);
+  L7PX_FUZZ_CHECK(r.consumed == sent.size() && r.out == sent.size());
+  L7PX_FUZZ_CHECK(again == sent);
+}
+
+// The input as the worker reads it: appended in two pieces to one buffer, heads with Parse(),
+// bodies with ParseInPlace(), parsed body bytes taken out as sent after every call.
+void CheckInPlace(const uint8_t* data, size_t size, size_t split, Parser::Limits limits) {
+  std::unique_ptr<char[]> buf(new char[size == 0 ? 1 : size]);
+  Parser parser(Parser::Kind::kRequest, limits);
+  parser.set_reframe_chunked(true);
+  parser.Begin(buf.get());
+  uint32_t len = 0;
+  uint32_t scan = 0;
+  uint32_t head_len = 0;
+  size_t fed = 0;
+  size_t body_start = 0;  // input offset of the current message's body
+  std::string sent;
+  size_t budget = 8 * (size + 4);
+  for (size_t end : {split, size}) {
+    std::memcpy(buf.get() + len, data + fed, end - fed);
+    len += static_cast<uint32_t>(end - fed);
+    fed = end;
+    while (true) {
+      L7PX_FUZZ_CHECK(budget-- > 0);
+      Parser::Result r;
+      if (!parser.head_done()) {
+        r = parser.Parse(buf.get() + scan, len - scan);
+        if (r.status == Parser::Status::kError) return;
+        scan += static_cast<uint32_t>(r.consumed);
+        if (r.status == Parser::Status::kHeadDone) {
+          head_len = scan;
+          body_start = fed - (len - scan);
+          sent.clear();
+          continue;
+        }
+      } else {
+        r = parser.ParseInPlace(buf.get(), &scan, &len);
+        if (r.status == Parser::Status::kError) return;
+        L7PX_FUZZ_CHECK(head_len <= scan && scan <= len);
+        sent.append(buf.get() + head_len, scan - head_len);
+        std::memmove(buf.get() + head_len, buf.get() + scan, len - scan);
+        len -= scan - head_len;
+        scan = head_len;
+      }
+      if (r.status == Parser::Status::kNeedMore) break;
+      // kMessageDone: check a chunked body, then the next message starts at the front.
+      const size_t body_end = fed - (len - scan);
+      if (parser.head().framing == Framing::kChunked) {
+        CheckReframed(
+            std::string(reinterpret_cast<const char*>(data) + body_start, body_end - body_start),
+            sent, limits);
+      } else {
+        L7PX_FUZZ_CHECK(sent == std::string(reinterpret_cast<const char*>(data) + body_start,
+                                            body_end - body_start));
+      }
+      std::memmove(buf.get(), buf.get() + scan, len - scan);
+      len -= scan;
+      scan = head_len = 0;
+      parser.Begin(buf.get());
+    }
+  }
+}
+
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
@@ -112,6 +231,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   Parser parser(Parser::Kind::kRequest, limits);
 
   const size_t split = size * (ctl & 0x7f) / 127;
+  CheckInPlace(data, size, split, limits);
   const size_t ends[2] = {split, size};
   size_t pos = 0;
   size_t budget = 8 * (size + 4);  // Parse calls; each consumes bytes or advances the state

@@ -578,6 +578,8 @@ class Loader {
         ok = GetSize(value, path, 0, kMaxBodyBuffer, &out->body_buffer);
       } else if (k == "max_connections") {
         ok = GetU32(value, path, 0, 1u << 24, &out->max_connections);
+      } else if (k == "trusted_proxies") {
+        ok = GetCidrs(value, path, &out->trusted_proxies);
       } else if (k == "busy_poll") {
         ok = GetDuration(value, path, Duration::zero(), &out->busy_poll);
         if (ok && out->busy_poll > kMaxBusyPoll) {
@@ -589,7 +591,8 @@ class Loader {
         return UnknownKey(key, value, "server",
                           {"workers", "listen", "keepalive_timeout", "header_timeout",
                            "max_header_bytes", "max_body_bytes", "body_timeout", "min_body_rate",
-                           "send_timeout", "body_buffer", "max_connections", "busy_poll"});
+                           "send_timeout", "body_buffer", "max_connections", "busy_poll",
+                           "trusted_proxies"});
       }
       if (!ok) return false;
     }

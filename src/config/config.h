@@ -50,6 +50,10 @@ struct Server {
   // Before a worker sleeps for completions it keeps polling for them this long (0 = never):
   // trades CPU for the wake-up a sleep costs when the next completion is microseconds away.
   Duration busy_poll = Duration::zero();
+  // Clients whose address is in one of these are proxies l7px trusts: the X-Forwarded-Proto,
+  // X-Forwarded-Host and X-Request-Id they send reach services. From anyone else l7px replaces
+  // them. Empty (the default) = nobody.
+  std::vector<Cidr> trusted_proxies;
 };
 
 struct Register {

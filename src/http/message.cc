@@ -175,6 +175,7 @@ std::string_view OriginPart(std::string_view target) {
 
 std::string_view MessageHead::Path() const {
   std::string_view t = OriginPart(Str(target));
+  if (t == "*") return "/";  // OPTIONS *: the server in general, so its root route
   size_t end = t.find_first_of("?#");
   if (end != std::string_view::npos) t = t.substr(0, end);
   if (t.empty()) return "/";

@@ -108,6 +108,11 @@ struct MessageHead {
   bool expect_continue = false;  // request carried Expect: 100-continue
   bool is_head_request = false;  // request method is HEAD
 
+  // OPTIONS and TRACE requests (RFC 9110 7.6.2): headers[] index of the Max-Forwards field, -1
+  // if absent (or another method), and its value, saturated at UINT64_MAX.
+  int16_t max_forwards_index = -1;
+  uint64_t max_forwards = 0;
+
   // Last, so that Reset() clears every other member with one copy. Only the first header_count
   // entries are meaningful: Reset() leaves the rest as they were. (The alignment leaves no tail
   // padding, so message.cc can assert that nothing follows.)
@@ -124,7 +129,9 @@ struct MessageHead {
   // Host header value without the port, lower-cased into `buf` (cap >= value length). For an
   // absolute-form target, the authority of the target. Empty when neither exists.
   std::string_view HostForRouting(char* buf, size_t cap) const;
-  // Path of the target without query ("/a/b" of "/a/b?x" or "http://h/a/b?x").
+  // Path of the target without query ("/a/b" of "/a/b?x" or "http://h/a/b?x"). "OPTIONS *"
+  // asks about the server in general (RFC 9110 9.3.7): its path is "/", so it takes the route
+  // for the host's root.
   std::string_view Path() const;
   // Target in origin-form ("/a/b?x" of "http://h/a/b?x"; "*" stays "*").
   std::string_view OriginFormTarget() const;

@@ -8,13 +8,17 @@
 // - During the head every span lies in [head_.base, head_.base + max_header_bytes); spans that
 //   llhttp splits across execute calls are adjacent in memory and are merged here. A header
 //   value span that does not continue the previous one is an obs-fold.
-// - Callbacks after head_done_ (chunk trailers) never touch head_.
+// - Callbacks after head_done_ never touch head_.
 // - llhttp's default (non-strict) build takes any byte after a CR as the LF. So the head is
-//   re-scanned once complete, and chunked framing bytes (everything between on_body spans) are
-//   checked as they pass: CR and LF appear only as CRLF pairs.
+//   re-scanned once complete: CR and LF appear only as CRLF pairs.
+// - llhttp never sees a chunked body: Transfer-Encoding is read here (a list, RFC 9110 5.6.1;
+//   llhttp's lenient-TE flag keeps it from refusing valid lists such as "chunked ,"), llhttp stays
+//   paused after a chunked head, and ChunkedDecoder parses the body. Begin() re-initialises
+//   llhttp for the next message.
 #include "http/parser.h"
 
 #include <cstring>
+#include <limits>
 
 #include "base/strings.h"
 #include "http/char_scan.h"
@@ -30,12 +34,20 @@ struct ParserCallbacks {
     return -1;
   }
 
+  // The head outgrew max_header_bytes: a request whose target is still being read gets 414
+  // (RFC 9110 15.5.15), like nginx, whatever the configured target limit; others 431.
+  static ParseError HeadTooLarge(const Parser* self) {
+    const bool in_target =
+        self->kind_ == Parser::Kind::kRequest && !self->target_done_ && self->head_.target.len > 0;
+    return in_target ? ParseError::kUriTooLong : ParseError::kHeaderTooLarge;
+  }
+
   // Common checks for a span of the head; extends `span` (or starts it when empty).
   static int HeadSpan(Parser* self, Span* span, const char* at, size_t len) {
     if (len == 0) return 0;
     const char* base = self->head_.base;
     if (static_cast<size_t>(at + len - base) > self->limits_.max_header_bytes) {
-      return Fail(self, ParseError::kHeaderTooLarge);
+      return Fail(self, HeadTooLarge(self));
     }
     uint32_t off = static_cast<uint32_t>(at - base);
     if (span->len == 0) {
@@ -60,7 +72,16 @@ struct ParserCallbacks {
     if (self->head_.target.len + len > self->limits_.max_target_bytes) {
       return Fail(self, ParseError::kUriTooLong);
     }
+    if (len > 0 &&
+        static_cast<size_t>(at + len - self->head_.base) > self->limits_.max_header_bytes) {
+      return Fail(self, ParseError::kUriTooLong);  // the target is what overflows the head
+    }
     return HeadSpan(self, &self->head_.target, at, len);
+  }
+
+  static int OnUrlComplete(llhttp_t* p) {
+    Self(p)->target_done_ = true;
+    return 0;
   }
 
   static int OnStatus(llhttp_t* p, const char* at, size_t len) {
@@ -186,18 +207,100 @@ struct ParserCallbacks {
     return ParseError::kNone;
   }
 
+  // A transfer-coding (RFC 9112 7): token *( OWS ";" OWS token "=" ( token / quoted-string ) ),
+  // already trimmed of OWS.
+  static bool IsTransferCoding(std::string_view e) {
+    size_t i = 0;
+    auto token = [&] {
+      const size_t start = i;
+      while (i < e.size() && IsTokenChar(e[i])) ++i;
+      return i > start;
+    };
+    auto ows = [&] {
+      while (i < e.size() && IsBlank(e[i])) ++i;
+    };
+    if (!token()) return false;
+    while (true) {
+      ows();
+      if (i == e.size()) return true;
+      if (e[i] != ';') return false;
+      ++i;
+      ows();
+      if (!token() || i == e.size() || e[i] != '=') return false;
+      ++i;
+      if (i < e.size() && e[i] == '"') {
+        for (++i; i < e.size() && e[i] != '"'; ++i) {
+          if (e[i] == '\\') ++i;
+        }
+        if (i >= e.size()) return false;
+        ++i;
+      } else if (!token()) {
+        return false;
+      }
+    }
+  }
+
+  // Transfer-Encoding, all its field lines read as one list (RFC 9110 5.6.1: OWS around
+  // elements, empty elements ignored). True when the codings end in chunked (RFC 9112 6.3) and
+  // chunked is that last one only, bare. A field line with no coding at all ("", ", ,") is
+  // refused rather than skipped: a recipient that reads it as "no Transfer-Encoding" would take
+  // the body for the next request.
+  static bool EndsInChunked(const MessageHead& h) {
+    bool chunked_last = false;
+    for (int i = 0; i < h.header_count; ++i) {
+      if (h.Kind(i) != HeaderKind::kTransferEncoding) continue;
+      std::string_view list = h.Value(i);
+      bool field_has_coding = false;
+      while (true) {
+        const size_t comma = list.find(',');
+        const std::string_view coding = TrimOws(list.substr(0, comma));
+        if (!coding.empty()) {
+          if (chunked_last || !IsTransferCoding(coding)) return false;  // chunked not last
+          chunked_last = EqualsIgnoreCase(coding, "chunked");
+          field_has_coding = true;
+        }
+        if (comma == std::string_view::npos) break;
+        list.remove_prefix(comma + 1);
+      }
+      if (!field_has_coding) return false;
+    }
+    return chunked_last;
+  }
+
   // Body framing from Transfer-Encoding / Content-Length, one rule set for both directions
   // (RFC 9112 6.1, 6.3): a TE must end in chunked, never comes with a CL, and means faulty
   // framing in HTTP/1.0. Leaves kNone when neither field is present.
-  static ParseError ReadBodyFraming(MessageHead& h, const llhttp_t* p) {
-    if (p->flags & F_TRANSFER_ENCODING) {
-      if (h.is_http10() || !(p->flags & F_CHUNKED) || (p->flags & F_CONTENT_LENGTH)) {
+  static ParseError ReadBodyFraming(MessageHead& h, llhttp_t* p) {
+    if (h.Has(HeaderKind::kTransferEncoding)) {
+      if (h.is_http10() || h.Has(HeaderKind::kContentLength) || !EndsInChunked(h)) {
         return ParseError::kAmbiguousFraming;
       }
       h.framing = Framing::kChunked;
+      // llhttp's own reading of the list may differ ("chunked ,"): its keep-alive answer must
+      // not expect a close-delimited body.
+      p->flags |= F_CHUNKED;
     } else if (p->flags & F_CONTENT_LENGTH) {
       h.content_length = p->content_length;
       h.framing = h.content_length > 0 ? Framing::kContentLength : Framing::kNone;
+    }
+    return ParseError::kNone;
+  }
+
+  // OPTIONS and TRACE (RFC 9110 7.6.2): at most one Max-Forwards field, 1*DIGIT.
+  static ParseError ReadMaxForwards(MessageHead& h) {
+    for (int i = 0; i < h.header_count; ++i) {
+      if (!EqualsIgnoreCase(h.Name(i), "max-forwards")) continue;
+      if (h.max_forwards_index >= 0) return ParseError::kMalformed;
+      const std::string_view v = h.Value(i);
+      if (v.empty()) return ParseError::kMalformed;
+      uint64_t n = 0;
+      for (char c : v) {
+        if (c < '0' || c > '9') return ParseError::kMalformed;
+        const uint64_t d = static_cast<uint64_t>(c - '0');
+        n = n > (UINT64_MAX - d) / 10 ? UINT64_MAX : n * 10 + d;
+      }
+      h.max_forwards_index = static_cast<int16_t>(i);
+      h.max_forwards = n;
     }
     return ParseError::kNone;
   }
@@ -215,6 +318,9 @@ struct ParserCallbacks {
       return ParseError::kBadHost;
     }
     if (ParseError e = ReadBodyFraming(h, p); e != ParseError::kNone) return e;
+    if (p->method == HTTP_OPTIONS || p->method == HTTP_TRACE) {
+      if (ParseError e = ReadMaxForwards(h); e != ParseError::kNone) return e;
+    }
     if (h.framing == Framing::kContentLength && h.content_length > self->limits_.max_body_bytes) {
       return ParseError::kBodyTooLarge;
     }
@@ -234,7 +340,7 @@ struct ParserCallbacks {
       if (p->flags & F_CONTENT_LENGTH) h.content_length = p->content_length;
       return ParseError::kNone;
     }
-    if (!(p->flags & (F_TRANSFER_ENCODING | F_CONTENT_LENGTH))) {
+    if (!h.Has(HeaderKind::kTransferEncoding) && !(p->flags & F_CONTENT_LENGTH)) {
       h.framing = Framing::kUntilClose;
       return ParseError::kNone;
     }
@@ -266,38 +372,9 @@ struct ParserCallbacks {
     return h.framing == Framing::kNone ? 1 : HPE_PAUSED;
   }
 
-  static int OnChunkHeader(llhttp_t* p) {
-    Parser* self = Self(p);
-    if (self->kind_ == Parser::Kind::kRequest &&
-        p->content_length > self->limits_.max_body_bytes - self->body_bytes_) {
-      return Fail(self, ParseError::kBodyTooLarge);
-    }
-    return 0;
-  }
-
-  // Checks chunked framing bytes [scan_pos_, end): CR and LF only as CRLF pairs. When chunk
-  // data follows (`before_data`), the framing before it must end with a complete CRLF.
-  static bool CheckFraming(Parser* self, const char* end, bool before_data) {
-    for (const char* c = self->scan_pos_; c < end; ++c) {
-      if (self->prev_cr_) {
-        if (*c != '\n') return false;
-        self->prev_cr_ = false;
-      } else if (*c == '\r') {
-        self->prev_cr_ = true;
-      } else if (*c == '\n') {
-        return false;
-      }
-    }
-    self->scan_pos_ = end;
-    return !(before_data && self->prev_cr_);
-  }
-
+  // Content-Length and close-delimited bodies (ChunkedDecoder reads chunked ones).
   static int OnBody(llhttp_t* p, const char* at, size_t len) {
     Parser* self = Self(p);
-    if (self->head_.framing == Framing::kChunked) {
-      if (!CheckFraming(self, at, true)) return Fail(self, ParseError::kMalformed);
-      self->scan_pos_ = at + len;
-    }
     self->body_bytes_ += len;
     if (self->kind_ == Parser::Kind::kRequest && self->body_bytes_ > self->limits_.max_body_bytes) {
       return Fail(self, ParseError::kBodyTooLarge);
@@ -321,12 +398,12 @@ struct ParserCallbacks {
       llhttp_settings_init(&s);
       s.on_method = OnMethod;
       s.on_url = OnUrl;
+      s.on_url_complete = OnUrlComplete;
       s.on_status = OnStatus;
       s.on_version = OnVersion;
       s.on_header_field = OnHeaderField;
       s.on_header_value = OnHeaderValue;
       s.on_headers_complete = OnHeadersComplete;
-      s.on_chunk_header = OnChunkHeader;
       s.on_body = OnBody;
       s.on_message_complete = OnMessageComplete;
       return s;
@@ -411,6 +488,9 @@ void Parser::Begin(const char* head_base) {
   llhttp_init(&llhttp_, kind_ == Kind::kRequest ? HTTP_REQUEST : HTTP_RESPONSE,
               &ParserCallbacks::Settings());
   llhttp_.data = this;
+  // Transfer-Encoding is judged in ReadBodyFraming (as a list): llhttp's strict check would
+  // refuse valid lists such as "chunked ,". Responses are lenient there already.
+  llhttp_set_lenient_transfer_encoding(&llhttp_, 1);
   head_.Reset(head_base);
   version_ = {};
   error_ = ParseError::kNone;
@@ -422,11 +502,11 @@ void Parser::Begin(const char* head_base) {
   body_bytes_ = 0;
   last_span_end_ = nullptr;
   in_value_ = false;
+  target_done_ = false;
   host_count_ = 0;
   cl_count_ = 0;
   decode_out_ = nullptr;
-  scan_pos_ = nullptr;
-  prev_cr_ = false;
+  chunked_started_ = false;
 }
 
 Parser::Result Parser::Parse(const char* data, size_t len) {
@@ -438,25 +518,18 @@ Parser::Result Parser::Parse(const char* data, size_t len) {
     return {Status::kMessageDone};
   }
   const bool in_head = !head_done_;
+  if (!in_head && head_.framing == Framing::kChunked) return ParseChunked(data, len);
   decode_out_ = const_cast<char*>(data);
-  scan_pos_ = data;
   llhttp_resume(&llhttp_);
   llhttp_errno_t err = llhttp_execute(&llhttp_, data, len);
   Result r{Status::kNeedMore, len, 0};
-  if (err == HPE_OK || err == HPE_PAUSED) {
-    r.consumed = err == HPE_OK ? len : static_cast<size_t>(llhttp_get_error_pos(&llhttp_) - data);
-    const bool message_done = err == HPE_PAUSED && !in_head;
-    if (!in_head && head_.framing == Framing::kChunked &&
-        (!ParserCallbacks::CheckFraming(this, data + r.consumed, false) ||
-         (message_done && prev_cr_))) {
-      error_ = ParseError::kMalformed;
-      return {Status::kError};
-    }
+  if (err == HPE_PAUSED) {
+    r.consumed = static_cast<size_t>(llhttp_get_error_pos(&llhttp_) - data);
   }
   if (err == HPE_OK) {
     if (in_head && static_cast<size_t>(data + len - head_.base) >= limits_.max_header_bytes) {
       // The head is not complete yet, so it will be longer than what was consumed.
-      error_ = ParseError::kHeaderTooLarge;
+      error_ = ParserCallbacks::HeadTooLarge(this);
       return {Status::kError};
     }
   } else if (err == HPE_PAUSED && error_ == ParseError::kNone) {
@@ -464,7 +537,7 @@ Parser::Result Parser::Parse(const char* data, size_t len) {
     if (in_head) {
       head_.head_len = static_cast<uint32_t>(pos - head_.base);
       if (head_.head_len > limits_.max_header_bytes) {
-        error_ = ParseError::kHeaderTooLarge;
+        error_ = ParserCallbacks::HeadTooLarge(this);
         return {Status::kError};
       }
       if (ParseError e = ScanLineBreaks(head_.base, head_.head_len); e != ParseError::kNone) {
@@ -484,6 +557,52 @@ Parser::Result Parser::Parse(const char* data, size_t len) {
     return {Status::kError};
   }
   if (decode_body_ && !in_head) r.decoded = static_cast<size_t>(decode_out_ - data);
+  return r;
+}
+
+Parser::Result Parser::ParseChunked(const char* data, size_t len) {
+  if (!chunked_started_) {
+    const uint64_t max_body =
+        kind_ == Kind::kRequest ? limits_.max_body_bytes : std::numeric_limits<uint64_t>::max();
+    chunked_.Reset(max_body, limits_.max_header_bytes);
+    chunked_started_ = true;
+  }
+  using Mode = ChunkedDecoder::Mode;
+  const Mode mode = decode_body_ ? Mode::kDecode : reframe_chunked_ ? Mode::kReframe : Mode::kRaw;
+  // Decode and reframe write into the input, which the caller owns (as with decode_out_).
+  const ChunkedDecoder::Result c = chunked_.Decode(const_cast<char*>(data), len, mode);
+  body_bytes_ = chunked_.body_bytes();
+  switch (c.status) {
+    case ChunkedDecoder::Status::kError:
+      error_ = chunked_.error();
+      return {Status::kError};
+    case ChunkedDecoder::Status::kDone:
+      message_done_ = true;
+      return {Status::kMessageDone, c.consumed, c.out};
+    case ChunkedDecoder::Status::kNeedMore:
+      break;
+  }
+  return {Status::kNeedMore, c.consumed, c.out};
+}
+
+Parser::Result Parser::ParseInPlace(char* buf, uint32_t* scan, uint32_t* len) {
+  const bool reframing = reframe_chunked_ && !decode_body_ && head_done_ && !message_done_ &&
+                         !message_done_pending_ && head_.framing == Framing::kChunked;
+  const Result r = Parse(buf + *scan, *len - *scan);
+  if (r.status == Status::kError) return r;
+  if (!reframing) {
+    *scan += static_cast<uint32_t>(r.consumed);
+    return r;
+  }
+  // [*scan, +decoded) is the re-framed body, [+decoded, +consumed) what the re-framing removed,
+  // and the rest is unparsed: close the gap.
+  const uint32_t to = *scan + static_cast<uint32_t>(r.decoded);
+  const uint32_t from = *scan + static_cast<uint32_t>(r.consumed);
+  if (from != to) {
+    std::memmove(buf + to, buf + from, *len - from);
+    *len -= from - to;
+  }
+  *scan = to;
   return r;
 }
 

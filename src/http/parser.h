@@ -5,6 +5,7 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "http/chunked.h"
 #include "http/message.h"
 
 namespace l7px::http {
@@ -24,17 +25,28 @@ namespace l7px::http {
 //
 // During the head, successive Parse() inputs must be adjacent in memory and inside the buffer
 // given to Begin() (spans are offsets from it). During the body, input may be anywhere.
-// Body bytes are reported raw (chunk framing included) so they can be forwarded unchanged; llhttp
-// validates the framing as they pass. With set_decode_body(true) (HTTP/1.0 clients of chunked
-// responses), the decoded body is instead moved in place to the front of the input:
-// r.decoded bytes at p are the payload.
+// Body bytes are reported raw (chunk framing included) so they can be forwarded unchanged; the
+// framing is validated as they pass (ChunkedDecoder, chunked.h). With set_decode_body(true)
+// (HTTP/1.0 clients of chunked responses; the admin API), the decoded body is instead moved in
+// place to the front of the input: r.decoded bytes at p are the payload. With
+// set_reframe_chunked(true) (requests to services), a chunked body is re-framed canonically in
+// place instead (see ChunkedDecoder::Mode::kReframe): r.decoded bytes at p are the body to
+// forward, and r.consumed may stop short of n while a chunk-size line or a CRLF is incomplete;
+// the caller passes the rest again, unchanged, with what follows. ParseInPlace() does that
+// bookkeeping on a buffer.
 //
 // Besides llhttp's own checks it rejects what RFC 9112 requires of a proxy and llhttp accepts:
 // whitespace before ':', obs-fold, several Host fields or none on HTTP/1.1, unsupported versions.
 // An HTTP/0.9 line ("GET /") or another protocol name ("RTSP/1.0") is kMalformed; a well-formed
 // "HTTP/x.y" other than 1.0 and 1.1 is kVersionNotSupported. Transfer-Encoding in an HTTP/1.0
-// message, or one not ending in chunked (responses too), is kAmbiguousFraming. An Upgrade in an
-// HTTP/1.0 request is ignored (head().upgrade false), per RFC 9110 7.8.
+// message, or one not ending in chunked (responses too), is kAmbiguousFraming. Transfer-Encoding
+// is read as the list RFC 9110 5.6.1 defines over all its field lines (OWS around elements,
+// empty elements ignored); a field line with an empty value, a list without a coding, chunked
+// twice, or chunked with parameters is kAmbiguousFraming too. An Upgrade in an HTTP/1.0 request
+// is ignored (head().upgrade false), per RFC 9110 7.8. A request head that reaches
+// max_header_bytes while its target is still being read is kUriTooLong (414), not
+// kHeaderTooLarge. An OPTIONS or TRACE request with several Max-Forwards fields, or one that is
+// not 1*DIGIT, is kMalformed.
 class Parser {
  public:
   enum class Kind { kRequest, kResponse };
@@ -50,7 +62,7 @@ class Parser {
   struct Result {
     Status status;
     size_t consumed = 0;
-    size_t decoded = 0;  // with set_decode_body: payload bytes moved to the input's front
+    size_t decoded = 0;  // with set_decode_body / set_reframe_chunked: output bytes at the input
   };
 
   Parser(Kind kind, const Limits& limits);
@@ -63,9 +75,18 @@ class Parser {
   void set_head_request(bool head) { head_request_ = head; }
   // Reset by Begin() as well.
   void set_decode_body(bool decode) { decode_body_ = decode; }
+  // Requests: re-frame every chunked body canonically in place (kept across Begin()). Set it
+  // before a message's body is parsed, never while one is.
+  void set_reframe_chunked(bool reframe) { reframe_chunked_ = reframe; }
 
   void Begin(const char* head_base);
   Result Parse(const char* data, size_t len);
+  // Parse() on buf[*scan, *len), for a caller that keeps a message in one buffer: bytes before
+  // *scan are parsed (the head, then the body to forward), bytes from *scan on are not. Advances
+  // *scan past what was parsed; when a chunked body is re-framed (set_reframe_chunked) it also
+  // moves the unparsed bytes down over what the re-framing removed and lowers *len to match.
+  // Never touches bytes before the *scan it was given.
+  Result ParseInPlace(char* buf, uint32_t* scan, uint32_t* len);
   // The peer closed the connection: completes a kUntilClose body (returns kMessageDone) or
   // reports a truncated message as an error. kNeedMore when no message was in progress (nothing
   // but blank lines since Begin(), or the message already done): a clean close.
@@ -82,6 +103,8 @@ class Parser {
   // llhttp callbacks (static trampolines defined in parser.cc).
   friend struct ParserCallbacks;
 
+  Result ParseChunked(const char* data, size_t len);
+
   Kind kind_;
   Limits limits_;
   llhttp_t llhttp_;
@@ -89,6 +112,7 @@ class Parser {
   ParseError error_ = ParseError::kNone;
   bool head_request_ = false;
   bool decode_body_ = false;
+  bool reframe_chunked_ = false;
   bool head_done_ = false;
   bool message_done_ = false;
   bool message_done_pending_ = false;
@@ -97,13 +121,12 @@ class Parser {
   Span version_;                         // "1.1" of "HTTP/1.1"
   const char* last_span_end_ = nullptr;  // end of the last header name/value span
   bool in_value_ = false;
+  bool target_done_ = false;  // the request target was read whole
   int host_count_ = 0;
   uint32_t cl_count_ = 0;
   char* decode_out_ = nullptr;  // next write position when decoding in place
-  // Chunked framing bytes are re-checked for strict CRLF (llhttp's default build accepts any
-  // byte after CR there): start of the unchecked framing bytes, and whether the last one was CR.
-  const char* scan_pos_ = nullptr;
-  bool prev_cr_ = false;
+  bool chunked_started_ = false;
+  ChunkedDecoder chunked_;
 };
 
 }  // namespace l7px::http

@@ -1,5 +1,6 @@
 #include "http/rewrite.h"
 
+#include <llhttp.h>
 #include <sys/random.h>
 
 #include <cstring>
@@ -185,18 +186,20 @@ std::string_view CanonicalLine(const MessageHead& h, int i) {
   return {h.base + f.name.off, value_end + 2 - f.name.off};
 }
 
-// Copies the end-to-end fields; `keep_upgrade` keeps Upgrade for a protocol switch. Runs of
-// adjacent fields kept as received are copied with one memcpy.
-void EndToEndFields(Writer& w, const MessageHead& h, bool keep_upgrade, bool drop_expect = false) {
+// Copies the end-to-end fields but those of the kinds in `also_drop` and field `skip` (-1:
+// none); `keep_upgrade` keeps Upgrade for a protocol switch. Runs of adjacent fields kept as
+// received are copied with one memcpy.
+void EndToEndFields(Writer& w, const MessageHead& h, bool keep_upgrade, uint32_t also_drop = 0,
+                    int skip = -1) {
   const ConnectionTokens connection(h);
   // Kept for a protocol switch, Upgrade escapes both the hop-by-hop rule and Connection tokens.
-  const uint32_t drop = kRewritten | (drop_expect ? Bit(HeaderKind::kExpect) : 0) |
-                        (keep_upgrade ? kHopByHop & ~Bit(HeaderKind::kUpgrade) : kHopByHop);
+  const uint32_t drop =
+      kRewritten | also_drop | (keep_upgrade ? kHopByHop & ~Bit(HeaderKind::kUpgrade) : kHopByHop);
   const char* run_begin = nullptr;
   const char* run_end = nullptr;
   for (int i = 0; i < h.header_count; ++i) {
     const HeaderKind kind = h.Kind(i);
-    if ((drop & Bit(kind)) != 0) continue;
+    if ((drop & Bit(kind)) != 0 || i == skip) continue;
     const std::string_view name = h.Name(i);
     if (!(keep_upgrade && kind == HeaderKind::kUpgrade) && connection.Names(name)) continue;
     const std::string_view line = CanonicalLine(h, i);
@@ -231,13 +234,29 @@ std::string_view CanonicalRequestLine(const MessageHead& h) {
       {h.method_name.off, static_cast<uint32_t>(target_end + kVersion.size() - h.method_name.off)});
 }
 
+// "Transfer-Encoding: c1, c2, ..., chunked": the codings of every Transfer-Encoding field in
+// order, without the empty list elements and blanks the parser tolerated, and the final chunked
+// (the parser checked it is the last, once) spelled in lower case for parsers that compare
+// case-sensitively.
+void TransferEncodingField(Writer& w, const MessageHead& h) {
+  w.Put("Transfer-Encoding: ");
+  bool first = true;
+  for (int i = 0; i < h.header_count; ++i) {
+    if (h.Kind(i) != HeaderKind::kTransferEncoding) continue;
+    ForEachToken(h.Value(i), [&](std::string_view coding) {
+      if (!first) w.Put(", ");
+      w.Put(EqualsIgnoreCase(coding, "chunked") ? std::string_view("chunked") : coding);
+      first = false;
+    });
+  }
+  w.Put("\r\n");
+}
+
 void FramingFields(Writer& w, const MessageHead& h, bool drop_transfer_encoding) {
   if (h.framing == Framing::kChunked) {
-    // The codings as received (they end in chunked, the parser checked), so that e.g.
+    // The codings received (they end in chunked, the parser checked), so that e.g.
     // "gzip, chunked" keeps meaning what it meant.
-    if (!drop_transfer_encoding) {
-      MergedField(w, h, HeaderKind::kTransferEncoding, "Transfer-Encoding", {});
-    }
+    if (!drop_transfer_encoding) TransferEncodingField(w, h);
   } else if (h.framing == Framing::kContentLength || h.Has(HeaderKind::kContentLength)) {
     // kNone with a Content-Length: "0", or the length a HEAD/304 response announces.
     w.Put("Content-Length: ");
@@ -246,7 +265,63 @@ void FramingFields(Writer& w, const MessageHead& h, bool drop_transfer_encoding)
   }
 }
 
+// The target sent to the service: origin-form, or "*" for an OPTIONS to an absolute-form target
+// without path and query (RFC 9112 3.2.4: the last proxy sends "*" to the origin).
+std::string_view ServiceTarget(const MessageHead& request) {
+  std::string_view authority;
+  std::string_view rest;
+  if (request.method == HTTP_OPTIONS &&
+      SplitAbsoluteForm(request.Str(request.target), &authority, &rest) && rest.empty()) {
+    return "*";
+  }
+  return request.OriginFormTarget();
+}
+
+// A field of `kind` (named `name`) reaches the service from EndToEndFields: present, and not
+// made hop-by-hop by a Connection token.
+bool Forwarded(const MessageHead& h, HeaderKind kind, std::string_view name) {
+  if (!h.Has(kind)) return false;
+  return !h.Has(HeaderKind::kConnection) || !ConnectionTokens(h).Names(name);
+}
+
+bool DecrementsMaxForwards(const MessageHead& request) {
+  return request.max_forwards_index >= 0 && request.max_forwards > 0 &&
+         (request.method == HTTP_OPTIONS || request.method == HTTP_TRACE);
+}
+
 }  // namespace
+
+bool AcceptableRequestId(std::string_view id) {
+  if (id.empty() || id.size() > kMaxRequestIdBytes) return false;
+  for (char c : id) {
+    if (c < 0x21 || c > 0x7e) return false;
+  }
+  return true;
+}
+
+std::string_view ServiceRequestId(const MessageHead& request, bool trusted_peer,
+                                  std::string_view generated) {
+  if (!trusted_peer || !Forwarded(request, HeaderKind::kXRequestId, "x-request-id")) {
+    return generated;
+  }
+  int found = -1;
+  for (int i = 0; i < request.header_count; ++i) {
+    if (request.Kind(i) != HeaderKind::kXRequestId) continue;
+    if (found >= 0) return generated;  // several: none of them is the request's id
+    found = i;
+  }
+  const std::string_view id = request.Value(found);
+  return AcceptableRequestId(id) ? id : generated;
+}
+
+int LocalAnswerStatus(const MessageHead& request) {
+  if (request.method == HTTP_TRACE) return 405;
+  if (request.method == HTTP_OPTIONS && request.max_forwards_index >= 0 &&
+      request.max_forwards == 0) {
+    return 200;
+  }
+  return 0;
+}
 
 size_t WriteServiceRequestHead(const MessageHead& request, const ServiceRequestContext& ctx,
                                char* out, size_t cap) {
@@ -256,7 +331,7 @@ size_t WriteServiceRequestHead(const MessageHead& request, const ServiceRequestC
   } else {
     w.Put(request.Str(request.method_name));
     w.Put(" ");
-    w.Put(request.OriginFormTarget());
+    w.Put(ServiceTarget(request));
     w.Put(" HTTP/1.1\r\n");
   }
 
@@ -266,18 +341,35 @@ size_t WriteServiceRequestHead(const MessageHead& request, const ServiceRequestC
     host = request.host_index >= 0 ? request.Value(request.host_index) : std::string_view{};
   }
   w.Field("Host", host);  // an HTTP/1.0 request may lack one; HTTP/1.1 requires the field
-  EndToEndFields(w, request, request.upgrade, ctx.drop_expect);
+  // X-Request-Id is always written below (the one the service sees); X-Forwarded-Proto and -Host
+  // from the client pass only from a trusted proxy.
+  uint32_t also_drop = Bit(HeaderKind::kXRequestId);
+  if (!ctx.trusted_peer) {
+    also_drop |= Bit(HeaderKind::kXForwardedProto) | Bit(HeaderKind::kXForwardedHost);
+  }
+  if (ctx.drop_expect) also_drop |= Bit(HeaderKind::kExpect);
+  const bool max_forwards = DecrementsMaxForwards(request);
+  EndToEndFields(w, request, request.upgrade, also_drop,
+                 max_forwards ? request.max_forwards_index : -1);
+  if (max_forwards) {
+    w.Put("Max-Forwards: ");
+    w.PutUint(request.max_forwards - 1);
+    w.Put("\r\n");
+  }
   FramingFields(w, request, false);
   if (request.upgrade) w.Put("Connection: upgrade\r\n");
   MergedField(w, request, HeaderKind::kXForwardedFor, "X-Forwarded-For", ctx.client_ip);
-  if (!ctx.proto.empty() && !request.Has(HeaderKind::kXForwardedProto)) {
-    w.Field("X-Forwarded-Proto", ctx.proto);
-  }
-  if (!host.empty() && !request.Has(HeaderKind::kXForwardedHost)) {
-    w.Field("X-Forwarded-Host", host);
-  }
-  if (!ctx.request_id.empty() && !request.Has(HeaderKind::kXRequestId)) {
-    w.Field("X-Request-Id", ctx.request_id);
+  // A trusted peer's own fields went out with the end-to-end ones; l7px's fill in for the
+  // rest (also for one the peer's Connection field made hop-by-hop).
+  const bool kept_proto =
+      ctx.trusted_peer && Forwarded(request, HeaderKind::kXForwardedProto, "x-forwarded-proto");
+  const bool kept_host =
+      ctx.trusted_peer && Forwarded(request, HeaderKind::kXForwardedHost, "x-forwarded-host");
+  if (!ctx.proto.empty() && !kept_proto) w.Field("X-Forwarded-Proto", ctx.proto);
+  if (!host.empty() && !kept_host) w.Field("X-Forwarded-Host", host);
+  if (std::string_view id = ServiceRequestId(request, ctx.trusted_peer, ctx.request_id);
+      !id.empty()) {
+    w.Field("X-Request-Id", id);
   }
   MergedField(w, request, HeaderKind::kVia, "Via", kViaSelf);
   w.Put("\r\n");
@@ -321,11 +413,23 @@ size_t WriteErrorResponse(int status, bool close, int retry_after_seconds, char*
   w.PutUint(code);
   w.Put(" ");
   w.Put(reason);
-  w.Put("\r\nContent-Type: text/plain\r\nContent-Length: ");
-  // Body "<status> <reason>\n": a three-digit status, a space, the reason and a newline.
-  uint64_t digits = code >= 100 ? (code >= 1000 ? 4 : 3) : (code >= 10 ? 2 : 1);
-  w.PutUint(digits + 1 + reason.size() + 1);
   w.Put("\r\n");
+  if (status == 200 || status == 405) {
+    w.Put("Allow: ");
+    w.Put(kAllowedMethods);
+    w.Put("\r\n");
+  }
+  // An OPTIONS answered by l7px has no content; every other answer says its status in text.
+  const bool body = status != 200;
+  if (body) {
+    w.Put("Content-Type: text/plain\r\nContent-Length: ");
+    // Body "<status> <reason>\n": a three-digit status, a space, the reason and a newline.
+    uint64_t digits = code >= 100 ? (code >= 1000 ? 4 : 3) : (code >= 10 ? 2 : 1);
+    w.PutUint(digits + 1 + reason.size() + 1);
+    w.Put("\r\n");
+  } else {
+    w.Put("Content-Length: 0\r\n");
+  }
   if (close) w.Put("Connection: close\r\n");
   if (retry_after_seconds > 0) {
     w.Put("Retry-After: ");
@@ -333,10 +437,12 @@ size_t WriteErrorResponse(int status, bool close, int retry_after_seconds, char*
     w.Put("\r\n");
   }
   w.Put("\r\n");
-  w.PutUint(code);
-  w.Put(" ");
-  w.Put(reason);
-  w.Put("\n");
+  if (body) {
+    w.PutUint(code);
+    w.Put(" ");
+    w.Put(reason);
+    w.Put("\n");
+  }
   return w.Size();
 }
 

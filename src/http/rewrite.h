@@ -12,24 +12,53 @@ namespace l7px::http {
 
 struct ServiceRequestContext {
   std::string_view client_ip;   // appended to X-Forwarded-For
-  std::string_view proto;       // X-Forwarded-Proto when absent ("http")
-  std::string_view request_id;  // X-Request-Id when absent
+  std::string_view proto;       // X-Forwarded-Proto l7px sets ("http"); empty: none
+  std::string_view request_id;  // X-Request-Id l7px generated; empty: none
   // l7px answers "Expect: 100-continue" itself (when it dispatches the request), so the field
   // is not forwarded: the service sees a request whose body is already on its way.
   bool drop_expect = false;
+  // The client is a proxy listed in server.trusted_proxies: its X-Forwarded-Proto and
+  // X-Forwarded-Host are kept, and its X-Request-Id when AcceptableRequestId (ServiceRequestId);
+  // l7px's fill in for those it did not send (or made hop-by-hop). Otherwise those fields are
+  // l7px's alone: whatever the client sent is replaced.
+  bool trusted_peer = false;
 };
 
-// The request head sent to a service: request line "METHOD origin-form-target HTTP/1.1";
-// hop-by-hop fields (Connection, Keep-Alive, Proxy-Connection, TE, Trailer, Transfer-Encoding,
-// Upgrade, Proxy-Authorization and every field named in Connection) removed; exactly one framing
-// header ("Content-Length: N", or "Transfer-Encoding: <codings as received>", which end in
-// chunked); Host kept (or taken from an absolute-form target; empty for an HTTP/1.0 request
-// without one); X-Forwarded-For appended; X-Forwarded-Proto, X-Forwarded-Host, X-Request-Id
-// added when absent; "Via: 1.1 l7px" appended; for upgrade requests "Connection: upgrade" and the
-// client's Upgrade field kept. The service connection is always persistent, whatever the client
-// asked.
+// The request head sent to a service: request line "METHOD origin-form-target HTTP/1.1" (an
+// OPTIONS to an absolute-form target without path or query goes out as "OPTIONS *", RFC 9112
+// 3.2.4); hop-by-hop fields (Connection, Keep-Alive, Proxy-Connection, TE, Trailer,
+// Transfer-Encoding, Upgrade, Proxy-Authorization and every field named in Connection) removed;
+// exactly one framing header ("Content-Length: N", or "Transfer-Encoding: <the codings
+// received, as one list without empty elements>", which end in chunked); Host kept (or taken
+// from an absolute-form target; empty for an HTTP/1.0 request without one); X-Forwarded-For
+// appended; X-Forwarded-Proto and X-Forwarded-Host l7px's (the trusted peer's when it sent them);
+// X-Request-Id = ServiceRequestId(); for OPTIONS and TRACE a Max-Forwards above 0 decremented;
+// "Via: 1.1 l7px" appended; for upgrade requests "Connection: upgrade" and the client's Upgrade
+// field kept. The service connection is always persistent, whatever the client asked.
 size_t WriteServiceRequestHead(const MessageHead& request, const ServiceRequestContext& ctx,
                                char* out, size_t cap);
+
+// Longest X-Request-Id l7px takes from a trusted peer.
+inline constexpr size_t kMaxRequestIdBytes = 128;
+// 1 to kMaxRequestIdBytes visible ASCII characters (0x21-0x7e): what a trusted peer's id must be
+// to reach a service and the access log (no blanks, controls or bytes a log line would mangle).
+bool AcceptableRequestId(std::string_view id);
+// The X-Request-Id the service sees: the trusted peer's single acceptable X-Request-Id field
+// (unless its Connection field names it), else `generated` (l7px's own; several client fields
+// never pass). The access log shows this.
+std::string_view ServiceRequestId(const MessageHead& request, bool trusted_peer,
+                                  std::string_view generated);
+
+// The status of an answer l7px gives itself instead of forwarding the request, or 0:
+//  - 405 for TRACE, whatever its Max-Forwards: TRACE is never forwarded (as in nginx), since
+//    a service reflecting it would hand a page's script the credentials the browser keeps from
+//    it (cross-site tracing); the 405 is also the final-recipient answer RFC 9110 7.6.2 asks for
+//    at Max-Forwards 0.
+//  - 200 for OPTIONS with Max-Forwards: 0 (RFC 9110 7.6.2: the recipient at 0 answers as the
+//    final recipient): no content, Allow listing the methods l7px forwards. This covers
+//    "OPTIONS *" too; with no Max-Forwards (or above 0) "OPTIONS *" is forwarded as "*" to the
+//    route for its host and path "/" (MessageHead::Path), for the service to answer.
+int LocalAnswerStatus(const MessageHead& request);
 
 // A buffer this large always holds WriteServiceRequestHead's output for a request the parser
 // accepted with Limits{max_header_bytes, max_target_bytes <= max_header_bytes}, so a valid
@@ -66,8 +95,13 @@ constexpr size_t ClientResponseHeadCapacity(uint32_t max_header_bytes) {
 
 // A complete response l7px answers itself: status line, Content-Type: text/plain,
 // Content-Length, "Connection: close" when `close`, "Retry-After: N" when retry_after > 0, and a
-// one-line body "<status> <reason>\n".
+// one-line body "<status> <reason>\n". Two statuses differ: 405 carries "Allow: <the methods
+// l7px forwards>" (RFC 9110 15.5.6), and 200, which l7px sends only for an OPTIONS it answers
+// (LocalAnswerStatus), is that Allow field and "Content-Length: 0" without content.
 size_t WriteErrorResponse(int status, bool close, int retry_after_seconds, char* out, size_t cap);
+
+// The Allow value of l7px's own OPTIONS and 405 answers.
+inline constexpr std::string_view kAllowedMethods = "GET, HEAD, POST, PUT, DELETE, PATCH, OPTIONS";
 
 std::string_view ReasonPhrase(int status);
 

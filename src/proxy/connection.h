@@ -21,13 +21,17 @@ namespace l7px::proxy {
 struct Exchange {
   explicit Exchange(const http::Parser::Limits& request_limits)
       : req(http::Parser::Kind::kRequest, request_limits),
-        resp(http::Parser::Kind::kResponse, http::Parser::Limits{}) {}
+        resp(http::Parser::Kind::kResponse, http::Parser::Limits{}) {
+    // Services get chunked request bodies in canonical framing, whatever the client sent.
+    req.set_reframe_chunked(true);
+  }
 
   http::Parser req;
   http::Parser resp;
 
   // Client input: [0, head_len) request head, [head_len, in_scan) parsed body bytes not yet
-  // sent to the service, [in_scan, in_len) unparsed bytes (more body or pipelined requests).
+  // sent to the service (a chunked body re-framed), [in_scan, in_len) unparsed bytes (more body,
+  // an incomplete chunk-size line, or pipelined requests).
   char* in = nullptr;
   uint32_t in_len = 0;
   uint32_t in_scan = 0;
@@ -129,6 +133,8 @@ struct Connection {
   uint64_t body_window_bytes = 0;   // bytes received from the client in this body window
   int64_t body_window_start_ns = 0;
   char request_id[32];
+  // server.trusted_proxies held the client when the request began (ServiceRequestId).
+  bool trusted_peer = false;
   char service[64];  // service id of the slot that answered (for the access log)
   uint8_t service_len = 0;
   Connection* next_free = nullptr;

@@ -24,6 +24,7 @@ ServerLimits LimitsFrom(const config::Server& server) {
   limits.body_buffer = server.body_buffer;
   limits.max_connections = server.max_connections;
   limits.busy_poll_ns = ToNanos(server.busy_poll);
+  limits.trusted_proxies = server.trusted_proxies;
   return limits;
 }
 

@@ -24,6 +24,16 @@ struct ServerLimits {
   uint64_t body_buffer = 64 * 1024;  // request bodies up to this size arrive whole before dispatch
   uint32_t max_connections = 0;      // per worker; 0 = no limit
   int64_t busy_poll_ns = 0;          // poll this long before sleeping; 0 = sleep at once
+  // server.trusted_proxies: clients whose X-Forwarded-Proto/-Host and X-Request-Id are kept.
+  std::vector<Cidr> trusted_proxies;
+
+  // The client at `peer` is a proxy whose forwarding headers l7px keeps.
+  bool TrustsProxy(const SocketAddress& peer) const {
+    for (const Cidr& cidr : trusted_proxies) {
+      if (cidr.Contains(peer)) return true;
+    }
+    return false;
+  }
 };
 
 // What every worker, the acceptor and the control plane share.

@@ -719,6 +719,10 @@ class Worker::Loop {
       Close(c);  // half-closed inside the body: it will never complete
       return;
     }
+    if (const int status = http::LocalAnswerStatus(head); status != 0) {  // TRACE, OPTIONS at 0
+      Respond(c, status, /*close=*/false);
+      return;
+    }
     if (!c.req_done) StartBodyWindow(c);
     char host_buf[256];
     const std::string_view host = head.HostForRouting(host_buf, sizeof(host_buf));
@@ -735,6 +739,7 @@ class Worker::Loop {
     ctx.client_ip = std::string_view(c.ip, c.ip_len);
     ctx.proto = "http";
     ctx.request_id = request_ids_.Next(c.request_id);
+    ctx.trusted_peer = c.trusted_peer = limits_->TrustsProxy(c.peer);
     ctx.drop_expect = head.expect_continue;
     x.aux_len =
         static_cast<uint32_t>(http::WriteServiceRequestHead(head, ctx, x.aux, aux_pool_.size()));
@@ -1006,8 +1011,8 @@ class Worker::Loop {
   bool ScanBody(Connection& c) {
     Exchange& x = *c.x;
     if (c.req_done) return true;
-    const auto r = x.req.Parse(x.in + x.in_scan, x.in_len - x.in_scan);
-    x.in_scan += static_cast<uint32_t>(r.consumed);
+    // A chunked body is re-framed canonically in place (the parser's set_reframe_chunked).
+    const auto r = x.req.ParseInPlace(x.in, &x.in_scan, &x.in_len);
     if (r.status == http::Parser::Status::kMessageDone) {
       c.req_done = true;
       TimerList::Unlink(&c.body_timer);
@@ -1598,7 +1603,10 @@ class Worker::Loop {
     e.pool = c.pool != nullptr ? std::string_view(c.pool->name()) : std::string_view("-");
     e.service =
         c.service_len > 0 ? std::string_view(c.service, c.service_len) : std::string_view("-");
-    e.request_id = c.pool != nullptr ? std::string_view(c.request_id, 32) : std::string_view("-");
+    // The id the service saw: a trusted proxy's, or l7px's own.
+    e.request_id = c.pool != nullptr ? http::ServiceRequestId(req, c.trusted_peer,
+                                                              std::string_view(c.request_id, 32))
+                                     : std::string_view("-");
     access_log_.Append(e);
   }
 

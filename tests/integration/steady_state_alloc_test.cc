@@ -1,8 +1,9 @@
 // Integration: "no allocation per request in steady state", checked on the real binary. l7px
 // runs with tests/support/preload/alloc_counter.cc preloaded, which counts every heap
 // allocation of the process into a shared file. Once connections, slots and buffers are warm,
-// thousands more requests (plain, with a request body, with a chunked response, pipelined, on a
-// new connection each, and waiting in the queue for a slot) must not allocate at all.
+// thousands more requests (plain, with a request body, with a chunked request body that l7px
+// re-frames, with a chunked response, pipelined, on a new connection each, and waiting in the
+// queue for a slot) must not allocate at all.
 
 #include <fcntl.h>
 #include <gtest/gtest.h>
@@ -55,6 +56,9 @@ class SteadyStateAllocTest : public IntegrationTest {
   std::string Round(std::vector<UniqueFd>& clients, std::vector<std::string>& carry) {
     static const std::string kPost =
         "POST /echo HTTP/1.1\r\nHost: test.local\r\nContent-Length: 11\r\n\r\nhello world";
+    static const std::string kChunkedPost =
+        "POST /echo HTTP/1.1\r\nHost: test.local\r\nTransfer-Encoding: chunked\r\n\r\n"
+        "006 ; a = b\r\nchunky\r\n0\r\nX-T: 1\r\n\r\n";
     for (size_t i = 0; i < clients.size(); ++i) {
       const int fd = clients[i].get();
       std::string r;
@@ -65,6 +69,10 @@ class SteadyStateAllocTest : public IntegrationTest {
       if (!SendAll(fd, kPost) ||
           (r = RecvHttpResponse(fd, &carry[i], kIo)).find("hello world") == std::string::npos) {
         return "POST /echo: " + r;
+      }
+      if (!SendAll(fd, kChunkedPost) ||
+          (r = RecvHttpResponse(fd, &carry[i], kIo)).find("chunky") == std::string::npos) {
+        return "chunked POST /echo: " + r;
       }
       if (!SendAll(fd, GetRequest("/chunked")) ||
           (r = RecvHttpResponse(fd, &carry[i], kIo)).find("chunked\r\n") == std::string::npos) {
@@ -98,7 +106,7 @@ class SteadyStateAllocTest : public IntegrationTest {
   }
 
   // Starts l7px with `workers` workers and a 2-slot service, warms kClients keep-alive
-  // connections up, then expects no allocation while they send 7,000 more requests.
+  // connections up, then expects no allocation while they send 8,000 more requests.
   void ExpectNoAllocationsWhenWarm(int workers) {
     h().SetLogExtra("format = \"json\"\n");  // queue_ms: which requests waited for a slot
     ASSERT_TRUE(StartProxy(kDefaultPool, "", "", workers)) << h().ProxyLog();
@@ -128,10 +136,10 @@ class SteadyStateAllocTest : public IntegrationTest {
     crowd.clear();
 
     const uint64_t before = Allocations();
-    constexpr int kRounds = 250;  // 7 requests per client per round: 7,000 requests
+    constexpr int kRounds = 250;  // 8 requests per client per round: 8,000 requests
     for (int i = 0; i < kRounds; ++i) ASSERT_EQ(Round(clients, carry), "") << "round " << i;
     const uint64_t allocated = Allocations() - before;
-    EXPECT_EQ(allocated, 0u) << allocated << " allocations over " << kRounds * kClients * 7
+    EXPECT_EQ(allocated, 0u) << allocated << " allocations over " << kRounds * kClients * 8
                              << " requests";
     // The queue was used, not only idle slots: the access log has requests that waited.
     EXPECT_TRUE(WaitFor(

@@ -57,6 +57,7 @@ void ExpectDefaults(const Config& c) {
   EXPECT_EQ(c.server.body_buffer, 65536u);
   EXPECT_EQ(c.server.max_connections, 0u);
   EXPECT_EQ(c.server.busy_poll, std::chrono::nanoseconds::zero());
+  EXPECT_TRUE(c.server.trusted_proxies.empty());  // nobody's forwarding headers are kept
   ASSERT_EQ(c.reg.listen.size(), 1u);
   EXPECT_EQ(Str(c.reg.listen[0]), "127.0.0.1:9999");
   EXPECT_EQ(c.reg.handshake, Handshake::kUpgrade);
@@ -238,6 +239,16 @@ TEST(ConfigTest, EveryKey) {
 TEST(ConfigTest, SendTimeout) {
   Config c = MustParse(Lines({"[server]", "send_timeout = \"30s\""}));
   EXPECT_EQ(c.server.send_timeout, seconds(30));
+}
+
+TEST(ConfigTest, TrustedProxies) {
+  Config c = MustParse(
+      Lines({"[server]", "trusted_proxies = [\"10.0.0.0/8\", \"192.0.2.7\", \"2001:db8::/32\"]"}));
+  ASSERT_EQ(c.server.trusted_proxies.size(), 3u);
+  EXPECT_EQ(c.server.trusted_proxies[0].ToString(), "10.0.0.0/8");
+  EXPECT_EQ(c.server.trusted_proxies[1].ToString(), "192.0.2.7/32");
+  EXPECT_EQ(c.server.trusted_proxies[2].ToString(), "2001:db8::/32");
+  EXPECT_TRUE(MustParse("[server]\ntrusted_proxies = []\n").server.trusted_proxies.empty());
 }
 
 TEST(ConfigTest, AdminCanBeDisabled) {
@@ -437,6 +448,10 @@ TEST(ConfigTest, ErrorsNameLineAndKey) {
        "2: register.listen: address \"127.0.0.1:99999\" has an invalid port"},
       {Lines({"[admin]", "listen = \"nowhere\""}),
        "2: admin.listen: address \"nowhere\" needs host:port, [v6]:port or unix:/path"},
+      {Lines({"[server]", "trusted_proxies = [\"10.0.0.0/8\", \"::1/129\"]"}),
+       "2: server.trusted_proxies[1]: bad CIDR \"::1/129\": /129 is longer than 128"},
+      {Lines({"[server]", "trusted_proxies = 7"}),
+       "2: server.trusted_proxies: expected a string or an array of strings, got an integer"},
       {Lines({"[register]", "allow = [\"10.0.0.0/8\", \"10.0.0.0/33\"]"}),
        "2: register.allow[1]: bad CIDR \"10.0.0.0/33\": /33 is longer than 32"},
       {Lines({"[[route]]", "client_cidr = \"bogus\""}),

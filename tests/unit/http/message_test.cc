@@ -44,7 +44,7 @@ TEST(MessageHead, PathAndOriginForm) {
   EXPECT_EQ(a.h().Path(), "/a/b");
   EXPECT_EQ(a.h().OriginFormTarget(), "/a/b?c=d#f");
   Head b("OPTIONS * HTTP/1.1\r\nHost: h\r\n\r\n");
-  EXPECT_EQ(b.h().Path(), "*");
+  EXPECT_EQ(b.h().Path(), "/");  // routed as the server's root (RFC 9110 9.3.7)
   EXPECT_EQ(b.h().OriginFormTarget(), "*");
   Head c("GET http://h:1/p?q HTTP/1.1\r\nHost: h\r\n\r\n");
   EXPECT_EQ(c.h().Path(), "/p");

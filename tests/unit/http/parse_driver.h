@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include <cstring>
 #include <ostream>
 #include <string>
 #include <vector>
@@ -146,6 +147,102 @@ inline ParseRun ExpectSplitInvariant(const std::string& input, const DriveOption
   ParseRun whole = DriveWhole(input, o);
   for (const auto& cuts : AllSplits(input.size())) {
     ParseRun split = Drive(input, cuts, o);
+    if (!(split == whole)) {
+      ADD_FAILURE() << "split run differs; first cut " << cuts.front() << " of " << cuts.size()
+                    << "\nwhole: " << whole << "\nsplit: " << split;
+      break;
+    }
+  }
+  return whole;
+}
+
+// Feeds `input` the way the worker feeds a request parser with set_reframe_chunked: bytes are
+// appended to one buffer up to each cut; the head is parsed with Parse() and the body with
+// ParseInPlace(); after each call the body bytes before the scan position are taken out as sent
+// (the rest moved down behind the head, as the worker does once a send completes); a finished
+// message's leftover bytes move to the front for the next one. A message's body is what would
+// have been sent; `consumed` counts input bytes.
+inline ParseRun DriveInPlace(const std::string& input, const std::vector<size_t>& cuts,
+                             const DriveOptions& o) {
+  std::vector<char> buf(input.size() + 1);
+  char* const data = buf.data();
+  uint32_t len = 0;
+  uint32_t scan = 0;
+  uint32_t head_len = 0;
+  size_t fed = 0;
+  size_t raw = 0;  // input bytes the parser consumed
+  Parser parser(o.kind, o.limits);
+  parser.set_reframe_chunked(true);
+  parser.Begin(data);
+  ParseRun run;
+  ParsedMessage cur;
+  bool failed = false;
+  auto message_done = [&] {
+    cur.done = true;
+    run.messages.push_back(cur);
+    run.consumed = raw;
+    cur = {};
+    std::memmove(data, data + scan, len - scan);
+    len -= scan;
+    scan = head_len = 0;
+    parser.Begin(data);
+  };
+  auto step = [&](size_t limit) {
+    std::memcpy(data + len, input.data() + fed, limit - fed);
+    len += static_cast<uint32_t>(limit - fed);
+    fed = limit;
+    for (int guard = 0; guard < 10000; ++guard) {
+      Parser::Result r;
+      if (!parser.head_done()) {
+        r = parser.Parse(data + scan, len - scan);
+        scan += static_cast<uint32_t>(r.consumed);
+        raw += r.consumed;
+        if (r.status == Parser::Status::kHeadDone) {
+          cur.head = Describe(parser.head());
+          head_len = scan;
+          continue;
+        }
+      } else {
+        const uint32_t before = len - scan;
+        r = parser.ParseInPlace(data, &scan, &len);
+        raw += before - (len - scan);  // unparsed bytes left, before and after
+        cur.body.append(data + head_len, scan - head_len);
+        std::memmove(data + head_len, data + scan, len - scan);
+        len -= scan - head_len;
+        scan = head_len;
+      }
+      switch (r.status) {
+        case Parser::Status::kNeedMore:
+          return;
+        case Parser::Status::kMessageDone:
+          message_done();
+          break;
+        case Parser::Status::kError:
+          cur.body.clear();
+          run.error = parser.error();
+          failed = true;
+          return;
+        case Parser::Status::kHeadDone:
+          break;
+      }
+    }
+    ADD_FAILURE() << "parser loops";
+    failed = true;
+  };
+  for (size_t cut : cuts) {
+    if (failed) break;
+    step(cut);
+  }
+  if (!failed) step(input.size());
+  if (!cur.head.empty() || !cur.body.empty()) run.messages.push_back(cur);  // incomplete
+  return run;
+}
+
+// DriveInPlace on `input` whole and split every way; every run must equal the whole-input run.
+inline ParseRun ExpectSplitInvariantInPlace(const std::string& input, const DriveOptions& o) {
+  ParseRun whole = DriveInPlace(input, {}, o);
+  for (const auto& cuts : AllSplits(input.size())) {
+    ParseRun split = DriveInPlace(input, cuts, o);
     if (!(split == whole)) {
       ADD_FAILURE() << "split run differs; first cut " << cuts.front() << " of " << cuts.size()
                     << "\nwhole: " << whole << "\nsplit: " << split;

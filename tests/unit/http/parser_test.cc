@@ -410,9 +410,6 @@ TEST(RequestErrors, AmbiguousFraming) {
            ParseError::kAmbiguousFraming},
           {"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: identity\r\n\r\n",
            ParseError::kAmbiguousFraming},
-          // llhttp does not count a trailing tab as whitespace here: refused, never misread.
-          {"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\t\r\n\r\n0\r\n\r\n",
-           ParseError::kAmbiguousFraming},
           {"POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
            ParseError::kAmbiguousFraming},
       },

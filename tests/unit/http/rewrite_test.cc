@@ -101,27 +101,97 @@ TEST(ServiceRequestHead, HopByHopAndConnectionNamedFieldsRemoved) {
             "\r\n");
 }
 
-TEST(ServiceRequestHead, ForwardedFieldsMergedOrKept) {
-  std::string out = ServiceHead(
-      "GET / HTTP/1.1\r\n"
-      "Host: h\r\n"
-      "X-Forwarded-For: 10.0.0.1\r\n"
-      "Via: 1.0 edge\r\n"
-      "x-forwarded-for: 10.0.0.2, 10.0.0.3\r\n"
-      "X-Forwarded-Proto: https\r\n"
-      "X-Forwarded-Host: public.example\r\n"
-      "X-Request-Id: abc\r\n"
-      "Via: 1.1 cdn\r\n"
-      "\r\n");
-  EXPECT_EQ(out,
+constexpr char kForwardedRequest[] =
+    "GET / HTTP/1.1\r\n"
+    "Host: h\r\n"
+    "X-Forwarded-For: 10.0.0.1\r\n"
+    "Via: 1.0 edge\r\n"
+    "x-forwarded-for: 10.0.0.2, 10.0.0.3\r\n"
+    "X-Forwarded-Proto: https\r\n"
+    "X-Forwarded-Host: public.example\r\n"
+    "X-Request-Id: abc\r\n"
+    "Via: 1.1 cdn\r\n"
+    "\r\n";
+
+// From a client that is not a trusted proxy, X-Forwarded-Proto, X-Forwarded-Host and
+// X-Request-Id are l7px's own; X-Forwarded-For and Via are appended to.
+TEST(ServiceRequestHead, ForwardedFieldsReplacedForAnUntrustedClient) {
+  EXPECT_EQ(ServiceHead(kForwardedRequest),
+            "GET / HTTP/1.1\r\n"
+            "Host: h\r\n"
+            "X-Forwarded-For: 10.0.0.1, 10.0.0.2, 10.0.0.3, 192.0.2.7\r\n"
+            "X-Forwarded-Proto: http\r\n"
+            "X-Forwarded-Host: h\r\n"
+            "X-Request-Id: 0123456789abcdef0123456789abcdef\r\n"
+            "Via: 1.0 edge, 1.1 cdn, 1.1 l7px\r\n"
+            "\r\n");
+}
+
+TEST(ServiceRequestHead, ForwardedFieldsKeptFromATrustedProxy) {
+  ServiceRequestContext trusted = kCtx;
+  trusted.trusted_peer = true;
+  EXPECT_EQ(ServiceHead(kForwardedRequest, trusted),
             "GET / HTTP/1.1\r\n"
             "Host: h\r\n"
             "X-Forwarded-Proto: https\r\n"
             "X-Forwarded-Host: public.example\r\n"
-            "X-Request-Id: abc\r\n"
             "X-Forwarded-For: 10.0.0.1, 10.0.0.2, 10.0.0.3, 192.0.2.7\r\n"
+            "X-Request-Id: abc\r\n"
             "Via: 1.0 edge, 1.1 cdn, 1.1 l7px\r\n"
             "\r\n");
+  // A trusted proxy that sent none of them gets l7px's.
+  EXPECT_EQ(ServiceHead("GET / HTTP/1.1\r\nHost: h\r\n\r\n", trusted),
+            "GET / HTTP/1.1\r\n"
+            "Host: h\r\n"
+            "X-Forwarded-For: 192.0.2.7\r\n"
+            "X-Forwarded-Proto: http\r\n"
+            "X-Forwarded-Host: h\r\n"
+            "X-Request-Id: 0123456789abcdef0123456789abcdef\r\n"
+            "Via: 1.1 l7px\r\n"
+            "\r\n");
+}
+
+// Fields a trusted peer made hop-by-hop are removed, and l7px's take their place.
+TEST(ServiceRequestHead, TrustedFieldsNamedInConnectionAreReplaced) {
+  ServiceRequestContext trusted = kCtx;
+  trusted.trusted_peer = true;
+  EXPECT_EQ(ServiceHead("GET / HTTP/1.1\r\nHost: h\r\n"
+                        "Connection: X-Forwarded-Proto, x-request-id\r\n"
+                        "X-Forwarded-Proto: https\r\nX-Forwarded-Host: public.example\r\n"
+                        "X-Request-Id: abc\r\n\r\n",
+                        trusted),
+            "GET / HTTP/1.1\r\n"
+            "Host: h\r\n"
+            "X-Forwarded-Host: public.example\r\n"
+            "X-Forwarded-For: 192.0.2.7\r\n"
+            "X-Forwarded-Proto: http\r\n"
+            "X-Request-Id: 0123456789abcdef0123456789abcdef\r\n"
+            "Via: 1.1 l7px\r\n"
+            "\r\n");
+}
+
+TEST(ServiceRequestHead, TrustedRequestIdMustBeOneAcceptableField) {
+  ServiceRequestContext trusted = kCtx;
+  trusted.trusted_peer = true;
+  auto id_seen = [&](const std::string& fields, const ServiceRequestContext& ctx) {
+    Parsed p("GET / HTTP/1.1\r\nHost: h\r\n" + fields + "\r\n");
+    const std::string out = ServiceHead("GET / HTTP/1.1\r\nHost: h\r\n" + fields + "\r\n", ctx);
+    // The writer and ServiceRequestId (what the access log shows) agree.
+    const std::string_view id = ServiceRequestId(p.head(), ctx.trusted_peer, ctx.request_id);
+    EXPECT_NE(out.find("\r\nX-Request-Id: " + std::string(id) + "\r\n"), std::string::npos) << out;
+    EXPECT_EQ(out.find("X-Request-Id"), out.rfind("X-Request-Id")) << "one field only: " << out;
+    return std::string(id);
+  };
+  const std::string generated(kCtx.request_id);
+  const std::string longest(kMaxRequestIdBytes, 'x');
+  EXPECT_EQ(id_seen("X-Request-Id: trace-7/a:b=c\r\n", trusted), "trace-7/a:b=c");
+  EXPECT_EQ(id_seen("X-Request-Id: " + longest + "\r\n", trusted), longest);
+  EXPECT_EQ(id_seen("X-Request-Id: " + longest + "x\r\n", trusted), generated);
+  EXPECT_EQ(id_seen("X-Request-Id: two words\r\n", trusted), generated);
+  EXPECT_EQ(id_seen("X-Request-Id: caf\xc3\xa9\r\n", trusted), generated);
+  EXPECT_EQ(id_seen("X-Request-Id:\r\n", trusted), generated);
+  EXPECT_EQ(id_seen("X-Request-Id: a\r\nX-Request-Id: b\r\n", trusted), generated);
+  EXPECT_EQ(id_seen("X-Request-Id: trace-7\r\n", kCtx), generated);  // untrusted
 }
 
 TEST(ServiceRequestHead, ChunkedAndContentLengthFraming) {
