@@ -1,4 +1,4 @@
-#include "sdk/protocol.h"
+#include "sdk/cpp/protocol.h"
 
 #include <llhttp.h>
 

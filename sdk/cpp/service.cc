@@ -35,7 +35,7 @@
 #include <thread>
 
 #include "base/unique_fd.h"
-#include "sdk/protocol.h"
+#include "sdk/cpp/protocol.h"
 
 namespace l7px {
 namespace {
