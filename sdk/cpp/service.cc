@@ -36,6 +36,7 @@
 
 #include "base/address.h"
 #include "base/unique_fd.h"
+#include "http/status_text.h"
 #include "sdk/cpp/protocol.h"
 
 namespace l7px {
@@ -449,7 +450,7 @@ struct Service::Impl {
         refusals.fetch_add(1, std::memory_order_relaxed);
         LogState(s.proxy, "refused:" + std::to_string(reply.status),
                  "registration to " + where + " refused with " + std::to_string(reply.status) +
-                     " " + std::string(sdk::ReasonPhrase(reply.status)) +
+                     " " + std::string(http::ReasonPhrase(reply.status, sdk::kUnknownReason)) +
                      " (retrying with backoff)");
         return Outcome::kFailed;
       }
@@ -482,7 +483,8 @@ struct Service::Impl {
         const int status = parser.error_status();
         Response error;
         error.status = status;
-        error.body = std::to_string(status) + " " + std::string(sdk::ReasonPhrase(status)) + "\n";
+        error.body = std::to_string(status) + " " +
+                     std::string(http::ReasonPhrase(status, sdk::kUnknownReason)) + "\n";
         const std::string head = sdk::ResponseHead("GET", error, error.body.size(), true);
         WriteAll(s, fd, head, error.body);
         return count;

@@ -69,8 +69,6 @@ constexpr size_t ClientResponseHeadCapacity(uint32_t max_header_bytes) {
 // one-line body "<status> <reason>\n".
 size_t WriteErrorResponse(int status, bool close, int retry_after_seconds, char* out, size_t cap);
 
-std::string_view ReasonPhrase(int status);
-
 // 32 lowercase hex characters, unique per process run: worker id, counter and a random seed.
 class RequestIdGenerator {
  public:
