@@ -135,10 +135,8 @@ uint16_t LoadBe16(const char* p) {
                                static_cast<unsigned char>(p[1]));
 }
 
-std::string_view ReasonPhrase(int status) {
-  const std::string_view text = http::StatusText(status);
-  return text.empty() ? std::string_view("Error") : text;
-}
+// A refusal's status line and body never go without words.
+constexpr std::string_view kUnknownReason = "Error";
 
 }  // namespace
 
@@ -237,7 +235,8 @@ std::string RefusalResponse(int status, std::string_view detail) {
   // One line of text: control characters would only confuse whoever reads it.
   std::string body;
   body.reserve(detail.size() + 1);
-  for (char c : detail.empty() ? ReasonPhrase(status) : detail) {
+  const std::string_view reason = http::ReasonPhrase(status, kUnknownReason);
+  for (char c : detail.empty() ? reason : detail) {
     const auto u = static_cast<unsigned char>(c);
     body.push_back(u < 0x20 || u == 0x7f ? ' ' : c);
   }
@@ -245,7 +244,7 @@ std::string RefusalResponse(int status, std::string_view detail) {
   return fmt::format(
       "HTTP/1.1 {} {}\r\nContent-Type: text/plain\r\nContent-Length: {}\r\nConnection: "
       "close\r\n\r\n{}",
-      status, ReasonPhrase(status), body.size(), body);
+      status, reason, body.size(), body);
 }
 
 }  // namespace l7px::acceptor

@@ -24,41 +24,57 @@ bool ParsePort(std::string_view text, uint16_t* port) {
 
 }  // namespace
 
-absl::StatusOr<SocketAddress> SocketAddress::Parse(std::string_view text) {
-  SocketAddress out;
+absl::StatusOr<AddressParts> SplitAddress(std::string_view text) {
+  AddressParts parts;
   // inet_pton and sun_path stop at NUL: "127.0.0.1\0junk:80" must not parse as 127.0.0.1.
   if (text.find('\0') != std::string_view::npos) {
     return absl::InvalidArgumentError("address contains a NUL byte");
   }
   if (text.substr(0, 5) == "unix:") {
-    std::string_view path = text.substr(5);
-    sockaddr_un un{};
-    if (path.empty() || path.size() >= sizeof(un.sun_path)) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("unix socket path must be 1..", sizeof(un.sun_path) - 1, " bytes"));
+    parts.is_unix = true;
+    parts.path = text.substr(5);
+    if (parts.path.empty() || parts.path.size() >= sizeof(sockaddr_un::sun_path)) {
+      return absl::InvalidArgumentError(absl::StrCat("unix socket path must be 1..",
+                                                     sizeof(sockaddr_un::sun_path) - 1, " bytes"));
     }
-    un.sun_family = AF_UNIX;
-    std::memcpy(un.sun_path, path.data(), path.size());
-    std::memcpy(&out.storage_, &un, sizeof(un));
-    out.length_ = static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + path.size() + 1);
-    return out;
+    return parts;
   }
   const size_t colon = text.rfind(':');
   if (colon == std::string_view::npos) {
     return absl::InvalidArgumentError(
         absl::StrCat("address \"", ToAbsl(text), "\" needs host:port, [v6]:port or unix:/path"));
   }
-  std::string_view host = text.substr(0, colon);
-  uint16_t port = 0;
-  if (!ParsePort(text.substr(colon + 1), &port)) {
+  parts.host = text.substr(0, colon);
+  if (!ParsePort(text.substr(colon + 1), &parts.port)) {
     return absl::InvalidArgumentError(
         absl::StrCat("address \"", ToAbsl(text), "\" has an invalid port"));
   }
-  if (!host.empty() && host.front() == '[') {
-    if (host.size() < 3 || host.back() != ']') {
+  if (!parts.host.empty() && parts.host.front() == '[') {
+    if (parts.host.size() < 3 || parts.host.back() != ']') {
       return absl::InvalidArgumentError(absl::StrCat("bad IPv6 address \"", ToAbsl(text), "\""));
     }
-    std::string ip(host.substr(1, host.size() - 2));
+    parts.host = parts.host.substr(1, parts.host.size() - 2);
+    parts.bracketed = true;
+  }
+  return parts;
+}
+
+absl::StatusOr<SocketAddress> SocketAddress::Parse(std::string_view text) {
+  absl::StatusOr<AddressParts> parts = SplitAddress(text);
+  if (!parts.ok()) return parts.status();
+  SocketAddress out;
+  if (parts->is_unix) {
+    sockaddr_un un{};
+    un.sun_family = AF_UNIX;
+    std::memcpy(un.sun_path, parts->path.data(), parts->path.size());
+    std::memcpy(&out.storage_, &un, sizeof(un));
+    out.length_ = static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + parts->path.size() + 1);
+    return out;
+  }
+  const std::string_view host = parts->host;
+  const uint16_t port = parts->port;
+  if (parts->bracketed) {
+    std::string ip(host);
     sockaddr_in6 in6{};
     in6.sin6_family = AF_INET6;
     in6.sin6_port = htons(port);

@@ -12,6 +12,22 @@
 
 namespace l7px {
 
+// An address as written, split into its parts and checked, but not resolved. SocketAddress::Parse
+// (IP literals only) and the service SDK (which looks host names up when it dials) share this one
+// reading of the text. The views point into the text given to SplitAddress.
+struct AddressParts {
+  bool is_unix = false;    // "unix:/path"
+  std::string_view path;   // is_unix: the path, non-empty and shorter than sockaddr_un::sun_path
+  std::string_view host;   // otherwise: what precedes the last ':', without the brackets of
+                           // "[v6]:port"; may be empty (":8080") and is not checked further
+  bool bracketed = false;  // the host was written in brackets (an IPv6 literal)
+  uint16_t port = 0;       // 0..65535, at most five digits
+};
+
+// InvalidArgument when the text holds a NUL byte, is "unix:" with an empty or too long path, has
+// no ':', has a port that is not 0..65535, or opens a bracket it does not close.
+absl::StatusOr<AddressParts> SplitAddress(std::string_view text);
+
 // A listen or peer address: IPv4, IPv6 or a UNIX stream socket path.
 // Text forms: "127.0.0.1:8080", "[::1]:8080", "*:8080" / ":8080" (any IPv4), "unix:/path".
 class SocketAddress {

@@ -446,8 +446,6 @@ size_t WriteErrorResponse(int status, bool close, int retry_after_seconds, char*
   return w.Size();
 }
 
-std::string_view ReasonPhrase(int status) { return StatusText(status); }
-
 namespace {
 
 // splitmix64's finaliser: a bijection on 64 bits, so distinct inputs give distinct outputs.

@@ -103,8 +103,6 @@ size_t WriteErrorResponse(int status, bool close, int retry_after_seconds, char*
 // The Allow value of l7px's own OPTIONS and 405 answers.
 inline constexpr std::string_view kAllowedMethods = "GET, HEAD, POST, PUT, DELETE, PATCH, OPTIONS";
 
-std::string_view ReasonPhrase(int status);
-
 // 32 lowercase hex characters, unique per process run: worker id, counter and a random seed.
 class RequestIdGenerator {
  public:

@@ -4,9 +4,12 @@
 
 namespace l7px::http {
 
-// The reason phrase of a status code ("" for codes without a registered one). Header-only and
-// dependency-free so the service SDK shares it with the proxy.
-constexpr std::string_view StatusText(int status) {
+// The reason phrase of a status code ("OK", "Not Found"), the one table in l7px: the proxy, the
+// acceptor's refusals and the service SDK all answer with it. `unknown` is returned for a code
+// without a registered phrase; each caller keeps its own: the proxy sends an empty one (RFC 9112
+// 4 allows it), the acceptor "Error", the SDK "Unknown". Header-only and constexpr: the data path
+// formats status lines with it.
+constexpr std::string_view ReasonPhrase(int status, std::string_view unknown = {}) {
   switch (status) {
     case 100:
       return "Continue";
@@ -109,7 +112,7 @@ constexpr std::string_view StatusText(int status) {
     case 505:
       return "HTTP Version Not Supported";
     default:
-      return "";
+      return unknown;
   }
 }
 

@@ -16,6 +16,7 @@
 #include "fmt/format.h"
 #include "http/parser.h"
 #include "http/rewrite.h"
+#include "http/status_text.h"
 #include "io/socket.h"
 #include "proxy/route_json.h"
 

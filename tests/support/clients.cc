@@ -12,6 +12,7 @@
 #include <cstdlib>
 #include <cstring>
 
+#include "base/strings.h"
 #include "support/net.h"
 #include "support/process.h"
 
@@ -19,10 +20,6 @@ namespace l7px::testing {
 namespace {
 
 using Clock = std::chrono::steady_clock;
-
-bool EqualsNoCase(const std::string& a, const std::string& b) {
-  return a.size() == b.size() && strncasecmp(a.data(), b.data(), a.size()) == 0;
-}
 
 uint64_t ContentLengthOf(const std::string& head) {
   const std::string cl = HeaderOf(head, "Content-Length");
@@ -140,7 +137,7 @@ std::string RecvHttpRequest(int fd, std::string* carry, std::chrono::millisecond
 std::vector<std::string> EchoedRequest::All(const std::string& name) const {
   std::vector<std::string> values;
   for (const auto& [n, v] : headers) {
-    if (EqualsNoCase(n, name)) values.push_back(v);
+    if (EqualsIgnoreCase(n, name)) values.push_back(v);
   }
   return values;
 }

@@ -537,5 +537,14 @@ TEST(HandshakeResponseTest, EmptyDetailUsesReasonPhrase) {
   EXPECT_EQ(r.body, "Service Unavailable\n");
 }
 
+// A status without a registered phrase is still refused with a word, in the line and the body.
+TEST(HandshakeResponseTest, UnknownStatusSaysError) {
+  const std::string wire = RefusalResponse(599, "");
+  EXPECT_TRUE(wire.starts_with("HTTP/1.1 599 Error\r\n")) << wire;
+  const ParsedResponse r = ParseResponse(wire);
+  EXPECT_TRUE(r.complete);
+  EXPECT_EQ(r.body, "Error\n");
+}
+
 }  // namespace
 }  // namespace l7px::acceptor

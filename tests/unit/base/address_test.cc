@@ -147,6 +147,54 @@ TEST(SocketAddressTest, FormatIpRespectsCapacity) {
   EXPECT_EQ(Ip(SocketAddress()), "");
 }
 
+// SplitAddress is the reading SocketAddress::Parse and the service SDK share: host names and
+// unbracketed IPv6 pass it (the SDK resolves them), the port and the text's shape do not.
+TEST(SplitAddressTest, SplitsWithoutResolving) {
+  absl::StatusOr<AddressParts> p = SplitAddress("proxy.example:9999");
+  ASSERT_TRUE(p.ok()) << p.status();
+  EXPECT_FALSE(p->is_unix);
+  EXPECT_EQ(p->host, "proxy.example");
+  EXPECT_FALSE(p->bracketed);
+  EXPECT_EQ(p->port, 9999);
+
+  p = SplitAddress("[fe80::1%lo]:443");
+  ASSERT_TRUE(p.ok()) << p.status();
+  EXPECT_EQ(p->host, "fe80::1%lo");
+  EXPECT_TRUE(p->bracketed);
+  EXPECT_EQ(p->port, 443);
+
+  p = SplitAddress("::1:80");  // the last ':' ends the host
+  ASSERT_TRUE(p.ok()) << p.status();
+  EXPECT_EQ(p->host, "::1");
+  EXPECT_FALSE(p->bracketed);
+
+  p = SplitAddress(":0");
+  ASSERT_TRUE(p.ok()) << p.status();
+  EXPECT_EQ(p->host, "");
+  EXPECT_EQ(p->port, 0);
+
+  p = SplitAddress("unix:/run/l7px.sock");
+  ASSERT_TRUE(p.ok()) << p.status();
+  EXPECT_TRUE(p->is_unix);
+  EXPECT_EQ(p->path, "/run/l7px.sock");
+  EXPECT_EQ(p->host, "");
+}
+
+TEST(SplitAddressTest, RejectsBadShape) {
+  const std::string with_nul("host\0junk:80", 12);
+  const std::string too_long = "unix:" + std::string(sizeof(sockaddr_un{}.sun_path), 'x');
+  for (std::string_view bad :
+       {std::string_view(""), std::string_view("host"), std::string_view("host:"),
+        std::string_view("host:65536"), std::string_view("host:8o"), std::string_view("host:+80"),
+        std::string_view("host:123456"), std::string_view("[::1:80"), std::string_view("[]:80"),
+        std::string_view("[::1]"), std::string_view("unix:"), std::string_view(too_long),
+        std::string_view(with_nul)}) {
+    EXPECT_FALSE(SplitAddress(bad).ok()) << "accepted: " << bad;
+  }
+  EXPECT_THAT(std::string(SplitAddress("host:99999").status().message()),
+              testing::HasSubstr("host:99999"));
+}
+
 TEST(CidrTest, ParsesAndMasksHostBits) {
   Cidr c = MakeCidr("10.1.2.3/8");
   EXPECT_EQ(c.family(), AF_INET);

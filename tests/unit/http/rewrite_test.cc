@@ -6,6 +6,7 @@
 #include <string>
 
 #include "http/parser.h"
+#include "http/status_text.h"
 
 namespace l7px::http {
 namespace {

@@ -1,4 +1,4 @@
-#include "sdk/protocol.h"
+#include "sdk/cpp/protocol.h"
 
 #include <gtest/gtest.h>
 
@@ -252,6 +252,17 @@ TEST(ResponseHeadTest, NoContentLengthWithoutBody) {
   EXPECT_TRUE(ResponseHasNoBody("HEAD", 200));
   EXPECT_TRUE(ResponseHasNoBody("GET", 204));
   EXPECT_FALSE(ResponseHasNoBody("GET", 200));
+}
+
+// A status without a registered phrase is still sent with a word (http::ReasonPhrase holds the
+// table; the SDK's word for the rest is "Unknown").
+TEST(ResponseHeadTest, UnknownStatusSaysUnknown) {
+  Response r;
+  r.status = 299;
+  EXPECT_EQ(ResponseHead("GET", r, 0, false), "HTTP/1.1 299 Unknown\r\nContent-Length: 0\r\n\r\n");
+  r.status = 431;
+  EXPECT_EQ(ResponseHead("GET", r, 0, false),
+            "HTTP/1.1 431 Request Header Fields Too Large\r\nContent-Length: 0\r\n\r\n");
 }
 
 }  // namespace

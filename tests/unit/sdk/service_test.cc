@@ -531,5 +531,31 @@ TEST(ServiceTest, StartRejectsBadOptions) {
   EXPECT_EQ(log.Count("cannot start"), 4);
 }
 
+// Proxy addresses are read as l7px reads its own (base's SplitAddress); a proxy is dialed, so an
+// empty host or port 0 is refused too.
+TEST(ServiceTest, StartRejectsBadProxyAddresses) {
+  for (const char* bad : {"127.0.0.1:", ":9999", "127.0.0.1:0", "[::1:9999", "[]:9999",
+                          "unix:", "127.0.0.1:+80", "127.0.0.1:123456"}) {
+    LogSink log;
+    ServiceOptions o;
+    o.log = log.Fn();
+    o.proxies = {bad};
+    EXPECT_FALSE(Service(o, EchoHandler).Start()) << bad;
+    EXPECT_EQ(log.Count("cannot start"), 1) << bad;
+  }
+}
+
+// A host name is not an IP literal: it is looked up when dialing, not refused at Start().
+TEST(ServiceTest, HostNameProxyIsResolved) {
+  FakeProxy proxy;
+  ServiceOptions o = Options(proxy);
+  o.proxies = {"localhost" + proxy.address().substr(proxy.address().rfind(':'))};
+  Service service(o, EchoHandler);
+  ASSERT_TRUE(service.Start());
+  UniqueFd slot = proxy.AcceptSlot();
+  ASSERT_TRUE(slot);
+  EXPECT_TRUE(service.WaitForSlots(1, kTimeout));
+}
+
 }  // namespace
 }  // namespace l7px

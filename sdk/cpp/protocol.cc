@@ -1,16 +1,17 @@
-#include "sdk/protocol.h"
+#include "sdk/cpp/protocol.h"
 
 #include <llhttp.h>
 
 #include <cstring>
 
+#include "base/strings.h"
 #include "http/status_text.h"
 
 namespace l7px {
 
 std::string_view Request::Header(std::string_view name) const {
   for (const auto& [field, value] : headers) {
-    if (sdk::EqualsIgnoreCase(field, name)) return value;
+    if (EqualsIgnoreCase(field, name)) return value;
   }
   return {};
 }
@@ -21,17 +22,7 @@ namespace {
 // Body buffers up to this size are kept between requests on a connection (RequestParser::Next).
 constexpr size_t kKeptBodyCapacity = 64 * 1024;
 
-char Lower(char c) { return (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c; }
-
 }  // namespace
-
-bool EqualsIgnoreCase(std::string_view a, std::string_view b) {
-  if (a.size() != b.size()) return false;
-  for (size_t i = 0; i < a.size(); ++i) {
-    if (Lower(a[i]) != Lower(b[i])) return false;
-  }
-  return true;
-}
 
 std::string RegistrationHead(std::string_view pool, std::string_view token,
                              std::string_view service_id) {
@@ -232,11 +223,6 @@ void RequestParser::Next() {
 
 // ---- Response framing ----
 
-std::string_view ReasonPhrase(int status) {
-  const std::string_view text = http::StatusText(status);
-  return text.empty() ? std::string_view("Unknown") : text;
-}
-
 bool ResponseHasNoBody(std::string_view method, int status) {
   return method == "HEAD" || (status >= 100 && status < 200) || status == 204 || status == 304;
 }
@@ -246,7 +232,8 @@ std::string ResponseHead(std::string_view method, const Response& response, uint
   std::string head;
   head.reserve(128 + response.headers.size() * 32);
   head.append("HTTP/1.1 ").append(std::to_string(response.status)).append(" ");
-  head.append(response.reason.empty() ? ReasonPhrase(response.status) : response.reason);
+  head.append(response.reason.empty() ? http::ReasonPhrase(response.status, kUnknownReason)
+                                      : response.reason);
   head.append("\r\n");
   for (const auto& [name, value] : response.headers) {
     if (EqualsIgnoreCase(name, "Content-Length") || EqualsIgnoreCase(name, "Transfer-Encoding") ||

@@ -34,8 +34,10 @@
 #include <random>
 #include <thread>
 
+#include "base/address.h"
 #include "base/unique_fd.h"
-#include "sdk/protocol.h"
+#include "http/status_text.h"
+#include "sdk/cpp/protocol.h"
 
 namespace l7px {
 namespace {
@@ -56,45 +58,27 @@ struct ProxyAddress {
   std::string port;
 };
 
+// The address text is read by base's SplitAddress, as l7px reads its own; the host is looked
+// up only when dialing (names, and literals without brackets, go through getaddrinfo).
 bool ParseProxyAddress(const std::string& text, ProxyAddress* out, std::string* error) {
+  const absl::StatusOr<AddressParts> parts = SplitAddress(text);
+  if (!parts.ok()) {
+    *error = std::string(parts.status().message());
+    return false;
+  }
   out->text = text;
-  if (text.rfind("unix:", 0) == 0) {
-    out->is_unix = true;
-    out->path = text.substr(5);
-    if (out->path.empty() || out->path.size() >= sizeof(sockaddr_un{}.sun_path)) {
-      *error = "bad unix socket path in \"" + text + "\"";
-      return false;
-    }
+  out->is_unix = parts->is_unix;
+  if (parts->is_unix) {
+    out->path = std::string(parts->path);
     return true;
   }
-  const size_t colon = text.rfind(':');
-  if (colon == std::string::npos || colon == 0) {
-    *error = "proxy address \"" + text + "\" is not host:port or unix:/path";
+  // A proxy is dialed, so there is no "any" host or kernel-chosen port here.
+  if (parts->host.empty() || parts->port == 0) {
+    *error = "proxy address \"" + text + "\" needs a host and a port other than 0";
     return false;
   }
-  std::string host = text.substr(0, colon);
-  if (host.front() == '[') {
-    if (host.back() != ']' || host.size() < 3) {
-      *error = "bad IPv6 literal in \"" + text + "\"";
-      return false;
-    }
-    host = host.substr(1, host.size() - 2);
-  }
-  const std::string port = text.substr(colon + 1);
-  int value = 0;
-  for (char c : port) {
-    if (c < '0' || c > '9' || value > 65535) {
-      value = -1;
-      break;
-    }
-    value = value * 10 + (c - '0');
-  }
-  if (port.empty() || value <= 0 || value > 65535) {
-    *error = "bad port in \"" + text + "\"";
-    return false;
-  }
-  out->host = host;
-  out->port = port;
+  out->host = std::string(parts->host);
+  out->port = std::to_string(parts->port);
   return true;
 }
 
@@ -466,7 +450,7 @@ struct Service::Impl {
         refusals.fetch_add(1, std::memory_order_relaxed);
         LogState(s.proxy, "refused:" + std::to_string(reply.status),
                  "registration to " + where + " refused with " + std::to_string(reply.status) +
-                     " " + std::string(sdk::ReasonPhrase(reply.status)) +
+                     " " + std::string(http::ReasonPhrase(reply.status, sdk::kUnknownReason)) +
                      " (retrying with backoff)");
         return Outcome::kFailed;
       }
@@ -499,7 +483,8 @@ struct Service::Impl {
         const int status = parser.error_status();
         Response error;
         error.status = status;
-        error.body = std::to_string(status) + " " + std::string(sdk::ReasonPhrase(status)) + "\n";
+        error.body = std::to_string(status) + " " +
+                     std::string(http::ReasonPhrase(status, sdk::kUnknownReason)) + "\n";
         const std::string head = sdk::ResponseHead("GET", error, error.body.size(), true);
         WriteAll(s, fd, head, error.body);
         return count;

@@ -13,9 +13,6 @@
 
 namespace l7px::sdk {
 
-// ASCII case-insensitive equality (header names).
-bool EqualsIgnoreCase(std::string_view a, std::string_view b);
-
 // The v1 registration request head (ends with the blank line). Pool and token lines are
 // omitted when empty.
 std::string RegistrationHead(std::string_view pool, std::string_view token,
@@ -78,8 +75,9 @@ class RequestParser {
   int error_status_ = 0;
 };
 
-// Standard reason phrase for a status code ("OK", "Not Found"); "Unknown" when not known.
-std::string_view ReasonPhrase(int status);
+// The reason phrase the SDK sends, and logs, for a status without a registered one (the phrases
+// themselves are http::ReasonPhrase's).
+inline constexpr std::string_view kUnknownReason = "Unknown";
 
 // Whether a response to `method` with `status` carries no body by definition.
 bool ResponseHasNoBody(std::string_view method, int status);
