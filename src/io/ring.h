@@ -30,7 +30,6 @@ class Ring {
 
   io_uring* raw() { return &ring_; }
   int fd() const { return ring_.ring_fd; }
-  bool initialized() const { return initialized_; }
 
   io_uring_sqe* Sqe();
   // Submits queued SQEs and waits until at least one completion or `timeout_ns` (<0 = forever).
@@ -72,7 +71,6 @@ class BufferRing {
   ~BufferRing();
 
   absl::Status Init(Ring* ring, uint16_t group_id, uint32_t count, uint32_t size);
-  uint16_t group_id() const { return group_id_; }
   uint32_t buffer_size() const { return size_; }
   char* Buffer(uint16_t bid) { return base_ + static_cast<size_t>(bid) * size_; }
   void Recycle(uint16_t bid);

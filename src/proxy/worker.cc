@@ -278,13 +278,12 @@ class Worker::Loop {
       OnTick();
       return;
     }
-    if (tag.op == kOpAcceptCancel) return;
+    if (tag.op == kOpAcceptCancel) return;  // the accept itself reports -ECANCELED
     if (tag.op == kOpLogWrite) {
       log_write_inflight_ = false;
       access_log_.WriteCompleted(cqe->res);
       return;
     }
-    if (tag.op == kOpAcceptCancel) return;  // the accept itself reports -ECANCELED
     if (tag.op == kOpPostFailed) {
       L7PX_LOG_LIMITED(kWarn, "worker {}: cross-thread message failed: {}", id_,
                        strerror(-cqe->res));
