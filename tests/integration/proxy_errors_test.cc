@@ -4,6 +4,7 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <ostream>
 #include <string>
 
 #include "support/clients.h"
@@ -161,6 +162,121 @@ TEST_F(ProxyRoutingTest, NoRouteIs404) {
   EXPECT_EQ(StatusOf(RecvHttpResponse(fd.get(), &carry, kIo)), 404);
   ASSERT_TRUE(SendAll(fd.get(), GetRequest("/b", "only.example")));
   EXPECT_EQ(BodyOf(RecvHttpResponse(fd.get(), &carry, kIo)), "ok /b");
+}
+
+// README "Security", request smuggling and ambiguous framing, line by line: each request the
+// README says is refused gets a 400 (505 for a version) and a close; each variant it calls
+// equivalent reaches the service with its body intact.
+struct FramingCase {
+  const char* name;
+  std::string request;
+  int status;  // 200: forwarded, the echoed body is "ab"
+};
+
+void PrintTo(const FramingCase& c, std::ostream* os) { *os << c.name; }
+
+const std::string kPost = "POST /echo HTTP/1.1\r\nHost: x\r\n";
+const std::string kChunked = kPost + "Transfer-Encoding: chunked\r\n\r\n";
+
+const FramingCase kFramingCases[] = {
+    {"ContentLengthWithJunk", kPost + "Content-Length: 2x\r\n\r\nab", 400},
+    {"NegativeContentLength", kPost + "Content-Length: -2\r\n\r\nab", 400},
+    {"ContentLengthTwiceTheSame", kPost + "Content-Length: 2\r\nContent-Length: 2\r\n\r\nab", 400},
+    {"Xchunked", kPost + "Transfer-Encoding: xchunked\r\n\r\n2\r\nab\r\n0\r\n\r\n", 400},
+    {"ChunkedTrailingTab", kPost + "Transfer-Encoding: chunked\t\r\n\r\n2\r\nab\r\n0\r\n\r\n", 400},
+    {"ChunkedTwice", kPost + "Transfer-Encoding: chunked, chunked\r\n\r\n2\r\nab\r\n0\r\n\r\n",
+     400},
+    {"ChunkedInTwoFields",
+     kPost + "Transfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nab\r\n0\r\n\r\n",
+     400},
+    {"ChunkedThenGzipField",
+     kPost + "Transfer-Encoding: chunked\r\nTransfer-Encoding: gzip\r\n\r\n2\r\nab\r\n0\r\n\r\n",
+     400},
+    {"BareCr", kPost + "X-A: a\rb\r\nContent-Length: 2\r\n\r\nab", 400},
+    {"BareLf", "POST /echo HTTP/1.1\nHost: x\nContent-Length: 2\n\nab", 400},
+    {"Nul", kPost + "X-A: a" + std::string(1, '\0') + "b\r\nContent-Length: 2\r\n\r\nab", 400},
+    {"ControlByte",
+     kPost + "X-A: a\x01"
+             "b\r\nContent-Length: 2\r\n\r\nab",
+     400},
+    {"Del",
+     kPost + "X-A: a\x7f"
+             "b\r\nContent-Length: 2\r\n\r\nab",
+     400},
+    {"ChunkSizeNotHex", kChunked + "zz\r\nab\r\n0\r\n\r\n", 400},
+    {"ChunkSizeWithSign", kChunked + "+2\r\nab\r\n0\r\n\r\n", 400},
+    {"ChunkSizeOverflow", kChunked + "ffffffffffffffffff\r\nab\r\n0\r\n\r\n", 400},
+    {"ChunkSizeThenBlank", kChunked + "2 \r\nab\r\n0\r\n\r\n", 400},
+    {"ChunkDataWithoutCrlf", kChunked + "2\r\nabX0\r\n\r\n", 400},
+    {"ChunkExtensionNameWithBlank", kChunked + "2;a b\r\nab\r\n0\r\n\r\n", 400},
+    {"ChunkExtensionUnterminatedQuote", kChunked + "2;a=\"b\r\nab\r\n0\r\n\r\n", 400},
+    {"ChunkExtensionQuotedCrlf", kChunked + "2;a=\"x\r\ny\"\r\nab\r\n0\r\n\r\n", 400},
+    {"ChunkExtensionControlByte", kChunked + "2;a=\x01\r\nab\r\n0\r\n\r\n", 400},
+    {"BadTrailer", kChunked + "2\r\nab\r\n0\r\nbad trailer\r\n\r\n", 400},
+    {"Http09RequestLine", "GET /\r\n\r\n", 400},
+    {"Http09Version", "GET / HTTP/0.9\r\nHost: x\r\n\r\n", 505},
+    {"Http12Version", "GET / HTTP/1.2\r\nHost: x\r\n\r\n", 505},
+    // Optional whitespace around a field value is not part of it (RFC 9110 5.5).
+    {"ChunkedTrailingSpace", kPost + "Transfer-Encoding: chunked \r\n\r\n2\r\nab\r\n0\r\n\r\n",
+     200},
+    {"ChunkedLeadingTab", kPost + "Transfer-Encoding:\tchunked\r\n\r\n2\r\nab\r\n0\r\n\r\n", 200},
+    {"GzipThenChunkedFields",
+     kPost + "Transfer-Encoding: gzip\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nab\r\n0\r\n\r\n",
+     200},
+    {"ChunkExtensions", kChunked + "2;q=\"x y\";a=b\r\nab\r\n0\r\n\r\n", 200},
+};
+
+class RequestFramingTest : public ProxyErrorsTest,
+                           public ::testing::WithParamInterface<FramingCase> {
+ protected:
+  void SetUp() override {
+    ProxyErrorsTest::SetUp();
+    ASSERT_TRUE(StartProxy(kDefaultPool)) << h().ProxyLog();
+    ASSERT_NE(StartService({"--slots", "1"}), nullptr);
+  }
+};
+
+TEST_P(RequestFramingTest, AsTheReadmeSays) {
+  const FramingCase& c = GetParam();
+  if (c.status != 200) {
+    ExpectRejectedAndClosed(c.request, c.status);
+    return;
+  }
+  const std::string resp = HttpExchange(front(), c.request);
+  ASSERT_EQ(StatusOf(resp), 200) << resp;
+  EXPECT_EQ(ParseEcho(BodyOf(resp)).body, "ab") << resp;
+}
+
+INSTANTIATE_TEST_SUITE_P(Readme, RequestFramingTest, ::testing::ValuesIn(kFramingCases),
+                         [](const ::testing::TestParamInfo<FramingCase>& p) {
+                           return std::string(p.param.name);
+                         });
+
+// README: "bad chunk sizes and extensions" are refused. A chunk extension with no name
+// (RFC 9112 7.1.1: chunk-ext-name is a token, one character at least) passes: llhttp accepts
+// ";=x", ";;a" and ";a=" (an empty value), and l7px forwards the framing as it came. The chunk
+// size before the ';' is unambiguous, so no message boundary moves; a strict service refuses the
+// body. Disabled until the parser checks extensions itself (src/http/parser.cc).
+TEST_F(ProxyErrorsTest, DISABLED_ChunkExtensionsWithoutANameOrValueAre400) {
+  ASSERT_TRUE(StartProxy(kDefaultPool)) << h().ProxyLog();
+  ASSERT_NE(StartService({"--slots", "1"}), nullptr);
+  for (const char* ext : {";=x", ";;a", ";a="}) {
+    ExpectRejectedAndClosed(kChunked + "2" + ext + "\r\nab\r\n0\r\n\r\n", 400);
+  }
+}
+
+// The other way round: RFC 9112 7.1.1 allows any number of chunk extensions, and a quoted-pair
+// in a quoted value, but llhttp 8.1 (Debian 12) refuses an extension after an unquoted value
+// ("Invalid character in chunk size") and a backslash in a quoted one, so l7px answers 400 to
+// valid requests. Disabled until the parser no longer depends on llhttp for extensions.
+TEST_F(ProxyErrorsTest, DISABLED_ValidChunkExtensionsAreForwarded) {
+  ASSERT_TRUE(StartProxy(kDefaultPool)) << h().ProxyLog();
+  ASSERT_NE(StartService({"--slots", "1"}), nullptr);
+  for (const char* ext : {";a=b;c=d", ";a=\"x\\\"y\""}) {
+    const std::string resp = HttpExchange(front(), kChunked + "2" + ext + "\r\nab\r\n0\r\n\r\n");
+    EXPECT_EQ(StatusOf(resp), 200) << ext << ": " << resp;
+    EXPECT_EQ(ParseEcho(BodyOf(resp)).body, "ab") << ext;
+  }
 }
 
 class ProxyTimeoutTest : public ProxyErrorsTest {};
