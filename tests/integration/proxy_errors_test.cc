@@ -175,55 +175,62 @@ struct FramingCase {
 
 void PrintTo(const FramingCase& c, std::ostream* os) { *os << c.name; }
 
-const std::string kPost = "POST /echo HTTP/1.1\r\nHost: x\r\n";
-const std::string kChunked = kPost + "Transfer-Encoding: chunked\r\n\r\n";
+const std::string kFramingPost = "POST /echo HTTP/1.1\r\nHost: x\r\n";
+const std::string kFramingChunked = kFramingPost + "Transfer-Encoding: chunked\r\n\r\n";
 
 const FramingCase kFramingCases[] = {
-    {"ContentLengthWithJunk", kPost + "Content-Length: 2x\r\n\r\nab", 400},
-    {"NegativeContentLength", kPost + "Content-Length: -2\r\n\r\nab", 400},
-    {"ContentLengthTwiceTheSame", kPost + "Content-Length: 2\r\nContent-Length: 2\r\n\r\nab", 400},
-    {"Xchunked", kPost + "Transfer-Encoding: xchunked\r\n\r\n2\r\nab\r\n0\r\n\r\n", 400},
-    {"ChunkedTrailingTab", kPost + "Transfer-Encoding: chunked\t\r\n\r\n2\r\nab\r\n0\r\n\r\n", 400},
-    {"ChunkedTwice", kPost + "Transfer-Encoding: chunked, chunked\r\n\r\n2\r\nab\r\n0\r\n\r\n",
+    {"ContentLengthWithJunk", kFramingPost + "Content-Length: 2x\r\n\r\nab", 400},
+    {"NegativeContentLength", kFramingPost + "Content-Length: -2\r\n\r\nab", 400},
+    {"ContentLengthTwiceTheSame", kFramingPost + "Content-Length: 2\r\nContent-Length: 2\r\n\r\nab",
      400},
+    {"Xchunked", kFramingPost + "Transfer-Encoding: xchunked\r\n\r\n2\r\nab\r\n0\r\n\r\n", 400},
+    {"ChunkedTrailingTab",
+     kFramingPost + "Transfer-Encoding: chunked\t\r\n\r\n2\r\nab\r\n0\r\n\r\n", 400},
+    {"ChunkedTwice",
+     kFramingPost + "Transfer-Encoding: chunked, chunked\r\n\r\n2\r\nab\r\n0\r\n\r\n", 400},
     {"ChunkedInTwoFields",
-     kPost + "Transfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nab\r\n0\r\n\r\n",
+     kFramingPost +
+         "Transfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nab\r\n0\r\n\r\n",
      400},
     {"ChunkedThenGzipField",
-     kPost + "Transfer-Encoding: chunked\r\nTransfer-Encoding: gzip\r\n\r\n2\r\nab\r\n0\r\n\r\n",
+     kFramingPost +
+         "Transfer-Encoding: chunked\r\nTransfer-Encoding: gzip\r\n\r\n2\r\nab\r\n0\r\n\r\n",
      400},
-    {"BareCr", kPost + "X-A: a\rb\r\nContent-Length: 2\r\n\r\nab", 400},
+    {"BareCr", kFramingPost + "X-A: a\rb\r\nContent-Length: 2\r\n\r\nab", 400},
     {"BareLf", "POST /echo HTTP/1.1\nHost: x\nContent-Length: 2\n\nab", 400},
-    {"Nul", kPost + "X-A: a" + std::string(1, '\0') + "b\r\nContent-Length: 2\r\n\r\nab", 400},
+    {"Nul", kFramingPost + "X-A: a" + std::string(1, '\0') + "b\r\nContent-Length: 2\r\n\r\nab",
+     400},
     {"ControlByte",
-     kPost + "X-A: a\x01"
-             "b\r\nContent-Length: 2\r\n\r\nab",
+     kFramingPost + "X-A: a\x01"
+                    "b\r\nContent-Length: 2\r\n\r\nab",
      400},
     {"Del",
-     kPost + "X-A: a\x7f"
-             "b\r\nContent-Length: 2\r\n\r\nab",
+     kFramingPost + "X-A: a\x7f"
+                    "b\r\nContent-Length: 2\r\n\r\nab",
      400},
-    {"ChunkSizeNotHex", kChunked + "zz\r\nab\r\n0\r\n\r\n", 400},
-    {"ChunkSizeWithSign", kChunked + "+2\r\nab\r\n0\r\n\r\n", 400},
-    {"ChunkSizeOverflow", kChunked + "ffffffffffffffffff\r\nab\r\n0\r\n\r\n", 400},
-    {"ChunkSizeThenBlank", kChunked + "2 \r\nab\r\n0\r\n\r\n", 400},
-    {"ChunkDataWithoutCrlf", kChunked + "2\r\nabX0\r\n\r\n", 400},
-    {"ChunkExtensionNameWithBlank", kChunked + "2;a b\r\nab\r\n0\r\n\r\n", 400},
-    {"ChunkExtensionUnterminatedQuote", kChunked + "2;a=\"b\r\nab\r\n0\r\n\r\n", 400},
-    {"ChunkExtensionQuotedCrlf", kChunked + "2;a=\"x\r\ny\"\r\nab\r\n0\r\n\r\n", 400},
-    {"ChunkExtensionControlByte", kChunked + "2;a=\x01\r\nab\r\n0\r\n\r\n", 400},
-    {"BadTrailer", kChunked + "2\r\nab\r\n0\r\nbad trailer\r\n\r\n", 400},
+    {"ChunkSizeNotHex", kFramingChunked + "zz\r\nab\r\n0\r\n\r\n", 400},
+    {"ChunkSizeWithSign", kFramingChunked + "+2\r\nab\r\n0\r\n\r\n", 400},
+    {"ChunkSizeOverflow", kFramingChunked + "ffffffffffffffffff\r\nab\r\n0\r\n\r\n", 400},
+    {"ChunkSizeThenBlank", kFramingChunked + "2 \r\nab\r\n0\r\n\r\n", 400},
+    {"ChunkDataWithoutCrlf", kFramingChunked + "2\r\nabX0\r\n\r\n", 400},
+    {"ChunkExtensionNameWithBlank", kFramingChunked + "2;a b\r\nab\r\n0\r\n\r\n", 400},
+    {"ChunkExtensionUnterminatedQuote", kFramingChunked + "2;a=\"b\r\nab\r\n0\r\n\r\n", 400},
+    {"ChunkExtensionQuotedCrlf", kFramingChunked + "2;a=\"x\r\ny\"\r\nab\r\n0\r\n\r\n", 400},
+    {"ChunkExtensionControlByte", kFramingChunked + "2;a=\x01\r\nab\r\n0\r\n\r\n", 400},
+    {"BadTrailer", kFramingChunked + "2\r\nab\r\n0\r\nbad trailer\r\n\r\n", 400},
     {"Http09RequestLine", "GET /\r\n\r\n", 400},
     {"Http09Version", "GET / HTTP/0.9\r\nHost: x\r\n\r\n", 505},
     {"Http12Version", "GET / HTTP/1.2\r\nHost: x\r\n\r\n", 505},
     // Optional whitespace around a field value is not part of it (RFC 9110 5.5).
-    {"ChunkedTrailingSpace", kPost + "Transfer-Encoding: chunked \r\n\r\n2\r\nab\r\n0\r\n\r\n",
+    {"ChunkedTrailingSpace",
+     kFramingPost + "Transfer-Encoding: chunked \r\n\r\n2\r\nab\r\n0\r\n\r\n", 200},
+    {"ChunkedLeadingTab", kFramingPost + "Transfer-Encoding:\tchunked\r\n\r\n2\r\nab\r\n0\r\n\r\n",
      200},
-    {"ChunkedLeadingTab", kPost + "Transfer-Encoding:\tchunked\r\n\r\n2\r\nab\r\n0\r\n\r\n", 200},
     {"GzipThenChunkedFields",
-     kPost + "Transfer-Encoding: gzip\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nab\r\n0\r\n\r\n",
+     kFramingPost +
+         "Transfer-Encoding: gzip\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nab\r\n0\r\n\r\n",
      200},
-    {"ChunkExtensions", kChunked + "2;q=\"x y\";a=b\r\nab\r\n0\r\n\r\n", 200},
+    {"ChunkExtensions", kFramingChunked + "2;q=\"x y\";a=b\r\nab\r\n0\r\n\r\n", 200},
 };
 
 class RequestFramingTest : public ProxyErrorsTest,
@@ -261,7 +268,7 @@ TEST_F(ProxyErrorsTest, DISABLED_ChunkExtensionsWithoutANameOrValueAre400) {
   ASSERT_TRUE(StartProxy(kDefaultPool)) << h().ProxyLog();
   ASSERT_NE(StartService({"--slots", "1"}), nullptr);
   for (const char* ext : {";=x", ";;a", ";a="}) {
-    ExpectRejectedAndClosed(kChunked + "2" + ext + "\r\nab\r\n0\r\n\r\n", 400);
+    ExpectRejectedAndClosed(kFramingChunked + "2" + ext + "\r\nab\r\n0\r\n\r\n", 400);
   }
 }
 
@@ -273,7 +280,8 @@ TEST_F(ProxyErrorsTest, DISABLED_ValidChunkExtensionsAreForwarded) {
   ASSERT_TRUE(StartProxy(kDefaultPool)) << h().ProxyLog();
   ASSERT_NE(StartService({"--slots", "1"}), nullptr);
   for (const char* ext : {";a=b;c=d", ";a=\"x\\\"y\""}) {
-    const std::string resp = HttpExchange(front(), kChunked + "2" + ext + "\r\nab\r\n0\r\n\r\n");
+    const std::string resp =
+        HttpExchange(front(), kFramingChunked + "2" + ext + "\r\nab\r\n0\r\n\r\n");
     EXPECT_EQ(StatusOf(resp), 200) << ext << ": " << resp;
     EXPECT_EQ(ParseEcho(BodyOf(resp)).body, "ab") << ext;
   }
