@@ -333,7 +333,7 @@ long TimeRequests(uint16_t port, int count) {
 
 // README: "Idle client connections hold no buffers: about 600 bytes of memory each (10,000 idle
 // connections measured at ~585 bytes of RSS each)". Measured here: 587 bytes (plain), 938 (ASan,
-// clang: redzones and allocator metadata), 4,073 (TSan: shadow memory). Each bound is the
+// clang and gcc: redzones and allocator metadata), 4,073 (TSan: shadow memory). Each bound is the
 // measure plus a third for noise; an idle connection that kept even a 1 KiB buffer fails.
 constexpr double kMaxIdleConnectionBytes = PerBuild(800.0, 1250.0, 5500.0);
 
