@@ -30,9 +30,9 @@ namespace {
 constexpr long kReceiveRingKiB = 512 * 16;
 // Measured, plain build: the 20 MiB upload +8,264 KiB, the stalled upload +8,292 KiB at its
 // peak, the 50 MiB response +4 KiB; the ring plus 2 MiB of margin. Under ASan (clang and gcc) about
-// +8,300 and +8,550 KiB: the same bound. Under TSan, whose shadow memory costs about five bytes per byte the
-// proxy touches, +42,728 and +44,552 KiB: seven rings. A proxy that holds a 20 MiB body whole
-// grows by 20 MiB more than the ring (about 100 MiB more under TSan) and fails.
+// +8,300 and +8,550 KiB: the same bound. Under TSan, whose shadow memory costs about five bytes per
+// byte the proxy touches, +42,728 and +44,552 KiB: seven rings. A proxy that holds a 20 MiB body
+// whole grows by 20 MiB more than the ring (about 100 MiB more under TSan) and fails.
 constexpr long kMaxGrowthKiB =
     PerBuild(kReceiveRingKiB + 2 * 1024, kReceiveRingKiB + 2 * 1024, 7 * kReceiveRingKiB);
 
