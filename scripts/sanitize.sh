@@ -9,8 +9,12 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 what="${1:-all}"
 
-# Unit suites and integration tests whose subject is concurrency (ctest names = gtest names).
-tsan_tests='^(SlotStackTest|IdleStackTest|BusyPollTest|SlotTest|Handoff|UpgradeSocket|ControlPlaneTest|ProxyQueueTest)\.'
+# Unit suites and integration tests whose subject is concurrency (ctest names = gtest names,
+# "Suite.Test"). Each name must be a whole gtest suite name: run_tsan fails when one of them
+# matches no test, so a renamed suite cannot silently drop out of the TSan run.
+tsan_suites=(SlotStackTest IdleStackTest BusyPollTest SlotTest HandoffTest HandoffChannelTest
+  HandoffMessage UpgradeSocket ControlPlaneTest ProxyQueueTest)
+tsan_tests="^($(IFS='|'; echo "${tsan_suites[*]}"))\\."
 
 run_asan() {
   local start=$(date +%s)
@@ -33,6 +37,14 @@ run_tsan() {
   cmake --build build-tsan-ci --target l7px l7px_test_service acceptor_test proxy_test \
     integration_test
   echo "sanitize: TSan build took $(($(date +%s) - start)) s"
+  local suite count
+  for suite in "${tsan_suites[@]}"; do
+    count=$(cd build-tsan-ci && ctest -N -R "^${suite}\\." 2>/dev/null | grep -c "Test *#" || true)
+    if [ "$count" -eq 0 ]; then
+      echo "sanitize: TSan suite $suite matches no test (renamed?)" >&2
+      exit 1
+    fi
+  done
   (cd build-tsan-ci &&
     TSAN_OPTIONS="${TSAN_OPTIONS:-halt_on_error=1:second_deadlock_stack=1}" \
     ctest --output-on-failure --timeout 300 -j2 -R "$tsan_tests")

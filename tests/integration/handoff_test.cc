@@ -1,18 +1,24 @@
 // Integration: zero-downtime upgrades. A process started with --takeover (or by SIGUSR2) receives
 // the listeners and the registered slots of the running one over upgrade.socket; clients under
 // load and the service never notice. Failure cases: the successor dies mid-handoff, cannot load
-// its config or cannot start, or a second takeover arrives meanwhile. SIGQUIT drains, SIGTERM is
-// prompt.
+// its config or cannot start, or a second takeover arrives meanwhile; a peer of another uid, on
+// either side, is refused. SIGQUIT drains, SIGTERM is prompt.
 
 #include <arpa/inet.h>
 #include <gmock/gmock.h>
+#include <grp.h>
 #include <gtest/gtest.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <signal.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <cstring>
 #include <deque>
 #include <fstream>
 #include <sstream>
@@ -61,6 +67,33 @@ pid_t ReadPidFile(const std::string& path) {
 }
 
 bool Alive(pid_t pid) { return pid > 0 && kill(pid, 0) == 0; }
+
+// The uid and gid a forked helper takes to be "another user" (nobody on Debian).
+constexpr uid_t kOtherUid = 65534;
+constexpr gid_t kOtherGid = 65534;
+
+// In a forked child: drops to kOtherUid. False when it could not.
+bool BecomeOtherUser() {
+  return setgroups(0, nullptr) == 0 && setresgid(kOtherGid, kOtherGid, kOtherGid) == 0 &&
+         setresuid(kOtherUid, kOtherUid, kOtherUid) == 0;
+}
+
+// Runs `body` in a forked child (no other thread runs in the test process when this is called)
+// and returns its exit code; -1 when it was killed or outlived `timeout`.
+template <typename Body>
+int RunForked(Body body, std::chrono::milliseconds timeout) {
+  const pid_t child = fork();
+  if (child == 0) _exit(body());
+  if (child < 0) return -1;
+  int status = 0;
+  const bool exited = WaitFor([&] { return waitpid(child, &status, WNOHANG) == child; }, timeout);
+  if (!exited) {
+    kill(child, SIGKILL);
+    waitpid(child, &status, 0);
+    return -1;
+  }
+  return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
 
 class HandoffTest : public IntegrationTest {
  protected:
@@ -359,6 +392,107 @@ TEST_F(HandoffTest, SigtermExitsPromptlyEvenWithRequestsInFlight) {
   h().proxy().Signal(SIGTERM);
   EXPECT_EQ(h().proxy().WaitExit(seconds(5)), 0);
   EXPECT_LT(std::chrono::steady_clock::now() - start, seconds(3));
+}
+
+// README: "both sides check the peer runs as the same user". The upgrade socket is 0600, so only
+// root could reach a running l7px from another uid anyway; here it is opened to everyone, so that
+// what is tested is the check itself: a successor of another uid is refused before it gets a
+// single listener, and the running process serves on.
+TEST_F(HandoffTest, SuccessorOfAnotherUidIsRefused) {
+  if (geteuid() != 0) GTEST_SKIP() << "acting as another uid needs root";
+  ASSERT_TRUE(StartProxy(kPool)) << h().ProxyLog();
+  ASSERT_NE(StartService({"--slots", "2"}), nullptr);
+  ASSERT_EQ(chmod(h().UpgradeSocketPath().c_str(), 0666), 0);
+  const std::string path = h().UpgradeSocketPath();
+  // Exit codes: 0 the old process sent nothing but a refusal (or closed); 1 it sent a Hello,
+  // listeners or any fd. (Its refusal's reason may not arrive: it closes with our Hello unread,
+  // which resets the connection. Its log says why.)
+  const int code = RunForked(
+      [&] {
+        if (!BecomeOtherUser()) return 10;
+        auto channel = handoff::Channel::Connect(path);
+        if (!channel.ok()) return 11;
+        handoff::Message hello;
+        hello.type = handoff::Type::kHello;
+        hello.hello.pid = static_cast<uint32_t>(getpid());
+        (void)channel->Send(hello);  // may fail: a refusing peer closes at once
+        bool accepted = false;
+        while (true) {
+          auto m = channel->Receive(3000);
+          if (!m.ok()) break;  // closed, reset, or silence
+          const handoff::Type type = m->message.type;
+          accepted |=
+              !m->fds.empty() || (type != handoff::Type::kRefuse && type != handoff::Type::kAbort);
+        }
+        return accepted ? 1 : 0;
+      },
+      seconds(15));
+  EXPECT_EQ(code, 0) << "10: could not drop to uid " << kOtherUid << ", 11: cannot connect, "
+                     << "1: the successor of another uid was answered";
+  EXPECT_TRUE(WaitFor(
+      [&] {
+        return h().ProxyLog().find("takeover refused: peer pid") != std::string::npos &&
+               h().ProxyLog().find("runs as uid " + std::to_string(kOtherUid)) != std::string::npos;
+      },
+      seconds(5)))
+      << h().ProxyLog();
+  EXPECT_EQ(h().ProxyLog().find("takeover requested"), std::string::npos) << h().ProxyLog();
+  EXPECT_TRUE(h().proxy().running());
+  EXPECT_EQ(SequentialOks(), 20);
+}
+
+// The other side of the same check: `l7px --takeover` refuses to take anything from a process of
+// another uid at upgrade.socket (here a stand-in that listens as kOtherUid), before it sends a
+// byte, and exits 1.
+TEST_F(HandoffTest, TakeoverRefusesAnOldProcessOfAnotherUid) {
+  if (geteuid() != 0) GTEST_SKIP() << "acting as another uid needs root";
+  h().WriteConfig(kPool);
+  const std::string path = h().UpgradeSocketPath();
+  // The stand-in binds as root (the directory is root's), then listens as kOtherUid: a
+  // connecting peer sees the credentials of the listen() call. A pipe tells the test it is
+  // listening; its exit code says what it saw: 0 a connection that closed without a byte.
+  int ready[2];
+  ASSERT_EQ(pipe(ready), 0);
+  const pid_t stand_in = fork();
+  if (stand_in == 0) {
+    close(ready[0]);
+    UniqueFd fd(socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0));
+    sockaddr_un addr{};
+    addr.sun_family = AF_UNIX;
+    std::strncpy(addr.sun_path, path.c_str(), sizeof(addr.sun_path) - 1);
+    if (bind(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) _exit(10);
+    if (!BecomeOtherUser() || listen(fd.get(), 4) != 0) _exit(11);
+    if (write(ready[1], "r", 1) != 1) _exit(12);
+    pollfd p{fd.get(), POLLIN, 0};
+    if (poll(&p, 1, 15000) != 1) _exit(13);
+    UniqueFd conn(accept4(fd.get(), nullptr, nullptr, SOCK_CLOEXEC));
+    if (!conn) _exit(14);
+    char buf[4096];
+    pollfd q{conn.get(), POLLIN, 0};
+    if (poll(&q, 1, 10000) != 1) _exit(15);
+    _exit(recv(conn.get(), buf, sizeof(buf), 0) == 0 ? 0 : 1);
+  }
+  ASSERT_GT(stand_in, 0);
+  close(ready[1]);
+  char byte = 0;
+  pollfd p{ready[0], POLLIN, 0};
+  const bool listening = poll(&p, 1, 10000) == 1 && read(ready[0], &byte, 1) == 1;
+  close(ready[0]);
+  ASSERT_TRUE(listening) << "the stand-in never listened";
+
+  const CommandResult r = RunCommand({L7PX_BINARY, "-c", ConfigPath(), "--takeover"}, seconds(15));
+  EXPECT_EQ(r.exit_code, 1) << r.err;
+  EXPECT_THAT(r.err, ::testing::HasSubstr("takeover failed"));
+  EXPECT_THAT(r.err, ::testing::HasSubstr("runs as uid " + std::to_string(kOtherUid) + ", not 0"));
+  int status = 0;
+  const bool exited =
+      WaitFor([&] { return waitpid(stand_in, &status, WNOHANG) == stand_in; }, seconds(15));
+  if (!exited) {
+    kill(stand_in, SIGKILL);
+    waitpid(stand_in, &status, 0);
+  }
+  ASSERT_TRUE(exited && WIFEXITED(status)) << "the stand-in did not finish";
+  EXPECT_EQ(WEXITSTATUS(status), 0) << "1: the successor sent bytes to a process of another uid";
 }
 
 }  // namespace

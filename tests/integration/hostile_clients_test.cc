@@ -18,6 +18,7 @@
 #include "support/clients.h"
 #include "support/integration.h"
 #include "support/net.h"
+#include "support/sanitizers.h"
 
 namespace l7px::testing {
 namespace {
@@ -330,6 +331,12 @@ long TimeRequests(uint16_t port, int count) {
   return MillisSince(start);
 }
 
+// README: "Idle client connections hold no buffers: about 600 bytes of memory each (10,000 idle
+// connections measured at ~585 bytes of RSS each)". Measured here: 587 bytes (plain), 938 (ASan,
+// clang and gcc: redzones and allocator metadata), 4,073 (TSan: shadow memory). Each bound is the
+// measure plus a third for noise; an idle connection that kept even a 1 KiB buffer fails.
+constexpr double kMaxIdleConnectionBytes = PerBuild(800.0, 1250.0, 5500.0);
+
 TEST_F(HostileClientsTest, TenThousandIdleConnectionsAreCheapAndDoNotSlowOthers) {
   constexpr int kIdle = 10000;
   if (!RaiseFileLimit(kIdle + 512)) {
@@ -374,8 +381,7 @@ TEST_F(HostileClientsTest, TenThousandIdleConnectionsAreCheapAndDoNotSlowOthers)
       "opened in %ld ms; 500 requests: %ld ms before, %ld ms with them\n",
       kIdle, rss_before, rss_after, per_conn, open_ms, baseline_ms, loaded_ms);
   RecordProperty("rss_bytes_per_idle_connection", static_cast<int>(per_conn));
-  // A Connection is a few hundred bytes; no buffers while idle. Bound with headroom.
-  EXPECT_LT(per_conn, 2048.0);
+  EXPECT_LT(per_conn, kMaxIdleConnectionBytes);
   // Loose, to stay robust on a busy 2-core CI: the idle ones must not make serving crawl.
   EXPECT_LT(loaded_ms, 10 * baseline_ms + 2000);
 }

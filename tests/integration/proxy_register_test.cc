@@ -9,6 +9,7 @@
 #include <string>
 #include <thread>
 
+#include "support/admin.h"
 #include "support/clients.h"
 #include "support/integration.h"
 #include "support/net.h"
@@ -259,6 +260,81 @@ TEST_F(ProxyRegisterTest, ExpectContinueNeverDeadlocks) {
   EXPECT_EQ(StatusOf(final_response), 201) << final_response;
   EXPECT_EQ(BodyOf(final_response), "ok");
   EXPECT_LE(more_interim, 1);
+}
+
+// README: "register.allow lists the CIDRs allowed to register (empty = loopback only)"; DESIGN:
+// "a refused peer is closed". Every 127.0.0.0/8 address is loopback on Linux, so a list naming
+// 127.0.0.2 alone tells peers apart: 127.0.0.3, and 127.0.0.1 too (the list replaces the loopback
+// default), are closed without an answer and never become slots; 127.0.0.2 registers and serves.
+class RegisterAllowTest : public IntegrationTest {
+ protected:
+  // Connects from `ip` and sends `hello` (may be empty); true when l7px closed the connection
+  // without a byte of answer.
+  bool ClosedWithoutAnswer(const std::string& ip, const std::string& hello) {
+    UniqueFd fd = ConnectFrom(ip, h().register_port());
+    if (!fd) {
+      ADD_FAILURE() << "cannot connect from " << ip;
+      return false;
+    }
+    if (!hello.empty()) SendAll(fd.get(), hello);  // fails if l7px closed it already
+    std::string seen;
+    const bool closed = WaitPeerClosed(fd.get(), kIo, &seen);
+    EXPECT_EQ(seen, "") << ip << " got an answer";
+    return closed && seen.empty();
+  }
+
+  int64_t Registered() { return RegisteredSlots(h().admin_port(), "default"); }
+};
+
+TEST_F(RegisterAllowTest, PeersOutsideTheListAreClosedAndNeverServe) {
+  h().EnableAdmin();
+  ASSERT_TRUE(StartProxy("[[pool]]\nname = \"default\"\nqueue_timeout = \"300ms\"\n", "",
+                         "allow = [\"127.0.0.2/32\"]\n"))
+      << h().ProxyLog();
+  for (const char* ip : {"127.0.0.3", "127.0.0.1"}) {
+    EXPECT_TRUE(ClosedWithoutAnswer(ip, RegistrationHead("", "", "intruder"))) << ip;
+    EXPECT_TRUE(WaitFor(
+        [&] {
+          return h().ProxyLog().find(std::string("registration from ") + ip) != std::string::npos;
+        },
+        kIo))
+        << "refusal of " << ip << " not logged";
+  }
+  EXPECT_THAT(h().ProxyLog(), HasSubstr("refused: not in register.allow"));
+  EXPECT_EQ(Registered(), 0);
+  // No slot at all: the request is shed, never answered by a refused peer.
+  EXPECT_EQ(StatusOf(HttpExchange(front(), GetRequest("/x"))), 503);
+
+  // A peer in the list registers and serves.
+  UniqueFd slot = ConnectFrom("127.0.0.2", h().register_port());
+  ASSERT_TRUE(slot);
+  ASSERT_TRUE(SendAll(slot.get(), RegistrationHead("", "", "allowed")));
+  const std::string answer = RecvUntil(slot.get(), "\r\n\r\n", kIo);
+  ASSERT_EQ(StatusOf(answer), 101) << answer;
+  ASSERT_TRUE(WaitFor([&] { return Registered() == 1; }, kIo));
+  auto served = std::async(std::launch::async, [&] {
+    std::string carry;
+    const std::string request = RecvHttpRequest(slot.get(), &carry, kIo);
+    SendAll(slot.get(), "HTTP/1.1 200 OK\r\nContent-Length: 7\r\n\r\nallowed");
+    return request;
+  });
+  const std::string resp = HttpExchange(front(), GetRequest("/y"));
+  EXPECT_THAT(served.get(), ::testing::StartsWith("GET /y HTTP/1.1\r\n"));
+  EXPECT_EQ(BodyOf(resp), "allowed") << resp;
+}
+
+TEST_F(RegisterAllowTest, AppliesToBareConnectionsToo) {
+  // DESIGN: "Whatever the mode, register.allow decides who may register at all": with
+  // handshake = "none" a connection is a slot as soon as it is accepted, unless refused.
+  h().EnableAdmin();
+  ASSERT_TRUE(StartProxy("[[pool]]\nname = \"default\"\n", "",
+                         "handshake = \"none\"\nallow = [\"127.0.0.2/32\"]\n"))
+      << h().ProxyLog();
+  EXPECT_TRUE(ClosedWithoutAnswer("127.0.0.3", ""));
+  EXPECT_EQ(Registered(), 0);
+  UniqueFd slot = ConnectFrom("127.0.0.2", h().register_port());
+  ASSERT_TRUE(slot);
+  EXPECT_TRUE(WaitFor([&] { return Registered() == 1; }, kIo)) << Registered();
 }
 
 }  // namespace

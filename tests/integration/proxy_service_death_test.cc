@@ -156,22 +156,33 @@ TEST_F(ProxyServiceDeathTest, ServiceKilledAndReplaced) {
   }
 }
 
+// The acceptor prunes an idle slot whose service went away before a worker can lease it. The dead
+// slot is the most recently idle one (registered last; the idle stack is LIFO), so a proxy that
+// kept it would hand it the next request: a POST, never retried, would get a 502, and a GET would
+// pass only through a retry, which l7px_retries_total counts.
 TEST_F(ProxyServiceDeathTest, DeadIdleSlotNeverServesNextRequest) {
+  h().EnableAdmin();
   ASSERT_TRUE(StartProxy("[[pool]]\nname = \"default\"\nqueue_timeout = \"5s\"\n"))
       << h().ProxyLog();
+  ASSERT_NE(StartService({"--slots", "1", "--service-id", "second"}), nullptr);
   ChildProcess* first = StartService({"--slots", "1", "--service-id", "first"});
   ASSERT_NE(first, nullptr);
-  ASSERT_EQ(StatusOf(HttpExchange(front(), GetRequest("/warm"))), 200);
+  ASSERT_TRUE(WaitFor([&] { return RegisteredSlots(h().admin_port(), "default") == 2; }, kIo));
 
   first->Kill();
-  ASSERT_NE(StartService({"--slots", "1", "--service-id", "second"}), nullptr);
-  const std::string resp = HttpExchange(front(), GetRequest("/next"));
-  EXPECT_EQ(StatusOf(resp), 200) << resp;
-  EXPECT_EQ(HeaderOf(resp, "X-Service"), "second");
-  // Also for a request that may not be retried.
+  // "l7px notices at once": the pool counts one slot as soon as the acceptor saw the close.
+  ASSERT_TRUE(WaitFor([&] { return RegisteredSlots(h().admin_port(), "default") == 1; }, kIo))
+      << "the dead idle slot was never pruned";
   const std::string post =
       HttpExchange(front(), "POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 2\r\n\r\nhi");
   EXPECT_EQ(StatusOf(post), 200) << post;
+  EXPECT_EQ(HeaderOf(post, "X-Service"), "second") << post;
+  const std::string get = HttpExchange(front(), GetRequest("/next"));
+  EXPECT_EQ(StatusOf(get), 200) << get;
+  EXPECT_EQ(HeaderOf(get, "X-Service"), "second") << get;
+  const AdminResponse metrics = AdminCall(h().admin_port(), "GET", "/metrics");
+  EXPECT_THAT(metrics.body, ::testing::HasSubstr("\nl7px_retries_total{pool=\"default\"} 0\n"))
+      << metrics.body;
 }
 
 TEST_F(ProxyServiceDeathTest, ServiceClosingSlotWithConnectionCloseKeepsPoolServing) {

@@ -44,7 +44,7 @@ void LoadClient::Run() {
     if (!fd) {
       fd = ConnectTcp(port_, std::chrono::seconds(5));
       if (!fd) {
-        NoteError(connection_errors_, "connect failed");
+        NoteError(connection_errors_, "connect failed (refused, or no handshake within 5 s)");
         continue;
       }
       connects_.fetch_add(1);

@@ -13,7 +13,8 @@ namespace l7px::testing {
 // Keeps `connections` keep-alive client connections busy with "GET <path>" until Stop(), the
 // way wrk does: a response carrying Connection: close makes that connection reconnect, which is
 // not an error; a connect failure, a send failure, or a connection that ends before its
-// response is a connection error. Bounded: every thread also stops after `max_run`.
+// response is a connection error (a refused connection is never retried: in an upgrade test a
+// listener that went away must show). Bounded: every thread also stops after `max_run`.
 class LoadClient {
  public:
   LoadClient(uint16_t port, int connections, std::string path,

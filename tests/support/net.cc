@@ -1,6 +1,7 @@
 #include "support/net.h"
 
 #include <arpa/inet.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
@@ -8,6 +9,8 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <cerrno>
 #include <cstring>
 #include <fstream>
 #include <random>
@@ -73,29 +76,45 @@ uint16_t FreePort() {
 
 UniqueFd ConnectFrom(const std::string& source_ip, uint16_t port,
                      std::chrono::milliseconds timeout) {
-  const auto deadline = std::chrono::steady_clock::now() + timeout;
-  while (true) {
-    UniqueFd fd(socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
-    sockaddr_in local{};
-    local.sin_family = AF_INET;
-    if (inet_pton(AF_INET, source_ip.c_str(), &local.sin_addr) != 1) return UniqueFd();
-    if (bind(fd.get(), reinterpret_cast<sockaddr*>(&local), sizeof(local)) != 0) return UniqueFd();
-    sockaddr_in addr{};
-    addr.sin_family = AF_INET;
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    addr.sin_port = htons(port);
-    if (connect(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0) {
-      int one = 1;
-      setsockopt(fd.get(), IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-      return fd;
+  UniqueFd fd(socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
+  sockaddr_in local{};
+  local.sin_family = AF_INET;
+  if (inet_pton(AF_INET, source_ip.c_str(), &local.sin_addr) != 1) return UniqueFd();
+  if (bind(fd.get(), reinterpret_cast<sockaddr*>(&local), sizeof(local)) != 0) return UniqueFd();
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  addr.sin_port = htons(port);
+  // Non-blocking, so that the one attempt is bounded (a SYN dropped by a full backlog is sent
+  // again by the kernel for minutes); the socket is blocking again once connected.
+  if (connect(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
+    if (errno != EINPROGRESS) return UniqueFd();
+    pollfd p{fd.get(), POLLOUT, 0};
+    if (poll(&p, 1, static_cast<int>(timeout.count())) != 1) return UniqueFd();
+    int err = 0;
+    socklen_t len = sizeof(err);
+    if (getsockopt(fd.get(), SOL_SOCKET, SO_ERROR, &err, &len) != 0 || err != 0) {
+      return UniqueFd();
     }
-    if (std::chrono::steady_clock::now() >= deadline) return UniqueFd();
-    std::this_thread::sleep_for(std::chrono::milliseconds(10));
   }
+  const int flags = fcntl(fd.get(), F_GETFL);
+  if (flags < 0 || fcntl(fd.get(), F_SETFL, flags & ~O_NONBLOCK) != 0) return UniqueFd();
+  int one = 1;
+  setsockopt(fd.get(), IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+  return fd;
 }
 
 UniqueFd ConnectTcp(uint16_t port, std::chrono::milliseconds timeout) {
   return ConnectFrom("127.0.0.1", port, timeout);
+}
+
+UniqueFd ConnectTcpWhenReady(uint16_t port, std::chrono::milliseconds timeout) {
+  const auto deadline = Clock::now() + timeout;
+  while (true) {
+    UniqueFd fd = ConnectTcp(port, std::chrono::milliseconds(std::max(MillisLeft(deadline), 1)));
+    if (fd.valid() || Clock::now() >= deadline) return fd;
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
 }
 
 UniqueFd ConnectUnix(const std::string& path) {
@@ -108,7 +127,7 @@ UniqueFd ConnectUnix(const std::string& path) {
 }
 
 bool WaitForPort(uint16_t port, std::chrono::milliseconds timeout) {
-  return ConnectTcp(port, timeout).valid();
+  return ConnectTcpWhenReady(port, timeout).valid();
 }
 
 bool SendAll(int fd, const std::string& data) {

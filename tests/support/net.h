@@ -15,18 +15,24 @@ namespace l7px::testing {
 // Asks the kernel for a free TCP port on 127.0.0.1 (bind to port 0, read it, close).
 uint16_t FreePort();
 
-// Connects to 127.0.0.1:port (or a unix path when `unix_path` is non-empty).
-UniqueFd ConnectTcp(uint16_t port, std::chrono::milliseconds timeout = std::chrono::seconds(5));
-UniqueFd ConnectUnix(const std::string& path);
-// Connects to 127.0.0.1:port after binding the socket to `source_ip` (any 127.0.0.0/8 address
-// works on Linux loopback without configuration). Invalid on failure.
+// Connects to 127.0.0.1:port, once: invalid when the connection is refused (or fails any other
+// way, or the handshake does not complete within `timeout`, e.g. while a full backlog drops the
+// SYNs). Use it for a listener that must be up: a refusal is what the test is there to notice,
+// so it is never retried.
+UniqueFd ConnectTcp(uint16_t port, std::chrono::milliseconds timeout = std::chrono::seconds(10));
+// The same, after binding the socket to `source_ip` (any 127.0.0.0/8 address works on Linux
+// loopback without configuration).
 UniqueFd ConnectFrom(const std::string& source_ip, uint16_t port,
-                     std::chrono::milliseconds timeout = std::chrono::seconds(5));
+                     std::chrono::milliseconds timeout = std::chrono::seconds(10));
+// For a process that is still starting: retries refused connections until `timeout` passes.
+// Never use it against a listener that should already be serving (it would hide an outage).
+UniqueFd ConnectTcpWhenReady(uint16_t port, std::chrono::milliseconds timeout);
+UniqueFd ConnectUnix(const std::string& path);
 
 // recv with a deadline: bytes read, 0 on EOF, -1 on timeout, -2 on error (e.g. reset).
 ssize_t RecvSome(int fd, char* buf, size_t cap, std::chrono::steady_clock::time_point deadline);
 
-// Waits until something accepts connections on 127.0.0.1:port.
+// Waits until something accepts connections on 127.0.0.1:port (ConnectTcpWhenReady).
 bool WaitForPort(uint16_t port, std::chrono::milliseconds timeout);
 
 bool SendAll(int fd, const std::string& data);
@@ -47,7 +53,8 @@ std::string BodyOf(const std::string& response);
 // Value of the first header with this name (case-insensitive), "" if absent.
 std::string HeaderOf(const std::string& response, const std::string& name);
 
-// One request on a fresh connection: sends `request`, returns the full response.
+// One request on a fresh connection (ConnectTcp: a refused connection is "", never retried):
+// sends `request`, returns the full response.
 std::string HttpExchange(uint16_t port, const std::string& request,
                          std::chrono::milliseconds timeout = std::chrono::seconds(10));
 
