@@ -115,8 +115,9 @@ void UpgradeServer::CompleteTakeover(Takeover& takeover) {
   } else {
     L7PX_LOG(kError, "{}; this process cannot be upgraded in place", ToStd(fd.status().message()));
   }
-  WritePidFile();
+  // SIGUSR2 works from here on; the pid file tells whoever watches it that it does.
   busy_.store(false);
+  WritePidFile();
 }
 
 // ------------------------------------------------------------------- old side

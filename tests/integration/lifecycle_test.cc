@@ -1,0 +1,201 @@
+// Integration: the life of the process and of its pools under load. SIGUSR2 upgrades while
+// requests queue shed nothing; a SIGUSR2 successor that fails is reaped and the next SIGUSR2
+// works; draining or removing a pool answers its queued requests at once; reloads and
+// drain + reload cycles leak neither memory nor pool registry entries.
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <stdio.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdlib>
+#include <fstream>
+#include <regex>
+#include <string>
+#include <vector>
+
+#include "support/admin.h"
+#include "support/clients.h"
+#include "support/integration.h"
+#include "support/load.h"
+#include "support/net.h"
+
+namespace l7px::testing {
+namespace {
+
+using std::chrono::milliseconds;
+using std::chrono::seconds;
+
+pid_t PidInFile(const std::string& path) {
+  std::ifstream in(path);
+  long pid = 0;
+  return in >> pid ? static_cast<pid_t>(pid) : 0;
+}
+
+// Alive and not a zombie: a successor started by SIGUSR2 is not our child, and whoever inherits
+// it may reap it late.
+bool LiveProcess(pid_t pid) {
+  if (pid <= 0) return false;
+  const std::string stat = ReadFile("/proc/" + std::to_string(pid) + "/stat");
+  const size_t paren = stat.rfind(')');
+  if (paren == std::string::npos || paren + 2 >= stat.size()) return false;
+  return stat[paren + 2] != 'Z' && stat[paren + 2] != 'X';
+}
+
+void WriteText(const std::string& path, const std::string& text) {
+  std::ofstream out(path, std::ios::trunc);
+  out << text;
+}
+
+// ------------------------------------------------------------------ upgrades (SIGUSR2)
+
+class UpgradeLifecycleTest : public IntegrationTest {
+ protected:
+  // Successors started by SIGUSR2 are not our children: whatever of them still runs goes,
+  // however the test ended (only processes whose command line names this test's directory).
+  void TearDown() override {
+    std::vector<pid_t> pids = SpawnedPids();
+    pids.push_back(PidInFile(PidFile()));
+    for (pid_t pid : pids) {
+      if (pid != h().proxy().pid() && LiveProcess(pid) &&
+          ReadFile("/proc/" + std::to_string(pid) + "/cmdline").find(h().dir()) !=
+              std::string::npos) {
+        kill(pid, SIGKILL);
+      }
+    }
+    IntegrationTest::TearDown();
+  }
+
+  std::string ConfigPath() { return h().dir() + "/l7px.toml"; }
+  std::string PidFile() { return h().dir() + "/l7px.pid"; }
+
+  // Every successor a SIGUSR2 started, per the log ("started ... --takeover as pid N").
+  std::vector<pid_t> SpawnedPids() {
+    const std::string log = h().ProxyLog();
+    static const std::regex kStarted("--takeover as pid ([0-9]+)");
+    std::vector<pid_t> out;
+    for (auto it = std::sregex_iterator(log.begin(), log.end(), kStarted);
+         it != std::sregex_iterator(); ++it) {
+      out.push_back(static_cast<pid_t>(std::stol((*it)[1].str())));
+    }
+    return out;
+  }
+
+  bool WaitForLog(const std::string& needle, int count = 1, seconds timeout = seconds(15)) {
+    return WaitFor([&] { return CountOf(h().ProxyLog(), needle) >= count; }, timeout);
+  }
+
+  // SIGUSR2 to `pid`, then waits until its successor took over (it writes the pid file once the
+  // old process said Done and it can be upgraded in turn). Returns the successor's pid, 0 if none.
+  pid_t UpgradeBySignal(pid_t pid) {
+    if (kill(pid, SIGUSR2) != 0) return 0;
+    pid_t next = 0;
+    WaitFor(
+        [&] {
+          next = PidInFile(PidFile());
+          return next != pid && LiveProcess(next);
+        },
+        seconds(30));
+    return next != pid && LiveProcess(next) ? next : 0;
+  }
+
+  // Sequential requests on fresh connections: how many got a 200.
+  int SequentialOks(int n = 20) {
+    int ok = 0;
+    for (int i = 0; i < n; ++i) {
+      ok += StatusOf(HttpExchange(front(), GetRequest("/seq/" + std::to_string(i)))) == 200;
+    }
+    return ok;
+  }
+};
+
+// Issue #16, item 4. A SIGUSR2 successor that cannot start (its binary is gone, or the config
+// file is broken now) is reaped and logged; the process serves on, and the next SIGUSR2 works.
+TEST_F(UpgradeLifecycleTest, FailedSigusr2SuccessorIsReapedAndTheNextUpgradeWorks) {
+  // l7px runs from a copy of its binary, so the test can take the file away.
+  const std::string binary = h().dir() + "/l7px-copy";
+  ASSERT_EQ(RunCommand({"cp", L7PX_BINARY, binary}).exit_code, 0);
+  h().SetProxyLauncher({"/bin/sh", "-c", "exec '" + binary + "' \"$@\""});
+  h().SetUpgradeExtra("pid_file = \"" + PidFile() + "\"\n");
+  ASSERT_TRUE(StartProxy("[[pool]]\nname = \"default\"\n")) << h().ProxyLog();
+  ASSERT_NE(StartService({"--slots", "2"}), nullptr);
+  const pid_t first = h().proxy().pid();
+
+  // The binary is missing: nothing starts.
+  ASSERT_EQ(rename(binary.c_str(), (binary + ".away").c_str()), 0);
+  h().proxy().Signal(SIGUSR2);
+  ASSERT_TRUE(WaitForLog("SIGUSR2: cannot start")) << h().ProxyLog();
+  ASSERT_EQ(rename((binary + ".away").c_str(), binary.c_str()), 0);
+
+  // The config file is broken: the successor exits with status 2 before it connects.
+  const std::string good = ReadFile(ConfigPath());
+  WriteText(ConfigPath(), "[server]\nworkers = \"two\"\n");
+  h().proxy().Signal(SIGUSR2);
+  ASSERT_TRUE(WaitForLog("SIGUSR2: started")) << h().ProxyLog();
+  const std::vector<pid_t> spawned = SpawnedPids();
+  ASSERT_EQ(spawned.size(), 1u);
+  EXPECT_TRUE(WaitForLog("successor pid " + std::to_string(spawned[0]) + " failed (exit status 2)"))
+      << h().ProxyLog();
+  // Reaped: no zombie is left behind.
+  EXPECT_TRUE(
+      WaitFor([&] { return ReadFile("/proc/" + std::to_string(spawned[0]) + "/stat").empty(); },
+              seconds(5)));
+  EXPECT_TRUE(h().proxy().running());
+  EXPECT_EQ(SequentialOks(), 20);
+
+  // Fixed: the next SIGUSR2 upgrades.
+  WriteText(ConfigPath(), good);
+  const pid_t next = UpgradeBySignal(first);
+  EXPECT_NE(next, 0) << h().ProxyLog();
+  EXPECT_EQ(h().proxy().WaitExit(seconds(20)), 0) << h().ProxyLog();
+  EXPECT_EQ(CountOf(h().ProxyLog(), "already under way"), 0) << h().ProxyLog();
+  EXPECT_EQ(SequentialOks(), 20);
+  const std::string dials = HttpExchange(front(), GetRequest("/dials"));
+  EXPECT_EQ(BodyOf(dials), "dials=2 registrations=2") << dials;
+}
+
+// Issue #16, item 4. A SIGUSR2 successor killed after it began serving: the old process takes
+// back what it had not handed over, accepts again, reaps and logs the successor, and the next
+// SIGUSR2 works.
+TEST_F(UpgradeLifecycleTest, Sigusr2SuccessorKilledMidHandoffIsReapedAndTheNextUpgradeWorks) {
+  h().EnableAdmin();
+  h().SetUpgradeExtra("pid_file = \"" + PidFile() + "\"\ndrain_timeout = \"20s\"\n");
+  ASSERT_TRUE(StartProxy("[[pool]]\nname = \"default\"\nqueue_timeout = \"5s\"\n"))
+      << h().ProxyLog();
+  ASSERT_NE(StartService({"--slots", "4"}), nullptr);
+
+  // A slow request keeps the old process draining (and one slot busy) for a while.
+  UniqueFd slow = ConnectTcp(front());
+  ASSERT_TRUE(SendAll(slow.get(), GetRequest("/delay/2500")));
+  ASSERT_TRUE(
+      WaitFor([&] { return PoolCounter(h().admin_port(), "default", "busy") == 1; }, seconds(5)));
+
+  h().proxy().Signal(SIGUSR2);
+  ASSERT_TRUE(WaitForLog("is serving")) << h().ProxyLog();
+  const std::vector<pid_t> spawned = SpawnedPids();
+  ASSERT_EQ(spawned.size(), 1u);
+  ASSERT_EQ(kill(spawned[0], SIGKILL), 0);
+  EXPECT_TRUE(WaitForLog("failed mid-handoff")) << h().ProxyLog();
+  EXPECT_TRUE(WaitForLog("successor pid " + std::to_string(spawned[0]) + " failed (signal 9)"))
+      << h().ProxyLog();
+
+  std::string carry;
+  const std::string response = RecvHttpResponse(slow.get(), &carry, seconds(10));
+  EXPECT_EQ(StatusOf(response), 200) << response;
+  EXPECT_EQ(SequentialOks(), 20);
+  // Slots that had moved died with the successor; the service registers them here again.
+  EXPECT_TRUE(
+      WaitFor([&] { return RegisteredSlots(h().admin_port(), "default") == 4; }, seconds(10)));
+
+  const pid_t next = UpgradeBySignal(h().proxy().pid());
+  EXPECT_NE(next, 0) << h().ProxyLog();
+  EXPECT_EQ(h().proxy().WaitExit(seconds(20)), 0) << h().ProxyLog();
+  EXPECT_EQ(CountOf(h().ProxyLog(), "already under way"), 0) << h().ProxyLog();
+  EXPECT_EQ(SequentialOks(), 20);
+}
+
+}  // namespace
+}  // namespace l7px::testing
