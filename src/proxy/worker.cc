@@ -858,10 +858,22 @@ class Worker::Loop {
     WaitQueue& q = QueueFor(pool_id);
     while (!q.fifo.empty()) {
       acceptor::Slot* slot = LeaseFromStack(pool);
-      if (slot == nullptr) return;
+      if (slot == nullptr) break;
       Connection& c = *FromQueueNode(q.fifo.front());
       Dequeue(c);
       StartExchange(c, slot);
+    }
+    // Slots freed at about the same time each wake the worker with the oldest waiter, which may
+    // be this one every time: what it could not use must not idle while another worker's
+    // requests wait (until some other slot frees, or their queue_timeout), so pass it on.
+    if (q.fifo.empty() && !pool.idle().Empty()) {
+      pool.SyncPoint();  // pairs with a waiter's, as a releaser's does (Pool)
+      const int next = pool.PickWorkerToWake(id_);
+      if (next >= 0) {
+        io::PrepPostMessage(ring_.Sqe(), shared_->worker_ring_fds[next],
+                            io::PackMessage(acceptor::kMsgSlotAvailable, pool_id), 0,
+                            io::Tag{kOpPostFailed, 0, 0}.Pack());
+      }
     }
   }
 
