@@ -8,8 +8,10 @@
 #include <cstring>
 
 #include "absl/strings/str_cat.h"
+#include "acceptor/acceptor.h"
 #include "base/log.h"
 #include "base/strings.h"
+#include "io/mailbox.h"
 
 namespace l7px::proxy {
 
@@ -36,6 +38,33 @@ acceptor::PoolSettings PoolSettingsFrom(const config::Pool& p) {
   settings.token = p.token;
   return settings;
 }
+
+namespace {
+
+// Tells every worker that a pool closed: each answers the requests it queued for the pool at once
+// (a kMsgSlotAvailable for a closing pool serves what idle slots remain, then 503s the rest),
+// instead of leaving them to queue_timeout. Called on the admin or the signal thread; io_uring
+// rings are single-issuer, so each thread posts through a ring of its own.
+void AnnounceClosing(const SharedState& shared, const acceptor::Pool& pool) {
+  thread_local io::MessagePoster poster;
+  thread_local absl::Status ready = poster.Init();
+  if (!ready.ok()) {
+    L7PX_LOG(kError,
+             "pool {} closed, but workers cannot be told: {}; its queued requests wait "
+             "for queue_timeout",
+             pool.name(), ToStd(ready.message()));
+    return;
+  }
+  for (int fd : shared.worker_ring_fds) {
+    if (auto s = poster.Post(fd, io::PackMessage(acceptor::kMsgSlotAvailable, pool.id()));
+        !s.ok()) {
+      L7PX_LOG(kError, "pool {} closed: telling a worker failed: {}", pool.name(),
+               ToStd(s.message()));
+    }
+  }
+}
+
+}  // namespace
 
 ControlPlane::ControlPlane(SharedState* shared, std::string config_path)
     : shared_(shared), path_(std::move(config_path)) {}
@@ -77,6 +106,7 @@ absl::Status ControlPlane::ApplyPools(const std::vector<config::Pool>& pools, bo
     for (const config::Pool& p : pools) declared |= (p.name == pool->name());
     if (!declared) {
       pool->set_closing(true);
+      AnnounceClosing(*shared_, *pool);
       L7PX_LOG(kInfo, "pool {} removed: its slots close once idle", pool->name());
     }
   }
@@ -187,7 +217,9 @@ absl::Status ControlPlane::Drain(std::string_view name) {
   if (pool == nullptr)
     return absl::NotFoundError(absl::StrCat("unknown pool \"", ToAbsl(name), "\""));
   pool->set_closing(true);
-  // Routes naming it keep resolving to it (FindAny), so its requests are answered 503 at once.
+  // Routes naming it keep resolving to it (FindAny), so its requests are answered 503 at once;
+  // so are those already queued for it.
+  AnnounceClosing(*shared_, *pool);
   L7PX_LOG(kInfo, "pool {} draining: registrations refused, slots close once idle", name);
   return absl::OkStatus();
 }

@@ -41,7 +41,9 @@ class ControlPlane {
   std::vector<RouteRecord> Routes();
 
   // Stops a pool taking registrations and closes its slots (idle ones now, busy ones after their
-  // response). A reload that still declares the pool brings a fresh one back.
+  // response); requests queued for it are answered at once (503 unless an idle slot was left).
+  // A reload that still declares the pool brings a fresh one back. A reload that drops a pool
+  // closes it the same way.
   absl::Status Drain(std::string_view pool);
 
   // SIGUSR1: reopen the access log file (log rotation).

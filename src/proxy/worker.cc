@@ -863,6 +863,12 @@ class Worker::Loop {
       Dequeue(c);
       StartExchange(c, slot);
     }
+    // Drained or removed (the control plane then posts this to every worker): no slot comes
+    // back, so whoever still waits is answered now rather than at queue_timeout.
+    while (pool.closing() && !q.fifo.empty()) {
+      Bump(stats_->pools.For(pool_id).shed_closing);
+      Respond(*FromQueueNode(q.fifo.front()), 503, /*close=*/false);  // dequeues it
+    }
     // Slots freed at about the same time each wake the worker with the oldest waiter, which may
     // be this one every time: what it could not use must not idle while another worker's
     // requests wait (until some other slot frees, or their queue_timeout), so pass it on.

@@ -263,5 +263,87 @@ TEST_F(UpgradeLifecycleTest, Sigusr2SuccessorKilledMidHandoffIsReapedAndTheNextU
   EXPECT_EQ(SequentialOks(), 20);
 }
 
+// ------------------------------------------------------------------ pools: drain, reload
+
+class PoolLifecycleTest : public IntegrationTest {
+ protected:
+  static constexpr char kPools[] =
+      "[[pool]]\nname = \"A\"\nqueue_timeout = \"30s\"\n"
+      "[[pool]]\nname = \"B\"\n";
+  static constexpr char kRegisterA[] = "default_pool = \"A\"\n";
+  static constexpr char kRoutes[] =
+      "[[route]]\nhost = \"a.example\"\npath = \"/\"\npool = \"A\"\n"
+      "[[route]]\nhost = \"*\"\npath = \"/\"\npool = \"B\"\n";
+
+  uint16_t admin() { return h().admin_port(); }
+  AdminResponse Admin(const std::string& method, const std::string& path) {
+    return AdminCall(admin(), method, path);
+  }
+
+  // Pool A with one slot, held by a slow request, and `n` requests queued behind it.
+  void QueueBehindASlowRequest(int n, UniqueFd* slow, std::vector<UniqueFd>* queued) {
+    h().EnableAdmin();
+    ASSERT_TRUE(StartProxy(std::string(kPools) + kRoutes, "", kRegisterA)) << h().ProxyLog();
+    ASSERT_NE(StartService({"--pool", "A", "--slots", "1"}), nullptr);
+    *slow = ConnectTcp(front());
+    ASSERT_TRUE(SendAll(slow->get(), GetRequest("/delay/3000", "a.example")));
+    ASSERT_TRUE(WaitFor([&] { return PoolCounter(admin(), "A", "busy") == 1; }, seconds(5)));
+    for (int i = 0; i < n; ++i) {
+      queued->push_back(ConnectTcp(front()));
+      ASSERT_TRUE(
+          SendAll(queued->back().get(), GetRequest("/q/" + std::to_string(i), "a.example")));
+    }
+    ASSERT_TRUE(WaitFor([&] { return PoolCounter(admin(), "A", "waiting") == n; }, seconds(5)))
+        << Admin("GET", "/pools").body;
+  }
+
+  // Each queued request is answered 503 with Retry-After, long before its slot frees (3 s) or
+  // its queue_timeout (30 s) passes.
+  void ExpectAnsweredAtOnce(std::vector<UniqueFd>& queued,
+                            std::chrono::steady_clock::time_point since) {
+    const auto deadline = since + seconds(3);
+    for (UniqueFd& fd : queued) {
+      const auto left =
+          std::chrono::duration_cast<milliseconds>(deadline - std::chrono::steady_clock::now());
+      std::string carry;
+      const std::string response =
+          RecvHttpResponse(fd.get(), &carry, std::max(left, milliseconds(1)));
+      EXPECT_EQ(StatusOf(response), 503) << response;
+      EXPECT_FALSE(HeaderOf(response, "Retry-After").empty()) << response;
+    }
+    EXPECT_LT(MillisSince(since), 2000);
+  }
+};
+
+// Issue #16, item 5: POST /pools/NAME/drain.
+TEST_F(PoolLifecycleTest, DrainAnswersQueuedRequestsAtOnce) {
+  UniqueFd slow;
+  std::vector<UniqueFd> queued;
+  QueueBehindASlowRequest(4, &slow, &queued);
+  const auto start = std::chrono::steady_clock::now();
+  ASSERT_EQ(Admin("POST", "/pools/A/drain").status, 200);
+  ExpectAnsweredAtOnce(queued, start);
+  // The request in flight finishes on its slot.
+  std::string carry;
+  const std::string response = RecvHttpResponse(slow.get(), &carry, seconds(10));
+  EXPECT_EQ(StatusOf(response), 200) << response;
+}
+
+// Issue #16, item 5: a reload that no longer declares the pool.
+TEST_F(PoolLifecycleTest, RemovingAPoolByReloadAnswersQueuedRequestsAtOnce) {
+  UniqueFd slow;
+  std::vector<UniqueFd> queued;
+  QueueBehindASlowRequest(4, &slow, &queued);
+  h().WriteConfig("[[pool]]\nname = \"B\"\n[[route]]\nhost = \"*\"\npath = \"/\"\npool = \"B\"\n",
+                  "", "default_pool = \"B\"\n");
+  const auto start = std::chrono::steady_clock::now();
+  const AdminResponse reload = Admin("POST", "/reload");
+  ASSERT_EQ(reload.status, 200) << reload.raw;
+  ExpectAnsweredAtOnce(queued, start);
+  std::string carry;
+  const std::string response = RecvHttpResponse(slow.get(), &carry, seconds(10));
+  EXPECT_EQ(StatusOf(response), 200) << response;
+}
+
 }  // namespace
 }  // namespace l7px::testing
