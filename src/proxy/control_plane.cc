@@ -31,10 +31,10 @@ ServerLimits LimitsFrom(const config::Server& server) {
 acceptor::PoolSettings PoolSettingsFrom(const config::Pool& p) {
   acceptor::PoolSettings settings;
   settings.max_slots = p.max_slots;
-  settings.queue = p.queue;
-  settings.queue_timeout_ns = ToNanos(p.queue_timeout);
-  settings.response_timeout_ns = ToNanos(p.response_timeout);
-  settings.retries = p.retries;
+  settings.request.queue = p.queue;
+  settings.request.queue_timeout_ns = ToNanos(p.queue_timeout);
+  settings.request.response_timeout_ns = ToNanos(p.response_timeout);
+  settings.request.retries = p.retries;
   settings.token = p.token;
   return settings;
 }
@@ -81,22 +81,33 @@ absl::Status ControlPlane::Init() {
 
 absl::Status ControlPlane::ApplyPools(const std::vector<config::Pool>& pools, bool log_changes) {
   acceptor::PoolRegistry& registry = shared_->pools;
-  // Room first, so a reload is all-or-nothing.
+  // Room first, so a reload is all-or-nothing. A name seen before (a drained or removed pool)
+  // reopens its pool and takes no room.
   uint32_t adding = 0;
   for (const config::Pool& p : pools) {
-    if (registry.Find(p.name) == nullptr) ++adding;
+    if (registry.FindAny(p.name) == nullptr) ++adding;
   }
   if (registry.size() + adding > acceptor::kMaxPools) {
     return absl::ResourceExhaustedError(
-        absl::StrCat("too many pools over this process's life (limit ", acceptor::kMaxPools,
-                     "); restart to compact"));
+        absl::StrCat("too many distinct pool names over this process's life (limit ",
+                     acceptor::kMaxPools, "); restart to compact"));
   }
   for (const config::Pool& p : pools) {
-    if (acceptor::Pool* existing = registry.Find(p.name)) {
-      existing->UpdateSettings(PoolSettingsFrom(p));
-    } else {
+    acceptor::Pool* pool = registry.FindAny(p.name);
+    if (pool == nullptr) {
       registry.Add(p.name, PoolSettingsFrom(p), shared_->num_workers);
       if (log_changes) L7PX_LOG(kInfo, "pool {} added", p.name);
+      continue;
+    }
+    // The settings replaced go once no worker or acceptor pass can still be reading them.
+    if (std::unique_ptr<const acceptor::PoolSettings> old =
+            pool->UpdateSettings(PoolSettingsFrom(p))) {
+      shared_->rcu.Retire([replaced = old.release()] { delete replaced; });
+    }
+    if (pool->closing()) {
+      // The same pool again, settings first: it takes registrations as soon as it is open.
+      pool->set_closing(false);
+      L7PX_LOG(kInfo, "pool {} reopened", p.name);
     }
   }
   for (uint32_t id = 0; id < registry.size(); ++id) {

@@ -102,6 +102,13 @@ absl::Status Server::Start(std::unique_ptr<Takeover> takeover) {
   acceptor_options.pools = &shared_.pools;
   acceptor_options.worker_ring_fds = shared_.worker_ring_fds;
   acceptor_options.handshake_timeout_ns = ToNanos(cfg.server.header_timeout);
+  acceptor_options.quiescent = [rcu = &shared_.rcu](bool quiescent) {
+    if (quiescent) {
+      rcu->Offline(Rcu::kAcceptorReader);
+    } else {
+      rcu->Online(Rcu::kAcceptorReader);
+    }
+  };
   acceptor_ = std::make_unique<acceptor::Acceptor>(std::move(acceptor_options));
   if (auto s = acceptor_->Start(); !s.ok()) return fail(s);
   shared_.acceptor_ring_fd.store(acceptor_->ring_fd());

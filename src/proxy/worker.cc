@@ -707,7 +707,7 @@ class Worker::Loop {
       return;
     }
     c.pool = shared_->pools.at(static_cast<uint32_t>(pool_id));
-    c.settings = &c.pool->settings();  // the request keeps these limits even across a reload
+    c.settings = c.pool->settings().request;  // a copy: kept across a reload, freed with c
     EnsureExchangeBuffers(c);
     http::ServiceRequestContext ctx;
     ctx.client_ip = std::string_view(c.ip, c.ip_len);
@@ -779,11 +779,11 @@ class Worker::Loop {
         return;
       }
     }
-    if (pool.waiting.load(std::memory_order_relaxed) >= static_cast<int64_t>(c.settings->queue)) {
+    if (pool.waiting.load(std::memory_order_relaxed) >= static_cast<int64_t>(c.settings.queue)) {
       Bump(stats_->shed_queue_full);
       Bump(stats_->pools.For(pool.id()).shed_queue_full);
       L7PX_LOG_LIMITED(kWarn, "pool {}: queue full ({} waiting); shedding with 503", pool.name(),
-                       c.settings->queue);
+                       c.settings.queue);
       Respond(c, 503, /*close=*/false);
       return;
     }
@@ -817,7 +817,7 @@ class Worker::Loop {
     c.queued_ns = now_ns_;
     const bool was_empty = q.fifo.empty();
     q.fifo.Start(&c.queue_node, now_ns_);
-    TimerFor(c.settings->queue_timeout_ns).Start(&c.timer, now_ns_);
+    TimerFor(c.settings.queue_timeout_ns).Start(&c.timer, now_ns_);
     pool.waiting.fetch_add(1, std::memory_order_relaxed);
     if (was_empty) pool.PublishOldestWait(id_, now_ns_);
     pool.SyncPoint();
@@ -937,7 +937,7 @@ class Worker::Loop {
     x.resp.Begin(x.resp_buf);
     x.resp.set_head_request(x.req.head().is_head_request);
     x.resp.set_decode_body(false);
-    TimerFor(c.settings->response_timeout_ns).Start(&c.timer, now_ns_);
+    TimerFor(c.settings.response_timeout_ns).Start(&c.timer, now_ns_);
     if (!ScanBody(c)) return;
     SendToSlot(c);
     ArmSlotRecv(c, /*expect_wait=*/true);
@@ -1091,7 +1091,7 @@ class Worker::Loop {
       SendToClient(c);
       return;
     }
-    TimerFor(c.settings->response_timeout_ns).Start(&c.timer, now_ns_);  // silence, per read
+    TimerFor(c.settings.response_timeout_ns).Start(&c.timer, now_ns_);  // silence, per read
     if (c.client_send_busy) return;  // an interim response is going out; parsed after it
     ProcessResponse(c);
   }
@@ -1360,7 +1360,7 @@ class Worker::Loop {
     const http::MessageHead& req = x.req.head();
     const bool replayable = nothing_received && req.framing == http::Framing::kNone &&
                             http::IsIdempotentMethod(req.method);
-    if (replayable && c.attempts <= c.settings->retries) {
+    if (replayable && c.attempts <= c.settings.retries) {
       Bump(stats_->retries);
       Bump(stats_->pools.For(c.pool->id()).retries);
       c.retry_pending = true;  // RetireSlot re-dispatches once the slot's ops drained
