@@ -13,7 +13,8 @@ what="${1:-all}"
 # "Suite.Test"). Each name must be a whole gtest suite name: run_tsan fails when one of them
 # matches no test, so a renamed suite cannot silently drop out of the TSan run.
 tsan_suites=(SlotStackTest IdleStackTest BusyPollTest SlotTest HandoffTest HandoffChannelTest
-  HandoffMessage UpgradeSocket ControlPlaneTest ProxyQueueTest)
+  HandoffMessage UpgradeSocket UpgradeServerTest UpgradeLifecycleTest PoolLifecycleTest ControlPlaneTest
+  ProxyQueueTest)
 tsan_tests="^($(IFS='|'; echo "${tsan_suites[*]}"))\\."
 
 run_asan() {

@@ -65,15 +65,19 @@ class Acceptor::Loop {
   int ring_fd() const { return ring_.fd(); }
 
   void Run() {
+    Quiescent(false);
     accept_armed_.assign(options_.listeners.size(), false);
     UpdateAccepting();
     ArmTick();
     while (!stop_.load(std::memory_order_acquire)) {
+      Quiescent(true);  // holds no pool settings while it waits
       ring_.SubmitAndWait(-1);
+      Quiescent(false);
       ring_.Drain([this](io_uring_cqe* cqe) { Handle(cqe); });
       UpdateAccepting();
     }
     Shutdown();
+    Quiescent(true);
   }
 
  private:
@@ -88,6 +92,10 @@ class Acceptor::Loop {
     Pending(UniqueFd f, SocketAddress p, HandshakeParser::Mode mode, int64_t deadline, uint32_t gen)
         : fd(std::move(f)), peer(p), parser(mode), deadline_ns(deadline), generation(gen) {}
   };
+
+  void Quiescent(bool quiescent) {
+    if (options_.quiescent) options_.quiescent(quiescent);
+  }
 
   void ArmAccept(uint32_t listener) {
     io_uring_sqe* sqe = ring_.Sqe();
@@ -554,7 +562,10 @@ class Acceptor::Loop {
     for (uint32_t id = 0; id < options_.pools->size(); ++id) {
       Pool& pool = *options_.pools->at(id);
       if (!pool.closing() || pool.idle().Empty()) continue;
-      while (Slot* s = pool.idle().TryPop()) {
+      // Re-checked per slot: a reload may reopen the pool meanwhile, and its new slots stay.
+      while (pool.closing()) {
+        Slot* s = pool.idle().TryPop();
+        if (s == nullptr) break;
         if (s->TryKillIdle(s->epoch())) {
           AccountIdleSlotKilled(pool, *s);
           L7PX_LOG(kInfo, "pool {} is closing: closed an idle slot of {}", pool.name(),

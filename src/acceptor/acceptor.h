@@ -2,6 +2,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <thread>
@@ -49,6 +50,10 @@ struct AcceptorOptions {
   PoolRegistry* pools = nullptr;
   std::vector<int> worker_ring_fds;
   int64_t handshake_timeout_ns = 10'000'000'000;
+  // Pool settings are freed once replaced and no reader can see them (proxy/rcu.h). The acceptor
+  // reads them only while it handles completions: it calls quiescent(true) before each wait for
+  // more (it holds none then) and quiescent(false) when it wakes. Optional.
+  std::function<void(bool quiescent)> quiescent;
 };
 
 // The in-process control plane for slots, on its own thread and io_uring: accepts registration

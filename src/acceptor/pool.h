@@ -17,14 +17,23 @@ namespace l7px::acceptor {
 
 inline constexpr int kMaxWorkers = 256;
 
-// Limits of one pool, fixed for the pool's lifetime (a reload builds a new snapshot).
-struct PoolSettings {
-  uint32_t max_slots = 4096;
+// The limits a request reads while it runs. A request copies them when it is admitted, so a
+// reload never changes the limits of a request under way, and never frees them under it.
+struct RequestLimits {
   uint32_t queue = 1024;
   int64_t queue_timeout_ns = 1'000'000'000;
   int64_t response_timeout_ns = 60'000'000'000;
   uint32_t retries = 1;
+  bool operator==(const RequestLimits&) const = default;
+};
+
+// Limits of one pool. Immutable once published: a reload publishes new ones
+// (Pool::UpdateSettings).
+struct PoolSettings {
+  RequestLimits request;
+  uint32_t max_slots = 4096;
   std::string token;
+  bool operator==(const PoolSettings&) const = default;
 };
 
 // A named set of slots, shared by the acceptor and every worker.
@@ -48,19 +57,26 @@ class Pool {
         // Dead slots keep their cell until popped: room for twice the live maximum, and at
         // least 2 x 4096 so a reload may raise max_slots without a new stack.
         idle_(size_t{std::max<uint32_t>(settings.max_slots, 4096)} * 2) {
-    settings_history_.push_back(std::make_unique<PoolSettings>(std::move(settings)));
-    settings_.store(settings_history_.back().get(), std::memory_order_release);
+    settings_.store(new PoolSettings(std::move(settings)), std::memory_order_release);
   }
+  ~Pool() { delete settings_.load(std::memory_order_acquire); }
+  Pool(const Pool&) = delete;
+  Pool& operator=(const Pool&) = delete;
 
   uint32_t id() const { return id_; }
   const std::string& name() const { return name_; }
-  // The current limits. A reload swaps them; requests already admitted keep what they read.
+  // The current limits. A reload replaces them (UpdateSettings) and the replaced ones are freed
+  // once no reader can see them (proxy/rcu.h): a worker or the acceptor reads them within one
+  // pass of its event loop and never keeps the reference beyond it. A request copies its
+  // RequestLimits when it is admitted.
   const PoolSettings& settings() const { return *settings_.load(std::memory_order_acquire); }
-  // Control thread only. Earlier versions stay allocated (a few hundred bytes per reload) so a
-  // worker that read them can never see freed memory.
-  void UpdateSettings(PoolSettings settings) {
-    settings_history_.push_back(std::make_unique<PoolSettings>(std::move(settings)));
-    settings_.store(settings_history_.back().get(), std::memory_order_release);
+  // Control thread only. Publishes `settings` unless they equal the current ones (then nothing
+  // is allocated). Returns the replaced settings, or nullptr: the caller frees them once no
+  // reader can see them any more.
+  std::unique_ptr<const PoolSettings> UpdateSettings(PoolSettings settings) {
+    if (settings == this->settings()) return nullptr;
+    return std::unique_ptr<const PoolSettings>(
+        settings_.exchange(new PoolSettings(std::move(settings)), std::memory_order_acq_rel));
   }
   // Most slots the stack can hold live (registrations beyond are refused whatever max_slots says).
   uint32_t slot_capacity() const { return static_cast<uint32_t>(idle_.capacity() / 2); }
@@ -130,7 +146,6 @@ class Pool {
   const std::string name_;
   const int num_workers_;
   std::atomic<const PoolSettings*> settings_{nullptr};
-  std::vector<std::unique_ptr<PoolSettings>> settings_history_;
   std::atomic<bool> closing_{false};
   mutable std::mutex services_mu_;
   std::map<std::string, int> services_;
@@ -146,8 +161,10 @@ namespace l7px::acceptor {
 inline constexpr uint32_t kMaxPools = 1024;
 
 // Every pool this process has had, by id. Pools are only ever added (a reload or the admin API
-// adds; a removal marks the pool closing), so any thread may index it without locks: ids are
-// stable and a Pool lives until the registry is destroyed at exit.
+// adds; a removal or a drain marks the pool closing, and declaring its name again reopens that
+// same pool), so any thread may index it without locks: ids are stable and a Pool lives until
+// the registry is destroyed at exit. It holds at most one pool per name, so kMaxPools bounds the
+// distinct pool names over the process's life, not the reloads or drains.
 class PoolRegistry {
  public:
   PoolRegistry() = default;
@@ -167,8 +184,8 @@ class PoolRegistry {
     }
     return nullptr;
   }
-  // The live pool with this name, else the newest closing one (a drained pool that routes still
-  // name: their requests keep getting 503), else nullptr.
+  // The pool with this name, live or closing (a drained pool that routes still name: their
+  // requests get 503), else nullptr.
   Pool* FindAny(std::string_view name) const {
     if (Pool* live = Find(name)) return live;
     for (uint32_t i = size(); i-- > 0;) {

@@ -111,7 +111,7 @@ struct Connection {
   int64_t queued_ns = 0;
   int64_t queue_wait_ns = 0;
   acceptor::Pool* pool = nullptr;
-  const acceptor::PoolSettings* settings = nullptr;  // the pool's limits when the request began
+  acceptor::RequestLimits settings;  // the pool's limits when the request began (a copy)
   acceptor::Slot* slot = nullptr;
   int slot_ops = 0;        // completions still expected on the slot fd
   bool slot_dead = false;  // retire the slot once slot_ops drains

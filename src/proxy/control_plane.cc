@@ -8,8 +8,10 @@
 #include <cstring>
 
 #include "absl/strings/str_cat.h"
+#include "acceptor/acceptor.h"
 #include "base/log.h"
 #include "base/strings.h"
+#include "io/mailbox.h"
 
 namespace l7px::proxy {
 
@@ -31,13 +33,40 @@ ServerLimits LimitsFrom(const config::Server& server) {
 acceptor::PoolSettings PoolSettingsFrom(const config::Pool& p) {
   acceptor::PoolSettings settings;
   settings.max_slots = p.max_slots;
-  settings.queue = p.queue;
-  settings.queue_timeout_ns = ToNanos(p.queue_timeout);
-  settings.response_timeout_ns = ToNanos(p.response_timeout);
-  settings.retries = p.retries;
+  settings.request.queue = p.queue;
+  settings.request.queue_timeout_ns = ToNanos(p.queue_timeout);
+  settings.request.response_timeout_ns = ToNanos(p.response_timeout);
+  settings.request.retries = p.retries;
   settings.token = p.token;
   return settings;
 }
+
+namespace {
+
+// Tells every worker that a pool closed: each answers the requests it queued for the pool at once
+// (a kMsgSlotAvailable for a closing pool serves what idle slots remain, then 503s the rest),
+// instead of leaving them to queue_timeout. Called on the admin or the signal thread; io_uring
+// rings are single-issuer, so each thread posts through a ring of its own.
+void AnnounceClosing(const SharedState& shared, const acceptor::Pool& pool) {
+  thread_local io::MessagePoster poster;
+  thread_local absl::Status ready = poster.Init();
+  if (!ready.ok()) {
+    L7PX_LOG(kError,
+             "pool {} closed, but workers cannot be told: {}; its queued requests wait "
+             "for queue_timeout",
+             pool.name(), ToStd(ready.message()));
+    return;
+  }
+  for (int fd : shared.worker_ring_fds) {
+    if (auto s = poster.Post(fd, io::PackMessage(acceptor::kMsgSlotAvailable, pool.id()));
+        !s.ok()) {
+      L7PX_LOG(kError, "pool {} closed: telling a worker failed: {}", pool.name(),
+               ToStd(s.message()));
+    }
+  }
+}
+
+}  // namespace
 
 ControlPlane::ControlPlane(SharedState* shared, std::string config_path)
     : shared_(shared), path_(std::move(config_path)) {}
@@ -54,22 +83,33 @@ absl::Status ControlPlane::Init() {
 
 absl::Status ControlPlane::ApplyPools(const std::vector<config::Pool>& pools, bool log_changes) {
   acceptor::PoolRegistry& registry = shared_->pools;
-  // Room first, so a reload is all-or-nothing.
+  // Room first, so a reload is all-or-nothing. A name seen before (a drained or removed pool)
+  // reopens its pool and takes no room.
   uint32_t adding = 0;
   for (const config::Pool& p : pools) {
-    if (registry.Find(p.name) == nullptr) ++adding;
+    if (registry.FindAny(p.name) == nullptr) ++adding;
   }
   if (registry.size() + adding > acceptor::kMaxPools) {
     return absl::ResourceExhaustedError(
-        absl::StrCat("too many pools over this process's life (limit ", acceptor::kMaxPools,
-                     "); restart to compact"));
+        absl::StrCat("too many distinct pool names over this process's life (limit ",
+                     acceptor::kMaxPools, "); restart to compact"));
   }
   for (const config::Pool& p : pools) {
-    if (acceptor::Pool* existing = registry.Find(p.name)) {
-      existing->UpdateSettings(PoolSettingsFrom(p));
-    } else {
+    acceptor::Pool* pool = registry.FindAny(p.name);
+    if (pool == nullptr) {
       registry.Add(p.name, PoolSettingsFrom(p), shared_->num_workers);
       if (log_changes) L7PX_LOG(kInfo, "pool {} added", p.name);
+      continue;
+    }
+    // The settings replaced go once no worker or acceptor pass can still be reading them.
+    if (std::unique_ptr<const acceptor::PoolSettings> old =
+            pool->UpdateSettings(PoolSettingsFrom(p))) {
+      shared_->rcu.Retire([replaced = old.release()] { delete replaced; });
+    }
+    if (pool->closing()) {
+      // The same pool again, settings first: it takes registrations as soon as it is open.
+      pool->set_closing(false);
+      L7PX_LOG(kInfo, "pool {} reopened", p.name);
     }
   }
   for (uint32_t id = 0; id < registry.size(); ++id) {
@@ -79,6 +119,7 @@ absl::Status ControlPlane::ApplyPools(const std::vector<config::Pool>& pools, bo
     for (const config::Pool& p : pools) declared |= (p.name == pool->name());
     if (!declared) {
       pool->set_closing(true);
+      AnnounceClosing(*shared_, *pool);
       L7PX_LOG(kInfo, "pool {} removed: its slots close once idle", pool->name());
     }
   }
@@ -189,7 +230,9 @@ absl::Status ControlPlane::Drain(std::string_view name) {
   if (pool == nullptr)
     return absl::NotFoundError(absl::StrCat("unknown pool \"", ToAbsl(name), "\""));
   pool->set_closing(true);
-  // Routes naming it keep resolving to it (FindAny), so its requests are answered 503 at once.
+  // Routes naming it keep resolving to it (FindAny), so its requests are answered 503 at once;
+  // so are those already queued for it.
+  AnnounceClosing(*shared_, *pool);
   L7PX_LOG(kInfo, "pool {} draining: registrations refused, slots close once idle", name);
   return absl::OkStatus();
 }

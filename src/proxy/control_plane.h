@@ -14,8 +14,9 @@
 namespace l7px::proxy {
 
 // The control plane: every change to what the workers see goes through here. It builds new
-// immutable snapshots (route table, server limits) and publishes each with one atomic swap;
-// pools are added or marked closing in the registry, never freed. Callers are the signal
+// immutable snapshots (route table, server limits, pool settings) and publishes each with one
+// atomic swap, retiring the old one through the RCU; pools are added, marked closing or reopened
+// in the registry, never freed. Callers are the signal
 // thread (SIGHUP, SIGUSR1) and the admin thread; a mutex serialises them (never taken on the
 // request path).
 class ControlPlane {
@@ -41,7 +42,9 @@ class ControlPlane {
   std::vector<RouteRecord> Routes();
 
   // Stops a pool taking registrations and closes its slots (idle ones now, busy ones after their
-  // response). A reload that still declares the pool brings a fresh one back.
+  // response); requests queued for it are answered at once (503 unless an idle slot was left).
+  // A reload that still declares the pool reopens it (same pool, its counters go on). A reload
+  // that drops a pool closes it the same way.
   absl::Status Drain(std::string_view pool);
 
   // SIGUSR1: reopen the access log file (log rotation).

@@ -93,10 +93,14 @@ int main(int argc, char** argv) {
   }
   l7px::SetLogLevel(cfg->log.level);
 
-  // Every thread inherits this mask; the main thread takes signals with sigwait.
+  // Every thread inherits this mask; the main thread takes signals with sigwait. SIGCHLD too: a
+  // signal left unblocked is never queued for sigwait (SIGCHLD's default action discards it), and
+  // a SIGUSR2 successor that failed would then never be reaped.
   sigset_t set;
   sigemptyset(&set);
-  for (int sig : {SIGINT, SIGTERM, SIGQUIT, SIGHUP, SIGUSR1, SIGUSR2}) sigaddset(&set, sig);
+  for (int sig : {SIGINT, SIGTERM, SIGQUIT, SIGHUP, SIGUSR1, SIGUSR2, SIGCHLD}) {
+    sigaddset(&set, sig);
+  }
   pthread_sigmask(SIG_BLOCK, &set, nullptr);
   signal(SIGPIPE, SIG_IGN);
 

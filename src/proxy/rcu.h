@@ -9,14 +9,19 @@
 
 namespace l7px::proxy {
 
-// Quiescent-state-based reclamation for the immutable snapshots workers read (route tables,
-// server settings). Workers never hold a snapshot pointer across a pass of their event loop:
-//   worker, each loop pass:  Online() ... read snapshots ... Offline() ... wait for I/O
-// A writer publishes a new pointer, then Retire()s the old one; it is freed once every worker
+// Quiescent-state-based reclamation for the immutable snapshots workers and the acceptor read
+// (route tables, server limits, pool settings). Readers never hold a snapshot pointer across a
+// pass of their event loop:
+//   reader, each loop pass:  Online() ... read snapshots ... Offline() ... wait for I/O
+// Reader ids: worker i is i; the acceptor thread is kAcceptorReader.
+// A writer publishes a new pointer, then Retire()s the old one; it is freed once every reader
 // was offline or started a later pass since the retirement. Readers pay two relaxed-ish stores
 // to their own cache line per loop pass, nothing per request.
 class Rcu {
  public:
+  static constexpr int kAcceptorReader = acceptor::kMaxWorkers;
+  static constexpr int kMaxReaders = acceptor::kMaxWorkers + 1;
+
   explicit Rcu(int readers) : readers_(readers) {}
   Rcu(const Rcu&) = delete;
   Rcu& operator=(const Rcu&) = delete;
@@ -69,7 +74,7 @@ class Rcu {
 
   const int readers_;
   std::atomic<uint64_t> epoch_{1};
-  Slot slots_[acceptor::kMaxWorkers];
+  Slot slots_[kMaxReaders];
   std::vector<Retired> retired_;
 };
 

@@ -102,6 +102,13 @@ absl::Status Server::Start(std::unique_ptr<Takeover> takeover) {
   acceptor_options.pools = &shared_.pools;
   acceptor_options.worker_ring_fds = shared_.worker_ring_fds;
   acceptor_options.handshake_timeout_ns = ToNanos(cfg.server.header_timeout);
+  acceptor_options.quiescent = [rcu = &shared_.rcu](bool quiescent) {
+    if (quiescent) {
+      rcu->Offline(Rcu::kAcceptorReader);
+    } else {
+      rcu->Online(Rcu::kAcceptorReader);
+    }
+  };
   acceptor_ = std::make_unique<acceptor::Acceptor>(std::move(acceptor_options));
   if (auto s = acceptor_->Start(); !s.ok()) return fail(s);
   shared_.acceptor_ring_fd.store(acceptor_->ring_fd());
@@ -185,18 +192,29 @@ void StartSuccessor(const ReexecPlan& plan, pid_t* child) {
   L7PX_LOG(kInfo, "SIGUSR2: started {} --takeover as pid {}", plan.binary, pid);
 }
 
-void ReapSuccessor(pid_t* child) {
-  if (*child <= 0) return;
-  int status = 0;
-  if (waitpid(*child, &status, WNOHANG) != *child) return;
-  if (WIFEXITED(status) && WEXITSTATUS(status) == 0) {
-    L7PX_LOG(kInfo, "successor pid {} exited", *child);
-  } else {
-    L7PX_LOG(kWarn, "successor pid {} failed ({} {}); this process serves on", *child,
-             WIFEXITED(status) ? "exit status" : "signal",
-             WIFEXITED(status) ? WEXITSTATUS(status) : WTERMSIG(status));
+// Reaps every child that exited (SIGCHLD may stand for several, and a tick catches one whose
+// signal was merged with another). A successor that failed is logged, and SIGUSR2 works again:
+// if it had begun the handoff, the upgrade thread saw its end of the socket close and this
+// process took back what it had not acknowledged and accepts again (UpgradeServer).
+void ReapChildren(pid_t* successor) {
+  while (true) {
+    int status = 0;
+    const pid_t pid = waitpid(-1, &status, WNOHANG);
+    if (pid <= 0) return;  // none exited (0) or no child at all (ECHILD)
+    const bool ok = WIFEXITED(status) && WEXITSTATUS(status) == 0;
+    const std::string how = WIFEXITED(status) ? absl::StrCat("exit status ", WEXITSTATUS(status))
+                                              : absl::StrCat("signal ", WTERMSIG(status));
+    if (pid != *successor) {
+      L7PX_LOG(kInfo, "child pid {} ended ({})", pid, how);
+      continue;
+    }
+    *successor = 0;
+    if (ok) {
+      L7PX_LOG(kInfo, "successor pid {} exited", pid);
+    } else {
+      L7PX_LOG(kWarn, "successor pid {} failed ({}); this process serves on", pid, how);
+    }
   }
-  *child = 0;
 }
 
 }  // namespace
@@ -214,7 +232,10 @@ int RunUntilSignal(Server& server, const ReexecPlan& reexec) {
       return 0;
     }
     const int sig = sigtimedwait(&set, nullptr, &tick);
-    if (sig < 0) continue;  // timeout or EINTR: check for a finished handoff
+    if (sig < 0) {  // timeout or EINTR: check for a finished handoff or a lost successor
+      ReapChildren(&successor);
+      continue;
+    }
     switch (sig) {
       case SIGINT:
       case SIGTERM:
@@ -239,7 +260,7 @@ int RunUntilSignal(Server& server, const ReexecPlan& reexec) {
         }
         break;
       case SIGCHLD:
-        ReapSuccessor(&successor);
+        ReapChildren(&successor);
         break;
       default:
         break;

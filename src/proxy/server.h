@@ -60,8 +60,10 @@ struct ReexecPlan {
 };
 
 // Runs until SIGINT/SIGTERM (stop now), a SIGQUIT drain, or a completed handoff to a successor.
-// SIGHUP reloads, SIGUSR1 reopens the access log, SIGUSR2 starts a successor with --takeover.
-// Signals must already be blocked in the calling thread (and so in every thread it starts).
+// SIGHUP reloads, SIGUSR1 reopens the access log, SIGUSR2 starts a successor with --takeover;
+// SIGCHLD (and every tick) reaps a successor that ended, so a failed one never blocks the next
+// SIGUSR2. Signals, SIGCHLD included, must already be blocked in the calling thread (and so in
+// every thread it starts).
 // Returns the process exit code.
 int RunUntilSignal(Server& server, const ReexecPlan& reexec);
 

@@ -38,10 +38,11 @@ struct ServerLimits {
 
 // What every worker, the acceptor and the control plane share.
 //
-// Immutable snapshots (route table, server limits) are published with one atomic pointer swap
-// by the control thread and reclaimed through `rcu` once no worker can see them; a request keeps
-// what it read when it started. Pools are never freed while the process runs (see
-// PoolRegistry), so a Pool* taken by a request stays valid.
+// Immutable snapshots (route table, server limits, each pool's settings) are published with one
+// atomic pointer swap by the control thread and reclaimed through `rcu` once no worker (nor the
+// acceptor, for pool settings) can see them; a request copies what it needs when it starts.
+// Pools are never freed while the process runs (see PoolRegistry), so a Pool* taken by a request
+// stays valid.
 struct SharedState {
   SharedState() = default;
   SharedState(const SharedState&) = delete;
@@ -55,7 +56,7 @@ struct SharedState {
   acceptor::PoolRegistry pools;
   std::atomic<const RouteTable*> routes{nullptr};
   std::atomic<const ServerLimits*> limits{nullptr};
-  Rcu rcu{acceptor::kMaxWorkers};
+  Rcu rcu{Rcu::kMaxReaders};
   int num_workers = 1;
   std::vector<int> worker_ring_fds;       // filled before any worker runs its loop
   std::atomic<int> acceptor_ring_fd{-1};  // set before any worker runs its loop

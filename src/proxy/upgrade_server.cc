@@ -115,8 +115,9 @@ void UpgradeServer::CompleteTakeover(Takeover& takeover) {
   } else {
     L7PX_LOG(kError, "{}; this process cannot be upgraded in place", ToStd(fd.status().message()));
   }
-  WritePidFile();
+  // SIGUSR2 works from here on; the pid file tells whoever watches it that it does.
   busy_.store(false);
+  WritePidFile();
 }
 
 // ------------------------------------------------------------------- old side
@@ -341,6 +342,12 @@ std::vector<acceptor::Slot*> UpgradeServer::CollectMovableSlots() {
     if (pool.closing()) continue;  // its slots are being closed, not handed over
     int64_t taken = 0;
     while (out.size() < handoff::kMaxFdsPerMessage && bytes + 1024 < handoff::kMaxMessageBytes) {
+      // Requests queued here are served here first: a slot moves only while none waits for one.
+      // Handing over a slot a waiter here needed would leave it fewer slots than it had before
+      // the drain and let it run into queue_timeout; the successor queues its own requests
+      // meanwhile and gets every slot once this queue is empty (new requests reach this process
+      // only on connections that were already open, and each closes after its response).
+      if (pool.waiting.load(std::memory_order_relaxed) > 0) break;
       // Keep one slot here while this process still has clients that may send a request.
       if (clients_left && pool.registered.load() - taken <= 1) break;
       acceptor::Slot* slot = pool.idle().TryPop();

@@ -34,7 +34,8 @@ class HandoffHost {
 //  1. check the peer (same uid, pid matches its Hello, protocol version), send every listener;
 //  2. when it says Serving: stop accepting (workers, acceptor, admin) and drain: idle slots move
 //     in acknowledged batches (a slot is dropped here only after the ack), busy ones as soon as
-//     their response is done; connections close after their current response;
+//     their response is done, but never while requests wait for a slot of their pool here (they
+//     are served here first); connections close after their current response;
 //  3. when no client connection and no slot is left (or upgrade.drain_timeout passed): Done,
 //     and finished() turns true so the main thread exits.
 // If the successor goes away before Done, everything not yet acknowledged goes back into service
@@ -83,7 +84,8 @@ class UpgradeServer {
   absl::StatusOr<acceptor::handoff::Channel::Received> AwaitType(
       acceptor::handoff::Channel& channel, acceptor::handoff::Type type, int timeout_ms);
   DrainOutcome Drain(acceptor::handoff::Channel* channel, pid_t successor);
-  // Leases idle slots that can move now (keeping one per pool while clients remain here).
+  // Leases idle slots that can move now: none of a pool with requests queued here, and one per
+  // pool stays while clients remain here.
   std::vector<acceptor::Slot*> CollectMovableSlots();
   // Puts leased slots back into service (the successor never confirmed them).
   void ReturnSlots(const std::vector<acceptor::Slot*>& slots);

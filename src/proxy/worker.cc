@@ -732,7 +732,7 @@ class Worker::Loop {
       return;
     }
     c.pool = shared_->pools.at(static_cast<uint32_t>(pool_id));
-    c.settings = &c.pool->settings();  // the request keeps these limits even across a reload
+    c.settings = c.pool->settings().request;  // a copy: kept across a reload, freed with c
     EnsureExchangeBuffers(c);
     http::ServiceRequestContext ctx;
     ctx.client_ip = std::string_view(c.ip, c.ip_len);
@@ -810,11 +810,11 @@ class Worker::Loop {
         return;
       }
     }
-    if (pool.waiting.load(std::memory_order_relaxed) >= static_cast<int64_t>(c.settings->queue)) {
+    if (pool.waiting.load(std::memory_order_relaxed) >= static_cast<int64_t>(c.settings.queue)) {
       Bump(stats_->shed_queue_full);
       Bump(stats_->pools.For(pool.id()).shed_queue_full);
       L7PX_LOG_LIMITED(kWarn, "pool {}: queue full ({} waiting); shedding with 503", pool.name(),
-                       c.settings->queue);
+                       c.settings.queue);
       Respond(c, 503, /*close=*/false);
       return;
     }
@@ -848,7 +848,7 @@ class Worker::Loop {
     c.queued_ns = now_ns_;
     const bool was_empty = q.fifo.empty();
     q.fifo.Start(&c.queue_node, now_ns_);
-    TimerFor(c.settings->queue_timeout_ns).Start(&c.timer, now_ns_);
+    TimerFor(c.settings.queue_timeout_ns).Start(&c.timer, now_ns_);
     pool.waiting.fetch_add(1, std::memory_order_relaxed);
     if (was_empty) pool.PublishOldestWait(id_, now_ns_);
     pool.SyncPoint();
@@ -889,10 +889,28 @@ class Worker::Loop {
     WaitQueue& q = QueueFor(pool_id);
     while (!q.fifo.empty()) {
       acceptor::Slot* slot = LeaseFromStack(pool);
-      if (slot == nullptr) return;
+      if (slot == nullptr) break;
       Connection& c = *FromQueueNode(q.fifo.front());
       Dequeue(c);
       StartExchange(c, slot);
+    }
+    // Drained or removed (the control plane then posts this to every worker): no slot comes
+    // back, so whoever still waits is answered now rather than at queue_timeout.
+    while (pool.closing() && !q.fifo.empty()) {
+      Bump(stats_->pools.For(pool_id).shed_closing);
+      Respond(*FromQueueNode(q.fifo.front()), 503, /*close=*/false);  // dequeues it
+    }
+    // Slots freed at about the same time each wake the worker with the oldest waiter, which may
+    // be this one every time: what it could not use must not idle while another worker's
+    // requests wait (until some other slot frees, or their queue_timeout), so pass it on.
+    if (q.fifo.empty() && !pool.idle().Empty()) {
+      pool.SyncPoint();  // pairs with a waiter's, as a releaser's does (Pool)
+      const int next = pool.PickWorkerToWake(id_);
+      if (next >= 0) {
+        io::PrepPostMessage(ring_.Sqe(), shared_->worker_ring_fds[next],
+                            io::PackMessage(acceptor::kMsgSlotAvailable, pool_id), 0,
+                            io::Tag{kOpPostFailed, 0, 0}.Pack());
+      }
     }
   }
 
@@ -950,7 +968,7 @@ class Worker::Loop {
     x.resp.Begin(x.resp_buf);
     x.resp.set_head_request(x.req.head().is_head_request);
     x.resp.set_decode_body(false);
-    TimerFor(c.settings->response_timeout_ns).Start(&c.timer, now_ns_);
+    TimerFor(c.settings.response_timeout_ns).Start(&c.timer, now_ns_);
     if (!c.req_done && c.queue_wait_ns > 0) StartBodyWindow(c);  // the wait did not count
     ProbeSlot(c);
   }
@@ -1164,7 +1182,7 @@ class Worker::Loop {
       SendToClient(c);
       return;
     }
-    TimerFor(c.settings->response_timeout_ns).Start(&c.timer, now_ns_);  // silence, per read
+    TimerFor(c.settings.response_timeout_ns).Start(&c.timer, now_ns_);  // silence, per read
     if (c.client_send_busy) return;  // an interim response is going out; parsed after it
     ProcessResponse(c);
   }
@@ -1357,7 +1375,7 @@ class Worker::Loop {
         return;
       case ConnState::kExchange:
         // The client took everything: from here the service's silence is timed again.
-        TimerFor(c.settings->response_timeout_ns).Start(&c.timer, now_ns_);
+        TimerFor(c.settings.response_timeout_ns).Start(&c.timer, now_ns_);
         break;
       default:
         return;
@@ -1460,7 +1478,7 @@ class Worker::Loop {
     const http::MessageHead& req = x.req.head();
     const bool replayable = nothing_received && req.framing == http::Framing::kNone &&
                             http::IsIdempotentMethod(req.method);
-    if (replayable && c.attempts <= c.settings->retries) {
+    if (replayable && c.attempts <= c.settings.retries) {
       Bump(stats_->retries);
       Bump(stats_->pools.For(c.pool->id()).retries);
       c.retry_pending = true;  // RetireSlot re-dispatches once the slot's ops drained

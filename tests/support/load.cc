@@ -22,8 +22,10 @@ LoadClient::Totals LoadClient::Stop() {
   Totals t;
   t.ok = ok_.load();
   t.bad_status = bad_status_.load();
+  t.shed = shed_.load();
   t.connection_errors = connection_errors_.load();
   t.connects = connects_.load();
+  t.slowest = std::chrono::milliseconds(slowest_ms_.load());
   std::lock_guard<std::mutex> lock(mu_);
   t.first_error = first_error_;
   return t;
@@ -55,7 +57,14 @@ void LoadClient::Run() {
       fd.Reset();
       continue;
     }
+    const auto sent = std::chrono::steady_clock::now();
     const std::string response = RecvHttpResponse(fd.get(), &carry, std::chrono::seconds(10));
+    const int64_t took = std::chrono::duration_cast<std::chrono::milliseconds>(
+                             std::chrono::steady_clock::now() - sent)
+                             .count();
+    int64_t slowest = slowest_ms_.load();
+    while (took > slowest && !slowest_ms_.compare_exchange_weak(slowest, took)) {
+    }
     if (response.empty()) {
       NoteError(connection_errors_, "connection ended (or stalled) before its response");
       fd.Reset();
@@ -65,6 +74,7 @@ void LoadClient::Run() {
     if (status >= 200 && status < 300) {
       ok_.fetch_add(1);
     } else {
+      if (status == 503) shed_.fetch_add(1);
       NoteError(bad_status_, "status " + std::to_string(status) + ": " + response.substr(0, 200));
     }
     const std::string connection = HeaderOf(response, "Connection");

@@ -28,9 +28,11 @@ class LoadClient {
   struct Totals {
     uint64_t ok = 0;                 // 2xx responses
     uint64_t bad_status = 0;         // any other status
+    uint64_t shed = 0;               // of which 503 (queue full, queue_timeout, pool closing)
     uint64_t connection_errors = 0;  // see the class comment
     uint64_t connects = 0;
-    std::string first_error;  // what the first failure was, for the test's message
+    std::chrono::milliseconds slowest{0};  // the longest a response took
+    std::string first_error;               // what the first failure was, for the test's message
   };
   // Stops every connection (after its current exchange) and returns the totals.
   Totals Stop();
@@ -48,8 +50,10 @@ class LoadClient {
   std::atomic<bool> stop_{false};
   std::atomic<uint64_t> ok_{0};
   std::atomic<uint64_t> bad_status_{0};
+  std::atomic<uint64_t> shed_{0};
   std::atomic<uint64_t> connection_errors_{0};
   std::atomic<uint64_t> connects_{0};
+  std::atomic<int64_t> slowest_ms_{0};
   std::mutex mu_;
   std::string first_error_;
 };

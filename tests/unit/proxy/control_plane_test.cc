@@ -96,7 +96,7 @@ pool = "c"
   ASSERT_TRUE(control_->Reload().ok());
   // Kept pool: same object (its slots stay), new limits.
   EXPECT_EQ(Live("a"), a);
-  EXPECT_EQ(a->settings().queue, 99u);
+  EXPECT_EQ(a->settings().request.queue, 99u);
   // Removed pool: closing, so its slots close once idle; no longer found by name.
   EXPECT_TRUE(b->closing());
   EXPECT_EQ(Live("b"), nullptr);
@@ -116,7 +116,7 @@ TEST_F(ControlPlaneTest, BrokenReloadChangesNothing) {
     EXPECT_FALSE(control_->Reload().ok()) << broken;
     EXPECT_EQ(shared_.routes.load(), before);
     EXPECT_EQ(shared_.limits.load(), limits_before);
-    EXPECT_EQ(Live("a")->settings().queue, 10u);
+    EXPECT_EQ(Live("a")->settings().request.queue, 10u);
     EXPECT_NE(Live("b"), nullptr);
   }
 }

@@ -1,0 +1,145 @@
+// The old side of an upgrade handoff (UpgradeServer) driven over its real UNIX socket by a test
+// acting as the successor. Which slots move when is decided here, so it can be checked exactly:
+// in a running l7px, an idle slot and a queued request meet only for the microseconds of a
+// cross-worker wake-up, which no integration test can arrange on purpose.
+#include "proxy/upgrade_server.h"
+
+#include <gtest/gtest.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "acceptor/handoff_channel.h"
+#include "acceptor/slot.h"
+#include "io/ring.h"
+#include "support/process.h"
+
+namespace l7px::proxy {
+namespace {
+
+namespace handoff = acceptor::handoff;
+
+class FakeHost : public HandoffHost {
+ public:
+  SharedState& shared() override { return shared_; }
+  const std::vector<ServedListener>& served_listeners() const override { return served_; }
+  int64_t ClientConnections() const override { return clients.load(); }
+  void SetAdminAccepting(bool) override {}
+
+  std::atomic<int64_t> clients{1};
+
+ private:
+  SharedState shared_;
+  std::vector<ServedListener> served_;
+};
+
+class UpgradeServerTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    config_.socket = testing::MakeTempDir("upgrade_server") + "/upgrade.sock";
+    config_.drain_timeout = std::chrono::seconds(20);
+    // Messages to the acceptor (slots moved) land in a ring nobody reads.
+    ASSERT_TRUE(acceptor_ring_.Init(8).ok());
+    host_.shared().acceptor_ring_fd.store(acceptor_ring_.fd());
+    pool_ = host_.shared().pools.Add("api", acceptor::PoolSettings{}, 1);
+    // Two registered idle slots (their services are the other ends of socket pairs).
+    for (int i = 0; i < 2; ++i) {
+      int fds[2];
+      ASSERT_EQ(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds), 0);
+      services_.emplace_back(fds[1]);
+      slots_.push_back(std::make_unique<acceptor::Slot>(UniqueFd(fds[0]), pool_->id(), "svc"));
+      pool_->idle().Bind(slots_.back().get());
+      pool_->idle().Push(slots_.back().get());
+      pool_->registered.fetch_add(1);
+    }
+    auto listener = handoff::ListenUpgradeSocket(config_.socket);
+    ASSERT_TRUE(listener.ok()) << listener.status();
+    server_ = std::make_unique<UpgradeServer>(&host_, config_);
+    server_->Start(std::move(*listener), nullptr);
+  }
+
+  void TearDown() override {
+    server_.reset();  // joins the upgrade thread before the slots go
+  }
+
+  // Hello, the listener batch (acknowledged), Serving: from now on the old side drains.
+  handoff::Channel BecomeServingSuccessor() {
+    auto channel = handoff::Channel::Connect(config_.socket);
+    EXPECT_TRUE(channel.ok()) << channel.status();
+    if (!channel.ok()) return {};
+    handoff::Message hello;
+    hello.type = handoff::Type::kHello;
+    hello.hello.pid = static_cast<uint32_t>(getpid());
+    EXPECT_TRUE(channel->Send(hello).ok());
+    EXPECT_TRUE(channel->Expect(handoff::Type::kHello, 5000).ok());
+    auto listeners = channel->Expect(handoff::Type::kListeners, 5000);
+    EXPECT_TRUE(listeners.ok()) << listeners.status();
+    if (!listeners.ok()) return {};
+    EXPECT_TRUE(listeners->message.last);
+    EXPECT_TRUE(Ack(*channel, listeners->message.batch));
+    handoff::Message serving;
+    serving.type = handoff::Type::kServing;
+    EXPECT_TRUE(channel->Send(serving).ok());
+    return std::move(*channel);
+  }
+
+  static bool Ack(handoff::Channel& channel, uint32_t batch) {
+    handoff::Message ack;
+    ack.type = handoff::Type::kAck;
+    ack.batch = batch;
+    return channel.Send(ack).ok();
+  }
+
+  FakeHost host_;
+  io::Ring acceptor_ring_;
+  config::Upgrade config_;
+  acceptor::Pool* pool_ = nullptr;
+  std::vector<UniqueFd> services_;
+  std::vector<std::unique_ptr<acceptor::Slot>> slots_;
+  std::unique_ptr<UpgradeServer> server_;
+};
+
+// Issue #16, item 3: while requests wait for a slot of a pool here, none of its idle slots is
+// handed to the successor; once none waits, they move (one stays while clients remain here).
+TEST_F(UpgradeServerTest, NoSlotMovesWhileRequestsWaitHere) {
+  pool_->waiting.store(3);  // three requests queued on this process's workers
+  handoff::Channel channel = BecomeServingSuccessor();
+  ASSERT_TRUE(channel.valid());
+
+  auto early = channel.Receive(500);
+  EXPECT_FALSE(early.ok()) << "slots moved while requests waited here: "
+                           << (early.ok() ? early->fds.size() : 0);
+  if (early.ok()) {
+    ASSERT_TRUE(Ack(channel, early->message.batch));
+  }
+
+  // The queue here emptied: one slot moves; one stays for the clients still connected here.
+  pool_->waiting.store(0);
+  auto first = channel.Expect(handoff::Type::kSlots, 5000);
+  ASSERT_TRUE(first.ok() || early.ok()) << first.status();
+  if (first.ok()) {
+    EXPECT_EQ(first->fds.size(), 1u);
+    ASSERT_TRUE(Ack(channel, first->message.batch));
+  }
+
+  // The last client left: the last slot moves and the handoff is done.
+  host_.clients.store(0);
+  auto last = channel.Expect(handoff::Type::kSlots, 5000);
+  ASSERT_TRUE(last.ok()) << last.status();
+  EXPECT_EQ(last->fds.size(), 1u);
+  ASSERT_TRUE(Ack(channel, last->message.batch));
+  auto done = channel.Expect(handoff::Type::kDone, 5000);
+  ASSERT_TRUE(done.ok()) << done.status();
+  EXPECT_EQ(done->message.batch, 2u);  // slots moved
+  EXPECT_EQ(pool_->registered.load(), 0);
+  // Set right after Done is sent.
+  EXPECT_TRUE(testing::WaitFor([&] { return server_->handed_off(); }, std::chrono::seconds(5)));
+}
+
+}  // namespace
+}  // namespace l7px::proxy
