@@ -7,20 +7,22 @@
 #include <algorithm>
 #include <cerrno>
 #include <charconv>
+#include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <optional>
 #include <string_view>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "base/address.h"
-#include "base/json.h"
+#include "base/strict_json.h"
 #include "base/strings.h"
 #include "base/unique_fd.h"
 #include "config/config.h"
+#include "config/route_json.h"
 #include "fmt/format.h"
-#include "proxy/route_json.h"
 
 namespace l7px::proxy {
 namespace {
@@ -299,67 +301,71 @@ class Table {
 };
 
 // A JSON scalar as a table cell ("-" when absent).
-std::string Cell(const JsonValue* v) {
+std::string Cell(const Json* v) {
   if (v == nullptr || v->is_null()) return "-";
-  switch (v->kind()) {
-    case JsonValue::Kind::kBool:
-      return v->bool_value() ? "true" : "false";
-    case JsonValue::Kind::kNumber:
-      if (const std::optional<int64_t> i = v->int64()) return std::to_string(*i);
-      return fmt::format("{}", v->number());
-    case JsonValue::Kind::kString:
-      return v->string().empty() ? "\"\"" : v->string();
-    default: {
-      std::string s;
-      JsonWriter(&s).Value(*v);
-      return s;
+  if (const bool* b = v->get_ptr<const bool*>()) return *b ? "true" : "false";
+  if (const std::optional<int64_t> i = JsonInt64(v)) return std::to_string(*i);
+  if (const uint64_t* u = v->get_ptr<const uint64_t*>()) return std::to_string(*u);
+  if (const double* d = v->get_ptr<const double*>()) {
+    constexpr double kExact = 9007199254740992.0;  // 2^53: integral doubles print as integers
+    if (*d == std::trunc(*d) && std::abs(*d) <= kExact) {
+      return std::to_string(static_cast<int64_t>(*d));
     }
+    return fmt::format("{}", *d);
   }
+  if (const std::string* s = v->get_ptr<const std::string*>()) return s->empty() ? "\"\"" : *s;
+  return DumpJson(*v);
 }
 
 // {"a": 1, "b": 2} as "a=1,b=2"; a scalar as itself; "-" when empty.
-std::string JoinedCell(const JsonValue* v, std::string_view sep) {
-  if (v == nullptr || !v->is_object()) return Cell(v);
-  if (v->members().empty()) return "-";
+std::string JoinedCell(const Json* v, std::string_view sep) {
+  const Json::object_t* members = v == nullptr ? nullptr : v->get_ptr<const Json::object_t*>();
+  if (members == nullptr) return Cell(v);
+  if (members->empty()) return "-";
   std::string s;
-  for (const auto& [key, value] : v->members()) {
+  for (const auto& [key, value] : *members) {
     if (!s.empty()) s += ",";
     s += fmt::format("{}{}{}", key, sep, Cell(&value));
   }
   return s;
 }
 
-bool RenderPools(const JsonValue& pools, std::string* out) {
-  if (!pools.is_array()) return false;
+bool RenderPools(const Json& pools, std::string* out) {
+  const Json::array_t* list = pools.get_ptr<const Json::array_t*>();
+  if (list == nullptr) return false;
   Table t({"NAME", "REGISTERED", "IDLE", "BUSY", "WAITING", "SERVED", "SHED", "SERVICES"});
-  for (const JsonValue& p : pools.items()) {
-    t.Add({Cell(p.Find("name")), Cell(p.Find("registered")), Cell(p.Find("idle")),
-           Cell(p.Find("busy")), Cell(p.Find("waiting")), Cell(p.Find("served")),
-           JoinedCell(p.Find("shed"), "="), JoinedCell(p.Find("services"), ":")});
+  for (const Json& p : *list) {
+    t.Add({Cell(FindMember(p, "name")), Cell(FindMember(p, "registered")),
+           Cell(FindMember(p, "idle")), Cell(FindMember(p, "busy")), Cell(FindMember(p, "waiting")),
+           Cell(FindMember(p, "served")), JoinedCell(FindMember(p, "shed"), "="),
+           JoinedCell(FindMember(p, "services"), ":")});
   }
   t.Render(out);
   return true;
 }
 
-bool RenderRoutes(const std::vector<const JsonValue*>& routes, std::string* out) {
+bool RenderRoutes(const std::vector<const Json*>& routes, std::string* out) {
   Table t({"ID", "HOST", "PATH", "CIDR", "HEADER", "POOL"});
-  for (const JsonValue* r : routes) {
+  for (const Json* r : routes) {
     if (!r->is_object()) return false;
     std::string cidrs;
-    if (const JsonValue* list = r->Find("client_cidr"); list != nullptr) {
-      for (const JsonValue& c : list->items()) {
+    const Json* list = FindMember(*r, "client_cidr");
+    if (const Json::array_t* items = list ? list->get_ptr<const Json::array_t*>() : nullptr) {
+      for (const Json& c : *items) {
         if (!cidrs.empty()) cidrs += ",";
         cidrs += Cell(&c);
       }
     }
     std::string header = "-";
-    if (const JsonValue* h = r->Find("header"); h != nullptr && h->is_object()) {
-      header = Cell(h->Find("name"));
-      const JsonValue* value = h->Find("value");
-      if (value != nullptr && value->is_string()) header += "=" + value->string();
+    if (const Json* h = FindMember(*r, "header"); h != nullptr && h->is_object()) {
+      header = Cell(FindMember(*h, "name"));
+      const Json* value = FindMember(*h, "value");
+      if (const std::string* text = value ? value->get_ptr<const std::string*>() : nullptr) {
+        header += "=" + *text;
+      }
     }
-    t.Add({Cell(r->Find("id")), Cell(r->Find("host")), Cell(r->Find("path")),
-           cidrs.empty() ? "-" : cidrs, header, Cell(r->Find("pool"))});
+    t.Add({Cell(FindMember(*r, "id")), Cell(FindMember(*r, "host")), Cell(FindMember(*r, "path")),
+           cidrs.empty() ? "-" : cidrs, header, Cell(FindMember(*r, "pool"))});
   }
   t.Render(out);
   return true;
@@ -559,26 +565,20 @@ class Ctl {
   // Builds and checks (with the server's own rules) the POST /routes body.
   static std::string RouteBody(const Args& a, std::string* body) {
     if (!a.pool) return "'route add' needs --pool";
-    JsonWriter w(body);
-    w.BeginObject();
-    if (a.host) w.Key("host").String(*a.host);
-    if (a.path) w.Key("path").String(*a.path);
-    if (!a.cidrs.empty()) {
-      w.Key("client_cidr").BeginArray();
-      for (const std::string& c : a.cidrs) w.String(c);
-      w.EndArray();
-    }
+    Json json = Json::object();
+    if (a.host) json["host"] = *a.host;
+    if (a.path) json["path"] = *a.path;
+    if (!a.cidrs.empty()) json["client_cidr"] = a.cidrs;
     if (a.header) {
       const size_t eq = a.header->find('=');
-      w.Key("header").BeginObject().Key("name").String(a.header->substr(0, eq));
-      if (eq != std::string::npos) w.Key("value").String(a.header->substr(eq + 1));
-      w.EndObject();
+      Json header = Json::object();
+      header["name"] = a.header->substr(0, eq);
+      if (eq != std::string::npos) header["value"] = a.header->substr(eq + 1);
+      json["header"] = std::move(header);
     }
-    w.Key("pool").String(*a.pool);
-    w.EndObject();
-    absl::StatusOr<JsonValue> json = ParseJson(*body);
-    if (!json.ok()) return std::string(ToStd(json.status().message()));
-    absl::StatusOr<config::Route> route = RouteFromJson(*json);
+    json["pool"] = *a.pool;
+    *body = DumpJson(json);
+    absl::StatusOr<config::Route> route = config::RouteFromJsonText(*body);
     if (!route.ok()) return std::string(ToStd(route.status().message()));
     return "";
   }
@@ -614,7 +614,7 @@ class Ctl {
 
   int Render(const Args& a, const Response& response) {
     const std::string& cmd = a.words[0];
-    absl::StatusOr<JsonValue> json = ParseJson(response.body);
+    absl::StatusOr<Json> json = ParseJson(response.body);
     if (!json.ok()) {
       return Fail(fmt::format("admin answered {} with a body that is not JSON: {}", response.status,
                               ToStd(json.status().message())));
@@ -623,32 +623,33 @@ class Ctl {
       return Fail(fmt::format("unexpected answer from admin: {}", response.body));
     };
     if (cmd == "stats") {
-      Table totals({"workers", Cell(json->Find("workers"))});
-      totals.Add({"client_connections", Cell(json->Find("client_connections"))});
-      totals.Add({"requests", Cell(json->Find("requests"))});
+      Table totals({"workers", Cell(FindMember(*json, "workers"))});
+      totals.Add({"client_connections", Cell(FindMember(*json, "client_connections"))});
+      totals.Add({"requests", Cell(FindMember(*json, "requests"))});
       totals.Render(out_);
       out_->push_back('\n');
-      const JsonValue* pools = json->Find("pools");
+      const Json* pools = FindMember(*json, "pools");
       if (pools == nullptr || !RenderPools(*pools, out_)) return bad_shape();
     } else if (cmd == "pools") {
-      const JsonValue* pools = json->Find("pools");
+      const Json* pools = FindMember(*json, "pools");
       if (pools == nullptr || !RenderPools(*pools, out_)) return bad_shape();
     } else if (cmd == "routes") {
-      const JsonValue* routes = json->Find("routes");
-      if (routes == nullptr || !routes->is_array()) return bad_shape();
-      std::vector<const JsonValue*> list;
-      for (const JsonValue& r : routes->items()) list.push_back(&r);
+      const Json* routes = FindMember(*json, "routes");
+      const Json::array_t* items = routes ? routes->get_ptr<const Json::array_t*>() : nullptr;
+      if (items == nullptr) return bad_shape();
+      std::vector<const Json*> list;
+      for (const Json& r : *items) list.push_back(&r);
       if (!RenderRoutes(list, out_)) return bad_shape();
     } else if (cmd == "route" && a.words[1] == "add") {
       if (!json->is_object()) return bad_shape();
-      out_->append(fmt::format("added route {}\n", Cell(json->Find("id"))));
+      out_->append(fmt::format("added route {}\n", Cell(FindMember(*json, "id"))));
       RenderRoutes({&*json}, out_);
     } else if (cmd == "route") {
-      out_->append(fmt::format("deleted route {}\n", Cell(json->Find("deleted"))));
+      out_->append(fmt::format("deleted route {}\n", Cell(FindMember(*json, "deleted"))));
     } else if (cmd == "reload") {
       out_->append("reloaded\n");
     } else if (cmd == "drain") {
-      out_->append(fmt::format("draining pool {}\n", Cell(json->Find("draining"))));
+      out_->append(fmt::format("draining pool {}\n", Cell(FindMember(*json, "draining"))));
     }
     return 0;
   }

@@ -18,7 +18,7 @@
 #include <thread>
 #include <vector>
 
-#include "base/json.h"
+#include "base/strict_json.h"
 #include "base/unique_fd.h"
 #include "support/net.h"
 
@@ -309,9 +309,9 @@ TEST(CtlTest, RouteAddPostsTheRouteAndShowsTheAnswer) {
   ASSERT_EQ(reqs.size(), 1u);
   EXPECT_EQ(reqs[0].method, "POST");
   EXPECT_NE(reqs[0].head.find("content-type: application/json"), std::string::npos);
-  absl::StatusOr<JsonValue> body = ParseJson(reqs[0].body);
+  absl::StatusOr<Json> body = ParseJson(reqs[0].body);
   ASSERT_TRUE(body.ok()) << reqs[0].body;
-  absl::StatusOr<JsonValue> expected = ParseJson(
+  absl::StatusOr<Json> expected = ParseJson(
       R"({"host":"*.m.example","path":"/api","client_cidr":["10.0.0.0/8","2001:db8::/32"],)"
       R"("header":{"name":"X-Slice","value":"slow"},"pool":"slow"})");
   EXPECT_EQ(*body, *expected) << reqs[0].body;
