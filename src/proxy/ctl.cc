@@ -23,6 +23,7 @@
 #include "config/config.h"
 #include "config/route_json.h"
 #include "fmt/format.h"
+#include "http/parser.h"
 
 namespace l7px::proxy {
 namespace {
@@ -31,6 +32,7 @@ using Clock = std::chrono::steady_clock;
 
 constexpr std::string_view kDefaultAdmin = "127.0.0.1:9901";
 constexpr size_t kMaxResponseBytes = 64u << 20;
+constexpr uint32_t kMaxHeadBytes = 64u << 10;
 
 constexpr std::string_view kUsage =
     "usage: l7px ctl [--admin ADDR] [--token T] [-c FILE] [--json] COMMAND\n"
@@ -75,86 +77,6 @@ bool WaitFor(int fd, short events, Clock::time_point deadline, std::string* erro
       return false;
     }
   }
-}
-
-// Decodes a chunked body. Returns false when malformed; *complete once the last chunk and the
-// trailer section have arrived.
-bool DecodeChunked(std::string_view in, std::string* out, bool* complete) {
-  out->clear();
-  *complete = false;
-  size_t pos = 0;
-  for (;;) {
-    const size_t eol = in.find("\r\n", pos);
-    if (eol == std::string_view::npos) return true;  // need more
-    std::string_view line = in.substr(pos, eol - pos);
-    line = line.substr(0, line.find(';'));  // chunk extensions
-    line = TrimOws(line);
-    uint64_t size = 0;
-    const auto r = std::from_chars(line.data(), line.data() + line.size(), size, 16);
-    if (line.empty() || r.ec != std::errc() || r.ptr != line.data() + line.size() ||
-        size > kMaxResponseBytes) {
-      return false;
-    }
-    pos = eol + 2;
-    if (size == 0) {
-      // Trailer fields, then an empty line.
-      for (;;) {
-        const size_t end = in.find("\r\n", pos);
-        if (end == std::string_view::npos) return true;
-        if (end == pos) {
-          *complete = true;
-          return true;
-        }
-        pos = end + 2;
-      }
-    }
-    if (in.size() - pos < size + 2) return true;
-    out->append(in.substr(pos, size));
-    if (in.substr(pos + size, 2) != "\r\n") return false;
-    pos += size + 2;
-  }
-}
-
-struct Head {
-  int status = 0;
-  std::string reason;
-  std::optional<uint64_t> content_length;
-  bool chunked = false;
-};
-
-bool ParseHead(std::string_view head, Head* out) {
-  const size_t eol = head.find("\r\n");
-  std::string_view status_line = head.substr(0, eol);
-  if (status_line.substr(0, 7) != "HTTP/1." || status_line.size() < 12 || status_line[8] != ' ') {
-    return false;
-  }
-  std::string_view code = status_line.substr(9, 3);
-  const auto r = std::from_chars(code.data(), code.data() + 3, out->status);
-  if (r.ec != std::errc() || r.ptr != code.data() + 3 || out->status < 100) return false;
-  out->reason = std::string(TrimOws(status_line.substr(12)));
-  size_t pos = eol + 2;
-  while (pos < head.size()) {
-    const size_t end = head.find("\r\n", pos);
-    const std::string_view line = head.substr(pos, end - pos);
-    pos = end == std::string_view::npos ? head.size() : end + 2;
-    if (line.empty()) break;
-    const size_t colon = line.find(':');
-    if (colon == std::string_view::npos) return false;
-    const std::string_view name = line.substr(0, colon);
-    const std::string_view value = TrimOws(line.substr(colon + 1));
-    if (EqualsIgnoreCase(name, "content-length")) {
-      uint64_t n = 0;
-      const auto rc = std::from_chars(value.data(), value.data() + value.size(), n);
-      if (value.empty() || rc.ec != std::errc() || rc.ptr != value.data() + value.size()) {
-        return false;
-      }
-      out->content_length = n;
-    } else if (EqualsIgnoreCase(name, "transfer-encoding")) {
-      const std::string_view last = TrimOws(value.substr(value.rfind(',') + 1));
-      out->chunked = EqualsIgnoreCase(last, "chunked");
-    }
-  }
-  return true;
 }
 
 class AdminClient {
@@ -203,55 +125,7 @@ class AdminClient {
       }
     }
 
-    std::string in;
-    size_t head_end = std::string::npos;
-    Head head;
-    Response response;
-    char buf[16384];
-    for (;;) {
-      bool eof = false;
-      const ssize_t n = ::recv(fd.get(), buf, sizeof(buf), 0);
-      if (n > 0) {
-        in.append(buf, static_cast<size_t>(n));
-        if (in.size() > kMaxResponseBytes) return Protocol("response too large");
-      } else if (n == 0) {
-        eof = true;
-      } else if (errno == EAGAIN || errno == EINTR) {
-        if (!WaitFor(fd.get(), POLLIN, deadline, &error)) return Unavailable("receive", error);
-        continue;
-      } else {
-        return Unavailable("receive", Errno(errno));
-      }
-      if (head_end == std::string::npos) {
-        head_end = in.find("\r\n\r\n");
-        if (head_end == std::string::npos) {
-          if (eof) return Protocol("connection closed before a complete response");
-          continue;
-        }
-        head_end += 4;
-        if (!ParseHead(std::string_view(in).substr(0, head_end), &head)) {
-          return Protocol("malformed response head");
-        }
-      }
-      const std::string_view rest = std::string_view(in).substr(head_end);
-      bool done = false;
-      if (head.chunked) {
-        if (!DecodeChunked(rest, &response.body, &done)) return Protocol("malformed chunked body");
-      } else if (head.content_length.has_value()) {
-        if (rest.size() >= *head.content_length) {
-          response.body = std::string(rest.substr(0, *head.content_length));
-          done = true;
-        }
-      } else if (eof) {
-        response.body = std::string(rest);
-        done = true;
-      }
-      if (done) break;
-      if (eof) return Protocol("connection closed before the end of the body");
-    }
-    response.status = head.status;
-    response.reason = head.reason;
-    return response;
+    return ReadResponse(fd.get(), deadline);
   }
 
   std::string Describe() const { return addr_.ToString(); }
@@ -264,6 +138,63 @@ class AdminClient {
   absl::Status Protocol(std::string_view why) const {
     return absl::UnavailableError(
         fmt::format("bad answer from admin at {}: {}", addr_.ToString(), why));
+  }
+
+  // Reads one response with l7px's own parser (http/parser.h, as for service responses): the
+  // head into a buffer of its own, where the parser keeps its spans, then the body, de-chunked
+  // in place and appended to the response.
+  absl::StatusOr<Response> ReadResponse(int fd, Clock::time_point deadline) const {
+    using Status = http::Parser::Status;
+    http::Parser parser(http::Parser::Kind::kResponse,
+                        http::Parser::Limits{kMaxHeadBytes, kMaxHeadBytes});
+    std::vector<char> head(kMaxHeadBytes);  // the parser fails before it is full
+    size_t head_len = 0;                    // bytes received into `head`
+    size_t head_scan = 0;                   // ... of which the parser consumed
+    parser.Begin(head.data());
+    parser.set_decode_body(true);
+    Response response;
+    char buf[16384];
+    std::string error;
+    for (;;) {
+      char* const in = parser.head_done() ? buf : head.data() + head_len;
+      const size_t room = parser.head_done() ? sizeof(buf) : head.size() - head_len;
+      const ssize_t n = ::recv(fd, in, room, 0);
+      if (n < 0 && (errno == EAGAIN || errno == EINTR)) {
+        if (!WaitFor(fd, POLLIN, deadline, &error)) return Unavailable("receive", error);
+        continue;
+      }
+      if (n < 0) return Unavailable("receive", Errno(errno));
+      http::Parser::Result r;
+      if (n == 0) {  // the admin closed the connection: the end of an until-close body
+        r = parser.Finish();
+        if (r.status != Status::kMessageDone) {
+          return Protocol(parser.head_done() ? "connection closed before the end of the body"
+                                             : "connection closed before a complete response");
+        }
+      } else if (parser.head_done()) {
+        r = parser.Parse(buf, static_cast<size_t>(n));
+        if (r.status != Status::kError) response.body.append(buf, r.decoded);
+      } else {
+        head_len += static_cast<size_t>(n);
+        r = parser.Parse(head.data() + head_scan, head_len - head_scan);
+        head_scan += r.consumed;
+        if (r.status == Status::kHeadDone) {  // what follows the head starts the body
+          r = parser.Parse(head.data() + head_scan, head_len - head_scan);
+          if (r.status != Status::kError) response.body.append(head.data() + head_scan, r.decoded);
+        }
+      }
+      if (r.status == Status::kError) {
+        if (!parser.head_done()) return Protocol("malformed response head");
+        return Protocol(parser.head().framing == http::Framing::kChunked ? "malformed chunked body"
+                                                                         : "malformed body");
+      }
+      if (response.body.size() > kMaxResponseBytes) return Protocol("response too large");
+      if (r.status == Status::kMessageDone) break;
+    }
+    const http::MessageHead& h = parser.head();
+    response.status = h.status;
+    response.reason = std::string(TrimOws(h.Str(h.reason)));
+    return response;
   }
 
   SocketAddress addr_;
