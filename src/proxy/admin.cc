@@ -9,16 +9,16 @@
 
 #include "absl/strings/numbers.h"
 #include "base/clock.h"
-#include "base/json.h"
 #include "base/log.h"
+#include "base/strict_json.h"
 #include "base/strings.h"
 #include "base/thread_name.h"
+#include "config/route_json.h"
 #include "fmt/format.h"
 #include "http/parser.h"
 #include "http/rewrite.h"
 #include "http/status_text.h"
 #include "io/socket.h"
-#include "proxy/route_json.h"
 
 namespace l7px::proxy {
 namespace {
@@ -28,13 +28,14 @@ constexpr size_t kHeadBytes = 16 * 1024;
 constexpr size_t kMaxBody = 64 * 1024;
 constexpr int64_t kIdleTimeoutNs = 30'000'000'000;
 
-std::string ErrorJson(std::string_view message) {
-  std::string out;
-  JsonWriter w(&out);
-  w.BeginObject().Key("error").String(message).EndObject();
-  out.push_back('\n');
-  return out;
+// A one-member object, one line: {"error":"..."}, {"deleted":7}, ...
+std::string OneMemberJson(std::string_view key, Json value) {
+  Json json = Json::object();
+  json[std::string(key)] = std::move(value);
+  return DumpJson(json) + "\n";
 }
+
+std::string ErrorJson(std::string_view message) { return OneMemberJson("error", Json(message)); }
 
 }  // namespace
 
@@ -247,10 +248,7 @@ void AdminServer::HandleRequest(Connection& c) {
       return Reply(c, 200, "application/json", views_.RoutesJson(control_->Routes()));
     }
     if (method != "POST") return method_not_allowed();
-    auto json = ParseJson(c.body);
-    if (!json.ok())
-      return Reply(c, 400, "application/json", ErrorJson(ToStd(json.status().message())));
-    auto route = RouteFromJson(*json);
+    auto route = config::RouteFromJsonText(c.body);
     if (!route.ok())
       return Reply(c, 400, "application/json", ErrorJson(ToStd(route.status().message())));
     auto added = control_->AddRoute(std::move(*route));
@@ -258,11 +256,8 @@ void AdminServer::HandleRequest(Connection& c) {
       const int status = absl::IsNotFound(added.status()) ? 400 : 500;
       return Reply(c, status, "application/json", ErrorJson(ToStd(added.status().message())));
     }
-    std::string out;
-    JsonWriter w(&out);
-    WriteRouteJson(w, added->id, added->route);
-    out.push_back('\n');
-    return Reply(c, 201, "application/json", std::move(out));
+    return Reply(c, 201, "application/json",
+                 DumpJson(config::RouteJson(added->id, added->route)) + "\n");
   }
   if (path.substr(0, 8) == "/routes/") {
     if (method != "DELETE") return method_not_allowed();
@@ -273,11 +268,7 @@ void AdminServer::HandleRequest(Connection& c) {
     if (!control_->DeleteRoute(id)) {
       return Reply(c, 404, "application/json", ErrorJson("no route with that id"));
     }
-    std::string out;
-    JsonWriter w(&out);
-    w.BeginObject().Key("deleted").Uint(id).EndObject();
-    out.push_back('\n');
-    return Reply(c, 200, "application/json", std::move(out));
+    return Reply(c, 200, "application/json", OneMemberJson("deleted", id));
   }
   if (path == "/reload") {
     if (method != "POST") return method_not_allowed();
@@ -293,11 +284,7 @@ void AdminServer::HandleRequest(Connection& c) {
     if (auto s = control_->Drain(name); !s.ok()) {
       return Reply(c, 404, "application/json", ErrorJson(ToStd(s.message())));
     }
-    std::string out;
-    JsonWriter w(&out);
-    w.BeginObject().Key("draining").String(name).EndObject();
-    out.push_back('\n');
-    return Reply(c, 200, "application/json", std::move(out));
+    return Reply(c, 200, "application/json", OneMemberJson("draining", Json(name)));
   }
   Reply(c, 404, "application/json", ErrorJson("not found"));
 }

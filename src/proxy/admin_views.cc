@@ -1,8 +1,8 @@
 #include "proxy/admin_views.h"
 
-#include "base/json.h"
+#include "base/strict_json.h"
+#include "config/route_json.h"
 #include "fmt/format.h"
-#include "proxy/route_json.h"
 
 namespace l7px::proxy {
 namespace {
@@ -49,46 +49,43 @@ std::string Label(std::string_view v) {
 
 }  // namespace
 
-void AdminViews::WritePools(JsonWriter& w) const {
-  w.BeginArray();
+// Members are added in the order the admin API has always listed them (DESIGN "Admin API").
+Json AdminViews::Pools() const {
+  Json list = Json::array();
   for (uint32_t id = 0; id < shared_->pools.size(); ++id) {
     const acceptor::Pool& pool = *shared_->pools.at(id);
     if (pool.closing() && pool.registered.load() <= 0) continue;  // gone for good
     const PoolTotals t = Totals(workers_, id);
     const int64_t registered = std::max<int64_t>(0, pool.registered.load());
     const int64_t busy = std::max<int64_t>(0, pool.busy.load());
-    w.BeginObject();
-    w.Key("name").String(pool.name());
-    w.Key("registered").Int(registered);
-    w.Key("idle").Int(std::max<int64_t>(0, registered - busy));
-    w.Key("busy").Int(busy);
-    w.Key("waiting").Int(std::max<int64_t>(0, pool.waiting.load()));
+    Json p = Json::object();
+    p["name"] = pool.name();
+    p["registered"] = registered;
+    p["idle"] = std::max<int64_t>(0, registered - busy);
+    p["busy"] = busy;
+    p["waiting"] = std::max<int64_t>(0, pool.waiting.load());
     // Responses to requests routed to the pool, less the ones shed without reaching a service.
     const uint64_t shed = t.shed_queue_full + t.shed_queue_timeout + t.shed_closing;
-    w.Key("served").Uint(t.served > shed ? t.served - shed : 0);
-    w.Key("shed").BeginObject();
-    w.Key("queue_full").Uint(t.shed_queue_full);
-    w.Key("queue_timeout").Uint(t.shed_queue_timeout);
-    w.Key("closing").Uint(t.shed_closing);
-    w.EndObject();
-    w.Key("retries").Uint(t.retries);
-    w.Key("draining").Bool(pool.closing());
-    w.Key("services").BeginObject();
-    for (const auto& [service, slots] : pool.Services()) w.Key(service).Int(slots);
-    w.EndObject();
-    w.EndObject();
+    p["served"] = t.served > shed ? t.served - shed : 0;
+    Json shed_by_reason = Json::object();
+    shed_by_reason["queue_full"] = t.shed_queue_full;
+    shed_by_reason["queue_timeout"] = t.shed_queue_timeout;
+    shed_by_reason["closing"] = t.shed_closing;
+    p["shed"] = std::move(shed_by_reason);
+    p["retries"] = t.retries;
+    p["draining"] = pool.closing();
+    Json services = Json::object();
+    for (const auto& [service, slots] : pool.Services()) services[service] = slots;
+    p["services"] = std::move(services);
+    list.push_back(std::move(p));
   }
-  w.EndArray();
+  return list;
 }
 
 std::string AdminViews::PoolsJson() const {
-  std::string out;
-  JsonWriter w(&out);
-  w.BeginObject().Key("pools");
-  WritePools(w);
-  w.EndObject();
-  out.push_back('\n');
-  return out;
+  Json json = Json::object();
+  json["pools"] = Pools();
+  return DumpJson(json) + "\n";
 }
 
 std::string AdminViews::StatsJson() const {
@@ -110,36 +107,29 @@ std::string AdminViews::StatsJson() const {
     stray_slots += Load(s->stray_slots);
     send_timeouts += Load(s->send_timeouts);
   }
-  std::string out;
-  JsonWriter w(&out);
-  w.BeginObject();
-  w.Key("workers").Int(static_cast<int64_t>(workers_.size()));
-  w.Key("client_connections").Int(connections);
-  w.Key("requests").Uint(requests);
+  Json json = Json::object();
+  json["workers"] = static_cast<int64_t>(workers_.size());
+  json["client_connections"] = connections;
+  json["requests"] = requests;
   // Overload and hostile-client counters (see README, "Limits").
-  w.Key("recv_no_buffer").Uint(enobufs);
-  w.Key("accept_out_of_fds").Uint(accept_exhausted);
-  w.Key("connection_limit_pauses").Uint(connection_limit_pauses);
-  w.Key("body_too_slow").Uint(body_too_slow);
+  json["recv_no_buffer"] = enobufs;
+  json["accept_out_of_fds"] = accept_exhausted;
+  json["connection_limit_pauses"] = connection_limit_pauses;
+  json["body_too_slow"] = body_too_slow;
   // Slots closed at lease for bytes the service sent before it was sent a request.
-  w.Key("stray_slots").Uint(stray_slots);
+  json["stray_slots"] = stray_slots;
   // Responses cut because the client stopped reading (server.send_timeout).
-  w.Key("send_timeouts").Uint(send_timeouts);
-  w.Key("pools");
-  WritePools(w);
-  w.EndObject();
-  out.push_back('\n');
-  return out;
+  json["send_timeouts"] = send_timeouts;
+  json["pools"] = Pools();
+  return DumpJson(json) + "\n";
 }
 
 std::string AdminViews::RoutesJson(const std::vector<ControlPlane::RouteRecord>& routes) const {
-  std::string out;
-  JsonWriter w(&out);
-  w.BeginObject().Key("routes").BeginArray();
-  for (const auto& r : routes) WriteRouteJson(w, r.id, r.route);
-  w.EndArray().EndObject();
-  out.push_back('\n');
-  return out;
+  Json list = Json::array();
+  for (const auto& r : routes) list.push_back(config::RouteJson(r.id, r.route));
+  Json json = Json::object();
+  json["routes"] = std::move(list);
+  return DumpJson(json) + "\n";
 }
 
 std::string AdminViews::MetricsText() const {

@@ -3,7 +3,7 @@
 #include <string>
 #include <vector>
 
-#include "base/json.h"
+#include "base/strict_json.h"
 #include "proxy/control_plane.h"
 #include "proxy/shared_state.h"
 #include "proxy/worker.h"
@@ -23,7 +23,7 @@ class AdminViews {
   std::string MetricsText() const;  // Prometheus text exposition format 0.0.4
 
  private:
-  void WritePools(JsonWriter& w) const;
+  Json Pools() const;  // the array of pools
   SharedState* shared_;
   std::vector<const WorkerStats*> workers_;
 };

@@ -7,20 +7,23 @@
 #include <algorithm>
 #include <cerrno>
 #include <charconv>
+#include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <optional>
 #include <string_view>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "base/address.h"
-#include "base/json.h"
+#include "base/strict_json.h"
 #include "base/strings.h"
 #include "base/unique_fd.h"
 #include "config/config.h"
+#include "config/route_json.h"
 #include "fmt/format.h"
-#include "proxy/route_json.h"
+#include "http/parser.h"
 
 namespace l7px::proxy {
 namespace {
@@ -29,6 +32,7 @@ using Clock = std::chrono::steady_clock;
 
 constexpr std::string_view kDefaultAdmin = "127.0.0.1:9901";
 constexpr size_t kMaxResponseBytes = 64u << 20;
+constexpr uint32_t kMaxHeadBytes = 64u << 10;
 
 constexpr std::string_view kUsage =
     "usage: l7px ctl [--admin ADDR] [--token T] [-c FILE] [--json] COMMAND\n"
@@ -73,86 +77,6 @@ bool WaitFor(int fd, short events, Clock::time_point deadline, std::string* erro
       return false;
     }
   }
-}
-
-// Decodes a chunked body. Returns false when malformed; *complete once the last chunk and the
-// trailer section have arrived.
-bool DecodeChunked(std::string_view in, std::string* out, bool* complete) {
-  out->clear();
-  *complete = false;
-  size_t pos = 0;
-  for (;;) {
-    const size_t eol = in.find("\r\n", pos);
-    if (eol == std::string_view::npos) return true;  // need more
-    std::string_view line = in.substr(pos, eol - pos);
-    line = line.substr(0, line.find(';'));  // chunk extensions
-    line = TrimOws(line);
-    uint64_t size = 0;
-    const auto r = std::from_chars(line.data(), line.data() + line.size(), size, 16);
-    if (line.empty() || r.ec != std::errc() || r.ptr != line.data() + line.size() ||
-        size > kMaxResponseBytes) {
-      return false;
-    }
-    pos = eol + 2;
-    if (size == 0) {
-      // Trailer fields, then an empty line.
-      for (;;) {
-        const size_t end = in.find("\r\n", pos);
-        if (end == std::string_view::npos) return true;
-        if (end == pos) {
-          *complete = true;
-          return true;
-        }
-        pos = end + 2;
-      }
-    }
-    if (in.size() - pos < size + 2) return true;
-    out->append(in.substr(pos, size));
-    if (in.substr(pos + size, 2) != "\r\n") return false;
-    pos += size + 2;
-  }
-}
-
-struct Head {
-  int status = 0;
-  std::string reason;
-  std::optional<uint64_t> content_length;
-  bool chunked = false;
-};
-
-bool ParseHead(std::string_view head, Head* out) {
-  const size_t eol = head.find("\r\n");
-  std::string_view status_line = head.substr(0, eol);
-  if (status_line.substr(0, 7) != "HTTP/1." || status_line.size() < 12 || status_line[8] != ' ') {
-    return false;
-  }
-  std::string_view code = status_line.substr(9, 3);
-  const auto r = std::from_chars(code.data(), code.data() + 3, out->status);
-  if (r.ec != std::errc() || r.ptr != code.data() + 3 || out->status < 100) return false;
-  out->reason = std::string(TrimOws(status_line.substr(12)));
-  size_t pos = eol + 2;
-  while (pos < head.size()) {
-    const size_t end = head.find("\r\n", pos);
-    const std::string_view line = head.substr(pos, end - pos);
-    pos = end == std::string_view::npos ? head.size() : end + 2;
-    if (line.empty()) break;
-    const size_t colon = line.find(':');
-    if (colon == std::string_view::npos) return false;
-    const std::string_view name = line.substr(0, colon);
-    const std::string_view value = TrimOws(line.substr(colon + 1));
-    if (EqualsIgnoreCase(name, "content-length")) {
-      uint64_t n = 0;
-      const auto rc = std::from_chars(value.data(), value.data() + value.size(), n);
-      if (value.empty() || rc.ec != std::errc() || rc.ptr != value.data() + value.size()) {
-        return false;
-      }
-      out->content_length = n;
-    } else if (EqualsIgnoreCase(name, "transfer-encoding")) {
-      const std::string_view last = TrimOws(value.substr(value.rfind(',') + 1));
-      out->chunked = EqualsIgnoreCase(last, "chunked");
-    }
-  }
-  return true;
 }
 
 class AdminClient {
@@ -201,55 +125,7 @@ class AdminClient {
       }
     }
 
-    std::string in;
-    size_t head_end = std::string::npos;
-    Head head;
-    Response response;
-    char buf[16384];
-    for (;;) {
-      bool eof = false;
-      const ssize_t n = ::recv(fd.get(), buf, sizeof(buf), 0);
-      if (n > 0) {
-        in.append(buf, static_cast<size_t>(n));
-        if (in.size() > kMaxResponseBytes) return Protocol("response too large");
-      } else if (n == 0) {
-        eof = true;
-      } else if (errno == EAGAIN || errno == EINTR) {
-        if (!WaitFor(fd.get(), POLLIN, deadline, &error)) return Unavailable("receive", error);
-        continue;
-      } else {
-        return Unavailable("receive", Errno(errno));
-      }
-      if (head_end == std::string::npos) {
-        head_end = in.find("\r\n\r\n");
-        if (head_end == std::string::npos) {
-          if (eof) return Protocol("connection closed before a complete response");
-          continue;
-        }
-        head_end += 4;
-        if (!ParseHead(std::string_view(in).substr(0, head_end), &head)) {
-          return Protocol("malformed response head");
-        }
-      }
-      const std::string_view rest = std::string_view(in).substr(head_end);
-      bool done = false;
-      if (head.chunked) {
-        if (!DecodeChunked(rest, &response.body, &done)) return Protocol("malformed chunked body");
-      } else if (head.content_length.has_value()) {
-        if (rest.size() >= *head.content_length) {
-          response.body = std::string(rest.substr(0, *head.content_length));
-          done = true;
-        }
-      } else if (eof) {
-        response.body = std::string(rest);
-        done = true;
-      }
-      if (done) break;
-      if (eof) return Protocol("connection closed before the end of the body");
-    }
-    response.status = head.status;
-    response.reason = head.reason;
-    return response;
+    return ReadResponse(fd.get(), deadline);
   }
 
   std::string Describe() const { return addr_.ToString(); }
@@ -262,6 +138,63 @@ class AdminClient {
   absl::Status Protocol(std::string_view why) const {
     return absl::UnavailableError(
         fmt::format("bad answer from admin at {}: {}", addr_.ToString(), why));
+  }
+
+  // Reads one response with l7px's own parser (http/parser.h, as for service responses): the
+  // head into a buffer of its own, where the parser keeps its spans, then the body, de-chunked
+  // in place and appended to the response.
+  absl::StatusOr<Response> ReadResponse(int fd, Clock::time_point deadline) const {
+    using Status = http::Parser::Status;
+    http::Parser parser(http::Parser::Kind::kResponse,
+                        http::Parser::Limits{kMaxHeadBytes, kMaxHeadBytes});
+    std::vector<char> head(kMaxHeadBytes);  // the parser fails before it is full
+    size_t head_len = 0;                    // bytes received into `head`
+    size_t head_scan = 0;                   // ... of which the parser consumed
+    parser.Begin(head.data());
+    parser.set_decode_body(true);
+    Response response;
+    char buf[16384];
+    std::string error;
+    for (;;) {
+      char* const in = parser.head_done() ? buf : head.data() + head_len;
+      const size_t room = parser.head_done() ? sizeof(buf) : head.size() - head_len;
+      const ssize_t n = ::recv(fd, in, room, 0);
+      if (n < 0 && (errno == EAGAIN || errno == EINTR)) {
+        if (!WaitFor(fd, POLLIN, deadline, &error)) return Unavailable("receive", error);
+        continue;
+      }
+      if (n < 0) return Unavailable("receive", Errno(errno));
+      http::Parser::Result r;
+      if (n == 0) {  // the admin closed the connection: the end of an until-close body
+        r = parser.Finish();
+        if (r.status != Status::kMessageDone) {
+          return Protocol(parser.head_done() ? "connection closed before the end of the body"
+                                             : "connection closed before a complete response");
+        }
+      } else if (parser.head_done()) {
+        r = parser.Parse(buf, static_cast<size_t>(n));
+        if (r.status != Status::kError) response.body.append(buf, r.decoded);
+      } else {
+        head_len += static_cast<size_t>(n);
+        r = parser.Parse(head.data() + head_scan, head_len - head_scan);
+        head_scan += r.consumed;
+        if (r.status == Status::kHeadDone) {  // what follows the head starts the body
+          r = parser.Parse(head.data() + head_scan, head_len - head_scan);
+          if (r.status != Status::kError) response.body.append(head.data() + head_scan, r.decoded);
+        }
+      }
+      if (r.status == Status::kError) {
+        if (!parser.head_done()) return Protocol("malformed response head");
+        return Protocol(parser.head().framing == http::Framing::kChunked ? "malformed chunked body"
+                                                                         : "malformed body");
+      }
+      if (response.body.size() > kMaxResponseBytes) return Protocol("response too large");
+      if (r.status == Status::kMessageDone) break;
+    }
+    const http::MessageHead& h = parser.head();
+    response.status = h.status;
+    response.reason = std::string(TrimOws(h.Str(h.reason)));
+    return response;
   }
 
   SocketAddress addr_;
@@ -299,67 +232,71 @@ class Table {
 };
 
 // A JSON scalar as a table cell ("-" when absent).
-std::string Cell(const JsonValue* v) {
+std::string Cell(const Json* v) {
   if (v == nullptr || v->is_null()) return "-";
-  switch (v->kind()) {
-    case JsonValue::Kind::kBool:
-      return v->bool_value() ? "true" : "false";
-    case JsonValue::Kind::kNumber:
-      if (const std::optional<int64_t> i = v->int64()) return std::to_string(*i);
-      return fmt::format("{}", v->number());
-    case JsonValue::Kind::kString:
-      return v->string().empty() ? "\"\"" : v->string();
-    default: {
-      std::string s;
-      JsonWriter(&s).Value(*v);
-      return s;
+  if (const bool* b = v->get_ptr<const bool*>()) return *b ? "true" : "false";
+  if (const std::optional<int64_t> i = JsonInt64(v)) return std::to_string(*i);
+  if (const uint64_t* u = v->get_ptr<const uint64_t*>()) return std::to_string(*u);
+  if (const double* d = v->get_ptr<const double*>()) {
+    constexpr double kExact = 9007199254740992.0;  // 2^53: integral doubles print as integers
+    if (*d == std::trunc(*d) && std::abs(*d) <= kExact) {
+      return std::to_string(static_cast<int64_t>(*d));
     }
+    return fmt::format("{}", *d);
   }
+  if (const std::string* s = v->get_ptr<const std::string*>()) return s->empty() ? "\"\"" : *s;
+  return DumpJson(*v);
 }
 
 // {"a": 1, "b": 2} as "a=1,b=2"; a scalar as itself; "-" when empty.
-std::string JoinedCell(const JsonValue* v, std::string_view sep) {
-  if (v == nullptr || !v->is_object()) return Cell(v);
-  if (v->members().empty()) return "-";
+std::string JoinedCell(const Json* v, std::string_view sep) {
+  const Json::object_t* members = v == nullptr ? nullptr : v->get_ptr<const Json::object_t*>();
+  if (members == nullptr) return Cell(v);
+  if (members->empty()) return "-";
   std::string s;
-  for (const auto& [key, value] : v->members()) {
+  for (const auto& [key, value] : *members) {
     if (!s.empty()) s += ",";
     s += fmt::format("{}{}{}", key, sep, Cell(&value));
   }
   return s;
 }
 
-bool RenderPools(const JsonValue& pools, std::string* out) {
-  if (!pools.is_array()) return false;
+bool RenderPools(const Json& pools, std::string* out) {
+  const Json::array_t* list = pools.get_ptr<const Json::array_t*>();
+  if (list == nullptr) return false;
   Table t({"NAME", "REGISTERED", "IDLE", "BUSY", "WAITING", "SERVED", "SHED", "SERVICES"});
-  for (const JsonValue& p : pools.items()) {
-    t.Add({Cell(p.Find("name")), Cell(p.Find("registered")), Cell(p.Find("idle")),
-           Cell(p.Find("busy")), Cell(p.Find("waiting")), Cell(p.Find("served")),
-           JoinedCell(p.Find("shed"), "="), JoinedCell(p.Find("services"), ":")});
+  for (const Json& p : *list) {
+    t.Add({Cell(FindMember(p, "name")), Cell(FindMember(p, "registered")),
+           Cell(FindMember(p, "idle")), Cell(FindMember(p, "busy")), Cell(FindMember(p, "waiting")),
+           Cell(FindMember(p, "served")), JoinedCell(FindMember(p, "shed"), "="),
+           JoinedCell(FindMember(p, "services"), ":")});
   }
   t.Render(out);
   return true;
 }
 
-bool RenderRoutes(const std::vector<const JsonValue*>& routes, std::string* out) {
+bool RenderRoutes(const std::vector<const Json*>& routes, std::string* out) {
   Table t({"ID", "HOST", "PATH", "CIDR", "HEADER", "POOL"});
-  for (const JsonValue* r : routes) {
+  for (const Json* r : routes) {
     if (!r->is_object()) return false;
     std::string cidrs;
-    if (const JsonValue* list = r->Find("client_cidr"); list != nullptr) {
-      for (const JsonValue& c : list->items()) {
+    const Json* list = FindMember(*r, "client_cidr");
+    if (const Json::array_t* items = list ? list->get_ptr<const Json::array_t*>() : nullptr) {
+      for (const Json& c : *items) {
         if (!cidrs.empty()) cidrs += ",";
         cidrs += Cell(&c);
       }
     }
     std::string header = "-";
-    if (const JsonValue* h = r->Find("header"); h != nullptr && h->is_object()) {
-      header = Cell(h->Find("name"));
-      const JsonValue* value = h->Find("value");
-      if (value != nullptr && value->is_string()) header += "=" + value->string();
+    if (const Json* h = FindMember(*r, "header"); h != nullptr && h->is_object()) {
+      header = Cell(FindMember(*h, "name"));
+      const Json* value = FindMember(*h, "value");
+      if (const std::string* text = value ? value->get_ptr<const std::string*>() : nullptr) {
+        header += "=" + *text;
+      }
     }
-    t.Add({Cell(r->Find("id")), Cell(r->Find("host")), Cell(r->Find("path")),
-           cidrs.empty() ? "-" : cidrs, header, Cell(r->Find("pool"))});
+    t.Add({Cell(FindMember(*r, "id")), Cell(FindMember(*r, "host")), Cell(FindMember(*r, "path")),
+           cidrs.empty() ? "-" : cidrs, header, Cell(FindMember(*r, "pool"))});
   }
   t.Render(out);
   return true;
@@ -559,26 +496,20 @@ class Ctl {
   // Builds and checks (with the server's own rules) the POST /routes body.
   static std::string RouteBody(const Args& a, std::string* body) {
     if (!a.pool) return "'route add' needs --pool";
-    JsonWriter w(body);
-    w.BeginObject();
-    if (a.host) w.Key("host").String(*a.host);
-    if (a.path) w.Key("path").String(*a.path);
-    if (!a.cidrs.empty()) {
-      w.Key("client_cidr").BeginArray();
-      for (const std::string& c : a.cidrs) w.String(c);
-      w.EndArray();
-    }
+    Json json = Json::object();
+    if (a.host) json["host"] = *a.host;
+    if (a.path) json["path"] = *a.path;
+    if (!a.cidrs.empty()) json["client_cidr"] = a.cidrs;
     if (a.header) {
       const size_t eq = a.header->find('=');
-      w.Key("header").BeginObject().Key("name").String(a.header->substr(0, eq));
-      if (eq != std::string::npos) w.Key("value").String(a.header->substr(eq + 1));
-      w.EndObject();
+      Json header = Json::object();
+      header["name"] = a.header->substr(0, eq);
+      if (eq != std::string::npos) header["value"] = a.header->substr(eq + 1);
+      json["header"] = std::move(header);
     }
-    w.Key("pool").String(*a.pool);
-    w.EndObject();
-    absl::StatusOr<JsonValue> json = ParseJson(*body);
-    if (!json.ok()) return std::string(ToStd(json.status().message()));
-    absl::StatusOr<config::Route> route = RouteFromJson(*json);
+    json["pool"] = *a.pool;
+    *body = DumpJson(json);
+    absl::StatusOr<config::Route> route = config::RouteFromJsonText(*body);
     if (!route.ok()) return std::string(ToStd(route.status().message()));
     return "";
   }
@@ -614,7 +545,7 @@ class Ctl {
 
   int Render(const Args& a, const Response& response) {
     const std::string& cmd = a.words[0];
-    absl::StatusOr<JsonValue> json = ParseJson(response.body);
+    absl::StatusOr<Json> json = ParseJson(response.body);
     if (!json.ok()) {
       return Fail(fmt::format("admin answered {} with a body that is not JSON: {}", response.status,
                               ToStd(json.status().message())));
@@ -623,32 +554,33 @@ class Ctl {
       return Fail(fmt::format("unexpected answer from admin: {}", response.body));
     };
     if (cmd == "stats") {
-      Table totals({"workers", Cell(json->Find("workers"))});
-      totals.Add({"client_connections", Cell(json->Find("client_connections"))});
-      totals.Add({"requests", Cell(json->Find("requests"))});
+      Table totals({"workers", Cell(FindMember(*json, "workers"))});
+      totals.Add({"client_connections", Cell(FindMember(*json, "client_connections"))});
+      totals.Add({"requests", Cell(FindMember(*json, "requests"))});
       totals.Render(out_);
       out_->push_back('\n');
-      const JsonValue* pools = json->Find("pools");
+      const Json* pools = FindMember(*json, "pools");
       if (pools == nullptr || !RenderPools(*pools, out_)) return bad_shape();
     } else if (cmd == "pools") {
-      const JsonValue* pools = json->Find("pools");
+      const Json* pools = FindMember(*json, "pools");
       if (pools == nullptr || !RenderPools(*pools, out_)) return bad_shape();
     } else if (cmd == "routes") {
-      const JsonValue* routes = json->Find("routes");
-      if (routes == nullptr || !routes->is_array()) return bad_shape();
-      std::vector<const JsonValue*> list;
-      for (const JsonValue& r : routes->items()) list.push_back(&r);
+      const Json* routes = FindMember(*json, "routes");
+      const Json::array_t* items = routes ? routes->get_ptr<const Json::array_t*>() : nullptr;
+      if (items == nullptr) return bad_shape();
+      std::vector<const Json*> list;
+      for (const Json& r : *items) list.push_back(&r);
       if (!RenderRoutes(list, out_)) return bad_shape();
     } else if (cmd == "route" && a.words[1] == "add") {
       if (!json->is_object()) return bad_shape();
-      out_->append(fmt::format("added route {}\n", Cell(json->Find("id"))));
+      out_->append(fmt::format("added route {}\n", Cell(FindMember(*json, "id"))));
       RenderRoutes({&*json}, out_);
     } else if (cmd == "route") {
-      out_->append(fmt::format("deleted route {}\n", Cell(json->Find("deleted"))));
+      out_->append(fmt::format("deleted route {}\n", Cell(FindMember(*json, "deleted"))));
     } else if (cmd == "reload") {
       out_->append("reloaded\n");
     } else if (cmd == "drain") {
-      out_->append(fmt::format("draining pool {}\n", Cell(json->Find("draining"))));
+      out_->append(fmt::format("draining pool {}\n", Cell(FindMember(*json, "draining"))));
     }
     return 0;
   }

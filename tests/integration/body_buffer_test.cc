@@ -37,11 +37,7 @@ class BodyBufferTest : public IntegrationTest {
   }
 
   // Requests whose head l7px has parsed (admin /stats), or -1.
-  int64_t RequestsSeen() {
-    const JsonValue stats = AdminJson(h().admin_port(), "/stats");
-    const JsonValue* n = stats.Find("requests");
-    return n == nullptr ? -1 : n->int64().value_or(-1);
-  }
+  int64_t RequestsSeen() { return StatsCounter(h().admin_port(), "requests"); }
 
   // Opens a connection, sends `head_and_part` (a request head and the start of its body) and
   // waits until l7px has parsed the head, so a request sent after it cannot overtake it.

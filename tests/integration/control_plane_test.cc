@@ -65,13 +65,11 @@ std::vector<std::string> TableRow(const std::string& table, const std::string& f
 }
 
 // A member of a JSON object as text ("" when absent): strings as they are, others as JSON.
-std::string Member(const JsonValue& object, const std::string& key) {
-  const JsonValue* v = object.Find(key);
+std::string Member(const Json& object, const std::string& key) {
+  const Json* v = FindMember(object, key);
   if (v == nullptr) return "";
-  if (v->is_string()) return v->string();
-  std::string out;
-  JsonWriter(&out).Value(*v);
-  return out;
+  if (const std::string* s = v->get_ptr<const std::string*>()) return *s;
+  return DumpJson(*v);
 }
 
 // What a response says about where the request went: the X-Service of a 200, else "status N".
@@ -422,10 +420,10 @@ class ControlPlaneTest : public IntegrationTest {
   // Route ids from GET /routes keyed by "host path pool".
   std::map<std::string, std::string> RouteIds() {
     std::map<std::string, std::string> ids;
-    const JsonValue routes = AdminJson(admin(), "/routes", nullptr, token_);
-    const JsonValue* list = routes.Find("routes");
-    if (list == nullptr) return ids;
-    for (const JsonValue& r : list->items()) {
+    const Json routes = AdminJson(admin(), "/routes", nullptr, token_);
+    const Json* list = FindMember(routes, "routes");
+    if (list == nullptr || !list->is_array()) return ids;
+    for (const Json& r : *list) {
       ids[Member(r, "host") + " " + Member(r, "path") + " " + Member(r, "pool")] = Member(r, "id");
     }
     return ids;
@@ -522,7 +520,7 @@ TEST_F(ControlPlaneTest, CtlRouteAddAndDeleteApplyAtOnce) {
   CommandResult header =
       RunCtl(admin(), {"--json", "route", "add", "--header", "X-Debug", "--pool", "B"});
   ASSERT_EQ(header.exit_code, 0) << header.err;
-  const absl::StatusOr<JsonValue> added = ParseJson(header.out);
+  const absl::StatusOr<Json> added = ParseJson(header.out);
   ASSERT_TRUE(added.ok()) << header.out;
   const std::string header_id = Member(*added, "id");
   ASSERT_NE(header_id, "") << header.out;
@@ -566,10 +564,12 @@ TEST_F(ControlPlaneTest, CtlRouteAddAndDeleteApplyAtOnce) {
 
   CommandResult pools_json = RunCtl(admin(), {"--json", "pools"});
   ASSERT_EQ(pools_json.exit_code, 0) << pools_json.err;
-  const absl::StatusOr<JsonValue> pj = ParseJson(pools_json.out);
-  ASSERT_TRUE(pj.ok() && pj->Find("pools") != nullptr) << pools_json.out;
+  const absl::StatusOr<Json> pj = ParseJson(pools_json.out);
+  ASSERT_TRUE(pj.ok() && FindMember(*pj, "pools") != nullptr) << pools_json.out;
+  const Json& pool_list = *FindMember(*pj, "pools");
+  ASSERT_TRUE(pool_list.is_array()) << pools_json.out;
   std::map<std::string, std::string> seen;
-  for (const JsonValue& p : pj->Find("pools")->items()) {
+  for (const Json& p : pool_list) {
     seen[Member(p, "name")] = Member(p, "registered") + " " + Member(p, "services");
   }
   EXPECT_EQ(seen, (std::map<std::string, std::string>{{"A", "2 {\"svc-a\":2}"},
@@ -614,7 +614,7 @@ TEST_F(ControlPlaneTest, ReloadRejectsBrokenFilesWhole) {
   h().proxy().Signal(SIGHUP);
   ASSERT_TRUE(WaitForLog("reload rejected", 6)) << h().ProxyLog();
   routing_unchanged();
-  EXPECT_EQ(PoolEntry(admin(), "C").kind(), JsonValue::Kind::kNull);
+  EXPECT_TRUE(PoolEntry(admin(), "C").is_null());
 
   // A valid edit through SIGHUP: b.example moves to A, and a new pool C gets c.example.
   Rewrite(std::string(kPools) + "[[pool]]\nname = \"C\"\n" + Route("b.example", "/", "A") +
@@ -683,10 +683,10 @@ TEST_F(ControlPlaneTest, NoFailedRequestWhileRoutesChangeAndConfigReloads) {
     if (reload.status != 200) errors.push_back("reload: " + reload.raw);
     added = Admin("POST", "/routes", "{\"host\": \"c.example\", \"pool\": \"B\"}");
     if (added.status != 201) errors.push_back("add: " + added.raw);
-    const absl::StatusOr<JsonValue> route = ParseJson(added.body);
-    if (route.ok() && route->Find("id") != nullptr) {
-      AdminResponse del =
-          Admin("DELETE", "/routes/" + std::to_string(route->Find("id")->int64().value_or(0)));
+    const absl::StatusOr<Json> route = ParseJson(added.body);
+    if (route.ok() && FindMember(*route, "id") != nullptr) {
+      AdminResponse del = Admin(
+          "DELETE", "/routes/" + std::to_string(JsonInt64(FindMember(*route, "id")).value_or(0)));
       if (del.status != 200) errors.push_back("delete: " + del.raw);
     }
     std::this_thread::sleep_until(start + std::chrono::milliseconds(300 * (i + 1)));
@@ -761,9 +761,9 @@ TEST_F(ControlPlaneTest, MetricsParseAndCountRequests) {
     EXPECT_EQ(e.types.count(name), 1u) << name << " has no TYPE";
   }
   // /stats agrees.
-  const JsonValue stats = AdminJson(admin(), "/stats", &error);
-  ASSERT_NE(stats.Find("requests"), nullptr) << error;
-  EXPECT_EQ(stats.Find("requests")->int64(), kA200 + kA404 + kB200);
+  const Json stats = AdminJson(admin(), "/stats", &error);
+  ASSERT_NE(FindMember(stats, "requests"), nullptr) << error;
+  EXPECT_EQ(JsonInt64(FindMember(stats, "requests")), kA200 + kA404 + kB200);
 }
 
 // 7. With admin.token set, the admin API and `l7px ctl` need it.
@@ -906,7 +906,7 @@ TEST_F(ControlPlaneTest, JsonAccessLogNamesPoolAndService) {
   std::string log = h().AccessLog();
   ASSERT_FALSE(log.empty());
   log.pop_back();  // the final line feed
-  const absl::StatusOr<JsonValue> entry = ParseJson(log.substr(log.rfind('\n') + 1));
+  const absl::StatusOr<Json> entry = ParseJson(log.substr(log.rfind('\n') + 1));
   ASSERT_TRUE(entry.ok()) << log;
   EXPECT_EQ(Member(*entry, "target"), "/json-line");
   EXPECT_EQ(Member(*entry, "host"), "b.example");

@@ -47,10 +47,10 @@ TEST_F(ProxyServiceDeathTest, DieBeforeResponseOnGetRetriedThen502) {
 
   // Both services re-register their slot (each after its SDK's backoff)...
   auto registered = [&] {
-    const JsonValue pool = PoolEntry(h().admin_port(), "default");
-    const JsonValue* services = pool.Find("services");
-    return services != nullptr && services->Find("first") != nullptr &&
-           services->Find("second") != nullptr;
+    const Json pool = PoolEntry(h().admin_port(), "default");
+    const Json* services = FindMember(pool, "services");
+    return services != nullptr && FindMember(*services, "first") != nullptr &&
+           FindMember(*services, "second") != nullptr;
   };
   EXPECT_TRUE(WaitFor(registered, std::chrono::seconds(5))) << h().ProxyLog();
   // ...and both serve again: a second request while the first is in flight needs the other.

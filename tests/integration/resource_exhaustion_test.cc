@@ -185,19 +185,14 @@ TEST_F(ResourceExhaustionTest, RegistrationFloodPastMaxSlotsIsRefusedWithoutHarm
   EXPECT_EQ(ok, total) << "requests failed during the flood";
   EXPECT_GE(total, 50);
   EXPECT_EQ(RegisteredSlots(h().admin_port(), "default"), 4);
-  const JsonValue pool = PoolEntry(h().admin_port(), "default");
-  const JsonValue* services = pool.Find("services");
+  const Json pool = PoolEntry(h().admin_port(), "default");
+  const Json* services = FindMember(pool, "services");
   ASSERT_NE(services, nullptr);
-  EXPECT_EQ(services->members().size(), 1u) << "a refused registration was counted";
+  ASSERT_TRUE(services->is_object());
+  EXPECT_EQ(services->size(), 1u) << "a refused registration was counted";
   // Every refused connection was closed: no descriptor leaked.
   EXPECT_TRUE(WaitFor([&] { return OpenFds(pid) <= fds_before + 1; }, std::chrono::seconds(3)))
       << OpenFds(pid) << " fds open, " << fds_before << " before the flood";
-}
-
-int64_t StatsCounter(uint16_t admin_port, const std::string& key) {
-  const JsonValue stats = AdminJson(admin_port, "/stats");
-  const JsonValue* v = stats.Find(key);
-  return v == nullptr ? -1 : v->int64().value_or(-1);
 }
 
 // Receives draw on one ring of 512 provided buffers per worker. Uploads queued for a busy pool

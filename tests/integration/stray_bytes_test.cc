@@ -44,11 +44,7 @@ class StrayBytesTest : public IntegrationTest {
     return fd;
   }
 
-  int64_t StraySlots() {
-    const JsonValue stats = AdminJson(h().admin_port(), "/stats");
-    const JsonValue* n = stats.Find("stray_slots");
-    return n == nullptr ? -1 : n->int64().value_or(-1);
-  }
+  int64_t StraySlots() { return StatsCounter(h().admin_port(), "stray_slots"); }
 
   // The next request, on `client`, must be the good service's answer, and the rogue slot must
   // be closed without ever having been sent that request.

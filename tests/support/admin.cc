@@ -46,41 +46,43 @@ AdminResponse AdminCall(uint16_t admin_port, const std::string& method, const st
   return r;
 }
 
-JsonValue AdminJson(uint16_t admin_port, const std::string& path, std::string* error,
-                    const std::string& token) {
+Json AdminJson(uint16_t admin_port, const std::string& path, std::string* error,
+               const std::string& token) {
   const AdminResponse r = AdminCall(admin_port, "GET", path, "", token);
   std::string ignored;
   std::string& why = error != nullptr ? *error : ignored;
   if (r.status != 200) {
     why = "GET " + path + " answered " + std::to_string(r.status) + ": " + r.raw;
-    return JsonValue();
+    return Json();
   }
-  absl::StatusOr<JsonValue> json = ParseJson(r.body);
+  absl::StatusOr<Json> json = ParseJson(r.body);
   if (!json.ok()) {
     why = "GET " + path + " body is not JSON (" + std::string(json.status().message()) +
           "): " + r.body;
-    return JsonValue();
+    return Json();
   }
-  return *json;
+  return *std::move(json);
 }
 
-JsonValue PoolEntry(uint16_t admin_port, const std::string& name, const std::string& token) {
-  const JsonValue pools = AdminJson(admin_port, "/pools", nullptr, token);
-  const JsonValue* list = pools.Find("pools");
-  if (list == nullptr) return JsonValue();
-  for (const JsonValue& p : list->items()) {
-    const JsonValue* n = p.Find("name");
-    if (n != nullptr && n->string() == name) return p;
+int64_t StatsCounter(uint16_t admin_port, const std::string& key, const std::string& token) {
+  const Json stats = AdminJson(admin_port, "/stats", nullptr, token);
+  return JsonInt64(FindMember(stats, key)).value_or(-1);
+}
+
+Json PoolEntry(uint16_t admin_port, const std::string& name, const std::string& token) {
+  const Json pools = AdminJson(admin_port, "/pools", nullptr, token);
+  const Json* list = FindMember(pools, "pools");
+  if (list == nullptr || !list->is_array()) return Json();
+  for (const Json& p : *list) {
+    const Json* n = FindMember(p, "name");
+    if (n != nullptr && *n == name) return p;
   }
-  return JsonValue();
+  return Json();
 }
 
 int64_t PoolCounter(uint16_t admin_port, const std::string& name, const std::string& key,
                     const std::string& token) {
-  const JsonValue pool = PoolEntry(admin_port, name, token);
-  const JsonValue* value = pool.Find(key);
-  if (value == nullptr) return -1;
-  return value->int64().value_or(-1);
+  return JsonInt64(FindMember(PoolEntry(admin_port, name, token), key)).value_or(-1);
 }
 
 int64_t RegisteredSlots(uint16_t admin_port, const std::string& name, const std::string& token) {

@@ -5,7 +5,7 @@
 #include <string>
 #include <vector>
 
-#include "base/json.h"
+#include "base/strict_json.h"
 #include "base/unique_fd.h"
 #include "support/process.h"
 
@@ -31,12 +31,18 @@ AdminResponse AdminCall(uint16_t admin_port, const std::string& method, const st
                         const std::string& body = "", const std::string& token = "",
                         const std::string& authorization = "");
 
-// The parsed JSON body of a 200 GET (null on any failure, with the reason in *error).
-JsonValue AdminJson(uint16_t admin_port, const std::string& path, std::string* error = nullptr,
-                    const std::string& token = "");
+// The parsed JSON body of a 200 GET (null on any failure, with the reason in *error). Read it
+// with FindMember and JsonInt64 (base/strict_json.h), which never abort on a missing member or
+// another type.
+Json AdminJson(uint16_t admin_port, const std::string& path, std::string* error = nullptr,
+               const std::string& token = "");
+
+// A counter of GET /stats ("requests", "client_connections", "stray_slots", ...); -1 when it is
+// not listed.
+int64_t StatsCounter(uint16_t admin_port, const std::string& key, const std::string& token = "");
 
 // From GET /pools: the pool object named `name`, or null when the pool is not listed.
-JsonValue PoolEntry(uint16_t admin_port, const std::string& name, const std::string& token = "");
+Json PoolEntry(uint16_t admin_port, const std::string& name, const std::string& token = "");
 // One of its counters ("registered", "busy", "idle", "waiting", ...); -1 when the pool or the
 // counter is not listed.
 int64_t PoolCounter(uint16_t admin_port, const std::string& name, const std::string& key,

@@ -18,7 +18,7 @@
 #include <thread>
 #include <vector>
 
-#include "base/json.h"
+#include "base/strict_json.h"
 #include "base/unique_fd.h"
 #include "support/net.h"
 
@@ -32,6 +32,7 @@ struct Reply {
   std::string body;
   bool chunked = false;
   bool hang = false;  // read the request, never answer
+  std::string raw;    // when set, sent as is (then the connection is closed) instead
 };
 
 struct Request {
@@ -111,6 +112,10 @@ class FakeAdmin {
       }
       if (reply.hang) {
         hung.push_back(std::move(conn));
+        continue;
+      }
+      if (!reply.raw.empty()) {
+        testing::SendAll(conn.get(), reply.raw);
         continue;
       }
       std::string out = "HTTP/1.1 " + std::to_string(reply.status) + " Whatever\r\n";
@@ -290,6 +295,29 @@ TEST(CtlTest, JsonPrintsTheBodyExactly) {
   EXPECT_EQ(r.out, kRoutesBody);
 }
 
+// Answers much larger than one receive, with Content-Length and chunked: the head arrives with
+// the start of the body, the rest in many pieces.
+TEST(CtlTest, LargeAnswersArriveWhole) {
+  std::string body = R"({"routes":[)";
+  for (int i = 1; i <= 3000; ++i) {
+    if (i > 1) body += ",";
+    body += R"({"id":)" + std::to_string(i) + R"(,"host":"h)" + std::to_string(i) +
+            R"(.example","path":"/","client_cidr":[],"header":null,"pool":"default"})";
+  }
+  body += "]}\n";
+  ASSERT_GT(body.size(), 200'000u);
+  FakeAdmin admin({{"GET /routes", {200, body}}, {"GET /pools", {200, body, /*chunked=*/true}}});
+  Result r = Ctl({"--json", "--admin", admin.address(), "routes"});
+  ASSERT_EQ(r.rc, 0) << r.err;
+  EXPECT_EQ(r.out, body);
+  r = Ctl({"--json", "--admin", admin.address(), "pools"});
+  ASSERT_EQ(r.rc, 0) << r.err;
+  EXPECT_EQ(r.out, body);
+  r = Ctl({"--admin", admin.address(), "routes"});
+  ASSERT_EQ(r.rc, 0) << r.err;
+  EXPECT_EQ(Lines(r.out).size(), 3001u);
+}
+
 TEST(CtlTest, RouteAddPostsTheRouteAndShowsTheAnswer) {
   const std::string answer =
       R"({"id":9,"host":"*.m.example","path":"/api","client_cidr":["10.0.0.0/8","2001:db8::/32"],)"
@@ -309,9 +337,9 @@ TEST(CtlTest, RouteAddPostsTheRouteAndShowsTheAnswer) {
   ASSERT_EQ(reqs.size(), 1u);
   EXPECT_EQ(reqs[0].method, "POST");
   EXPECT_NE(reqs[0].head.find("content-type: application/json"), std::string::npos);
-  absl::StatusOr<JsonValue> body = ParseJson(reqs[0].body);
+  absl::StatusOr<Json> body = ParseJson(reqs[0].body);
   ASSERT_TRUE(body.ok()) << reqs[0].body;
-  absl::StatusOr<JsonValue> expected = ParseJson(
+  absl::StatusOr<Json> expected = ParseJson(
       R"({"host":"*.m.example","path":"/api","client_cidr":["10.0.0.0/8","2001:db8::/32"],)"
       R"("header":{"name":"X-Slice","value":"slow"},"pool":"slow"})");
   EXPECT_EQ(*body, *expected) << reqs[0].body;
@@ -445,6 +473,38 @@ TEST(CtlTest, MalformedAnswersExitOne) {
   r = Ctl({"--admin", admin.address(), "routes"});
   EXPECT_EQ(r.rc, 1);
   EXPECT_NE(r.err.find("unexpected answer"), std::string::npos) << r.err;
+}
+
+TEST(CtlTest, BrokenResponsesExitOneAndSayWhy) {
+  auto raw = [](std::string bytes) {
+    Reply r;
+    r.raw = std::move(bytes);
+    return r;
+  };
+  FakeAdmin admin({
+      {"GET /pools", raw("HTTP/1.1 200 OK\r\nContent-Length: 50\r\n\r\n{\"pools\"")},
+      {"GET /routes", raw("garbage\r\n\r\n")},
+      {"GET /stats", raw("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n")},
+      {"POST /reload", raw("HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n\r\n{\"a\":1}")},
+      {"DELETE /routes/1", raw("HTTP/1.1 200 OK\r\nContent-Le")},
+  });
+  const std::string a = admin.address();
+  Result r = Ctl({"--admin", a, "pools"});
+  EXPECT_EQ(r.rc, 1);
+  EXPECT_NE(r.err.find("connection closed before the end of the body"), std::string::npos) << r.err;
+  r = Ctl({"--admin", a, "routes"});
+  EXPECT_EQ(r.rc, 1);
+  EXPECT_NE(r.err.find("malformed response head"), std::string::npos) << r.err;
+  r = Ctl({"--admin", a, "stats"});
+  EXPECT_EQ(r.rc, 1);
+  EXPECT_NE(r.err.find("malformed chunked body"), std::string::npos) << r.err;
+  r = Ctl({"--admin", a, "route", "del", "1"});
+  EXPECT_EQ(r.rc, 1);
+  EXPECT_NE(r.err.find("connection closed before a complete response"), std::string::npos) << r.err;
+  // Without Content-Length or chunked, the body ends when the connection does.
+  r = Ctl({"--admin", a, "--json", "reload"});
+  EXPECT_EQ(r.rc, 0) << r.err;
+  EXPECT_EQ(r.out, "{\"a\":1}");
 }
 
 TEST(CtlTest, UsageErrorsExitTwoWithoutTouchingTheNetwork) {

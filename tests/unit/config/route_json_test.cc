@@ -1,69 +1,54 @@
-#include "proxy/route_json.h"
+#include "config/route_json.h"
 
 #include <gtest/gtest.h>
 
 #include <string>
 #include <vector>
 
-#include "base/json.h"
+#include "base/strict_json.h"
 
-namespace l7px::proxy {
+namespace l7px::config {
 namespace {
 
-absl::StatusOr<config::Route> FromText(std::string_view text) {
-  absl::StatusOr<JsonValue> json = ParseJson(text);
+absl::StatusOr<Route> FromText(std::string_view text) {
+  absl::StatusOr<Json> json = ParseJson(text);
   EXPECT_TRUE(json.ok()) << text << ": " << json.status();
   if (!json.ok()) return json.status();
   return RouteFromJson(*json);
 }
 
-std::string ErrorOf(std::string_view text) {
-  absl::StatusOr<config::Route> r = FromText(text);
+std::string RouteError(std::string_view text) {
+  absl::StatusOr<Route> r = FromText(text);
   if (r.ok()) return "ok";
   EXPECT_EQ(r.status().code(), absl::StatusCode::kInvalidArgument);
   return std::string(r.status().message());
 }
 
 TEST(RouteJsonTest, DefaultRouteRendersInTheDesignShape) {
-  RouteEntry e;
-  e.id = 7;
-  e.route.pool = "default";
-  EXPECT_EQ(RouteToJson(e),
+  Route r;
+  r.pool = "default";
+  EXPECT_EQ(DumpJson(RouteJson(7, r)),
             R"({"id":7,"host":"*","path":"/","client_cidr":[],"header":null,"pool":"default"})");
 }
 
 TEST(RouteJsonTest, FullRouteRenders) {
-  RouteEntry e;
-  e.id = 12;
-  e.route.host = "*.example.com";
-  e.route.path = "/api/\"q\"";
-  e.route.client_cidr = {*Cidr::Parse("10.0.0.0/8"), *Cidr::Parse("2001:db8::/32")};
-  e.route.header = config::HeaderMatch{"X-Slice", "slow"};
-  e.route.pool = "mobile";
-  EXPECT_EQ(RouteToJson(e), R"({"id":12,"host":"*.example.com","path":"/api/\"q\"",)"
-                            R"("client_cidr":["10.0.0.0/8","2001:db8::/32"],)"
-                            R"("header":{"name":"X-Slice","value":"slow"},"pool":"mobile"})");
-  e.route.header->value.reset();
-  EXPECT_NE(RouteToJson(e).find(R"("header":{"name":"X-Slice","value":null})"), std::string::npos);
-}
-
-TEST(RouteJsonTest, WriterComposesAList) {
-  std::string out;
-  JsonWriter w(&out);
-  config::Route r;
-  r.pool = "a";
-  w.BeginObject().Key("routes").BeginArray();
-  WriteRouteJson(w, 1, r);
-  WriteRouteJson(w, 2, r);
-  w.EndArray().EndObject();
-  absl::StatusOr<JsonValue> v = ParseJson(out);
-  ASSERT_TRUE(v.ok()) << out;
-  ASSERT_EQ(v->Find("routes")->items().size(), 2u);
-  EXPECT_EQ(v->Find("routes")->items()[1].Find("id")->int64(), 2);
+  Route r;
+  r.host = "*.example.com";
+  r.path = "/api/\"q\"";
+  r.client_cidr = {*Cidr::Parse("10.0.0.0/8"), *Cidr::Parse("2001:db8::/32")};
+  r.header = HeaderMatch{"X-Slice", "slow"};
+  r.pool = "mobile";
+  EXPECT_EQ(DumpJson(RouteJson(12, r)), R"({"id":12,"host":"*.example.com","path":"/api/\"q\"",)"
+                                        R"("client_cidr":["10.0.0.0/8","2001:db8::/32"],)"
+                                        R"("header":{"name":"X-Slice","value":"slow"},)"
+                                        R"("pool":"mobile"})");
+  r.header->value.reset();
+  EXPECT_NE(DumpJson(RouteJson(12, r)).find(R"("header":{"name":"X-Slice","value":null})"),
+            std::string::npos);
 }
 
 TEST(RouteJsonTest, ParsesAFullRoute) {
-  absl::StatusOr<config::Route> r = FromText(
+  absl::StatusOr<Route> r = FromText(
       R"({"host": "API.Example.com", "path": "/api", "client_cidr": ["10.1.0.0/16", "::1"],
           "header": {"name": "X-Slice", "value": "slow"}, "pool": "mobile"})");
   ASSERT_TRUE(r.ok()) << r.status();
@@ -79,7 +64,7 @@ TEST(RouteJsonTest, ParsesAFullRoute) {
 }
 
 TEST(RouteJsonTest, DefaultsAndOptionalForms) {
-  absl::StatusOr<config::Route> r = FromText(R"({"pool": "p"})");
+  absl::StatusOr<Route> r = FromText(R"({"pool": "p"})");
   ASSERT_TRUE(r.ok()) << r.status();
   EXPECT_EQ(r->host, "*");
   EXPECT_EQ(r->path, "/");
@@ -106,24 +91,20 @@ TEST(RouteJsonTest, DefaultsAndOptionalForms) {
 }
 
 TEST(RouteJsonTest, RoundTripThroughJson) {
-  RouteEntry e;
-  e.id = 3;
-  e.route.host = "*.b.example";
-  e.route.path = "/x";
-  e.route.client_cidr = {*Cidr::Parse("10.0.0.0/8")};
-  e.route.header = config::HeaderMatch{"X-A", std::nullopt};
-  e.route.pool = "p1";
-  absl::StatusOr<JsonValue> json = ParseJson(RouteToJson(e));
+  Route r;
+  r.host = "*.b.example";
+  r.path = "/x";
+  r.client_cidr = {*Cidr::Parse("10.0.0.0/8")};
+  r.header = HeaderMatch{"X-A", std::nullopt};
+  r.pool = "p1";
+  absl::StatusOr<Json> json = ParseJson(DumpJson(RouteJson(3, r)));
   ASSERT_TRUE(json.ok());
   // The server's answer carries an id; strip it to post the route again.
-  std::vector<JsonValue::Member> members;
-  for (const auto& m : json->members()) {
-    if (m.first != "id") members.push_back(m);
-  }
-  absl::StatusOr<config::Route> back = RouteFromJson(JsonValue::Object(members));
+  json->erase("id");
+  absl::StatusOr<Route> back = RouteFromJson(*json);
   ASSERT_TRUE(back.ok()) << back.status();
-  EXPECT_EQ(back->host, e.route.host);
-  EXPECT_EQ(back->path, e.route.path);
+  EXPECT_EQ(back->host, r.host);
+  EXPECT_EQ(back->path, r.path);
   ASSERT_EQ(back->client_cidr.size(), 1u);
   EXPECT_EQ(back->client_cidr[0].ToString(), "10.0.0.0/8");
   EXPECT_EQ(back->header->name, "X-A");
@@ -171,15 +152,31 @@ TEST(RouteJsonTest, RejectsWhatTheConfigLoaderRejects) {
       {R"({"pool": "p", "header": {"name": "X", "other": 1}})", "unknown key \"other\""},
   };
   for (const Case& c : cases) {
-    const std::string error = ErrorOf(c.json);
+    const std::string error = RouteError(c.json);
     EXPECT_NE(error.find(c.error), std::string::npos) << c.json << " -> " << error;
   }
 }
 
 TEST(RouteJsonTest, ErrorsQuoteUntrustedBytesSafely) {
-  const std::string error = ErrorOf(R"({"pool": "p", "path": "x\n\u0001"})");
+  const std::string error = RouteError(R"({"pool": "p", "path": "x\n\u0001"})");
   EXPECT_NE(error.find(R"("x\n\u0001")"), std::string::npos) << error;
 }
 
+TEST(RouteJsonTest, TextIsReadStrictlyThenValidatedInDocumentOrder) {
+  absl::StatusOr<Route> r = RouteFromJsonText(R"({"pool": "p", "path": "/x"})");
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->path, "/x");
+  // Two "pool"s are an error, not whichever one the parser kept.
+  r = RouteFromJsonText(R"({"pool": "a", "pool": "b"})");
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.status().message(), "bad JSON: duplicate key \"pool\"");
+  r = RouteFromJsonText(R"({"host": "z.test", "pool": )");
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.status().message().substr(0, 17), "bad JSON at byte ") << r.status();
+  // The first bad key in the document is the one reported.
+  EXPECT_EQ(RouteError(R"({"host": "a b", "pool": 5})").substr(0, 11), "route.host:");
+  EXPECT_EQ(RouteError(R"({"pool": 5, "host": "a b"})").substr(0, 11), "route.pool:");
+}
+
 }  // namespace
-}  // namespace l7px::proxy
+}  // namespace l7px::config
