@@ -35,7 +35,7 @@ run_tsan() {
   local start=$(date +%s)
   cmake -S . -B build-tsan-ci -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
     -DL7PX_SANITIZE=thread -DL7PX_BENCHMARKS=OFF >/dev/null
-  cmake --build build-tsan-ci --target l7px l7px_test_service acceptor_test proxy_test \
+  cmake --build build-tsan-ci --target l7px l7px_test_service slots_test handoff_test acceptor_test proxy_test \
     integration_test
   echo "sanitize: TSan build took $(($(date +%s) - start)) s"
   local suite count

@@ -17,9 +17,9 @@
 #include <thread>
 #include <vector>
 
-#include "acceptor/pool.h"
-#include "acceptor/slot.h"
-#include "acceptor/slot_lifecycle.h"
+#include "slots/pool.h"
+#include "slots/slot.h"
+#include "slots/slot_lifecycle.h"
 #include "base/unique_fd.h"
 #include "config/config.h"
 #include "http/parser.h"
@@ -92,10 +92,10 @@ void BM_Dispatch(benchmark::State& state) {
   UniqueFd service_end(fds[1]);
   std::thread service([fd = fds[1]] { ServiceLoop(fd); });
 
-  acceptor::PoolSettings settings;
+  slots::PoolSettings settings;
   settings.max_slots = 4;
-  acceptor::Pool pool(0, "bench", settings, 1);
-  auto slot = std::make_unique<acceptor::Slot>(UniqueFd(fds[0]), 0, "bench");
+  slots::Pool pool(0, "bench", settings, 1);
+  auto slot = std::make_unique<slots::Slot>(UniqueFd(fds[0]), 0, "bench");
   pool.registered.store(1);
   pool.idle().Bind(slot.get());
   pool.idle().Push(slot.get());
@@ -127,7 +127,7 @@ void BM_Dispatch(benchmark::State& state) {
         break;
       }
     }
-    acceptor::Slot* s = pool.idle().TryPop();
+    slots::Slot* s = pool.idle().TryPop();
     if (s == nullptr || !s->TryLease()) {
       state.SkipWithError("no idle slot");
       break;
@@ -186,7 +186,7 @@ void BM_Dispatch(benchmark::State& state) {
       state.SkipWithError("response failed");
       break;
     }
-    acceptor::ReturnLeasedSlot(pool, *s);
+    slots::ReturnLeasedSlot(pool, *s);
   }
   state.SetItemsProcessed(state.iterations());
   state.SetLabel(parse_request ? "parse+route+lease+service+release" : "lease+service+release");

@@ -13,11 +13,11 @@
 #include <mutex>
 #include <vector>
 
-#include "acceptor/slot.h"
-#include "acceptor/slot_stack.h"
+#include "slots/slot.h"
+#include "slots/slot_stack.h"
 #include "base/unique_fd.h"
 
-namespace l7px::acceptor {
+namespace l7px::slots {
 namespace {
 
 constexpr int kSlots = 64;
@@ -115,4 +115,4 @@ void BM_SlotStack_LeaseReturn(benchmark::State& state) {
 BENCHMARK(BM_SlotStack_LeaseReturn);
 
 }  // namespace
-}  // namespace l7px::acceptor
+}  // namespace l7px::slots

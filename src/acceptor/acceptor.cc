@@ -22,7 +22,7 @@
 
 #include "absl/container/flat_hash_map.h"
 #include "acceptor/idle_watch.h"
-#include "acceptor/slot_lifecycle.h"
+#include "slots/slot_lifecycle.h"
 #include "base/clock.h"
 #include "base/log.h"
 #include "base/reserve.h"
@@ -130,12 +130,12 @@ class Acceptor::Loop {
     io_uring_sqe_set_data64(sqe, io::Tag{kOpHandshakeRecv, p.generation, index}.Pack());
   }
 
-  static uint64_t PollTag(const Slot& slot) {
+  static uint64_t PollTag(const slots::Slot& slot) {
     return io::Tag{kOpPoll, slot.poll_generation, slot.table_index}.Pack();
   }
 
   // Arms the slot's liveness watch, wide or narrow (idle_watch.h).
-  void ArmPoll(Slot& slot, bool wide) {
+  void ArmPoll(slots::Slot& slot, bool wide) {
     slot.poll_armed = true;
     slot.watch_wide = wide;
     slot.watch_seen_idle = false;
@@ -148,7 +148,7 @@ class Acceptor::Loop {
   // Tick: narrow watches on slots idle since the previous tick become wide. If the poll fired
   // meanwhile the update finds nothing (its own completion is ignored) and OnPoll re-arms.
   void WidenIdleWatches() {
-    for (Slot* slot : slots_) {
+    for (slots::Slot* slot : slots_) {
       if (slot == nullptr || slot->retiring || !slot->poll_armed || slot->watch_wide) continue;
       if (!IdleSinceLastTick(*slot)) continue;
       slot->watch_wide = true;
@@ -164,10 +164,10 @@ class Acceptor::Loop {
     const uint8_t op = static_cast<uint8_t>(data >> 56);
     switch (op) {
       case kMsgRetireSlot:
-        Retire(io::MessagePointer<Slot>(data));
+        Retire(io::MessagePointer<slots::Slot>(data));
         return;
       case kMsgSlotMoved:
-        ForgetMoved(io::MessagePointer<Slot>(data));
+        ForgetMoved(io::MessagePointer<slots::Slot>(data));
         return;
       case kMsgAdoptSlot:
         Adopt(std::unique_ptr<AdoptedSlot>(io::MessagePointer<AdoptedSlot>(data)));
@@ -317,7 +317,7 @@ class Acceptor::Loop {
 
   void Register(UniqueFd fd, const SocketAddress& peer, const std::string& pool_name,
                 const std::string& token, bool has_token, const std::string& service) {
-    Pool* pool = options_.pools->Find(pool_name.empty() ? options_.default_pool : pool_name);
+    slots::Pool* pool = options_.pools->Find(pool_name.empty() ? options_.default_pool : pool_name);
     auto refuse = [&](int status, std::string_view why) {
       if (pool != nullptr) pool->registrations_refused.fetch_add(1, std::memory_order_relaxed);
       L7PX_LOG_LIMITED(kWarn, "registration of {} from {} refused with {}: {}", service,
@@ -347,8 +347,8 @@ class Acceptor::Loop {
   }
 
   // A registered connection becomes an idle slot of `pool`.
-  void AddSlot(UniqueFd fd, Pool& pool, const std::string& service) {
-    auto owned = std::make_unique<Slot>(std::move(fd), pool.id(), service);
+  void AddSlot(UniqueFd fd, slots::Pool& pool, const std::string& service) {
+    auto owned = std::make_unique<slots::Slot>(std::move(fd), pool.id(), service);
     if (!pool.idle().Bind(owned.get())) {
       CompactIdle(pool);  // dead slots still in the stack give their cells back
       if (!pool.idle().Bind(owned.get())) {
@@ -358,7 +358,7 @@ class Acceptor::Loop {
         return;
       }
     }
-    Slot* slot = owned.release();
+    slots::Slot* slot = owned.release();
     if (!free_slots_.empty()) {
       slot->table_index = free_slots_.back();
       free_slots_.pop_back();
@@ -377,7 +377,7 @@ class Acceptor::Loop {
 
   // A slot handed over by the process this one took over from: already upgraded, idle.
   void Adopt(std::unique_ptr<AdoptedSlot> adopted) {
-    Pool* pool = options_.pools->Find(adopted->pool);
+    slots::Pool* pool = options_.pools->Find(adopted->pool);
     if (pool == nullptr) {
       L7PX_LOG(kWarn, "takeover: closing a slot of {} for pool {}: no such pool in this config",
                adopted->service, adopted->pool);
@@ -395,7 +395,7 @@ class Acceptor::Loop {
 
   // Another process holds this slot's connection now: close our fd once our poll is gone,
   // without shutdown() (that would end the connection for the other process too).
-  void ForgetMoved(Slot* slot) {
+  void ForgetMoved(slots::Slot* slot) {
     slot->retiring = true;
     if (slot->poll_armed) {
       io_uring_sqe* sqe = ring_.Sqe();
@@ -426,13 +426,13 @@ class Acceptor::Loop {
   // bottom of a LIFO is never popped: this is what closes such slots (OnTick) and frees their
   // cells. Workers that find the stack empty meanwhile queue their requests; WakeAllWaiters
   // serves them once the slots are back.
-  void CompactIdle(Pool& pool) {
+  void CompactIdle(slots::Pool& pool) {
     compact_.clear();
     // Bounded: every slot popped here stays ours until pushed back below.
-    while (Slot* s = pool.idle().TryPop()) compact_.push_back(s);
+    while (slots::Slot* s = pool.idle().TryPop()) compact_.push_back(s);
     bool pushed = false;
     for (auto it = compact_.rbegin(); it != compact_.rend(); ++it) {
-      if ((*it)->state() == Slot::State::kDead) {
+      if ((*it)->state() == slots::Slot::State::kDead) {
         Retire(*it);
       } else {
         pool.idle().Push(*it);
@@ -445,27 +445,27 @@ class Acceptor::Loop {
 
   // True when a slot of `pool` died but was not retired yet: killed while idle and still in
   // the stack, or (briefly) on its way here from a worker.
-  static bool HasUnretiredDeadSlots(const Pool& pool) {
+  static bool HasUnretiredDeadSlots(const slots::Pool& pool) {
     return static_cast<int64_t>(pool.idle().bound()) >
            pool.registered.load(std::memory_order_relaxed);
   }
 
   // One slot became idle: wake the worker holding the pool's oldest waiter.
-  void WakeWaiter(Pool& pool) {
+  void WakeWaiter(slots::Pool& pool) {
     pool.SyncPoint();
     PostSlotAvailable(pool, pool.PickWorkerToWake(-1));
   }
 
   // Several slots became idle at once: wake every worker with a waiter (each serves its own
   // while slots last; waking only the oldest would strand the others' waiters).
-  void WakeAllWaiters(Pool& pool) {
+  void WakeAllWaiters(slots::Pool& pool) {
     pool.SyncPoint();
     for (int w = 0; w < static_cast<int>(options_.worker_ring_fds.size()); ++w) {
       if (pool.HasWaiter(w)) PostSlotAvailable(pool, w);
     }
   }
 
-  void PostSlotAvailable(Pool& pool, int worker) {
+  void PostSlotAvailable(slots::Pool& pool, int worker) {
     if (worker < 0 || worker >= static_cast<int>(options_.worker_ring_fds.size())) return;
     io::PrepPostMessage(ring_.Sqe(), options_.worker_ring_fds[worker],
                         io::PackMessage(kMsgSlotAvailable, pool.id()), 0,
@@ -474,18 +474,18 @@ class Acceptor::Loop {
 
   void OnPoll(uint32_t index, uint32_t generation, int res) {
     if (index >= slots_.size() || slots_[index] == nullptr) return;
-    Slot& slot = *slots_[index];
+    slots::Slot& slot = *slots_[index];
     if (slot.poll_generation != generation) return;  // not this slot's current poll
     slot.poll_armed = false;
     if (slot.retiring) {
       FinishRetire(slot);
       return;
     }
-    Pool& pool = *options_.pools->at(slot.pool_id());
+    slots::Pool& pool = *options_.pools->at(slot.pool_id());
     const uint64_t epoch = slot.epoch();
-    const Slot::State state = slot.state();
-    if (state == Slot::State::kDead) return;  // a worker killed it; its retire message follows
-    if (state == Slot::State::kIdle) {
+    const slots::Slot::State state = slot.state();
+    if (state == slots::Slot::State::kDead) return;  // a worker killed it; its retire message follows
+    if (state == slots::Slot::State::kIdle) {
       const IdleSlotCheck check = PeekIdleSlot(slot.fd());
       if (check == IdleSlotCheck::kQuiet) {
         // A response a worker has read since: the slot is in use. Watching it wide again now
@@ -495,7 +495,7 @@ class Acceptor::Loop {
       }
       // The kill fails if a worker leased the slot since `epoch`: the bytes may be its response.
       if (slot.TryKillIdle(epoch)) {
-        AccountIdleSlotKilled(pool, slot);
+        slots::AccountIdleSlotKilled(pool, slot);
         if (check == IdleSlotCheck::kBytes) {
           L7PX_LOG_LIMITED(kWarn,
                            "pool {}: service {} sent bytes on an idle slot (no request "
@@ -517,13 +517,13 @@ class Acceptor::Loop {
     slot.peer_closed.store(true, std::memory_order_relaxed);
     pool.SyncPoint();
     const uint64_t now_epoch = slot.epoch();
-    if (slot.state() == Slot::State::kIdle && slot.TryKillIdle(now_epoch)) {
-      AccountIdleSlotKilled(pool, slot);
+    if (slot.state() == slots::Slot::State::kIdle && slot.TryKillIdle(now_epoch)) {
+      slots::AccountIdleSlotKilled(pool, slot);
     }
   }
 
   // A slot nobody will use again: close once its poll is gone, then free.
-  void Retire(Slot* slot) {
+  void Retire(slots::Slot* slot) {
     slot->retiring = true;
     if (slot->poll_armed) {
       ::shutdown(slot->fd(), SHUT_RDWR);  // completes the poll; FinishRetire runs then
@@ -532,7 +532,7 @@ class Acceptor::Loop {
     FinishRetire(*slot);
   }
 
-  void FinishRetire(Slot& slot) {
+  void FinishRetire(slots::Slot& slot) {
     options_.pools->at(slot.pool_id())->idle().Unbind(&slot);
     const uint32_t index = slot.table_index;
     slots_[index] = nullptr;
@@ -560,14 +560,14 @@ class Acceptor::Loop {
   // Idle slots of removed or drained pools are closed; busy ones when their worker returns them.
   void PruneClosingPools() {
     for (uint32_t id = 0; id < options_.pools->size(); ++id) {
-      Pool& pool = *options_.pools->at(id);
+      slots::Pool& pool = *options_.pools->at(id);
       if (!pool.closing() || pool.idle().Empty()) continue;
       // Re-checked per slot: a reload may reopen the pool meanwhile, and its new slots stay.
       while (pool.closing()) {
-        Slot* s = pool.idle().TryPop();
+        slots::Slot* s = pool.idle().TryPop();
         if (s == nullptr) break;
         if (s->TryKillIdle(s->epoch())) {
-          AccountIdleSlotKilled(pool, *s);
+          slots::AccountIdleSlotKilled(pool, *s);
           L7PX_LOG(kInfo, "pool {} is closing: closed an idle slot of {}", pool.name(),
                    s->service_id());
         }
@@ -578,14 +578,14 @@ class Acceptor::Loop {
 
   void CompactPoolsWithDeadSlots() {
     for (uint32_t id = 0; id < options_.pools->size(); ++id) {
-      Pool& pool = *options_.pools->at(id);
+      slots::Pool& pool = *options_.pools->at(id);
       if (!pool.closing() && HasUnretiredDeadSlots(pool)) CompactIdle(pool);
     }
   }
 
   void Shutdown() {
     // Close every slot still owned here; the kernel cancels the ring's ops on exit.
-    for (Slot* slot : slots_) delete slot;
+    for (slots::Slot* slot : slots_) delete slot;
     slots_.clear();
     pending_.clear();
   }
@@ -596,9 +596,9 @@ class Acceptor::Loop {
   __kernel_timespec tick_ts_{};
   std::vector<std::unique_ptr<Pending>> pending_;
   std::vector<uint32_t> free_pending_;
-  std::vector<Slot*> slots_;
+  std::vector<slots::Slot*> slots_;
   std::vector<uint32_t> free_slots_;
-  std::vector<Slot*> compact_;  // CompactIdle's scratch, kept to reuse its capacity
+  std::vector<slots::Slot*> compact_;  // CompactIdle's scratch, kept to reuse its capacity
   uint32_t poll_generation_ = 0;
   io::AcceptGate accept_gate_;
   std::vector<bool> accept_armed_;  // by listener

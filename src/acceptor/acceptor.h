@@ -10,8 +10,8 @@
 
 #include "absl/status/status.h"
 #include "acceptor/handshake.h"
-#include "acceptor/pool.h"
-#include "acceptor/slot.h"
+#include "slots/pool.h"
+#include "slots/slot.h"
 #include "base/address.h"
 #include "base/unique_fd.h"
 
@@ -19,7 +19,7 @@ namespace l7px::acceptor {
 
 // Message kinds posted into the acceptor's ring by workers (io/mailbox.h).
 inline constexpr uint8_t kMsgRetireSlot = 0xA1;  // payload: Slot*; the worker is done with it
-// Payload: Slot*, leased and accounted (AccountLeasedSlotMoved): another process holds its
+// Payload: Slot*, leased and accounted (slots::AccountLeasedSlotMoved): another process holds its
 // connection now; close our copy of the fd without shutting the connection down.
 inline constexpr uint8_t kMsgSlotMoved = 0xA2;
 // Payload: AdoptedSlot*, owned by the acceptor from then on: a slot received from the process
@@ -47,7 +47,7 @@ struct AcceptorOptions {
   HandshakeParser::Mode handshake = HandshakeParser::Mode::kUpgrade;
   std::string default_pool;
   std::vector<Cidr> allow;  // empty: loopback and UNIX peers only
-  PoolRegistry* pools = nullptr;
+  slots::PoolRegistry* pools = nullptr;
   std::vector<int> worker_ring_fds;
   int64_t handshake_timeout_ns = 10'000'000'000;
   // Pool settings are freed once replaced and no reader can see them (proxy/rcu.h). The acceptor

@@ -16,9 +16,9 @@ IdleSlotCheck PeekIdleSlot(int fd) {
   return IdleSlotCheck::kClosed;
 }
 
-bool IdleSinceLastTick(Slot& slot) {
+bool IdleSinceLastTick(slots::Slot& slot) {
   const uint64_t epoch = slot.epoch();
-  const bool idle = slot.state() == Slot::State::kIdle;
+  const bool idle = slot.state() == slots::Slot::State::kIdle;
   const bool since = idle && slot.watch_seen_idle && epoch == slot.watch_epoch;
   slot.watch_seen_idle = idle;
   slot.watch_epoch = epoch;

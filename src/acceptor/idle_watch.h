@@ -4,7 +4,7 @@
 
 #include <cstdint>
 
-#include "acceptor/slot.h"
+#include "slots/slot.h"
 
 namespace l7px::acceptor {
 
@@ -35,6 +35,6 @@ IdleSlotCheck PeekIdleSlot(int fd);
 
 // Acceptor-thread bookkeeping for the tick that widens narrow watches: true when `slot` has been
 // idle, unleased, since the previous call (which recorded what it saw).
-bool IdleSinceLastTick(Slot& slot);
+bool IdleSinceLastTick(slots::Slot& slot);
 
 }  // namespace l7px::acceptor

@@ -53,7 +53,7 @@ std::string Label(std::string_view v) {
 Json AdminViews::Pools() const {
   Json list = Json::array();
   for (uint32_t id = 0; id < shared_->pools.size(); ++id) {
-    const acceptor::Pool& pool = *shared_->pools.at(id);
+    const slots::Pool& pool = *shared_->pools.at(id);
     if (pool.closing() && pool.registered.load() <= 0) continue;  // gone for good
     const PoolTotals t = Totals(workers_, id);
     const int64_t registered = std::max<int64_t>(0, pool.registered.load());
@@ -190,17 +190,17 @@ std::string AdminViews::MetricsText() const {
   auto gauge_per_pool = [&](const char* metric, const char* help, auto value) {
     put("# HELP {} {}\n# TYPE {} gauge\n", metric, help, metric);
     for (uint32_t id = 0; id < pools; ++id) {
-      const acceptor::Pool& pool = *shared_->pools.at(id);
+      const slots::Pool& pool = *shared_->pools.at(id);
       if (pool.closing() && pool.registered.load() <= 0) continue;
       put("{}{{pool=\"{}\"}} {}\n", metric, Label(pool.name()), value(pool));
     }
   };
   gauge_per_pool("l7px_queue_waiting", "Requests waiting for an idle slot.",
-                 [](const acceptor::Pool& p) { return std::max<int64_t>(0, p.waiting.load()); });
+                 [](const slots::Pool& p) { return std::max<int64_t>(0, p.waiting.load()); });
   gauge_per_pool("l7px_slots_registered", "Registered slots.",
-                 [](const acceptor::Pool& p) { return std::max<int64_t>(0, p.registered.load()); });
+                 [](const slots::Pool& p) { return std::max<int64_t>(0, p.registered.load()); });
   gauge_per_pool("l7px_slots_idle", "Registered slots not serving a request.",
-                 [](const acceptor::Pool& p) {
+                 [](const slots::Pool& p) {
                    return std::max<int64_t>(0, p.registered.load() - p.busy.load());
                  });
 
@@ -223,7 +223,7 @@ std::string AdminViews::MetricsText() const {
   put("# HELP l7px_slot_registrations_total Registration attempts, by result.\n");
   put("# TYPE l7px_slot_registrations_total counter\n");
   for (uint32_t id = 0; id < pools; ++id) {
-    const acceptor::Pool& pool = *shared_->pools.at(id);
+    const slots::Pool& pool = *shared_->pools.at(id);
     const std::string name = Label(pool.name());
     put("l7px_slot_registrations_total{{pool=\"{}\",result=\"ok\"}} {}\n", name,
         Load(pool.registrations_ok));

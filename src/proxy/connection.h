@@ -6,8 +6,8 @@
 
 #include <cstdint>
 
-#include "acceptor/pool.h"
-#include "acceptor/slot.h"
+#include "slots/pool.h"
+#include "slots/slot.h"
 #include "base/address.h"
 #include "base/unique_fd.h"
 #include "http/parser.h"
@@ -110,9 +110,9 @@ struct Connection {
   int64_t start_ns = 0;
   int64_t queued_ns = 0;
   int64_t queue_wait_ns = 0;
-  acceptor::Pool* pool = nullptr;
-  acceptor::RequestLimits settings;  // the pool's limits when the request began (a copy)
-  acceptor::Slot* slot = nullptr;
+  slots::Pool* pool = nullptr;
+  slots::RequestLimits settings;  // the pool's limits when the request began (a copy)
+  slots::Slot* slot = nullptr;
   int slot_ops = 0;        // completions still expected on the slot fd
   bool slot_dead = false;  // retire the slot once slot_ops drains
   uint32_t attempts = 0;

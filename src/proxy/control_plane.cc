@@ -30,8 +30,8 @@ ServerLimits LimitsFrom(const config::Server& server) {
   return limits;
 }
 
-acceptor::PoolSettings PoolSettingsFrom(const config::Pool& p) {
-  acceptor::PoolSettings settings;
+slots::PoolSettings PoolSettingsFrom(const config::Pool& p) {
+  slots::PoolSettings settings;
   settings.max_slots = p.max_slots;
   settings.request.queue = p.queue;
   settings.request.queue_timeout_ns = ToNanos(p.queue_timeout);
@@ -47,7 +47,7 @@ namespace {
 // (a kMsgSlotAvailable for a closing pool serves what idle slots remain, then 503s the rest),
 // instead of leaving them to queue_timeout. Called on the admin or the signal thread; io_uring
 // rings are single-issuer, so each thread posts through a ring of its own.
-void AnnounceClosing(const SharedState& shared, const acceptor::Pool& pool) {
+void AnnounceClosing(const SharedState& shared, const slots::Pool& pool) {
   thread_local io::MessagePoster poster;
   thread_local absl::Status ready = poster.Init();
   if (!ready.ok()) {
@@ -82,27 +82,27 @@ absl::Status ControlPlane::Init() {
 }
 
 absl::Status ControlPlane::ApplyPools(const std::vector<config::Pool>& pools, bool log_changes) {
-  acceptor::PoolRegistry& registry = shared_->pools;
+  slots::PoolRegistry& registry = shared_->pools;
   // Room first, so a reload is all-or-nothing. A name seen before (a drained or removed pool)
   // reopens its pool and takes no room.
   uint32_t adding = 0;
   for (const config::Pool& p : pools) {
     if (registry.FindAny(p.name) == nullptr) ++adding;
   }
-  if (registry.size() + adding > acceptor::kMaxPools) {
+  if (registry.size() + adding > slots::kMaxPools) {
     return absl::ResourceExhaustedError(
         absl::StrCat("too many distinct pool names over this process's life (limit ",
-                     acceptor::kMaxPools, "); restart to compact"));
+                     slots::kMaxPools, "); restart to compact"));
   }
   for (const config::Pool& p : pools) {
-    acceptor::Pool* pool = registry.FindAny(p.name);
+    slots::Pool* pool = registry.FindAny(p.name);
     if (pool == nullptr) {
       registry.Add(p.name, PoolSettingsFrom(p), shared_->num_workers);
       if (log_changes) L7PX_LOG(kInfo, "pool {} added", p.name);
       continue;
     }
     // The settings replaced go once no worker or acceptor pass can still be reading them.
-    if (std::unique_ptr<const acceptor::PoolSettings> old =
+    if (std::unique_ptr<const slots::PoolSettings> old =
             pool->UpdateSettings(PoolSettingsFrom(p))) {
       shared_->rcu.Retire([replaced = old.release()] { delete replaced; });
     }
@@ -113,7 +113,7 @@ absl::Status ControlPlane::ApplyPools(const std::vector<config::Pool>& pools, bo
     }
   }
   for (uint32_t id = 0; id < registry.size(); ++id) {
-    acceptor::Pool* pool = registry.at(id);
+    slots::Pool* pool = registry.at(id);
     if (pool->closing()) continue;
     bool declared = false;
     for (const config::Pool& p : pools) declared |= (p.name == pool->name());
@@ -129,7 +129,7 @@ absl::Status ControlPlane::ApplyPools(const std::vector<config::Pool>& pools, bo
 absl::Status ControlPlane::PublishRoutes() {
   std::vector<RouteSpec> specs;
   for (const RouteRecord& r : routes_) {
-    const acceptor::Pool* pool = shared_->pools.FindAny(r.route.pool);
+    const slots::Pool* pool = shared_->pools.FindAny(r.route.pool);
     if (pool == nullptr) {
       return absl::FailedPreconditionError(
           absl::StrCat("route ", r.id, " names unknown pool \"", r.route.pool, "\""));
@@ -226,7 +226,7 @@ std::vector<ControlPlane::RouteRecord> ControlPlane::Routes() {
 
 absl::Status ControlPlane::Drain(std::string_view name) {
   std::lock_guard<std::mutex> lock(mu_);
-  acceptor::Pool* pool = shared_->pools.Find(name);
+  slots::Pool* pool = shared_->pools.Find(name);
   if (pool == nullptr)
     return absl::NotFoundError(absl::StrCat("unknown pool \"", ToAbsl(name), "\""));
   pool->set_closing(true);

@@ -65,6 +65,6 @@ class ControlPlane {
   config::Config running_;  // the config the current state came from
 };
 
-acceptor::PoolSettings PoolSettingsFrom(const config::Pool& pool);
+slots::PoolSettings PoolSettingsFrom(const config::Pool& pool);
 
 }  // namespace l7px::proxy

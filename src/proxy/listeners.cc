@@ -6,7 +6,7 @@
 
 namespace l7px::proxy {
 
-using acceptor::handoff::ListenerKind;
+using handoff::ListenerKind;
 
 ListenerSet::ListenerSet(std::vector<InheritedListener> inherited)
     : inherited_(std::move(inherited)) {}

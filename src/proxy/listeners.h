@@ -4,7 +4,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
-#include "acceptor/handoff_message.h"
+#include "handoff/message.h"
 #include "base/address.h"
 #include "base/unique_fd.h"
 
@@ -12,14 +12,14 @@ namespace l7px::proxy {
 
 // A listening socket received from the process this one takes over from.
 struct InheritedListener {
-  acceptor::handoff::ListenerEntry entry;
+  handoff::ListenerEntry entry;
   UniqueFd fd;
 };
 
 // A listening socket this process serves, as the upgrade handoff describes it to a successor.
 // The fd stays owned by the worker, acceptor or admin thread that accepts on it.
 struct ServedListener {
-  acceptor::handoff::ListenerEntry entry;
+  handoff::ListenerEntry entry;
   int fd = -1;
 };
 
@@ -44,8 +44,8 @@ class ListenerSet {
   int inherited_used() const { return inherited_used_; }
 
  private:
-  std::vector<UniqueFd> Take(acceptor::handoff::ListenerKind kind, const std::string& address);
-  absl::StatusOr<UniqueFd> One(acceptor::handoff::ListenerKind kind, const SocketAddress& addr,
+  std::vector<UniqueFd> Take(handoff::ListenerKind kind, const std::string& address);
+  absl::StatusOr<UniqueFd> One(handoff::ListenerKind kind, const SocketAddress& addr,
                                const char* what, int backlog);
 
   std::vector<InheritedListener> inherited_;

@@ -5,7 +5,7 @@
 #include <memory>
 #include <string>
 
-#include "acceptor/pool.h"
+#include "slots/pool.h"
 
 namespace l7px::proxy {
 
@@ -66,7 +66,7 @@ class WorkerPoolMetrics {
   }
 
  private:
-  std::atomic<PoolMetrics*> pools_[acceptor::kMaxPools] = {};
+  std::atomic<PoolMetrics*> pools_[slots::kMaxPools] = {};
 };
 
 }  // namespace l7px::proxy

@@ -5,7 +5,7 @@
 #include <functional>
 #include <vector>
 
-#include "acceptor/pool.h"
+#include "slots/pool.h"
 
 namespace l7px::proxy {
 
@@ -19,8 +19,8 @@ namespace l7px::proxy {
 // to their own cache line per loop pass, nothing per request.
 class Rcu {
  public:
-  static constexpr int kAcceptorReader = acceptor::kMaxWorkers;
-  static constexpr int kMaxReaders = acceptor::kMaxWorkers + 1;
+  static constexpr int kAcceptorReader = slots::kMaxWorkers;
+  static constexpr int kMaxReaders = slots::kMaxWorkers + 1;
 
   explicit Rcu(int readers) : readers_(readers) {}
   Rcu(const Rcu&) = delete;

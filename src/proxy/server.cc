@@ -9,7 +9,7 @@
 #include <thread>
 
 #include "absl/strings/str_cat.h"
-#include "acceptor/handoff_channel.h"
+#include "handoff/channel.h"
 #include "base/log.h"
 #include "base/strings.h"
 #include "io/socket.h"
@@ -34,14 +34,14 @@ absl::Status Server::Start(std::unique_ptr<Takeover> takeover) {
   int workers = static_cast<int>(cfg.server.workers);
   if (workers == 0) workers = static_cast<int>(std::thread::hardware_concurrency());
   if (workers <= 0) workers = 1;
-  if (workers > acceptor::kMaxWorkers) workers = acceptor::kMaxWorkers;
+  if (workers > slots::kMaxWorkers) workers = slots::kMaxWorkers;
   shared_.num_workers = workers;
 
   // First, so a second plain start fails before it binds anything (SO_REUSEPORT would let it
   // share the front port silently). A takeover binds it once the old process is done.
   UniqueFd upgrade_listener;
   if (takeover == nullptr) {
-    auto fd = acceptor::handoff::ListenUpgradeSocket(cfg.upgrade.socket);
+    auto fd = handoff::ListenUpgradeSocket(cfg.upgrade.socket);
     if (!fd.ok()) return fd.status();
     upgrade_listener = std::move(*fd);
   }

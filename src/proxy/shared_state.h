@@ -6,7 +6,7 @@
 #include <string>
 #include <vector>
 
-#include "acceptor/pool.h"
+#include "slots/pool.h"
 #include "config/config.h"
 #include "proxy/rcu.h"
 #include "proxy/router.h"
@@ -53,7 +53,7 @@ struct SharedState {
   }
 
   config::Config config;  // as started: listeners and buffer sizes need a restart to change
-  acceptor::PoolRegistry pools;
+  slots::PoolRegistry pools;
   std::atomic<const RouteTable*> routes{nullptr};
   std::atomic<const ServerLimits*> limits{nullptr};
   Rcu rcu{Rcu::kMaxReaders};

@@ -10,8 +10,6 @@
 
 namespace l7px::proxy {
 
-namespace handoff = acceptor::handoff;
-
 namespace {
 // The old process sends a batch as soon as it has idle slots; between batches it may wait for
 // responses to finish (up to its drain_timeout), so the wait here is long but bounded.

@@ -9,7 +9,7 @@
 #include "absl/functional/function_ref.h"
 #include "absl/status/statusor.h"
 #include "acceptor/acceptor.h"
-#include "acceptor/handoff_channel.h"
+#include "handoff/channel.h"
 #include "proxy/listeners.h"
 
 namespace l7px::proxy {
@@ -46,7 +46,7 @@ class Takeover {
  private:
   Takeover() = default;
 
-  acceptor::handoff::Channel channel_;
+  handoff::Channel channel_;
   std::vector<InheritedListener> listeners_;
   size_t listener_count_ = 0;
   pid_t old_pid_ = 0;

@@ -13,7 +13,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "acceptor/acceptor.h"
-#include "acceptor/slot_lifecycle.h"
+#include "slots/slot_lifecycle.h"
 #include "base/clock.h"
 #include "base/log.h"
 #include "base/strings.h"
@@ -22,8 +22,6 @@
 #include "proxy/worker.h"
 
 namespace l7px::proxy {
-
-namespace handoff = acceptor::handoff;
 
 namespace {
 
@@ -253,13 +251,13 @@ UpgradeServer::DrainOutcome UpgradeServer::Drain(handoff::Channel* channel, pid_
   const int64_t deadline = MonotonicNanos() + ToNanos(config_.drain_timeout);
   while (!stop_.load()) {
     if (channel != nullptr) {
-      std::vector<acceptor::Slot*> slots = CollectMovableSlots();
-      if (!slots.empty()) {
+      std::vector<slots::Slot*> movable = CollectMovableSlots();
+      if (!movable.empty()) {
         handoff::Message m;
         m.type = handoff::Type::kSlots;
         m.batch = next_batch_++;
         std::vector<int> fds;
-        for (acceptor::Slot* s : slots) {
+        for (slots::Slot* s : movable) {
           m.slots.push_back({shared_.pools.at(s->pool_id())->name(), s->service_id()});
           fds.push_back(s->fd());
         }
@@ -267,7 +265,7 @@ UpgradeServer::DrainOutcome UpgradeServer::Drain(handoff::Channel* channel, pid_
           // A SEQPACKET send is all or nothing: the successor got none of these fds.
           L7PX_LOG(kWarn, "handoff: sending slots to pid {} failed: {}", successor,
                    ToStd(s.message()));
-          ReturnSlots(slots);
+          ReturnSlots(movable);
           out.successor_lost = true;
           return out;
         }
@@ -277,31 +275,31 @@ UpgradeServer::DrainOutcome UpgradeServer::Drain(handoff::Channel* channel, pid_
         while (true) {
           auto r = Await(*channel, kAckTimeoutMs);
           if (r.ok() && r->message.type == handoff::Type::kAck && r->message.batch == m.batch) {
-            for (acceptor::Slot* s : slots) {
-              acceptor::AccountLeasedSlotMoved(*shared_.pools.at(s->pool_id()), *s);
+            for (slots::Slot* s : movable) {
+              slots::AccountLeasedSlotMoved(*shared_.pools.at(s->pool_id()), *s);
               Post(shared_.acceptor_ring_fd.load(),
                    io::PackPointerMessage(acceptor::kMsgSlotMoved, s));
             }
-            out.moved += slots.size();
+            out.moved += movable.size();
             break;
           }
           if (!r.ok() && absl::IsUnavailable(r.status())) {
             L7PX_LOG(kWarn, "handoff: pid {} went away before confirming {} slots: {}", successor,
-                     slots.size(), ToStd(r.status().message()));
-            ReturnSlots(slots);
+                     movable.size(), ToStd(r.status().message()));
+            ReturnSlots(movable);
             out.successor_lost = true;
             return out;
           }
           if (!r.ok() && absl::IsDeadlineExceeded(r.status()) && MonotonicNanos() < deadline) {
             L7PX_LOG(kWarn, "handoff: pid {} has not confirmed {} slots yet", successor,
-                     slots.size());
+                     movable.size());
             continue;
           }
           L7PX_LOG(kError, "handoff: pid {} did not confirm {} slots ({}); leaving them to it",
-                   successor, slots.size(),
+                   successor, movable.size(),
                    r.ok() ? std::string_view(handoff::TypeName(r->message.type))
                           : ToStd(r.status().message()));
-          ForgetSlots(slots);
+          ForgetSlots(movable);
           out.successor_lost = !r.ok() || r->message.type != handoff::Type::kAck;
           if (out.successor_lost) return out;
           break;
@@ -333,12 +331,12 @@ UpgradeServer::DrainOutcome UpgradeServer::Drain(handoff::Channel* channel, pid_
   return out;
 }
 
-std::vector<acceptor::Slot*> UpgradeServer::CollectMovableSlots() {
-  std::vector<acceptor::Slot*> out;
+std::vector<slots::Slot*> UpgradeServer::CollectMovableSlots() {
+  std::vector<slots::Slot*> out;
   size_t bytes = 64;
   const bool clients_left = host_->ClientConnections() > 0;
   for (uint32_t id = 0; id < shared_.pools.size(); ++id) {
-    acceptor::Pool& pool = *shared_.pools.at(id);
+    slots::Pool& pool = *shared_.pools.at(id);
     if (pool.closing()) continue;  // its slots are being closed, not handed over
     int64_t taken = 0;
     while (out.size() < handoff::kMaxFdsPerMessage && bytes + 1024 < handoff::kMaxMessageBytes) {
@@ -350,7 +348,7 @@ std::vector<acceptor::Slot*> UpgradeServer::CollectMovableSlots() {
       if (pool.waiting.load(std::memory_order_relaxed) > 0) break;
       // Keep one slot here while this process still has clients that may send a request.
       if (clients_left && pool.registered.load() - taken <= 1) break;
-      acceptor::Slot* slot = pool.idle().TryPop();
+      slots::Slot* slot = pool.idle().TryPop();
       if (slot == nullptr) break;
       if (!slot->TryLease()) {  // died while idle: the acceptor frees it
         Post(shared_.acceptor_ring_fd.load(),
@@ -366,10 +364,10 @@ std::vector<acceptor::Slot*> UpgradeServer::CollectMovableSlots() {
   return out;
 }
 
-void UpgradeServer::ReturnSlots(const std::vector<acceptor::Slot*>& slots) {
-  for (acceptor::Slot* s : slots) {
-    acceptor::Pool& pool = *shared_.pools.at(s->pool_id());
-    if (!acceptor::ReturnLeasedSlot(pool, *s)) {
+void UpgradeServer::ReturnSlots(const std::vector<slots::Slot*>& slots) {
+  for (slots::Slot* s : slots) {
+    slots::Pool& pool = *shared_.pools.at(s->pool_id());
+    if (!slots::ReturnLeasedSlot(pool, *s)) {
       Post(shared_.acceptor_ring_fd.load(), io::PackPointerMessage(acceptor::kMsgRetireSlot, s));
       continue;
     }
@@ -381,16 +379,16 @@ void UpgradeServer::ReturnSlots(const std::vector<acceptor::Slot*>& slots) {
   }
 }
 
-void UpgradeServer::ForgetSlots(const std::vector<acceptor::Slot*>& slots) {
-  for (acceptor::Slot* s : slots) {
-    acceptor::AccountLeasedSlotMoved(*shared_.pools.at(s->pool_id()), *s);
+void UpgradeServer::ForgetSlots(const std::vector<slots::Slot*>& slots) {
+  for (slots::Slot* s : slots) {
+    slots::AccountLeasedSlotMoved(*shared_.pools.at(s->pool_id()), *s);
     Post(shared_.acceptor_ring_fd.load(), io::PackPointerMessage(acceptor::kMsgSlotMoved, s));
   }
 }
 
 bool UpgradeServer::SlotsLeft() const {
   for (uint32_t id = 0; id < shared_.pools.size(); ++id) {
-    const acceptor::Pool& pool = *shared_.pools.at(id);
+    const slots::Pool& pool = *shared_.pools.at(id);
     if (!pool.closing() && pool.registered.load() > 0) return true;
   }
   return false;

@@ -7,7 +7,7 @@
 #include <vector>
 
 #include "absl/status/status.h"
-#include "acceptor/handoff_channel.h"
+#include "handoff/channel.h"
 #include "base/unique_fd.h"
 #include "config/config.h"
 #include "io/mailbox.h"
@@ -76,20 +76,20 @@ class UpgradeServer {
 
   void Run(std::unique_ptr<Takeover> takeover);
   void CompleteTakeover(Takeover& takeover);
-  void Session(acceptor::handoff::Channel channel);
-  absl::Status SendListeners(acceptor::handoff::Channel& channel);
+  void Session(handoff::Channel channel);
+  absl::Status SendListeners(handoff::Channel& channel);
   // Receive/Expect on `channel` that keep refusing other takeover attempts while they wait.
-  absl::StatusOr<acceptor::handoff::Channel::Received> Await(acceptor::handoff::Channel& channel,
+  absl::StatusOr<handoff::Channel::Received> Await(handoff::Channel& channel,
                                                              int timeout_ms);
-  absl::StatusOr<acceptor::handoff::Channel::Received> AwaitType(
-      acceptor::handoff::Channel& channel, acceptor::handoff::Type type, int timeout_ms);
-  DrainOutcome Drain(acceptor::handoff::Channel* channel, pid_t successor);
+  absl::StatusOr<handoff::Channel::Received> AwaitType(
+      handoff::Channel& channel, handoff::Type type, int timeout_ms);
+  DrainOutcome Drain(handoff::Channel* channel, pid_t successor);
   // Leases idle slots that can move now: none of a pool with requests queued here, and one per
   // pool stays while clients remain here.
-  std::vector<acceptor::Slot*> CollectMovableSlots();
+  std::vector<slots::Slot*> CollectMovableSlots();
   // Puts leased slots back into service (the successor never confirmed them).
-  void ReturnSlots(const std::vector<acceptor::Slot*>& slots);
-  void ForgetSlots(const std::vector<acceptor::Slot*>& slots);
+  void ReturnSlots(const std::vector<slots::Slot*>& slots);
+  void ForgetSlots(const std::vector<slots::Slot*>& slots);
   bool SlotsLeft() const;
   void SetAccepting(bool on, bool stop_listening = false);
   void RefusePending(std::string_view reason);

@@ -26,7 +26,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "acceptor/acceptor.h"
-#include "acceptor/slot_lifecycle.h"
+#include "slots/slot_lifecycle.h"
 #include "base/clock.h"
 #include "base/log.h"
 #include "base/reserve.h"
@@ -797,7 +797,7 @@ class Worker::Loop {
   }
 
   void Dispatch(Connection& c) {
-    acceptor::Pool& pool = *c.pool;
+    slots::Pool& pool = *c.pool;
     if (pool.closing()) {  // drained or removed: no slot will come back
       Bump(stats_->pools.For(pool.id()).shed_closing);
       Respond(c, 503, /*close=*/false);
@@ -805,7 +805,7 @@ class Worker::Loop {
     }
     // No barging: while anyone waits, a new request queues behind them.
     if (pool.waiting.load(std::memory_order_relaxed) == 0) {
-      if (acceptor::Slot* slot = LeaseFromStack(pool)) {
+      if (slots::Slot* slot = LeaseFromStack(pool)) {
         StartExchange(c, slot);
         return;
       }
@@ -824,8 +824,8 @@ class Worker::Loop {
     OnSlotAvailable(pool.id());
   }
 
-  acceptor::Slot* LeaseFromStack(acceptor::Pool& pool) {
-    while (acceptor::Slot* slot = pool.idle().TryPop()) {
+  slots::Slot* LeaseFromStack(slots::Pool& pool) {
+    while (slots::Slot* slot = pool.idle().TryPop()) {
       if (slot->TryLease()) {
         pool.busy.fetch_add(1, std::memory_order_relaxed);
         return slot;
@@ -835,14 +835,14 @@ class Worker::Loop {
     return nullptr;
   }
 
-  void PostRetire(acceptor::Slot* slot) {
+  void PostRetire(slots::Slot* slot) {
     io::PrepPostMessage(ring_.Sqe(), shared_->acceptor_ring_fd.load(std::memory_order_relaxed),
                         io::PackPointerMessage(acceptor::kMsgRetireSlot, slot), 0,
                         io::Tag{kOpPostFailed, 0, 0}.Pack());
   }
 
   void Enqueue(Connection& c) {
-    acceptor::Pool& pool = *c.pool;
+    slots::Pool& pool = *c.pool;
     WaitQueue& q = QueueFor(pool.id());
     c.state = ConnState::kQueued;
     c.queued_ns = now_ns_;
@@ -855,7 +855,7 @@ class Worker::Loop {
   }
 
   void Dequeue(Connection& c) {
-    acceptor::Pool& pool = *c.pool;
+    slots::Pool& pool = *c.pool;
     WaitQueue& q = QueueFor(pool.id());
     const bool was_head = q.fifo.front() == &c.queue_node;
     TimerList::Unlink(&c.queue_node);
@@ -885,10 +885,10 @@ class Worker::Loop {
   // A slot became idle somewhere and this worker had the oldest waiter for the pool.
   void OnSlotAvailable(uint32_t pool_id) {
     if (pool_id >= shared_->pools.size()) return;
-    acceptor::Pool& pool = *shared_->pools.at(pool_id);
+    slots::Pool& pool = *shared_->pools.at(pool_id);
     WaitQueue& q = QueueFor(pool_id);
     while (!q.fifo.empty()) {
-      acceptor::Slot* slot = LeaseFromStack(pool);
+      slots::Slot* slot = LeaseFromStack(pool);
       if (slot == nullptr) break;
       Connection& c = *FromQueueNode(q.fifo.front());
       Dequeue(c);
@@ -916,7 +916,7 @@ class Worker::Loop {
 
   // A slot this worker used is free again: its own oldest waiter first, else back to the stack
   // and wake the worker with the oldest waiter.
-  void ReleaseSlot(acceptor::Pool& pool, acceptor::Slot* slot) {
+  void ReleaseSlot(slots::Pool& pool, slots::Slot* slot) {
     WaitQueue& q = QueueFor(pool.id());
     if (!q.fifo.empty() && !pool.closing() && !slot->peer_closed.load(std::memory_order_relaxed)) {
       // Keep the slot (no stack round trip) only if this worker holds the pool's oldest waiter;
@@ -930,7 +930,7 @@ class Worker::Loop {
         return;
       }
     }
-    if (!acceptor::ReturnLeasedSlot(pool, *slot)) {
+    if (!slots::ReturnLeasedSlot(pool, *slot)) {
       PostRetire(slot);
       return;
     }
@@ -947,7 +947,7 @@ class Worker::Loop {
 
   // ---------------------------------------------------------------- exchange
 
-  void StartExchange(Connection& c, acceptor::Slot* slot) {
+  void StartExchange(Connection& c, slots::Slot* slot) {
     Exchange& x = *c.x;
     c.state = ConnState::kExchange;
     c.slot = slot;
@@ -1409,7 +1409,7 @@ class Worker::Loop {
     const bool reusable = !c.abandon_request && !c.slot_unusable && resp.keep_alive && c.req_sent &&
                           !c.slot_send_busy && !c.slot_recv_busy;
     if (reusable) {
-      acceptor::Slot* slot = c.slot;
+      slots::Slot* slot = c.slot;
       c.slot = nullptr;
       ReleaseSlot(*c.pool, slot);
     } else {
@@ -1504,7 +1504,7 @@ class Worker::Loop {
   void KillSlot(Connection& c) {
     if (c.slot == nullptr) return;
     if (!c.slot_dead) {
-      acceptor::KillLeasedSlot(*c.pool, *c.slot);
+      slots::KillLeasedSlot(*c.pool, *c.slot);
       c.slot_dead = true;
     }
     if (c.slot_ops == 0) RetireSlot(c);

@@ -25,7 +25,7 @@
 #include <string>
 #include <vector>
 
-#include "acceptor/handoff_channel.h"
+#include "handoff/channel.h"
 #include "support/admin.h"
 #include "support/clients.h"
 #include "support/integration.h"
@@ -34,8 +34,6 @@
 
 namespace l7px::testing {
 namespace {
-
-namespace handoff = acceptor::handoff;
 using std::chrono::milliseconds;
 using std::chrono::seconds;
 

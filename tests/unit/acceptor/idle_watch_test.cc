@@ -42,7 +42,7 @@ TEST(PeekIdleSlotTest, BytesBeforeTheCloseAreStillBytes) {
 }
 
 TEST(IdleSinceLastTickTest, NeedsTwoTicksIdleWithoutALease) {
-  Slot slot(UniqueFd(), 0, "s");
+  slots::Slot slot(UniqueFd(), 0, "s");
   EXPECT_FALSE(IdleSinceLastTick(slot));  // first look: idle, nothing known before
   EXPECT_TRUE(IdleSinceLastTick(slot));   // still idle, same epoch
 

@@ -31,7 +31,7 @@ class ControlPlaneTest : public ::testing::Test {
   int Route(std::string_view host, std::string_view path) {
     return shared_.routes.load()->Match(host, path);
   }
-  const acceptor::Pool* Live(std::string_view name) { return shared_.pools.Find(name); }
+  const slots::Pool* Live(std::string_view name) { return shared_.pools.Find(name); }
 
   static constexpr const char* kBase = R"(
 [server]
@@ -72,8 +72,8 @@ TEST_F(ControlPlaneTest, InitPublishesPoolsRoutesAndLimits) {
 }
 
 TEST_F(ControlPlaneTest, ReloadDiffsPoolsRoutesAndLimits) {
-  const acceptor::Pool* a = Live("a");
-  const acceptor::Pool* b = Live("b");
+  const slots::Pool* a = Live("a");
+  const slots::Pool* b = Live("b");
   Write(R"(
 [server]
 listen = ["127.0.0.1:0"]

@@ -14,15 +14,13 @@
 #include <string>
 #include <vector>
 
-#include "acceptor/handoff_channel.h"
-#include "acceptor/slot.h"
+#include "handoff/channel.h"
+#include "slots/slot.h"
 #include "io/ring.h"
 #include "support/process.h"
 
 namespace l7px::proxy {
 namespace {
-
-namespace handoff = acceptor::handoff;
 
 class FakeHost : public HandoffHost {
  public:
@@ -46,13 +44,13 @@ class UpgradeServerTest : public ::testing::Test {
     // Messages to the acceptor (slots moved) land in a ring nobody reads.
     ASSERT_TRUE(acceptor_ring_.Init(8).ok());
     host_.shared().acceptor_ring_fd.store(acceptor_ring_.fd());
-    pool_ = host_.shared().pools.Add("api", acceptor::PoolSettings{}, 1);
+    pool_ = host_.shared().pools.Add("api", slots::PoolSettings{}, 1);
     // Two registered idle slots (their services are the other ends of socket pairs).
     for (int i = 0; i < 2; ++i) {
       int fds[2];
       ASSERT_EQ(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds), 0);
       services_.emplace_back(fds[1]);
-      slots_.push_back(std::make_unique<acceptor::Slot>(UniqueFd(fds[0]), pool_->id(), "svc"));
+      slots_.push_back(std::make_unique<slots::Slot>(UniqueFd(fds[0]), pool_->id(), "svc"));
       pool_->idle().Bind(slots_.back().get());
       pool_->idle().Push(slots_.back().get());
       pool_->registered.fetch_add(1);
@@ -98,9 +96,9 @@ class UpgradeServerTest : public ::testing::Test {
   FakeHost host_;
   io::Ring acceptor_ring_;
   config::Upgrade config_;
-  acceptor::Pool* pool_ = nullptr;
+  slots::Pool* pool_ = nullptr;
   std::vector<UniqueFd> services_;
-  std::vector<std::unique_ptr<acceptor::Slot>> slots_;
+  std::vector<std::unique_ptr<slots::Slot>> slots_;
   std::unique_ptr<UpgradeServer> server_;
 };
 

@@ -7,7 +7,7 @@
 
 #include "base/unique_fd.h"
 
-namespace l7px::acceptor {
+namespace l7px::slots {
 
 // One registered service connection: carries one request at a time and is kept alive.
 //
@@ -93,4 +93,4 @@ class Slot {
   std::atomic<uint64_t> word_{0};
 };
 
-}  // namespace l7px::acceptor
+}  // namespace l7px::slots

@@ -5,7 +5,7 @@
 #include <cstdint>
 #include <memory>
 
-namespace l7px::acceptor {
+namespace l7px::slots {
 
 class Slot;
 
@@ -73,4 +73,4 @@ class SlotStack {
   alignas(64) std::atomic<uint64_t> top_{kNone};
 };
 
-}  // namespace l7px::acceptor
+}  // namespace l7px::slots

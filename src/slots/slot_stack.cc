@@ -1,8 +1,8 @@
-#include "acceptor/slot_stack.h"
+#include "slots/slot_stack.h"
 
 #include <algorithm>
 
-#include "acceptor/slot.h"
+#include "slots/slot.h"
 
 // A Treiber stack over a fixed array of cells, one cell per bound slot.
 //
@@ -21,7 +21,7 @@
 // so a pop (acquire) sees everything the pusher wrote before its push (the slot's state, and
 // the data of the request it carried).
 
-namespace l7px::acceptor {
+namespace l7px::slots {
 
 SlotStack::SlotStack(size_t capacity)
     : capacity_(std::clamp<size_t>(capacity, 1, kMaxCells)),
@@ -82,4 +82,4 @@ Slot* SlotStack::TryPop() {
 
 bool SlotStack::Empty() const { return IndexOf(top_.load(std::memory_order_relaxed)) == kNone; }
 
-}  // namespace l7px::acceptor
+}  // namespace l7px::slots

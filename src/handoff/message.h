@@ -8,7 +8,7 @@
 
 #include "absl/status/statusor.h"
 
-namespace l7px::acceptor::handoff {
+namespace l7px::handoff {
 
 // The FD handoff protocol between a running l7px (the "old" process) and one started with
 // --takeover (the "new" one), over a SOCK_SEQPACKET UNIX socket: one message per packet,
@@ -96,4 +96,4 @@ absl::StatusOr<Message> Decode(std::string_view packet);
 // Approximate encoded size of one slot entry (to cut batches below kMaxMessageBytes).
 inline size_t EncodedSize(const SlotEntry& e) { return 4 + e.pool.size() + e.service.size(); }
 
-}  // namespace l7px::acceptor::handoff
+}  // namespace l7px::handoff

@@ -10,11 +10,11 @@
 
 #include <string>
 
-#include "acceptor/handoff_channel.h"
-#include "acceptor/handoff_message.h"
+#include "handoff/channel.h"
+#include "handoff/message.h"
 #include "support/process.h"
 
-namespace l7px::acceptor::handoff {
+namespace l7px::handoff {
 namespace {
 
 Message RoundTrip(const Message& m) {
@@ -230,4 +230,4 @@ TEST(UpgradeSocket, OwnerOnlyAndRefusesALiveOne) {
 }
 
 }  // namespace
-}  // namespace l7px::acceptor::handoff
+}  // namespace l7px::handoff

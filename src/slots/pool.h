@@ -10,10 +10,10 @@
 #include <string_view>
 #include <vector>
 
-#include "acceptor/slot_stack.h"
+#include "slots/slot_stack.h"
 #include "base/clock.h"
 
-namespace l7px::acceptor {
+namespace l7px::slots {
 
 inline constexpr int kMaxWorkers = 256;
 
@@ -154,9 +154,9 @@ class Pool {
   PaddedTime oldest_wait_[kMaxWorkers];
 };
 
-}  // namespace l7px::acceptor
+}  // namespace l7px::slots
 
-namespace l7px::acceptor {
+namespace l7px::slots {
 
 inline constexpr uint32_t kMaxPools = 1024;
 
@@ -208,4 +208,4 @@ class PoolRegistry {
   std::atomic<uint32_t> count_{0};
 };
 
-}  // namespace l7px::acceptor
+}  // namespace l7px::slots

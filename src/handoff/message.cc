@@ -1,10 +1,10 @@
-#include "acceptor/handoff_message.h"
+#include "handoff/message.h"
 
 #include <cstring>
 
 #include "absl/strings/str_cat.h"
 
-namespace l7px::acceptor::handoff {
+namespace l7px::handoff {
 namespace {
 
 class Writer {
@@ -227,4 +227,4 @@ absl::StatusOr<Message> Decode(std::string_view packet) {
   return m;
 }
 
-}  // namespace l7px::acceptor::handoff
+}  // namespace l7px::handoff

@@ -4,10 +4,10 @@
 
 #include <atomic>
 
-#include "acceptor/pool.h"
-#include "acceptor/slot.h"
+#include "slots/pool.h"
+#include "slots/slot.h"
 
-namespace l7px::acceptor {
+namespace l7px::slots {
 
 // Transitions shared by the acceptor and the workers, so the pool's gauges stay exact: whoever
 // makes a slot DEAD accounts for it once and shuts the socket down (the service sees the close at
@@ -67,4 +67,4 @@ inline bool ReturnLeasedSlot(Pool& pool, Slot& slot) {
   return true;
 }
 
-}  // namespace l7px::acceptor
+}  // namespace l7px::slots

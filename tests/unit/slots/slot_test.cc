@@ -1,4 +1,4 @@
-#include "acceptor/slot.h"
+#include "slots/slot.h"
 
 #include <fcntl.h>
 #include <unistd.h>
@@ -10,7 +10,7 @@
 
 #include "gtest/gtest.h"
 
-namespace l7px::acceptor {
+namespace l7px::slots {
 namespace {
 
 TEST(SlotTest, StartsIdleAtEpochZeroWithItsFields) {
@@ -142,4 +142,4 @@ TEST(SlotTest, LeaseRacingKillIdleHasOneWinner) {
 }
 
 }  // namespace
-}  // namespace l7px::acceptor
+}  // namespace l7px::slots

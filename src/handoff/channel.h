@@ -7,10 +7,10 @@
 
 #include "absl/status/statusor.h"
 #include "absl/types/span.h"
-#include "acceptor/handoff_message.h"
+#include "handoff/message.h"
 #include "base/unique_fd.h"
 
-namespace l7px::acceptor::handoff {
+namespace l7px::handoff {
 
 // How long either side waits for the other's Hello (and the old side for listener acks).
 inline constexpr int kHelloTimeoutMs = 5'000;
@@ -61,4 +61,4 @@ absl::StatusOr<UniqueFd> ListenUpgradeSocket(const std::string& path, bool repla
 // True when a process accepts connections on the UNIX socket at `path`.
 bool UpgradeSocketAnswers(const std::string& path);
 
-}  // namespace l7px::acceptor::handoff
+}  // namespace l7px::handoff

@@ -1,4 +1,4 @@
-#include "acceptor/handoff_channel.h"
+#include "handoff/channel.h"
 
 #include <poll.h>
 #include <sys/stat.h>
@@ -10,7 +10,7 @@
 
 #include "absl/strings/str_cat.h"
 
-namespace l7px::acceptor::handoff {
+namespace l7px::handoff {
 namespace {
 
 constexpr int kSendTimeoutSec = 5;
@@ -190,4 +190,4 @@ absl::StatusOr<UniqueFd> ListenUpgradeSocket(const std::string& path, bool repla
   return fd;
 }
 
-}  // namespace l7px::acceptor::handoff
+}  // namespace l7px::handoff

@@ -1,4 +1,4 @@
-#include "acceptor/slot_stack.h"
+#include "slots/slot_stack.h"
 
 #include <atomic>
 #include <barrier>
@@ -7,10 +7,10 @@
 #include <thread>
 #include <vector>
 
-#include "acceptor/slot.h"
+#include "slots/slot.h"
 #include "gtest/gtest.h"
 
-namespace l7px::acceptor {
+namespace l7px::slots {
 namespace {
 
 // Slots whose pool_id is their index, so a popped pointer identifies itself; each bound to a
@@ -196,4 +196,4 @@ TEST(SlotStackTest, ConcurrentPopPushRecyclesSlotsWithoutDoubleLease) {
 }
 
 }  // namespace
-}  // namespace l7px::acceptor
+}  // namespace l7px::slots
