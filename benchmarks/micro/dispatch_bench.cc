@@ -24,7 +24,7 @@
 #include "config/config.h"
 #include "http/parser.h"
 #include "http/rewrite.h"
-#include "proxy/router.h"
+#include "proxy/routing/router.h"
 
 namespace l7px {
 namespace {

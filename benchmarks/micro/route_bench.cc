@@ -9,8 +9,8 @@
 
 #include "config/config.h"
 #include "fmt/format.h"
-#include "proxy/router.h"
-#include "proxy/timer_list.h"
+#include "proxy/routing/router.h"
+#include "proxy/worker/timer_list.h"
 
 namespace l7px::proxy {
 namespace {

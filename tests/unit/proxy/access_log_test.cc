@@ -1,4 +1,4 @@
-#include "proxy/access_log.h"
+#include "proxy/worker/access_log.h"
 
 #include <gtest/gtest.h>
 #include <unistd.h>

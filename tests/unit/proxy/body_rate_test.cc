@@ -1,4 +1,4 @@
-#include "proxy/body_rate.h"
+#include "proxy/worker/body_rate.h"
 
 #include <gtest/gtest.h>
 

@@ -1,4 +1,4 @@
-#include "proxy/control_plane.h"
+#include "proxy/control/control_plane.h"
 
 #include <gtest/gtest.h>
 

@@ -1,4 +1,4 @@
-#include "proxy/timer_list.h"
+#include "proxy/worker/timer_list.h"
 
 #include <gtest/gtest.h>
 

@@ -2,7 +2,7 @@
 // acting as the successor. Which slots move when is decided here, so it can be checked exactly:
 // in a running l7px, an idle slot and a queued request meet only for the microseconds of a
 // cross-worker wake-up, which no integration test can arrange on purpose.
-#include "proxy/upgrade_server.h"
+#include "proxy/server/upgrade_server.h"
 
 #include <gtest/gtest.h>
 #include <sys/socket.h>

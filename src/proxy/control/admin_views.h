@@ -4,9 +4,9 @@
 #include <vector>
 
 #include "base/strict_json.h"
-#include "proxy/control_plane.h"
-#include "proxy/shared_state.h"
-#include "proxy/worker.h"
+#include "proxy/control/control_plane.h"
+#include "proxy/shared/shared_state.h"
+#include "proxy/worker/worker.h"
 
 namespace l7px::proxy {
 

@@ -1,4 +1,4 @@
-#include "proxy/ctl.h"
+#include "proxy/ctl/ctl.h"
 
 #include <poll.h>
 #include <sys/socket.h>

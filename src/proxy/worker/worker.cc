@@ -11,7 +11,7 @@
 //    killed and posted to the acceptor for retirement once no operation on it is in flight.
 //  - The exchange is done when the response is complete and the request was fully sent (or
 //    abandoned because the service answered early, in which case the slot is not reused).
-#include "proxy/worker.h"
+#include "proxy/worker/worker.h"
 
 #include <sys/socket.h>
 #include <time.h>
@@ -36,11 +36,11 @@
 #include "io/mailbox.h"
 #include "io/ring.h"
 #include "io/socket.h"
-#include "proxy/access_log.h"
-#include "proxy/body_rate.h"
-#include "proxy/buffer_pool.h"
-#include "proxy/connection.h"
-#include "proxy/timer_lists.h"
+#include "proxy/worker/access_log.h"
+#include "proxy/worker/body_rate.h"
+#include "proxy/worker/buffer_pool.h"
+#include "proxy/worker/connection.h"
+#include "proxy/worker/timer_lists.h"
 
 namespace l7px::proxy {
 namespace {

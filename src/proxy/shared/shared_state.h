@@ -8,8 +8,8 @@
 
 #include "slots/pool.h"
 #include "config/config.h"
-#include "proxy/rcu.h"
-#include "proxy/router.h"
+#include "proxy/shared/rcu.h"
+#include "proxy/routing/router.h"
 
 namespace l7px::proxy {
 

@@ -1,4 +1,4 @@
-#include "proxy/listeners.h"
+#include "proxy/server/listeners.h"
 
 #include "absl/strings/str_cat.h"
 #include "base/log.h"

@@ -1,4 +1,4 @@
-#include "proxy/upgrade_server.h"
+#include "proxy/server/upgrade_server.h"
 
 #include <fcntl.h>
 #include <poll.h>
@@ -18,8 +18,8 @@
 #include "base/log.h"
 #include "base/strings.h"
 #include "base/thread_name.h"
-#include "proxy/version.h"
-#include "proxy/worker.h"
+#include "proxy/server/version.h"
+#include "proxy/worker/worker.h"
 
 namespace l7px::proxy {
 

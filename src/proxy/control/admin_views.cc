@@ -1,4 +1,4 @@
-#include "proxy/admin_views.h"
+#include "proxy/control/admin_views.h"
 
 #include "base/strict_json.h"
 #include "config/route_json.h"

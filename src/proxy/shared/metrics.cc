@@ -1,4 +1,4 @@
-#include "proxy/metrics.h"
+#include "proxy/shared/metrics.h"
 
 namespace l7px::proxy {
 

@@ -11,9 +11,9 @@
 #include "base/unique_fd.h"
 #include "config/config.h"
 #include "io/mailbox.h"
-#include "proxy/listeners.h"
-#include "proxy/shared_state.h"
-#include "proxy/takeover.h"
+#include "proxy/server/listeners.h"
+#include "proxy/shared/shared_state.h"
+#include "proxy/server/takeover.h"
 
 namespace l7px::proxy {
 

@@ -11,7 +11,7 @@
 #include "base/address.h"
 #include "base/unique_fd.h"
 #include "http/parser.h"
-#include "proxy/timer_list.h"
+#include "proxy/worker/timer_list.h"
 
 namespace l7px::proxy {
 

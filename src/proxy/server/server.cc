@@ -1,4 +1,4 @@
-#include "proxy/server.h"
+#include "proxy/server/server.h"
 
 #include <fcntl.h>
 #include <signal.h>
@@ -13,7 +13,7 @@
 #include "base/log.h"
 #include "base/strings.h"
 #include "io/socket.h"
-#include "proxy/control_plane.h"
+#include "proxy/control/control_plane.h"
 
 namespace l7px::proxy {
 

@@ -10,7 +10,7 @@
 #include "absl/status/statusor.h"
 #include "acceptor/acceptor.h"
 #include "handoff/channel.h"
-#include "proxy/listeners.h"
+#include "proxy/server/listeners.h"
 
 namespace l7px::proxy {
 

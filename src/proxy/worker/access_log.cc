@@ -1,4 +1,4 @@
-#include "proxy/access_log.h"
+#include "proxy/worker/access_log.h"
 
 #include <time.h>
 

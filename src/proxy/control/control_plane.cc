@@ -1,4 +1,4 @@
-#include "proxy/control_plane.h"
+#include "proxy/control/control_plane.h"
 
 #include <fcntl.h>
 #include <unistd.h>

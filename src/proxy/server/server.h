@@ -6,13 +6,13 @@
 #include "absl/status/status.h"
 #include "acceptor/acceptor.h"
 #include "config/config.h"
-#include "proxy/admin.h"
-#include "proxy/control_plane.h"
-#include "proxy/listeners.h"
-#include "proxy/shared_state.h"
-#include "proxy/takeover.h"
-#include "proxy/upgrade_server.h"
-#include "proxy/worker.h"
+#include "proxy/control/admin.h"
+#include "proxy/control/control_plane.h"
+#include "proxy/server/listeners.h"
+#include "proxy/shared/shared_state.h"
+#include "proxy/server/takeover.h"
+#include "proxy/server/upgrade_server.h"
+#include "proxy/worker/worker.h"
 
 namespace l7px::proxy {
 

@@ -1,4 +1,4 @@
-#include "proxy/router.h"
+#include "proxy/routing/router.h"
 
 #include <algorithm>
 #include <utility>

@@ -9,8 +9,8 @@
 #include "absl/status/status.h"
 #include "base/address.h"
 #include "base/unique_fd.h"
-#include "proxy/admin_views.h"
-#include "proxy/control_plane.h"
+#include "proxy/control/admin_views.h"
+#include "proxy/control/control_plane.h"
 
 namespace l7px::proxy {
 

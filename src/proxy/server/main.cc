@@ -10,9 +10,9 @@
 
 #include "base/log.h"
 #include "config/config.h"
-#include "proxy/ctl.h"
-#include "proxy/server.h"
-#include "proxy/version.h"
+#include "proxy/ctl/ctl.h"
+#include "proxy/server/server.h"
+#include "proxy/server/version.h"
 
 namespace {
 

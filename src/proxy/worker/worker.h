@@ -8,8 +8,8 @@
 
 #include "absl/status/status.h"
 #include "base/unique_fd.h"
-#include "proxy/metrics.h"
-#include "proxy/shared_state.h"
+#include "proxy/shared/metrics.h"
+#include "proxy/shared/shared_state.h"
 
 namespace l7px::proxy {
 

@@ -9,7 +9,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "config/config.h"
-#include "proxy/shared_state.h"
+#include "proxy/shared/shared_state.h"
 
 namespace l7px::proxy {
 

@@ -5,7 +5,7 @@
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
-#include "proxy/timer_list.h"
+#include "proxy/worker/timer_list.h"
 
 namespace l7px::proxy {
 

@@ -1,4 +1,4 @@
-#include "proxy/admin.h"
+#include "proxy/control/admin.h"
 
 #include <poll.h>
 #include <sys/socket.h>

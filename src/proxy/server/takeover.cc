@@ -1,4 +1,4 @@
-#include "proxy/takeover.h"
+#include "proxy/server/takeover.h"
 
 #include <unistd.h>
 
@@ -6,7 +6,7 @@
 #include "base/clock.h"
 #include "base/log.h"
 #include "base/strings.h"
-#include "proxy/version.h"
+#include "proxy/server/version.h"
 
 namespace l7px::proxy {
 
