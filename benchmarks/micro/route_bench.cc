@@ -10,7 +10,7 @@
 #include "config/config.h"
 #include "fmt/format.h"
 #include "proxy/routing/router.h"
-#include "proxy/worker/timer_list.h"
+#include "base/timer_list.h"
 
 namespace l7px::proxy {
 namespace {

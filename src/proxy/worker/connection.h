@@ -6,12 +6,13 @@
 
 #include <cstdint>
 
-#include "slots/pool.h"
-#include "slots/slot.h"
 #include "base/address.h"
+#include "base/timer_list.h"
 #include "base/unique_fd.h"
 #include "http/parser.h"
-#include "proxy/worker/timer_list.h"
+#include "proxy/dispatch/dispatcher.h"
+#include "slots/pool.h"
+#include "slots/slot.h"
 
 namespace l7px::proxy {
 
@@ -102,13 +103,12 @@ struct Connection {
 
   Exchange* x = nullptr;
   TimerNode timer;            // header / keep-alive / response timeout
-  TimerNode queue_node;       // position in a pool's wait queue (queue_timeout)
+  Waiter waiter;              // place in a pool's wait queue (proxy/dispatch)
   TimerNode body_timer;       // request body pace window (body_timeout, min_body_rate)
   bool first_request = true;  // no response sent yet: the head timer runs since the accept
 
   // Current request.
   int64_t start_ns = 0;
-  int64_t queued_ns = 0;
   int64_t queue_wait_ns = 0;
   slots::Pool* pool = nullptr;
   slots::RequestLimits settings;  // the pool's limits when the request began (a copy)

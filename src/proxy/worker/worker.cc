@@ -26,11 +26,11 @@
 
 #include "absl/strings/str_cat.h"
 #include "acceptor/acceptor.h"
-#include "slots/slot_lifecycle.h"
 #include "base/clock.h"
 #include "base/log.h"
 #include "base/reserve.h"
 #include "base/thread_name.h"
+#include "base/timer_lists.h"
 #include "http/rewrite.h"
 #include "io/accept_gate.h"
 #include "io/mailbox.h"
@@ -40,7 +40,7 @@
 #include "proxy/worker/body_rate.h"
 #include "proxy/worker/buffer_pool.h"
 #include "proxy/worker/connection.h"
-#include "proxy/worker/timer_lists.h"
+#include "slots/slot_lifecycle.h"
 
 namespace l7px::proxy {
 namespace {
@@ -75,12 +75,6 @@ constexpr uint16_t kBufferGroup = 1;
 constexpr int kMaxInterimResponses = 16;
 // Free provided buffers kept back when re-arming receives that ran out of them.
 constexpr uint32_t kStarvedRearmReserve = 16;
-
-// Requests waiting for a slot of one pool on this worker, oldest first. Their timeouts live
-// in the worker's timer lists; this list only keeps the order (deadline_ns = enqueue time).
-struct WaitQueue {
-  TimerList fifo{0};
-};
 
 }  // namespace
 
@@ -798,41 +792,37 @@ class Worker::Loop {
 
   void Dispatch(Connection& c) {
     slots::Pool& pool = *c.pool;
-    if (pool.closing()) {  // drained or removed: no slot will come back
-      Bump(stats_->pools.For(pool.id()).shed_closing);
-      Respond(c, 503, /*close=*/false);
-      return;
-    }
-    // No barging: while anyone waits, a new request queues behind them.
-    if (pool.waiting.load(std::memory_order_relaxed) == 0) {
-      if (slots::Slot* slot = LeaseFromStack(pool)) {
-        StartExchange(c, slot);
+    const Dispatcher::Admission a = dispatcher_.Admit(pool, c.settings, c.waiter, now_ns_);
+    RetireDeadSlots();
+    switch (a.verdict) {
+      case Dispatcher::Verdict::kStart:
+        StartExchange(c, a.slot);
         return;
-      }
+      case Dispatcher::Verdict::kQueued:
+        c.state = ConnState::kQueued;
+        // A slot pushed before the wait was published would wake nobody: look once more,
+        // serving this worker's waiters in order.
+        OnSlotAvailable(pool.id());
+        return;
+      case Dispatcher::Verdict::kShedFull:
+        Bump(stats_->shed_queue_full);
+        Bump(stats_->pools.For(pool.id()).shed_queue_full);
+        L7PX_LOG_LIMITED(kWarn, "pool {}: queue full ({} waiting); shedding with 503", pool.name(),
+                         c.settings.queue);
+        Respond(c, 503, /*close=*/false);
+        return;
+      case Dispatcher::Verdict::kShedClosing:  // drained or removed: no slot will come back
+        Bump(stats_->pools.For(pool.id()).shed_closing);
+        Respond(c, 503, /*close=*/false);
+        return;
     }
-    if (pool.waiting.load(std::memory_order_relaxed) >= static_cast<int64_t>(c.settings.queue)) {
-      Bump(stats_->shed_queue_full);
-      Bump(stats_->pools.For(pool.id()).shed_queue_full);
-      L7PX_LOG_LIMITED(kWarn, "pool {}: queue full ({} waiting); shedding with 503", pool.name(),
-                       c.settings.queue);
-      Respond(c, 503, /*close=*/false);
-      return;
-    }
-    Enqueue(c);
-    // A slot pushed before our wait was published would wake nobody: look once more, serving
-    // this worker's waiters in order.
-    OnSlotAvailable(pool.id());
   }
 
-  slots::Slot* LeaseFromStack(slots::Pool& pool) {
-    while (slots::Slot* slot = pool.idle().TryPop()) {
-      if (slot->TryLease()) {
-        pool.busy.fetch_add(1, std::memory_order_relaxed);
-        return slot;
-      }
-      PostRetire(slot);  // killed while idle: the acceptor frees it
-    }
-    return nullptr;
+  // Idle slots the dispatcher found killed when it popped them: the acceptor frees them.
+  void RetireDeadSlots() {
+    std::vector<slots::Slot*>& dead = dispatcher_.dead_slots();
+    for (slots::Slot* slot : dead) PostRetire(slot);
+    dead.clear();
   }
 
   void PostRetire(slots::Slot* slot) {
@@ -841,37 +831,28 @@ class Worker::Loop {
                         io::Tag{kOpPostFailed, 0, 0}.Pack());
   }
 
-  void Enqueue(Connection& c) {
-    slots::Pool& pool = *c.pool;
-    WaitQueue& q = QueueFor(pool.id());
-    c.state = ConnState::kQueued;
-    c.queued_ns = now_ns_;
-    const bool was_empty = q.fifo.empty();
-    q.fifo.Start(&c.queue_node, now_ns_);
-    TimerFor(c.settings.queue_timeout_ns).Start(&c.timer, now_ns_);
-    pool.waiting.fetch_add(1, std::memory_order_relaxed);
-    if (was_empty) pool.PublishOldestWait(id_, now_ns_);
-    pool.SyncPoint();
+  void PostSlotAvailable(int worker, uint32_t pool_id) {
+    io::PrepPostMessage(ring_.Sqe(), shared_->worker_ring_fds[worker],
+                        io::PackMessage(acceptor::kMsgSlotAvailable, pool_id), 0,
+                        io::Tag{kOpPostFailed, 0, 0}.Pack());
   }
 
-  void Dequeue(Connection& c) {
-    slots::Pool& pool = *c.pool;
-    WaitQueue& q = QueueFor(pool.id());
-    const bool was_head = q.fifo.front() == &c.queue_node;
-    TimerList::Unlink(&c.queue_node);
-    TimerList::Unlink(&c.timer);
-    pool.waiting.fetch_sub(1, std::memory_order_relaxed);
-    c.queue_wait_ns += now_ns_ - c.queued_ns;
-    if (was_head) {
-      TimerNode* next = q.fifo.front();
-      pool.PublishOldestWait(id_, next == nullptr ? 0 : next->deadline_ns);
-    }
+  // The connection whose waiter the dispatcher took off its queue: the wait is over.
+  Connection& Dequeued(Waiter* w) {
+    Connection& c = *FromWaiter(w);
+    c.queue_wait_ns += now_ns_ - w->enqueued_ns;
     c.state = ConnState::kReadingHead;  // transitional; the caller sets the next state
+    return c;
   }
 
-  static Connection* FromQueueNode(TimerNode* node) {
-    return reinterpret_cast<Connection*>(reinterpret_cast<char*>(node) -
-                                         offsetof(Connection, queue_node));
+  // The client of a queued request went away or is answered otherwise.
+  void Dequeue(Connection& c) {
+    dispatcher_.Remove(c.waiter);
+    Dequeued(&c.waiter);
+  }
+
+  static Connection* FromWaiter(Waiter* w) {
+    return reinterpret_cast<Connection*>(reinterpret_cast<char*>(w) - offsetof(Connection, waiter));
   }
   static Connection* FromTimerNode(TimerNode* node) {
     return reinterpret_cast<Connection*>(reinterpret_cast<char*>(node) -
@@ -882,66 +863,47 @@ class Worker::Loop {
                                          offsetof(Connection, body_timer));
   }
 
-  // A slot became idle somewhere and this worker had the oldest waiter for the pool.
+  // A slot became idle somewhere and this worker had the oldest waiter for the pool (or the
+  // pool is closing: the control plane then posts this to every worker).
   void OnSlotAvailable(uint32_t pool_id) {
     if (pool_id >= shared_->pools.size()) return;
     slots::Pool& pool = *shared_->pools.at(pool_id);
-    WaitQueue& q = QueueFor(pool_id);
-    while (!q.fifo.empty()) {
-      slots::Slot* slot = LeaseFromStack(pool);
-      if (slot == nullptr) break;
-      Connection& c = *FromQueueNode(q.fifo.front());
-      Dequeue(c);
-      StartExchange(c, slot);
+    while (const Dispatcher::Match m = dispatcher_.ServeNext(pool, now_ns_)) {
+      StartExchange(Dequeued(m.waiter), m.slot);
     }
-    // Drained or removed (the control plane then posts this to every worker): no slot comes
-    // back, so whoever still waits is answered now rather than at queue_timeout.
-    while (pool.closing() && !q.fifo.empty()) {
+    RetireDeadSlots();
+    // Drained or removed: no slot comes back, so whoever still waits is answered now rather
+    // than at queue_timeout.
+    while (Waiter* w = dispatcher_.ShedNextClosing(pool, now_ns_)) {
       Bump(stats_->pools.For(pool_id).shed_closing);
-      Respond(*FromQueueNode(q.fifo.front()), 503, /*close=*/false);  // dequeues it
+      Respond(Dequeued(w), 503, /*close=*/false);
     }
     // Slots freed at about the same time each wake the worker with the oldest waiter, which may
     // be this one every time: what it could not use must not idle while another worker's
     // requests wait (until some other slot frees, or their queue_timeout), so pass it on.
-    if (q.fifo.empty() && !pool.idle().Empty()) {
-      pool.SyncPoint();  // pairs with a waiter's, as a releaser's does (Pool)
-      const int next = pool.PickWorkerToWake(id_);
-      if (next >= 0) {
-        io::PrepPostMessage(ring_.Sqe(), shared_->worker_ring_fds[next],
-                            io::PackMessage(acceptor::kMsgSlotAvailable, pool_id), 0,
-                            io::Tag{kOpPostFailed, 0, 0}.Pack());
-      }
+    if (const int next = dispatcher_.WorkerToPassOn(pool); next >= 0) {
+      PostSlotAvailable(next, pool_id);
     }
   }
 
   // A slot this worker used is free again: its own oldest waiter first, else back to the stack
   // and wake the worker with the oldest waiter.
   void ReleaseSlot(slots::Pool& pool, slots::Slot* slot) {
-    WaitQueue& q = QueueFor(pool.id());
-    if (!q.fifo.empty() && !pool.closing() && !slot->peer_closed.load(std::memory_order_relaxed)) {
-      // Keep the slot (no stack round trip) only if this worker holds the pool's oldest waiter;
-      // otherwise it goes to whoever has waited longest, so no worker's clients starve.
-      pool.SyncPoint();
-      const int oldest = pool.PickWorkerToWake(-1);
-      if (oldest < 0 || oldest == id_) {
-        Connection& waiter = *FromQueueNode(q.fifo.front());
-        Dequeue(waiter);
-        StartExchange(waiter, slot);
+    const Dispatcher::Release r = dispatcher_.OnRelease(pool, *slot, now_ns_);
+    switch (r.kind) {
+      case Dispatcher::Release::Kind::kServeLocal:
+        StartExchange(Dequeued(r.waiter), slot);
         return;
-      }
-    }
-    if (!slots::ReturnLeasedSlot(pool, *slot)) {
-      PostRetire(slot);
-      return;
-    }
-    // ReturnLeasedSlot passed the pool's SyncPoint after the push.
-    const int worker = pool.PickWorkerToWake(-1);
-    if (worker == id_) {
-      OnSlotAvailable(pool.id());
-    } else if (worker >= 0) {
-      io::PrepPostMessage(ring_.Sqe(), shared_->worker_ring_fds[worker],
-                          io::PackMessage(acceptor::kMsgSlotAvailable, pool.id()), 0,
-                          io::Tag{kOpPostFailed, 0, 0}.Pack());
+      case Dispatcher::Release::Kind::kRetire:
+        PostRetire(slot);
+        return;
+      case Dispatcher::Release::Kind::kReturned:
+        if (r.wake_worker == id_) {
+          OnSlotAvailable(pool.id());
+        } else if (r.wake_worker >= 0) {
+          PostSlotAvailable(r.wake_worker, pool.id());
+        }
+        return;
     }
   }
 
@@ -1644,6 +1606,13 @@ class Worker::Loop {
     if (!shared_->stop.load()) ArmTick();
     now_ns_ = MonotonicNanos();
     timers_.Expire(now_ns_, [this](TimerNode* n) { OnTimeout(*FromTimerNode(n)); });
+    while (Waiter* w = dispatcher_.TakeExpired(now_ns_)) {
+      Connection& c = Dequeued(w);
+      Bump(stats_->shed_queue_timeout);
+      Bump(stats_->pools.For(c.pool->id()).shed_queue_timeout);
+      L7PX_LOG_LIMITED(kWarn, "pool {}: request waited past queue_timeout; 503", c.pool->name());
+      Respond(c, 503, /*close=*/false);
+    }
     body_timers_.Expire(now_ns_, [this](TimerNode* n) { OnBodyWindow(*FromBodyNode(n)); });
   }
 
@@ -1708,12 +1677,6 @@ class Worker::Loop {
         L7PX_LOG_LIMITED(kInfo, "client {}: header_timeout", std::string_view(c.ip, c.ip_len));
         Respond(c, 408, /*close=*/true);
         break;
-      case ConnState::kQueued:
-        Bump(stats_->shed_queue_timeout);
-        Bump(stats_->pools.For(c.pool->id()).shed_queue_timeout);
-        L7PX_LOG_LIMITED(kWarn, "pool {}: request waited past queue_timeout; 503", c.pool->name());
-        Respond(c, 503, /*close=*/false);
-        break;
       case ConnState::kResponding:
         L7PX_LOG_LIMITED(kInfo, "client {}: not reading l7px's answer past send_timeout; closed",
                          std::string_view(c.ip, c.ip_len));
@@ -1744,12 +1707,6 @@ class Worker::Loop {
 
   // The connection's one timer (header, keep-alive, queue or response timeout).
   TimerList& TimerFor(int64_t duration_ns) { return timers_.For(duration_ns); }
-
-  WaitQueue& QueueFor(uint32_t pool_id) {
-    if (pool_id >= queues_.size()) queues_.resize(pool_id + 1);
-    if (queues_[pool_id] == nullptr) queues_[pool_id] = std::make_unique<WaitQueue>();
-    return *queues_[pool_id];
-  }
 
   // Receives that ended for want of provided buffers (ENOBUFS) are re-armed oldest first, only
   // as many as there are free buffers: re-arming them all at once would mostly fail again and
@@ -1797,8 +1754,8 @@ class Worker::Loop {
   std::vector<AcceptState> accept_state_;  // by listener
   std::vector<bool> accept_multishot_;     // by listener: the armed accept is multishot
   bool at_connection_limit_ = false;
-  std::vector<std::unique_ptr<WaitQueue>> queues_;  // by pool id
-  const ServerLimits* limits_ = nullptr;            // read each loop pass (RCU)
+  Dispatcher dispatcher_{id_};            // this worker's wait queues and their policy
+  const ServerLimits* limits_ = nullptr;  // read each loop pass (RCU)
   http::Parser::Limits request_limits_;
   http::RequestIdGenerator request_ids_;
   AccessLog access_log_;

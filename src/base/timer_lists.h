@@ -5,9 +5,9 @@
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
-#include "proxy/worker/timer_list.h"
+#include "base/timer_list.h"
 
-namespace l7px::proxy {
+namespace l7px {
 
 // Timer lists by duration. Timers of one duration share a list, so each list stays sorted by
 // deadline whatever a reload changes; lists are created on first use and kept (there are few
@@ -22,6 +22,17 @@ class TimerLists {
       lists_.push_back(list.get());
     }
     return *list;
+  }
+
+  // Unlinks and returns one expired node (the earliest of its list), or nullptr.
+  TimerNode* TakeExpired(int64_t now_ns) {
+    for (TimerList* list : lists_) {
+      if (TimerNode* n = list->Expired(now_ns)) {
+        TimerList::Unlink(n);
+        return n;
+      }
+    }
+    return nullptr;
   }
 
   // Unlinks every expired node and calls fn(node). By index: fn may create a list (For) while
@@ -41,4 +52,4 @@ class TimerLists {
   std::vector<TimerList*> lists_;  // the same lists, in creation order
 };
 
-}  // namespace l7px::proxy
+}  // namespace l7px

@@ -2,7 +2,7 @@
 
 #include <cstdint>
 
-namespace l7px::proxy {
+namespace l7px {
 
 // Intrusive doubly linked list of deadlines. Every list holds timers of one fixed duration, so
 // appending at the tail keeps it sorted and expiry only ever looks at the head: O(1) per
@@ -69,4 +69,4 @@ class TimerList {
   uint32_t size_ = 0;
 };
 
-}  // namespace l7px::proxy
+}  // namespace l7px

@@ -1,8 +1,8 @@
-#include "proxy/worker/timer_list.h"
+#include "base/timer_list.h"
 
 #include <gtest/gtest.h>
 
-namespace l7px::proxy {
+namespace l7px {
 namespace {
 
 TEST(TimerListTest, ExpiresInStartOrder) {
@@ -58,4 +58,4 @@ TEST(TimerListTest, MovingBetweenLists) {
 }
 
 }  // namespace
-}  // namespace l7px::proxy
+}  // namespace l7px
