@@ -1,4 +1,4 @@
-// The per-pool idle-slot stack (the acceptor ring of the design) against the naive baseline it
+// The per-pool idle-slot stack (the acceptor ring of docs/architecture.md) against the naive baseline it
 // replaces (a mutex around a deque). One iteration is one pop followed by one push of the
 // popped slot, the pattern of a worker leasing a slot and returning it. With ThreadRange(1, 2)
 // every thread does the same on one shared stack, so the numbers include cache-line transfers

@@ -18,7 +18,7 @@ namespace l7px {
 // after checking their type: is_*(), get_ptr<const T*>() (nullptr on a mismatch), FindMember.
 //
 // Objects keep their members in insertion (and document) order: the admin API's bodies are an
-// interface (DESIGN "Admin API") that people read and diff, and a route's keys are validated in
+// interface (docs/operating.md, "Admin API") that people read and diff, and a route's keys are validated in
 // the order they were written.
 using Json = nlohmann::ordered_json;
 

@@ -14,7 +14,7 @@
 
 namespace l7px::config {
 
-// The whole l7px configuration, as read from TOML (see conf/l7px.toml and DESIGN's Config).
+// The whole l7px configuration, as read from TOML (see conf/l7px.toml and docs/configuration.md).
 // Plain values: every field is validated by Parse(); consumers never re-check them.
 
 enum class Handshake { kUpgrade, kNone, kMxproxy };

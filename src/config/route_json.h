@@ -9,7 +9,7 @@
 
 namespace l7px::config {
 
-// JSON form of a route for the admin API (DESIGN "Admin API"), members in this order:
+// JSON form of a route for the admin API (docs/operating.md, "Admin API"), members in this order:
 //   {"id": 7, "host": "*", "path": "/", "client_cidr": ["10.0.0.0/8"],
 //    "header": {"name": "X-Slice", "value": "slow"}, "pool": "default"}
 // "header" is null when the route has none; "value" is null when the header only has to be

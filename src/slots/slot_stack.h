@@ -10,7 +10,7 @@ namespace l7px::slots {
 class Slot;
 
 // Bounded lock-free multi-producer multi-consumer LIFO of idle slots (one per pool): the
-// acceptor ring of the design, ordered most-recently-idle first.
+// acceptor ring of docs/architecture.md, ordered most-recently-idle first.
 //
 // Why LIFO: the slot returned last is the one whose service thread (or goroutine) is most
 // likely still awake and cache-warm; handing it the next request spares the service a sleep

@@ -14,7 +14,7 @@
 
 namespace l7px::proxy {
 
-// The admin HTTP/1.1 API (DESIGN "Admin API") on its own thread, off the data path: a small
+// The admin HTTP/1.1 API (docs/operating.md, "Admin API") on its own thread, off the data path: a small
 // poll() loop over a handful of connections, requests parsed with the same strict parser as
 // client traffic. The thread is also the control plane's housekeeper: it reclaims retired
 // snapshots every pass, so it runs even when no admin address is configured.

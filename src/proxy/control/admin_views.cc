@@ -49,7 +49,7 @@ std::string Label(std::string_view v) {
 
 }  // namespace
 
-// Members are added in the order the admin API has always listed them (DESIGN "Admin API").
+// Members are added in the order the admin API has always listed them (docs/operating.md, "Admin API").
 Json AdminViews::Pools() const {
   Json list = Json::array();
   for (uint32_t id = 0; id < shared_->pools.size(); ++id) {
@@ -111,7 +111,7 @@ std::string AdminViews::StatsJson() const {
   json["workers"] = static_cast<int64_t>(workers_.size());
   json["client_connections"] = connections;
   json["requests"] = requests;
-  // Overload and hostile-client counters (see README, "Limits").
+  // Overload and hostile-client counters (see docs/operating.md, "Limits").
   json["recv_no_buffer"] = enobufs;
   json["accept_out_of_fds"] = accept_exhausted;
   json["connection_limit_pauses"] = connection_limit_pauses;

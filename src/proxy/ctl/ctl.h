@@ -6,7 +6,7 @@
 
 namespace l7px::proxy {
 
-// `l7px ctl`: a client of the admin API (DESIGN "Admin API", "CLI").
+// `l7px ctl`: a client of the admin API (docs/operating.md, "Admin API" and "l7px ctl").
 //
 //   l7px ctl [--admin ADDR] [--token T] [-c FILE] [--json] COMMAND
 //   COMMAND: stats | pools | routes | reload | drain POOL | route del ID

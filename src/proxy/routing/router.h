@@ -38,7 +38,7 @@ struct RouteEntry {
   uint32_t order = 0;  // declaration/addition order (index in entries())
 };
 
-// Immutable route table. Precedence (order-independent, DESIGN "Route precedence"):
+// Immutable route table. Precedence (order-independent, docs/configuration.md, "Precedence"):
 //   1. host: exact over "*.suffix" (longer suffix first) over "*";
 //   2. longest path prefix;
 //   3. a route with client_cidr or a header match over one without; among those, the longer
