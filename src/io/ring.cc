@@ -115,4 +115,16 @@ void BufferRing::Recycle(uint16_t bid) {
   --outstanding_;
 }
 
+void PrepSetSockOptInt(io_uring_sqe* sqe, int fd, int level, int optname, const int* value) {
+  constexpr uint32_t kSocketUringOpSetSockOpt = 3;  // enum io_uring_socket_op (Linux 6.7)
+  io_uring_prep_rw(IORING_OP_URING_CMD, sqe, fd, nullptr, 0, 0);
+  sqe->cmd_op = kSocketUringOpSetSockOpt;
+  // The kernel's layout for socket commands: level and optname share `addr`, optlen is
+  // `file_index`, optval is `addr3`.
+  sqe->addr = static_cast<uint64_t>(static_cast<uint32_t>(level)) |
+              (static_cast<uint64_t>(static_cast<uint32_t>(optname)) << 32);
+  sqe->file_index = sizeof(int);
+  sqe->addr3 = reinterpret_cast<uintptr_t>(value);
+}
+
 }  // namespace l7px::io

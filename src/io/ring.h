@@ -88,6 +88,12 @@ class BufferRing {
   uint16_t group_id_ = 0;
 };
 
+// Prepares `sqe` to set an int socket option through the ring (IORING_OP_URING_CMD with
+// SOCKET_URING_OP_SETSOCKOPT, Linux 6.7+; liburing 2.3 has no helper). No syscall of its own:
+// it runs when the ring submits, so `fd` must still be open then and `value` must live until
+// then. On a kernel without it the completion carries -EOPNOTSUPP or -EINVAL.
+void PrepSetSockOptInt(io_uring_sqe* sqe, int fd, int level, int optname, const int* value);
+
 // Completion tags: {op kind: 8 bits, generation: 24 bits, index: 32 bits} in user_data.
 // A completion whose generation does not match the object's current one is stale.
 struct Tag {

@@ -1,5 +1,7 @@
 #pragma once
 
+#include <sys/socket.h>
+
 #include <atomic>
 #include <cstdint>
 #include <string>
@@ -27,13 +29,18 @@ class Slot {
   enum class State : uint8_t { kIdle = 0, kBusy = 1, kDead = 2 };
 
   Slot(UniqueFd fd, uint32_t pool_id, std::string service_id)
-      : fd_(std::move(fd)), pool_id_(pool_id), service_id_(std::move(service_id)) {}
+      : fd_(std::move(fd)),
+        pool_id_(pool_id),
+        service_id_(std::move(service_id)),
+        tcp_(IsTcp(fd_.get())) {}
   Slot(const Slot&) = delete;
   Slot& operator=(const Slot&) = delete;
 
   int fd() const { return fd_.get(); }
   uint32_t pool_id() const { return pool_id_; }
   const std::string& service_id() const { return service_id_; }
+  // A TCP connection (not a UNIX socket): its peer may hold bytes back for an ACK (Nagle).
+  bool tcp() const { return tcp_; }
 
   State state() const { return static_cast<State>(word_.load(std::memory_order_acquire) & 3); }
   uint64_t epoch() const { return word_.load(std::memory_order_acquire) >> 2; }
@@ -91,6 +98,14 @@ class Slot {
   uint32_t pool_id_;
   std::string service_id_;
   std::atomic<uint64_t> word_{0};
+  bool tcp_;
+
+  static bool IsTcp(int fd) {
+    int domain = 0;
+    socklen_t len = sizeof(domain);
+    return fd >= 0 && getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &domain, &len) == 0 &&
+           (domain == AF_INET || domain == AF_INET6);
+  }
 };
 
 }  // namespace l7px::slots

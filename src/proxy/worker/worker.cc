@@ -13,6 +13,8 @@
 //    abandoned because the service answered early, in which case the slot is not reused).
 #include "proxy/worker/worker.h"
 
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <sys/socket.h>
 #include <time.h>
 
@@ -57,6 +59,7 @@ enum Op : uint8_t {
   kOpPostFailed = 9,
   kOpAcceptCancel = 10,
   kOpSlotProbe = 11,
+  kOpSlotAck = 12,
 };
 
 // A listener's accept: not armed, armed, or being cancelled.
@@ -276,6 +279,14 @@ class Worker::Loop {
     if (tag.op == kOpLogWrite) {
       log_write_inflight_ = false;
       access_log_.WriteCompleted(cqe->res);
+      return;
+    }
+    if (tag.op == kOpSlotAck) {  // only failures complete: this kernel cannot do it
+      ack_before_probe_ = false;
+      L7PX_LOG(kWarn,
+               "worker {}: TCP_QUICKACK through io_uring failed ({}); slots are probed without "
+               "it (Linux 6.7+ has it)",
+               id_, strerror(-cqe->res));
       return;
     }
     if (tag.op == kOpPostFailed) {
@@ -940,8 +951,22 @@ class Worker::Loop {
   // bytes written after the last one) and would otherwise be read as this client's response.
   // A non-blocking receive looks, and the request is sent only once it found nothing
   // (OnSlotProbed), so a request never reaches a slot caught with stray bytes.
+  //
+  // A TCP service may hold such bytes back (Nagle) until l7px acknowledges its last response,
+  // and l7px's kernel delays that acknowledgement to ride on the next request: the stray bytes
+  // would then arrive just after the request went out, be read as its response, and leave the
+  // slot one response behind for good. So the probe is preceded, in the same submission, by a
+  // TCP_QUICKACK that sends the pending acknowledgement now: the service's held bytes are
+  // released before the look (on loopback, delivered within that same call).
   void ProbeSlot(Connection& c) {
     Exchange& x = *c.x;
+    if (ack_before_probe_ && c.slot->tcp()) {
+      static constexpr int kOne = 1;
+      io_uring_sqe* ack = ring_.Sqe();
+      io::PrepSetSockOptInt(ack, c.slot->fd(), IPPROTO_TCP, TCP_QUICKACK, &kOne);
+      ack->flags |= IOSQE_CQE_SKIP_SUCCESS;  // only a failure completes
+      io_uring_sqe_set_data64(ack, io::Tag{kOpSlotAck, 0, 0}.Pack());
+    }
     io_uring_sqe* sqe = ring_.Sqe();
     io_uring_prep_recv(sqe, c.slot->fd(), x.resp_buf, resp_pool_.size(), MSG_DONTWAIT);
     io_uring_sqe_set_data64(sqe, TagOf(kOpSlotProbe, c));
@@ -1754,6 +1779,7 @@ class Worker::Loop {
   std::vector<AcceptState> accept_state_;  // by listener
   std::vector<bool> accept_multishot_;     // by listener: the armed accept is multishot
   bool at_connection_limit_ = false;
+  bool ack_before_probe_ = true;          // cleared if the kernel cannot set TCP_QUICKACK by ring
   Dispatcher dispatcher_{id_};            // this worker's wait queues and their policy
   const ServerLimits* limits_ = nullptr;  // read each loop pass (RCU)
   http::Parser::Limits request_limits_;
