@@ -1,0 +1,193 @@
+// Worker::Loop, part of loop.h: Client input: receive buffers, backpressure, request heads and
+// bodies.
+#include "proxy/worker/loop.h"
+
+namespace l7px::proxy {
+
+void Worker::Loop::OnClientRecv(Connection& c, io_uring_cqe* cqe) {
+  const bool more = (cqe->flags & IORING_CQE_F_MORE) != 0;
+  if (!more) {
+    c.recv_armed = false;
+    --c.ops;
+  }
+  const int res = cqe->res;
+  if (res > 0 && (cqe->flags & IORING_CQE_F_BUFFER)) {
+    buffers_.NoteTaken();
+    const auto bid = static_cast<uint16_t>(cqe->flags >> IORING_CQE_BUFFER_SHIFT);
+    if (c.state == ConnState::kClosing) {
+      buffers_.Recycle(bid);
+      return;
+    }
+    AcceptBytes(c, bid, static_cast<uint32_t>(res));
+    if (!more && c.pend_head < 0) ArmClientRecv(c);
+    return;
+  }
+  if (res == -ENOBUFS) {
+    Bump(stats_->enobufs);
+    c.body_window_paused = true;  // no receive buffer: not the client's fault
+    if (!c.needs_rearm) {
+      c.needs_rearm = true;
+      starved_.push_back(&c);
+    }
+    return;
+  }
+  if (res == -ECANCELED) {
+    // We stopped reading for backpressure. If the backlog drained while the cancel was in
+    // flight, DrainPending could not re-arm (the recv still counted as armed): do it now.
+    if (c.pend_head < 0 && c.state != ConnState::kClosing) ArmClientRecv(c);
+    return;
+  }
+  if (c.state == ConnState::kClosing) return;
+  if (res == 0) {
+    OnClientEof(c);
+    return;
+  }
+  if (!more) {
+    // Any other error (reset by peer, ...): the connection is over.
+    Close(c);
+  }
+}
+
+void Worker::Loop::OnClientEof(Connection& c) {
+  c.client_eof = true;
+  switch (c.state) {
+    case ConnState::kIdle:
+      Close(c);
+      break;
+    case ConnState::kReadingHead:
+    case ConnState::kReadingBody:
+      // Truncated request, unless received bytes still wait for room in `in` (the checks
+      // that consume them close once nothing more can come).
+      if (InputEnded(c)) Close(c);
+      break;
+    case ConnState::kQueued:
+    case ConnState::kExchange:
+      // A half-close is not a close: a complete request is still answered (and every complete
+      // request pipelined behind it; FinishRequest closes once none is left).
+      if (!c.req_done && InputEnded(c)) Close(c);  // the body will never complete
+      break;
+    case ConnState::kTunnel:
+      c.tunnel_client_eof = true;
+      PumpTunnelToSlot(c);  // forwards what is left, then passes the half-close on
+      break;
+    default:
+      break;  // kResponding: FinishRequest goes on with what is buffered, then closes
+  }
+}
+
+void Worker::Loop::AcceptBytes(Connection& c, uint16_t bid, uint32_t len) {
+  Exchange& x = EnsureExchange(c);
+  c.body_window_bytes += len;
+  if (c.pend_head < 0) {
+    const uint32_t room = in_pool_.size() - x.in_len;
+    const uint32_t n = len < room ? len : room;
+    std::memcpy(x.in + x.in_len, buffers_.Buffer(bid), n);
+    x.in_len += n;
+    if (n == len) {
+      buffers_.Recycle(bid);
+    } else {
+      QueuePending(c, bid, len, n);
+    }
+  } else {
+    QueuePending(c, bid, len, 0);
+  }
+  if (c.pend_head >= 0) CancelClientRecv(c);  // stop reading until there is room
+  ProcessInput(c);
+}
+
+void Worker::Loop::QueuePending(Connection& c, uint16_t bid, uint32_t len,
+                                uint32_t already_copied) {
+  c.body_window_paused = true;  // l7px stops reading: the client is not the slow one
+  pend_next_[bid] = -1;
+  pend_len_[bid] = len;
+  if (c.pend_tail >= 0) {
+    pend_next_[c.pend_tail] = bid;
+  } else {
+    c.pend_head = bid;
+    c.pend_off = already_copied;
+  }
+  c.pend_tail = bid;
+}
+
+void Worker::Loop::DrainPending(Connection& c) {
+  if (c.x == nullptr) return;
+  Exchange& x = *c.x;
+  while (c.pend_head >= 0) {
+    const auto bid = static_cast<uint16_t>(c.pend_head);
+    const uint32_t avail = pend_len_[bid] - c.pend_off;
+    const uint32_t room = in_pool_.size() - x.in_len;
+    if (room == 0) return;
+    const uint32_t n = avail < room ? avail : room;
+    std::memcpy(x.in + x.in_len, buffers_.Buffer(bid) + c.pend_off, n);
+    x.in_len += n;
+    c.pend_off += n;
+    if (c.pend_off < pend_len_[bid]) return;
+    c.pend_head = pend_next_[bid];
+    if (c.pend_head < 0) c.pend_tail = -1;
+    c.pend_off = 0;
+    buffers_.Recycle(bid);
+  }
+  if (!c.recv_armed && !c.client_eof && c.state != ConnState::kClosing) ArmClientRecv(c);
+}
+
+void Worker::Loop::DropPending(Connection& c) {
+  while (c.pend_head >= 0) {
+    const auto bid = static_cast<uint16_t>(c.pend_head);
+    c.pend_head = pend_next_[bid];
+    buffers_.Recycle(bid);
+  }
+  c.pend_tail = -1;
+}
+
+void Worker::Loop::ProcessInput(Connection& c) {
+  if (c.x == nullptr) return;
+  switch (c.state) {
+    case ConnState::kIdle:
+    case ConnState::kReadingHead:
+      ParseHead(c);
+      break;
+    case ConnState::kReadingBody:
+      ReadBodyBeforeDispatch(c);
+      break;
+    case ConnState::kExchange:
+      if (!c.req_done && !c.abandon_request) PumpRequestBody(c);
+      break;
+    case ConnState::kTunnel:
+      PumpTunnelToSlot(c);
+      break;
+    default:
+      break;  // queued or responding: bytes wait in `in`
+  }
+}
+
+void Worker::Loop::ParseHead(Connection& c) {
+  Exchange& x = *c.x;
+  if (x.in_len == x.in_scan) return;
+  if (c.state == ConnState::kIdle) {
+    c.state = ConnState::kReadingHead;
+    c.start_ns = now_ns_;
+    request_limits_.max_body_bytes = limits_->max_body_bytes;
+    x.req.set_limits(request_limits_);
+    // The first request's head timer runs since the accept (OnAccept).
+    if (!c.first_request) TimerFor(limits_->header_timeout_ns).Start(&c.timer, now_ns_);
+  }
+  const auto r = x.req.Parse(x.in + x.in_scan, x.in_len - x.in_scan);
+  x.in_scan += static_cast<uint32_t>(r.consumed);
+  switch (r.status) {
+    case http::Parser::Status::kNeedMore:
+      if (InputEnded(c)) Close(c);  // half-closed inside a request head: truncated
+      return;
+    case http::Parser::Status::kError:
+      L7PX_LOG_LIMITED(kInfo, "client {}: bad request ({})", std::string_view(c.ip, c.ip_len),
+                       http::ErrorName(x.req.error()));
+      Respond(c, http::StatusForError(x.req.error()), /*close=*/true);
+      return;
+    case http::Parser::Status::kHeadDone:
+    case http::Parser::Status::kMessageDone:
+      x.head_len = x.in_scan;
+      OnRequestHead(c);
+      return;
+  }
+}
+
+}  // namespace l7px::proxy

@@ -1,0 +1,402 @@
+// Worker::Loop, part of loop.h: The loop itself: ring plumbing, the completion switch, accepting,
+// connections.
+#include "proxy/worker/loop.h"
+
+namespace l7px::proxy {
+
+Worker::Loop::Loop(int id, SharedState* shared, WorkerStats* stats, std::vector<UniqueFd> listeners)
+    : id_(id),
+      shared_(shared),
+      stats_(stats),
+      cfg_(shared->config),
+      listeners_(std::move(listeners)),
+      in_pool_(cfg_.server.max_header_bytes + kBodyWindow),
+      aux_pool_(
+          static_cast<uint32_t>(http::ServiceRequestHeadCapacity(cfg_.server.max_header_bytes))),
+      out_pool_(static_cast<uint32_t>(
+          http::ClientResponseHeadCapacity(http::Parser::Limits{}.max_header_bytes))),
+      resp_pool_(kResponseBufferSize),
+      request_ids_(static_cast<uint32_t>(id)),
+      access_log_(shared->access_log_fd.load(), cfg_.log.format) {
+  request_limits_.max_header_bytes = cfg_.server.max_header_bytes;
+  request_limits_.max_target_bytes = cfg_.server.max_header_bytes;
+  request_limits_.max_body_bytes = cfg_.server.max_body_bytes;
+}
+
+Worker::Loop::~Loop() {
+  // Stopped with requests in flight (SIGTERM): their buffers go back to the pools first, so
+  // the pools free every buffer.
+  for (auto& c : conns_) {
+    if (c && c->x != nullptr) ReleaseExchange(*c);
+  }
+  for (Exchange* x : free_exchanges_) delete x;
+}
+
+absl::Status Worker::Loop::Init() {
+  if (auto s = ring_.Init(4096); !s.ok()) return s;
+  if (auto s = buffers_.Init(&ring_, kBufferGroup, kProvidedBufferCount, kProvidedBufferSize);
+      !s.ok()) {
+    return s;
+  }
+  pend_next_.assign(kProvidedBufferCount, -1);
+  pend_len_.assign(kProvidedBufferCount, 0);
+  return absl::OkStatus();
+}
+
+void Worker::Loop::Run(std::atomic<bool>& go) {
+  while (!go.load(std::memory_order_acquire)) go.wait(false);
+  now_ns_ = MonotonicNanos();
+  limits_ = shared_->limits.load(std::memory_order_acquire);
+  accept_state_.assign(listeners_.size(), AcceptState::kIdle);
+  accept_multishot_.assign(listeners_.size(), false);
+  UpdateAccepting();
+  ArmTick();
+  while (!shared_->stop.load(std::memory_order_relaxed)) {
+    FlushAccessLog();
+    const int64_t busy_poll_ns = limits_->busy_poll_ns;  // limits_ is a snapshot: read online
+    shared_->rcu.Offline(id_);                           // holds no snapshot while waiting
+    if (!BusyPoll(busy_poll_ns)) ring_.SubmitAndWait(-1);
+    shared_->rcu.Online(id_);
+    now_ns_ = MonotonicNanos();
+    limits_ = shared_->limits.load(std::memory_order_acquire);
+    ring_.Drain([this](io_uring_cqe* cqe) { Handle(cqe); });
+    RearmStarved();
+    UpdateAccepting();
+  }
+  shared_->rcu.Offline(id_);
+}
+
+uint64_t Worker::Loop::TagOf(Op op, const Connection& c) {
+  return io::Tag{op, c.generation, c.index}.Pack();
+}
+
+bool Worker::Loop::BusyPoll(int64_t budget_ns) {
+  if (budget_ns <= 0) return false;
+  const int64_t until = MonotonicNanos() + budget_ns;
+  do {
+    if (ring_.SubmitAndPoll() > 0) return true;
+  } while (MonotonicNanos() < until);
+  return false;
+}
+
+void Worker::Loop::ArmAccept(uint32_t listener, bool multishot) {
+  io_uring_sqe* sqe = ring_.Sqe();
+  if (multishot) {
+    io_uring_prep_multishot_accept(sqe, listeners_[listener].get(), nullptr, nullptr, SOCK_CLOEXEC);
+  } else {
+    io_uring_prep_accept(sqe, listeners_[listener].get(), nullptr, nullptr, SOCK_CLOEXEC);
+  }
+  io_uring_sqe_set_data64(sqe, io::Tag{kOpAccept, 0, listener}.Pack());
+  accept_state_[listener] = AcceptState::kArmed;
+  accept_multishot_[listener] = multishot;
+}
+
+void Worker::Loop::CancelAccept(uint32_t listener) {
+  io_uring_sqe* sqe = ring_.Sqe();
+  io_uring_prep_cancel64(sqe, io::Tag{kOpAccept, 0, listener}.Pack(), 0);
+  io_uring_sqe_set_data64(sqe, io::Tag{kOpAcceptCancel, 0, listener}.Pack());
+  accept_state_[listener] = AcceptState::kCancelling;
+}
+
+void Worker::Loop::UpdateAccepting() {
+  if (shared_->stop.load(std::memory_order_relaxed)) return;
+  const uint32_t max = limits_->max_connections;
+  const bool multishot = max == 0;
+  const int64_t open_connections = stats_->client_connections.load(std::memory_order_relaxed);
+  int64_t expected = open_connections;  // and one more per single-shot accept armed
+  for (uint32_t i = 0; i < listeners_.size(); ++i) {
+    if (accept_state_[i] == AcceptState::kArmed && !accept_multishot_[i]) ++expected;
+  }
+  for (uint32_t i = 0; i < listeners_.size(); ++i) {
+    // A draining worker accepts nothing: the listeners belong to its successor now.
+    const bool open = !draining_ && accept_gate_.Open(now_ns_, expected, max);
+    if (accept_state_[i] == AcceptState::kIdle) {
+      if (!open) continue;
+      ArmAccept(i, multishot);
+      if (!multishot) ++expected;
+    } else if (accept_state_[i] == AcceptState::kArmed &&
+               (draining_ || (accept_multishot_[i] && (!multishot || !open)))) {
+      CancelAccept(i);  // draining, a limit was set by a reload, or out of descriptors
+    }
+  }
+  const bool at_limit = max != 0 && open_connections >= static_cast<int64_t>(max);
+  if (at_limit && !at_connection_limit_) {
+    Bump(stats_->connection_limit_pauses);
+    L7PX_LOG_LIMITED(kWarn,
+                     "worker {}: {} client connections (server.max_connections); not "
+                     "accepting until one closes",
+                     id_, open_connections);
+  }
+  at_connection_limit_ = at_limit;
+}
+
+void Worker::Loop::ArmTick() {
+  tick_ts_.tv_sec = 0;
+  tick_ts_.tv_nsec = kTickNs;
+  io_uring_sqe* sqe = ring_.Sqe();
+  io_uring_prep_timeout(sqe, &tick_ts_, 0, 0);
+  io_uring_sqe_set_data64(sqe, io::Tag{kOpTick, 0, 0}.Pack());
+}
+
+void Worker::Loop::ArmClientRecv(Connection& c) {
+  if (c.recv_armed || c.state == ConnState::kClosing || c.client_eof) return;
+  io_uring_sqe* sqe = ring_.Sqe();
+  io_uring_prep_recv_multishot(sqe, c.fd.get(), nullptr, 0, 0);
+  sqe->flags |= IOSQE_BUFFER_SELECT;
+  sqe->buf_group = kBufferGroup;
+  io_uring_sqe_set_data64(sqe, TagOf(kOpClientRecv, c));
+  c.recv_armed = true;
+  c.recv_cancel_sent = false;
+  ++c.ops;
+}
+
+void Worker::Loop::CancelClientRecv(Connection& c) {
+  if (!c.recv_armed || c.recv_cancel_sent) return;
+  io_uring_sqe* sqe = ring_.Sqe();
+  io_uring_prep_cancel64(sqe, TagOf(kOpClientRecv, c), 0);
+  io_uring_sqe_set_data64(sqe, TagOf(kOpCancel, c));
+  c.recv_cancel_sent = true;
+  ++c.ops;
+}
+
+void Worker::Loop::Handle(io_uring_cqe* cqe) {
+  const uint64_t data = cqe->user_data;
+  const uint8_t msg = static_cast<uint8_t>(data >> 56);
+  if (msg == acceptor::kMsgSlotAvailable) {
+    OnSlotAvailable(static_cast<uint32_t>(io::MessagePayload(data)));
+    return;
+  }
+  if (msg == kMsgDrain || msg == kMsgResume) {
+    SetDraining(msg == kMsgDrain, io::MessagePayload(data) == kDrainStopListening);
+    return;
+  }
+  const io::Tag tag = io::Tag::Unpack(data);
+  if (tag.op == kOpAccept) {
+    OnAccept(tag.index, cqe->res, (cqe->flags & IORING_CQE_F_MORE) != 0);
+    return;
+  }
+  if (tag.op == kOpTick) {
+    OnTick();
+    return;
+  }
+  if (tag.op == kOpAcceptCancel) return;  // the accept itself reports -ECANCELED
+  if (tag.op == kOpLogWrite) {
+    log_write_inflight_ = false;
+    access_log_.WriteCompleted(cqe->res);
+    return;
+  }
+  if (tag.op == kOpSlotAck) {  // only failures complete: this kernel cannot do it
+    ack_before_probe_ = false;
+    L7PX_LOG(kWarn,
+             "worker {}: TCP_QUICKACK through io_uring failed ({}); slots are probed without "
+             "it (Linux 6.7+ has it)",
+             id_, strerror(-cqe->res));
+    return;
+  }
+  if (tag.op == kOpPostFailed) {
+    L7PX_LOG_LIMITED(kWarn, "worker {}: cross-thread message failed: {}", id_, strerror(-cqe->res));
+    return;
+  }
+  if (tag.index >= conns_.size() || conns_[tag.index] == nullptr ||
+      (conns_[tag.index]->generation & 0xFFFFFF) != tag.generation) {
+    Bump(stats_->stale_completions);
+    if (cqe->flags & IORING_CQE_F_BUFFER) {
+      buffers_.NoteTaken();
+      buffers_.Recycle(static_cast<uint16_t>(cqe->flags >> IORING_CQE_BUFFER_SHIFT));
+    }
+    return;
+  }
+  Connection& c = *conns_[tag.index];
+  switch (tag.op) {
+    case kOpClientRecv:
+      OnClientRecv(c, cqe);
+      break;
+    case kOpClientSend:
+      --c.ops;
+      c.client_send_busy = false;
+      OnClientSent(c, cqe->res);
+      break;
+    case kOpSlotSend:
+    case kOpSlotRecv:
+    case kOpSlotProbe:
+      if (c.slot == nullptr) {  // cannot happen: slot ops hold the slot until they complete
+        Bump(stats_->stale_completions);
+        L7PX_LOG_LIMITED(kError, "worker {}: slot completion without a slot", id_);
+        return;
+      }
+      --c.slot_ops;
+      if (tag.op == kOpSlotSend) {
+        OnSlotSent(c, cqe->res);
+      } else if (tag.op == kOpSlotProbe) {
+        OnSlotProbed(c, cqe->res);
+      } else {
+        OnSlotRecv(c, cqe->res);
+      }
+      break;
+    case kOpCancel:
+      --c.ops;
+      break;
+    default:
+      break;
+  }
+  if (c.slot != nullptr && c.slot_dead && c.slot_ops == 0) RetireSlot(c);
+  MaybeFree(c);
+}
+
+void Worker::Loop::OnAccept(uint32_t listener, int res, bool more) {
+  if (!more) accept_state_[listener] = AcceptState::kIdle;
+  if (res < 0) {
+    if (res == -ECANCELED) return;
+    if (io::AcceptGate::IsExhaustion(-res)) {
+      Bump(stats_->accept_exhausted);
+      if (accept_gate_.Exhausted(now_ns_)) {
+        L7PX_LOG(kWarn,
+                 "worker {}: accept: {}; pausing accepts ({} ms, backing off to 1 s) until "
+                 "descriptors free up; open connections are still served",
+                 id_, strerror(-res), accept_gate_.backoff_ns() / 1'000'000);
+      }
+      return;
+    }
+    L7PX_LOG_LIMITED(kWarn, "worker {}: accept: {}", id_, strerror(-res));
+    return;
+  }
+  if (accept_gate_.Accepted()) {
+    L7PX_LOG(kInfo, "worker {}: accepting again after {} failed accepts in {} ms", id_,
+             accept_gate_.failures(), (now_ns_ - accept_gate_.episode_start_ns()) / 1'000'000);
+  }
+  Connection& c = NewConnection(UniqueFd(res));
+  Bump(stats_->accepted);
+  stats_->client_connections.store(stats_->client_connections.load(std::memory_order_relaxed) + 1,
+                                   std::memory_order_relaxed);
+  io::TuneStreamSocket(c.fd.get());
+  c.peer = io::PeerAddress(c.fd.get());
+  c.ip_len = static_cast<uint8_t>(c.peer.FormatIp(c.ip, sizeof(c.ip)));
+  c.state = ConnState::kIdle;
+  // A new connection gets header_timeout for its whole first request head, counted from
+  // here (not from its first byte): holding a connection open costs the same either way.
+  TimerFor(limits_->header_timeout_ns).Start(&c.timer, now_ns_);
+  ArmClientRecv(c);
+}
+
+TimerList& Worker::Loop::IdleTimer() {
+  return TimerFor(draining_ ? kDrainIdleGraceNs : limits_->keepalive_timeout_ns);
+}
+
+void Worker::Loop::SetDraining(bool on, bool stop_listening) {
+  if (on && stop_listening) {
+    // Nobody takes over these sockets: stop listening (queued connections are reset).
+    for (const UniqueFd& l : listeners_) ::shutdown(l.get(), SHUT_RDWR);
+  }
+  if (draining_ == on) return;
+  draining_ = on;
+  UpdateAccepting();  // cancels the accepts, or re-arms them when a handoff failed
+  if (!on) return;
+  // Idle connections get the short grace instead of keepalive_timeout; busy ones close after
+  // their response (DrainWantsClose).
+  for (auto& c : conns_) {
+    if (c == nullptr || c->state != ConnState::kIdle) continue;
+    TimerList::Unlink(&c->timer);
+    IdleTimer().Start(&c->timer, now_ns_);
+  }
+}
+
+bool Worker::Loop::DrainWantsClose(const Connection& c) const {
+  if (!draining_) return false;
+  const bool more_buffered = c.pend_head >= 0 || (c.x != nullptr && c.x->in_len > c.x->in_scan);
+  return !more_buffered;
+}
+
+bool Worker::Loop::ClientDoneAfterThis(const Connection& c) const {
+  if (!c.client_eof) return false;
+  return c.pend_head < 0 && (c.x == nullptr || c.x->in_len == c.x->in_scan);
+}
+
+size_t Worker::Loop::HeadLength(const char* response, size_t len) {
+  const std::string_view r(response, len);
+  const size_t end = r.find("\r\n\r\n");
+  return end == std::string_view::npos ? len : end + 4;
+}
+
+Connection& Worker::Loop::NewConnection(UniqueFd fd) {
+  Connection* c;
+  if (free_conns_ != nullptr) {
+    c = free_conns_;
+    free_conns_ = c->next_free;
+  } else {
+    conns_.push_back(std::make_unique<Connection>());
+    // Every connection may wait for a receive buffer at once: room for all in starved_.
+    ReserveAtLeast(starved_, conns_.size());
+    c = conns_.back().get();
+    c->index = static_cast<uint32_t>(conns_.size() - 1);
+  }
+  const uint32_t index = c->index;
+  const uint32_t generation = c->generation;
+  *c = Connection();
+  c->index = index;
+  c->generation = generation;
+  c->fd = std::move(fd);
+  return *c;
+}
+
+Exchange& Worker::Loop::EnsureExchange(Connection& c) {
+  if (c.x == nullptr) {
+    if (!free_exchanges_.empty()) {
+      c.x = free_exchanges_.back();
+      free_exchanges_.pop_back();
+    } else {
+      c.x = new Exchange(request_limits_);
+      // Room to park it too: ReleaseExchange never grows the free list mid-request.
+      ReserveAtLeast(free_exchanges_, ++exchanges_);
+    }
+    c.x->in = in_pool_.Get();
+    c.x->in_len = c.x->in_scan = c.x->head_len = 0;
+    c.x->req.Begin(c.x->in);
+  }
+  return *c.x;
+}
+
+Exchange& Worker::Loop::EnsureExchangeBuffers(Connection& c) {
+  Exchange& x = EnsureExchange(c);
+  if (x.aux == nullptr) x.aux = aux_pool_.Get();
+  if (x.out == nullptr) x.out = out_pool_.Get();
+  return x;
+}
+
+void Worker::Loop::ReleaseExchange(Connection& c) {
+  if (c.x == nullptr) return;
+  Exchange& x = *c.x;
+  in_pool_.Put(x.in);
+  aux_pool_.Put(x.aux);
+  out_pool_.Put(x.out);
+  resp_pool_.Put(x.resp_buf);
+  x.in = x.aux = x.out = x.resp_buf = nullptr;
+  free_exchanges_.push_back(&x);
+  c.x = nullptr;
+}
+
+void Worker::Loop::Close(Connection& c) {
+  if (c.state == ConnState::kClosing || c.state == ConnState::kFree) return;
+  if (c.state == ConnState::kQueued) Dequeue(c);
+  c.state = ConnState::kClosing;
+  TimerList::Unlink(&c.timer);
+  TimerList::Unlink(&c.body_timer);
+  if (c.slot != nullptr) KillSlot(c);
+  ::shutdown(c.fd.get(), SHUT_RDWR);  // completes every pending op on the client fd
+  MaybeFree(c);
+}
+
+void Worker::Loop::MaybeFree(Connection& c) {
+  if (c.state == ConnState::kClosing && c.slot != nullptr && c.slot_ops == 0) RetireSlot(c);
+  if (c.state != ConnState::kClosing || c.ops > 0 || c.slot_ops > 0) return;
+  DropPending(c);
+  ReleaseExchange(c);
+  c.fd.Reset();
+  c.state = ConnState::kFree;  // freed once: later MaybeFree calls in this call chain no-op
+  ++c.generation;
+  stats_->client_connections.store(stats_->client_connections.load(std::memory_order_relaxed) - 1,
+                                   std::memory_order_relaxed);
+  c.next_free = free_conns_;
+  free_conns_ = &c;
+}
+
+}  // namespace l7px::proxy
