@@ -22,6 +22,8 @@
 #include "base/unique_fd.h"
 #include "config/quote.h"
 #include "config/route_rules.h"
+#include "config/toml_traps.h"
+#include "config/toml_traps.h"
 
 namespace l7px::config {
 namespace {
@@ -81,153 +83,6 @@ bool HasControlChar(std::string_view s) {
     const unsigned char u = static_cast<unsigned char>(c);
     return u < 0x20 || u == 0x7f;
   });
-}
-
-// Where toml++ must not look, what is wrong there, and a byte that toml++ rejects cleanly in
-// its place.
-struct Trap {
-  size_t offset;
-  std::string_view problem;
-  char sentinel = '\x01';
-};
-
-// toml++ 3.3 asserts (and, under clang with NDEBUG, assumes) things that invalid input breaks:
-// a table header's first key character ("[#a]", "[=]"), an array element not starting with '}'
-// ("a = [}"); and its non-ASCII whitespace table reaches __builtin_unreachable for most
-// non-ASCII characters where whitespace may appear (outside strings, and after a backslash in
-// a multi-line basic string). Finds the first such spot so Parse() can keep it from toml++.
-// Mirrors toml++'s view of strings, comments and brackets for every input it accepts up to
-// there; a divergence can only follow a syntax error toml++ reports first.
-std::optional<Trap> FindTomlTrap(std::string_view text) {
-  const size_t n = text.size();
-  size_t i = text.substr(0, 3) == "\xEF\xBB\xBF" ? 3 : 0;  // UTF-8 BOM
-  std::string open;        // the [ and { open inside values, innermost last
-  char last = '\n';        // last significant byte outside strings and comments
-  bool line_start = true;  // at the start of a statement (no open brackets, after a newline)
-  bool in_header = false;  // rest of a [table] line: its brackets are not values
-  const auto starts = [&](size_t at, std::string_view what) {
-    return text.substr(at, what.size()) == what;
-  };
-  const auto blank = [&](size_t at) { return at < n && (text[at] == ' ' || text[at] == '\t'); };
-  const auto high = [&](size_t at) {
-    return at < n && static_cast<unsigned char>(text[at]) >= 0x80;
-  };
-  while (i < n) {
-    const char c = text[i];
-    if (line_start) {
-      if (blank(i)) {
-        ++i;
-        continue;
-      }
-      line_start = false;
-      if (c == '[') {
-        size_t j = i + 1;
-        const bool spaced = blank(j);
-        while (blank(j)) ++j;
-        // "[ [" is an error toml++ reports itself; otherwise look past an optional second '['.
-        if (!(spaced && j < n && text[j] == '[')) {
-          if (j < n && text[j] == '[') {
-            ++j;
-            while (blank(j)) ++j;
-          }
-          if (j < n) {
-            const char k = text[j];
-            const bool key_start = (k >= 'a' && k <= 'z') || (k >= 'A' && k <= 'Z') ||
-                                   (k >= '0' && k <= '9') || k == '_' || k == '-' || k == '"' ||
-                                   k == '\'' || k == ']';
-            if (!key_start) {
-              return Trap{j, "bad table header: expected a key after '['", ']'};
-            }
-          }
-        }
-        in_header = true;
-        i = j;
-        continue;
-      }
-    }
-    if (c == '\n') {
-      if (open.empty()) {
-        line_start = true;
-        last = '\n';
-      }
-      in_header = false;
-      ++i;
-    } else if (c == '#') {
-      while (i < n && text[i] != '\n') ++i;
-    } else if (c == '"' || c == '\'') {
-      last = c;
-      const bool basic = c == '"';
-      const std::string_view triple = basic ? "\"\"\"" : "'''";
-      if (starts(i, triple)) {
-        for (i += 3; i < n;) {
-          if (basic && text[i] == '\\') {
-            // A backslash may end a line; toml++ then classifies what follows as whitespace.
-            ++i;
-            const auto space = [&] {
-              return blank(i) || (i < n && (text[i] == '\n' || text[i] == '\r'));
-            };
-            const bool line_end = space();
-            while (space()) ++i;
-            if (high(i)) {
-              return Trap{i, "non-ASCII character after a backslash in a multi-line string"};
-            }
-            if (!line_end && i < n) ++i;  // the escaped character
-          } else if (starts(i, triple)) {
-            // Up to two quotes may precede the closing delimiter: consume the whole run.
-            size_t run = 0;
-            while (i + run < n && text[i + run] == c && run < 5) ++run;
-            i += run;
-            break;
-          } else {
-            ++i;
-          }
-        }
-      } else {
-        for (++i; i < n && text[i] != '\n';) {
-          if (basic && text[i] == '\\') {
-            i += 2;
-          } else if (text[i] == c) {
-            ++i;
-            break;
-          } else {
-            ++i;
-          }
-        }
-      }
-    } else if ((c == '[' || c == '{') && !in_header) {
-      open += c;
-      last = c;
-      ++i;
-    } else if ((c == ']' || c == '}') && !in_header) {
-      if (!open.empty()) {
-        if (c == '}' && open.back() == '[' && (last == '[' || last == ',')) {
-          return Trap{i, "expected a value or ']' in the array, got '}'"};
-        }
-        open.pop_back();
-      }
-      last = c;
-      ++i;
-    } else if (!in_header && !blank(i) && c != '\r' &&
-               (last == '=' ||
-                ((last == '[' || last == ',') && !open.empty() && open.back() == '['))) {
-      // A bare value (number, date, boolean): toml++ reads it up to a terminator, quotes and
-      // all, testing every byte for whitespace. The first byte is always taken (it may be a
-      // stray ','), so the scan advances.
-      do {
-        if (high(i)) {
-          return Trap{i, "non-ASCII character outside a string"};
-        }
-        ++i;
-      } while (i < n && std::string_view(" \t\r\n]},#").find(text[i]) == std::string_view::npos);
-      last = text[i - 1];
-    } else if (high(i)) {
-      return Trap{i, "non-ASCII character outside a string"};
-    } else {
-      if (!blank(i) && c != '\r') last = c;
-      ++i;
-    }
-  }
-  return std::nullopt;
 }
 
 struct Listener {
@@ -588,11 +443,11 @@ class Loader {
                                  "ms (a worker polls this long per sleep)"));
         }
       } else {
-        return UnknownKey(key, value, "server",
-                          {"workers", "listen", "keepalive_timeout", "header_timeout",
-                           "max_header_bytes", "max_body_bytes", "body_timeout", "min_body_rate",
-                           "send_timeout", "body_buffer", "max_connections", "busy_poll",
-                           "trusted_proxies"});
+        return UnknownKey(
+            key, value, "server",
+            {"workers", "listen", "keepalive_timeout", "header_timeout", "max_header_bytes",
+             "max_body_bytes", "body_timeout", "min_body_rate", "send_timeout", "body_buffer",
+             "max_connections", "busy_poll", "trusted_proxies"});
       }
       if (!ok) return false;
     }
