@@ -39,15 +39,7 @@ class StrayBytesTest : public IntegrationTest {
 
   // Registers a slot by hand after the good one, so it is the most recently idle slot and the
   // idle stack hands it the next request.
-  UniqueFd RogueSlot() {
-    const int64_t before = RegisteredSlots(h().admin_port(), "default");
-    std::string answer;
-    UniqueFd fd = RegisterByHand(h().register_port(), RegistrationHead("", "", "rogue"), &answer);
-    EXPECT_EQ(StatusOf(answer), 101) << answer;
-    EXPECT_TRUE(
-        WaitFor([&] { return RegisteredSlots(h().admin_port(), "default") == before + 1; }, kIo));
-    return fd;
-  }
+  UniqueFd RogueSlot() { return RegisterSlotByHand("rogue"); }
 
   int64_t StraySlots() { return StatsCounter(h().admin_port(), "stray_slots"); }
 

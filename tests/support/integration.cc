@@ -5,6 +5,10 @@
 #include <iostream>
 #include <string>
 
+#include "support/admin.h"
+#include "support/clients.h"
+#include "support/net.h"
+
 namespace l7px::testing {
 
 long MillisSince(std::chrono::steady_clock::time_point start) {
@@ -59,6 +63,17 @@ bool IntegrationTest::StartProxy(const std::string& pools_and_routes,
 ChildProcess* IntegrationTest::StartService(const std::vector<std::string>& args) {
   ChildProcess& service = harness_->StartService(args);
   return ServiceReady(service) ? &service : nullptr;
+}
+
+UniqueFd IntegrationTest::RegisterSlotByHand(const std::string& service_id) {
+  const int64_t before = RegisteredSlots(h().admin_port(), "default");
+  std::string answer;
+  UniqueFd fd = RegisterByHand(h().register_port(), RegistrationHead("", "", service_id), &answer);
+  EXPECT_EQ(StatusOf(answer), 101) << answer;
+  EXPECT_TRUE(
+      WaitFor([&] { return RegisteredSlots(h().admin_port(), "default") == before + 1; }, kIo))
+      << "the slot registered by hand was not counted";
+  return fd;
 }
 
 bool ServiceReady(ChildProcess& service) {

@@ -8,6 +8,7 @@
 #include <string_view>
 #include <vector>
 
+#include "base/unique_fd.h"
 #include "support/harness.h"
 
 namespace l7px::testing {
@@ -40,6 +41,12 @@ class IntegrationTest : public ::testing::Test {
 
   // Starts the test service and waits for its "ready" line; nullptr when it never got ready.
   ChildProcess* StartService(const std::vector<std::string>& args);
+
+  // Registers a slot by hand to the default pool with this service id (the admin API must be
+  // enabled) and waits until the pool counts it; registered last, it is the most recently idle
+  // slot, so the idle stack (LIFO) hands it the next request. Invalid (and a test failure)
+  // when the registration is refused or never counted.
+  UniqueFd RegisterSlotByHand(const std::string& service_id);
 
  private:
   std::unique_ptr<ProxyHarness> harness_;
