@@ -107,6 +107,9 @@ void Worker::Loop::Dispatch(Connection& c) {
       return;
     case Dispatcher::Verdict::kQueued:
       c.state = ConnState::kQueued;
+      // A retried request may still carry its failed exchange's response timer; the wait has
+      // its own (the dispatcher's queue_timeout).
+      TimerList::Unlink(&c.timer);
       // A slot pushed before the wait was published would wake nobody: look once more,
       // serving this worker's waiters in order.
       OnSlotAvailable(pool.id());
