@@ -7,8 +7,8 @@ namespace l7px::proxy {
 void Worker::Loop::OnClientRecv(Connection& c, io_uring_cqe* cqe) {
   const bool more = (cqe->flags & IORING_CQE_F_MORE) != 0;
   if (!more) {
-    c.recv_armed = false;
-    --c.ops;
+    c.client.recv_armed = false;
+    --c.client.ops;
   }
   const int res = cqe->res;
   if (res > 0 && (cqe->flags & IORING_CQE_F_BUFFER)) {
@@ -19,14 +19,14 @@ void Worker::Loop::OnClientRecv(Connection& c, io_uring_cqe* cqe) {
       return;
     }
     AcceptBytes(c, bid, static_cast<uint32_t>(res));
-    if (!more && c.pend_head < 0) ArmClientRecv(c);
+    if (!more && c.client.pend_head < 0) ArmClientRecv(c);
     return;
   }
   if (res == -ENOBUFS) {
     Bump(stats_->enobufs);
-    c.body_window_paused = true;  // no receive buffer: not the client's fault
-    if (!c.needs_rearm) {
-      c.needs_rearm = true;
+    c.request.body_window_paused = true;  // no receive buffer: not the client's fault
+    if (!c.client.needs_rearm) {
+      c.client.needs_rearm = true;
       starved_.push_back(&c);
     }
     return;
@@ -34,7 +34,7 @@ void Worker::Loop::OnClientRecv(Connection& c, io_uring_cqe* cqe) {
   if (res == -ECANCELED) {
     // We stopped reading for backpressure. If the backlog drained while the cancel was in
     // flight, DrainPending could not re-arm (the recv still counted as armed): do it now.
-    if (c.pend_head < 0 && c.state != ConnState::kClosing) ArmClientRecv(c);
+    if (c.client.pend_head < 0 && c.state != ConnState::kClosing) ArmClientRecv(c);
     return;
   }
   if (c.state == ConnState::kClosing) return;
@@ -49,7 +49,7 @@ void Worker::Loop::OnClientRecv(Connection& c, io_uring_cqe* cqe) {
 }
 
 void Worker::Loop::OnClientEof(Connection& c) {
-  c.client_eof = true;
+  c.client.eof = true;
   switch (c.state) {
     case ConnState::kIdle:
       Close(c);
@@ -64,10 +64,10 @@ void Worker::Loop::OnClientEof(Connection& c) {
     case ConnState::kExchange:
       // A half-close is not a close: a complete request is still answered (and every complete
       // request pipelined behind it; FinishRequest closes once none is left).
-      if (!c.req_done && InputEnded(c)) Close(c);  // the body will never complete
+      if (!c.request.done && InputEnded(c)) Close(c);  // the body will never complete
       break;
     case ConnState::kTunnel:
-      c.tunnel_client_eof = true;
+      c.request.tunnel_client_eof = true;
       PumpTunnelToSlot(c);  // forwards what is left, then passes the half-close on
       break;
     default:
@@ -77,8 +77,8 @@ void Worker::Loop::OnClientEof(Connection& c) {
 
 void Worker::Loop::AcceptBytes(Connection& c, uint16_t bid, uint32_t len) {
   Exchange& x = EnsureExchange(c);
-  c.body_window_bytes += len;
-  if (c.pend_head < 0) {
+  c.request.body_window_bytes += len;
+  if (c.client.pend_head < 0) {
     const uint32_t room = in_pool_.size() - x.in_len;
     const uint32_t n = len < room ? len : room;
     std::memcpy(x.in + x.in_len, buffers_.Buffer(bid), n);
@@ -91,52 +91,52 @@ void Worker::Loop::AcceptBytes(Connection& c, uint16_t bid, uint32_t len) {
   } else {
     QueuePending(c, bid, len, 0);
   }
-  if (c.pend_head >= 0) CancelClientRecv(c);  // stop reading until there is room
+  if (c.client.pend_head >= 0) CancelClientRecv(c);  // stop reading until there is room
   ProcessInput(c);
 }
 
 void Worker::Loop::QueuePending(Connection& c, uint16_t bid, uint32_t len,
                                 uint32_t already_copied) {
-  c.body_window_paused = true;  // l7px stops reading: the client is not the slow one
+  c.request.body_window_paused = true;  // l7px stops reading: the client is not the slow one
   pend_next_[bid] = -1;
   pend_len_[bid] = len;
-  if (c.pend_tail >= 0) {
-    pend_next_[c.pend_tail] = bid;
+  if (c.client.pend_tail >= 0) {
+    pend_next_[c.client.pend_tail] = bid;
   } else {
-    c.pend_head = bid;
-    c.pend_off = already_copied;
+    c.client.pend_head = bid;
+    c.client.pend_off = already_copied;
   }
-  c.pend_tail = bid;
+  c.client.pend_tail = bid;
 }
 
 void Worker::Loop::DrainPending(Connection& c) {
   if (c.x == nullptr) return;
   Exchange& x = *c.x;
-  while (c.pend_head >= 0) {
-    const auto bid = static_cast<uint16_t>(c.pend_head);
-    const uint32_t avail = pend_len_[bid] - c.pend_off;
+  while (c.client.pend_head >= 0) {
+    const auto bid = static_cast<uint16_t>(c.client.pend_head);
+    const uint32_t avail = pend_len_[bid] - c.client.pend_off;
     const uint32_t room = in_pool_.size() - x.in_len;
     if (room == 0) return;
     const uint32_t n = avail < room ? avail : room;
-    std::memcpy(x.in + x.in_len, buffers_.Buffer(bid) + c.pend_off, n);
+    std::memcpy(x.in + x.in_len, buffers_.Buffer(bid) + c.client.pend_off, n);
     x.in_len += n;
-    c.pend_off += n;
-    if (c.pend_off < pend_len_[bid]) return;
-    c.pend_head = pend_next_[bid];
-    if (c.pend_head < 0) c.pend_tail = -1;
-    c.pend_off = 0;
+    c.client.pend_off += n;
+    if (c.client.pend_off < pend_len_[bid]) return;
+    c.client.pend_head = pend_next_[bid];
+    if (c.client.pend_head < 0) c.client.pend_tail = -1;
+    c.client.pend_off = 0;
     buffers_.Recycle(bid);
   }
-  if (!c.recv_armed && !c.client_eof && c.state != ConnState::kClosing) ArmClientRecv(c);
+  if (!c.client.recv_armed && !c.client.eof && c.state != ConnState::kClosing) ArmClientRecv(c);
 }
 
 void Worker::Loop::DropPending(Connection& c) {
-  while (c.pend_head >= 0) {
-    const auto bid = static_cast<uint16_t>(c.pend_head);
-    c.pend_head = pend_next_[bid];
+  while (c.client.pend_head >= 0) {
+    const auto bid = static_cast<uint16_t>(c.client.pend_head);
+    c.client.pend_head = pend_next_[bid];
     buffers_.Recycle(bid);
   }
-  c.pend_tail = -1;
+  c.client.pend_tail = -1;
 }
 
 void Worker::Loop::ProcessInput(Connection& c) {
@@ -150,7 +150,7 @@ void Worker::Loop::ProcessInput(Connection& c) {
       ReadBodyBeforeDispatch(c);
       break;
     case ConnState::kExchange:
-      if (!c.req_done && !c.abandon_request) PumpRequestBody(c);
+      if (!c.request.done && !c.request.abandoned) PumpRequestBody(c);
       break;
     case ConnState::kTunnel:
       PumpTunnelToSlot(c);
@@ -165,11 +165,11 @@ void Worker::Loop::ParseHead(Connection& c) {
   if (x.in_len == x.in_scan) return;
   if (c.state == ConnState::kIdle) {
     c.state = ConnState::kReadingHead;
-    c.start_ns = now_ns_;
+    c.request.start_ns = now_ns_;
     request_limits_.max_body_bytes = limits_->max_body_bytes;
     x.req.set_limits(request_limits_);
     // The first request's head timer runs since the accept (OnAccept).
-    if (!c.first_request) TimerFor(limits_->header_timeout_ns).Start(&c.timer, now_ns_);
+    if (!c.client.first_request) TimerFor(limits_->header_timeout_ns).Start(&c.timer, now_ns_);
   }
   const auto r = x.req.Parse(x.in + x.in_scan, x.in_len - x.in_scan);
   x.in_scan += static_cast<uint32_t>(r.consumed);

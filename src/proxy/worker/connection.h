@@ -72,6 +72,68 @@ enum class ConnState : uint8_t {
   kFree,         // on the worker's free list
 };
 
+// The client side of a connection: lives as long as the connection.
+struct ClientSide {
+  int ops = 0;  // completions still expected on the client fd (a multishot recv counts once)
+  bool recv_armed = false;
+  bool recv_cancel_sent = false;
+  bool needs_rearm = false;  // a receive ran out of provided buffers: re-armed when some free
+  bool eof = false;          // the client half-closed (or closed)
+  bool close_after = false;  // close once the current response is fully sent
+  bool send_busy = false;
+  bool first_request = true;  // no response sent yet: the head timer runs since the accept
+  // Provided buffers received but not yet copied into `in` (backpressure).
+  int32_t pend_head = -1;
+  int32_t pend_tail = -1;
+  uint32_t pend_off = 0;
+};
+
+// One attempt at an exchange with a slot. Reset by assignment when a request's head is parsed
+// and when a slot is leased for it (a retry is a new attempt); never while a slot still drains
+// (a connection whose slot drains takes no next request).
+struct SlotSide {
+  slots::Slot* slot = nullptr;
+  int ops = 0;        // completions still expected on the slot fd
+  bool dead = false;  // retire the slot once ops drains
+  bool send_busy = false;
+  bool recv_busy = false;
+  bool probing = false;          // the lease-time look for stray bytes is in flight
+  bool unusable = false;         // the service broke the protocol: do not reuse the slot
+  bool retry_pending = false;    // re-dispatch once the failed slot's operations drained
+  bool interim_pending = false;  // a 1xx head is being sent; parse on after it is sent
+  uint8_t interim_count = 0;     // 1xx responses forwarded in this exchange
+  bool head_done = false;        // the final response head was parsed
+  bool done = false;             // the response is complete
+  bool decode_body = false;      // de-chunk for an HTTP/1.0 client
+};
+
+// The current request. Reset by assignment when its head is parsed (OnRequestHead).
+struct RequestState {
+  int64_t start_ns = 0;
+  int64_t queue_wait_ns = 0;
+  slots::Pool* pool = nullptr;
+  slots::RequestLimits limits;  // the pool's limits when the request began (a copy)
+  uint32_t attempts = 0;
+  int status = 0;
+  uint64_t bytes_out = 0;
+  bool response_started = false;    // some response byte went to the client
+  bool done = false;                // request message fully parsed
+  bool sent = false;                // ... and fully written to the slot
+  bool abandoned = false;           // the service answered before the body was sent
+  bool continue_sent = false;       // l7px answered Expect: 100-continue for this request
+  bool tunnel_client_eof = false;   // the client half-closed the tunnel
+  bool tunnel_slot_shut = false;    // ... and that was passed on to the slot (SHUT_WR)
+  bool tunnel_slot_eof = false;     // the service half-closed; passed on to the client
+  bool body_window_paused = false;  // l7px stopped reading during this body window
+  uint64_t body_window_bytes = 0;   // bytes received from the client in this body window
+  int64_t body_window_start_ns = 0;
+  char id[32];  // X-Request-Id l7px generated
+  // server.trusted_proxies held the client when the request began (ServiceRequestId).
+  bool trusted_peer = false;
+  char service[64];  // service id of the slot that answered (for the access log)
+  uint8_t service_len = 0;
+};
+
 struct Connection {
   uint32_t index = 0;
   uint32_t generation = 0;
@@ -81,62 +143,14 @@ struct Connection {
   char ip[INET6_ADDRSTRLEN] = {};
   uint8_t ip_len = 0;
 
-  int ops = 0;  // completions still expected on the client fd (a multishot recv counts once)
-  bool recv_armed = false;
-  bool recv_cancel_sent = false;
-  bool needs_rearm = false;
-  bool client_eof = false;
-  bool close_after = false;  // close once the current response is fully sent
-  bool client_send_busy = false;
-  bool slot_send_busy = false;
-  bool slot_recv_busy = false;
-  bool slot_probing = false;     // the lease-time look for stray bytes is in flight
-  bool slot_unusable = false;    // the service broke the protocol: do not reuse the slot
-  bool retry_pending = false;    // re-dispatch once the failed slot's operations drained
-  bool interim_pending = false;  // a 1xx head is being sent; parse on after it is sent
-  bool continue_sent = false;    // l7px answered Expect: 100-continue for this request
-
-  // Provided buffers received but not yet copied into `in` (backpressure).
-  int32_t pend_head = -1;
-  int32_t pend_tail = -1;
-  uint32_t pend_off = 0;
+  ClientSide client;
+  SlotSide upstream;
+  RequestState request;
 
   Exchange* x = nullptr;
-  TimerNode timer;            // header / keep-alive / response timeout
-  Waiter waiter;              // place in a pool's wait queue (proxy/dispatch)
-  TimerNode body_timer;       // request body pace window (body_timeout, min_body_rate)
-  bool first_request = true;  // no response sent yet: the head timer runs since the accept
-
-  // Current request.
-  int64_t start_ns = 0;
-  int64_t queue_wait_ns = 0;
-  slots::Pool* pool = nullptr;
-  slots::RequestLimits settings;  // the pool's limits when the request began (a copy)
-  slots::Slot* slot = nullptr;
-  int slot_ops = 0;        // completions still expected on the slot fd
-  bool slot_dead = false;  // retire the slot once slot_ops drains
-  uint32_t attempts = 0;
-  int status = 0;
-  uint64_t bytes_out = 0;
-  bool response_started = false;  // some response byte went to the client
-  bool resp_head_done = false;
-  bool resp_done = false;
-  bool req_done = false;         // request message fully parsed
-  bool req_sent = false;         // ... and fully written to the slot
-  bool abandon_request = false;  // the service answered before the body was sent
-  bool decode_body = false;
-  bool tunnel_client_eof = false;   // the client half-closed the tunnel
-  bool tunnel_slot_shut = false;    // ... and that was passed on to the slot (SHUT_WR)
-  bool tunnel_slot_eof = false;     // the service half-closed; passed on to the client
-  bool body_window_paused = false;  // l7px stopped reading during this body window
-  uint8_t interim_count = 0;        // 1xx responses forwarded in this exchange
-  uint64_t body_window_bytes = 0;   // bytes received from the client in this body window
-  int64_t body_window_start_ns = 0;
-  char request_id[32];
-  // server.trusted_proxies held the client when the request began (ServiceRequestId).
-  bool trusted_peer = false;
-  char service[64];  // service id of the slot that answered (for the access log)
-  uint8_t service_len = 0;
+  TimerNode timer;       // header / keep-alive / response / send timeout
+  Waiter waiter;         // place in a pool's wait queue (proxy/dispatch)
+  TimerNode body_timer;  // request body pace window (body_timeout, min_body_rate)
   Connection* next_free = nullptr;
 };
 

@@ -9,17 +9,15 @@ void Worker::Loop::OnRequestHead(Connection& c) {
   TimerList::Unlink(&c.timer);
   Bump(stats_->requests);
   const http::MessageHead& head = x.req.head();
-  c.attempts = 0;
-  c.status = 0;
-  c.bytes_out = 0;
-  c.response_started = c.resp_head_done = c.resp_done = false;
-  c.req_done = c.req_sent = c.abandon_request = c.continue_sent = false;
-  c.queue_wait_ns = 0;
-  c.pool = nullptr;
-  c.service_len = 0;
+  // A new request, and no exchange yet: both start from scratch (no slot drains here: a
+  // connection whose slot still drains takes no next request).
+  const int64_t start_ns = c.request.start_ns;  // set when its first byte arrived
+  c.request = RequestState{};
+  c.request.start_ns = start_ns;
+  c.upstream = SlotSide{};
   // Body bytes already here are parsed now, so we know whether the request is complete.
   if (!ScanBody(c)) return;
-  if (!c.req_done && InputEnded(c)) {
+  if (!c.request.done && InputEnded(c)) {
     Close(c);  // half-closed inside the body: it will never complete
     return;
   }
@@ -27,7 +25,7 @@ void Worker::Loop::OnRequestHead(Connection& c) {
     Respond(c, status, /*close=*/false);
     return;
   }
-  if (!c.req_done) StartBodyWindow(c);
+  if (!c.request.done) StartBodyWindow(c);
   char host_buf[256];
   const std::string_view host = head.HostForRouting(host_buf, sizeof(host_buf));
   const RouteTable* routes = shared_->routes.load(std::memory_order_acquire);
@@ -36,14 +34,15 @@ void Worker::Loop::OnRequestHead(Connection& c) {
     Respond(c, 404, /*close=*/false);
     return;
   }
-  c.pool = shared_->pools.at(static_cast<uint32_t>(pool_id));
-  c.settings = c.pool->settings().request;  // a copy: kept across a reload, freed with c
+  c.request.pool = shared_->pools.at(static_cast<uint32_t>(pool_id));
+  c.request.limits =
+      c.request.pool->settings().request;  // a copy: kept across a reload, freed with c
   EnsureExchangeBuffers(c);
   http::ServiceRequestContext ctx;
   ctx.client_ip = std::string_view(c.ip, c.ip_len);
   ctx.proto = "http";
-  ctx.request_id = request_ids_.Next(c.request_id);
-  ctx.trusted_peer = c.trusted_peer = limits_->TrustsProxy(c.peer);
+  ctx.request_id = request_ids_.Next(c.request.id);
+  ctx.trusted_peer = c.request.trusted_peer = limits_->TrustsProxy(c.peer);
   ctx.drop_expect = head.expect_continue;
   x.aux_len =
       static_cast<uint32_t>(http::WriteServiceRequestHead(head, ctx, x.aux, aux_pool_.size()));
@@ -72,7 +71,7 @@ bool Worker::Loop::WaitForBody(Connection& c) {
 
 bool Worker::Loop::BodyBuffered(const Connection& c) const {
   const Exchange& x = *c.x;
-  return c.req_done || x.in_scan - x.head_len >= limits_->body_buffer ||
+  return c.request.done || x.in_scan - x.head_len >= limits_->body_buffer ||
          x.in_len == in_pool_.size();
 }
 
@@ -88,18 +87,18 @@ void Worker::Loop::ReadBodyBeforeDispatch(Connection& c) {
 void Worker::Loop::SendContinue(Connection& c) {
   static constexpr std::string_view kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
   Exchange& x = *c.x;
-  c.continue_sent = true;
+  c.request.continue_sent = true;
   StartBodyWindow(c);  // the client was told to wait for this: its body pace counts from here
   std::memcpy(x.out, kContinue.data(), kContinue.size());
   x.out_len = static_cast<uint32_t>(kContinue.size());
   x.out_sent = 0;
-  c.interim_pending = true;
+  c.upstream.interim_pending = true;
   SendToClient(c);
 }
 
 void Worker::Loop::Dispatch(Connection& c) {
-  slots::Pool& pool = *c.pool;
-  const Dispatcher::Admission a = dispatcher_.Admit(pool, c.settings, c.waiter, now_ns_);
+  slots::Pool& pool = *c.request.pool;
+  const Dispatcher::Admission a = dispatcher_.Admit(pool, c.request.limits, c.waiter, now_ns_);
   RetireDeadSlots();
   switch (a.verdict) {
     case Dispatcher::Verdict::kStart:
@@ -118,7 +117,7 @@ void Worker::Loop::Dispatch(Connection& c) {
       Bump(stats_->shed_queue_full);
       Bump(stats_->pools.For(pool.id()).shed_queue_full);
       L7PX_LOG_LIMITED(kWarn, "pool {}: queue full ({} waiting); shedding with 503", pool.name(),
-                       c.settings.queue);
+                       c.request.limits.queue);
       Respond(c, 503, /*close=*/false);
       return;
     case Dispatcher::Verdict::kShedClosing:  // drained or removed: no slot will come back
@@ -148,7 +147,7 @@ void Worker::Loop::PostSlotAvailable(int worker, uint32_t pool_id) {
 
 Connection& Worker::Loop::Dequeued(Waiter* w) {
   Connection& c = *FromWaiter(w);
-  c.queue_wait_ns += now_ns_ - w->enqueued_ns;
+  c.request.queue_wait_ns += now_ns_ - w->enqueued_ns;
   c.state = ConnState::kReadingHead;  // transitional; the caller sets the next state
   return c;
 }

@@ -139,24 +139,24 @@ void Worker::Loop::ArmTick() {
 }
 
 void Worker::Loop::ArmClientRecv(Connection& c) {
-  if (c.recv_armed || c.state == ConnState::kClosing || c.client_eof) return;
+  if (c.client.recv_armed || c.state == ConnState::kClosing || c.client.eof) return;
   io_uring_sqe* sqe = ring_.Sqe();
   io_uring_prep_recv_multishot(sqe, c.fd.get(), nullptr, 0, 0);
   sqe->flags |= IOSQE_BUFFER_SELECT;
   sqe->buf_group = kBufferGroup;
   io_uring_sqe_set_data64(sqe, TagOf(kOpClientRecv, c));
-  c.recv_armed = true;
-  c.recv_cancel_sent = false;
-  ++c.ops;
+  c.client.recv_armed = true;
+  c.client.recv_cancel_sent = false;
+  ++c.client.ops;
 }
 
 void Worker::Loop::CancelClientRecv(Connection& c) {
-  if (!c.recv_armed || c.recv_cancel_sent) return;
+  if (!c.client.recv_armed || c.client.recv_cancel_sent) return;
   io_uring_sqe* sqe = ring_.Sqe();
   io_uring_prep_cancel64(sqe, TagOf(kOpClientRecv, c), 0);
   io_uring_sqe_set_data64(sqe, TagOf(kOpCancel, c));
-  c.recv_cancel_sent = true;
-  ++c.ops;
+  c.client.recv_cancel_sent = true;
+  ++c.client.ops;
 }
 
 void Worker::Loop::Handle(io_uring_cqe* cqe) {
@@ -212,19 +212,20 @@ void Worker::Loop::Handle(io_uring_cqe* cqe) {
       OnClientRecv(c, cqe);
       break;
     case kOpClientSend:
-      --c.ops;
-      c.client_send_busy = false;
+      --c.client.ops;
+      c.client.send_busy = false;
       OnClientSent(c, cqe->res);
       break;
     case kOpSlotSend:
     case kOpSlotRecv:
     case kOpSlotProbe:
-      if (c.slot == nullptr) {  // cannot happen: slot ops hold the slot until they complete
+      if (c.upstream.slot ==
+          nullptr) {  // cannot happen: slot ops hold the slot until they complete
         Bump(stats_->stale_completions);
         L7PX_LOG_LIMITED(kError, "worker {}: slot completion without a slot", id_);
         return;
       }
-      --c.slot_ops;
+      --c.upstream.ops;
       if (tag.op == kOpSlotSend) {
         OnSlotSent(c, cqe->res);
       } else if (tag.op == kOpSlotProbe) {
@@ -234,12 +235,12 @@ void Worker::Loop::Handle(io_uring_cqe* cqe) {
       }
       break;
     case kOpCancel:
-      --c.ops;
+      --c.client.ops;
       break;
     default:
       break;
   }
-  if (c.slot != nullptr && c.slot_dead && c.slot_ops == 0) RetireSlot(c);
+  if (c.upstream.slot != nullptr && c.upstream.dead && c.upstream.ops == 0) RetireSlot(c);
   MaybeFree(c);
 }
 
@@ -302,13 +303,14 @@ void Worker::Loop::SetDraining(bool on, bool stop_listening) {
 
 bool Worker::Loop::DrainWantsClose(const Connection& c) const {
   if (!draining_) return false;
-  const bool more_buffered = c.pend_head >= 0 || (c.x != nullptr && c.x->in_len > c.x->in_scan);
+  const bool more_buffered =
+      c.client.pend_head >= 0 || (c.x != nullptr && c.x->in_len > c.x->in_scan);
   return !more_buffered;
 }
 
 bool Worker::Loop::ClientDoneAfterThis(const Connection& c) const {
-  if (!c.client_eof) return false;
-  return c.pend_head < 0 && (c.x == nullptr || c.x->in_len == c.x->in_scan);
+  if (!c.client.eof) return false;
+  return c.client.pend_head < 0 && (c.x == nullptr || c.x->in_len == c.x->in_scan);
 }
 
 size_t Worker::Loop::HeadLength(const char* response, size_t len) {
@@ -380,14 +382,15 @@ void Worker::Loop::Close(Connection& c) {
   c.state = ConnState::kClosing;
   TimerList::Unlink(&c.timer);
   TimerList::Unlink(&c.body_timer);
-  if (c.slot != nullptr) KillSlot(c);
+  if (c.upstream.slot != nullptr) KillSlot(c);
   ::shutdown(c.fd.get(), SHUT_RDWR);  // completes every pending op on the client fd
   MaybeFree(c);
 }
 
 void Worker::Loop::MaybeFree(Connection& c) {
-  if (c.state == ConnState::kClosing && c.slot != nullptr && c.slot_ops == 0) RetireSlot(c);
-  if (c.state != ConnState::kClosing || c.ops > 0 || c.slot_ops > 0) return;
+  if (c.state == ConnState::kClosing && c.upstream.slot != nullptr && c.upstream.ops == 0)
+    RetireSlot(c);
+  if (c.state != ConnState::kClosing || c.client.ops > 0 || c.upstream.ops > 0) return;
   DropPending(c);
   ReleaseExchange(c);
   c.fd.Reset();

@@ -150,7 +150,7 @@ class Worker::Loop {
   bool ClientDoneAfterThis(const Connection& c) const;
 
   // The client half-closed and every byte it sent is in `in`: nothing more will arrive.
-  static bool InputEnded(const Connection& c) { return c.client_eof && c.pend_head < 0; }
+  static bool InputEnded(const Connection& c) { return c.client.eof && c.client.pend_head < 0; }
 
   // The head of a response l7px wrote (through its blank line): what a HEAD request gets.
   static size_t HeadLength(const char* response, size_t len);

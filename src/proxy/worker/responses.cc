@@ -6,27 +6,27 @@ namespace l7px::proxy {
 
 void Worker::Loop::Respond(Connection& c, int status, bool close) {
   if (c.state == ConnState::kQueued) Dequeue(c);
-  if (c.slot != nullptr) KillSlot(c);
-  if (c.slot != nullptr) close = true;  // still draining its ops: no next request here
+  if (c.upstream.slot != nullptr) KillSlot(c);
+  if (c.upstream.slot != nullptr) close = true;  // still draining its ops: no next request here
   Exchange& x = EnsureExchangeBuffers(c);
-  if (!c.req_done) close = true;  // unread body bytes would be taken for the next request
+  if (!c.request.done) close = true;  // unread body bytes would be taken for the next request
   // The request's own connection semantics hold for l7px's answers too: after a request that
   // said Connection: close (or an HTTP/1.0 one without keep-alive) nothing pipelined behind
   // it is executed.
   const bool have_head = x.req.head_done();
   if (have_head && !x.req.head().keep_alive) close = true;
-  c.close_after |= close || DrainWantsClose(c) || ClientDoneAfterThis(c);
-  c.status = status;
+  c.client.close_after |= close || DrainWantsClose(c) || ClientDoneAfterThis(c);
+  c.request.status = status;
   c.state = ConnState::kResponding;
   TimerList::Unlink(&c.timer);
   TimerList::Unlink(&c.body_timer);
   // An interim response (100 Continue) may still be going out: the answer follows it.
-  const uint32_t at = c.client_send_busy ? x.out_len : 0;
-  const size_t n = http::WriteErrorResponse(status, c.close_after, status == 503 ? 1 : 0,
+  const uint32_t at = c.client.send_busy ? x.out_len : 0;
+  const size_t n = http::WriteErrorResponse(status, c.client.close_after, status == 503 ? 1 : 0,
                                             x.out + at, out_pool_.size() - at);
   x.out_len = at + static_cast<uint32_t>(
                        have_head && x.req.head().is_head_request ? HeadLength(x.out + at, n) : n);
-  if (!c.client_send_busy) x.out_sent = 0;
+  if (!c.client.send_busy) x.out_sent = 0;
   x.fwd_off = x.fwd_len = 0;
   SendToClient(c);
 }
@@ -35,7 +35,7 @@ void Worker::Loop::FinishRequest(Connection& c) {
   Exchange& x = *c.x;
   TimerList::Unlink(&c.body_timer);
   LogRequest(c);
-  if (c.close_after || ClientDoneAfterThis(c)) {
+  if (c.client.close_after || ClientDoneAfterThis(c)) {
     Close(c);
     return;
   }
@@ -46,11 +46,11 @@ void Worker::Loop::FinishRequest(Connection& c) {
   x.in_scan = 0;
   x.head_len = 0;
   x.req.Begin(x.in);
-  c.pool = nullptr;
+  c.request.pool = nullptr;
   c.state = ConnState::kIdle;
-  c.first_request = false;
+  c.client.first_request = false;
   DrainPending(c);
-  if (x.in_len == 0 && c.pend_head < 0) {
+  if (x.in_len == 0 && c.client.pend_head < 0) {
     ReleaseExchange(c);
     IdleTimer().Start(&c.timer, now_ns_);
     return;
@@ -59,15 +59,15 @@ void Worker::Loop::FinishRequest(Connection& c) {
 }
 
 void Worker::Loop::LogRequest(Connection& c) {
-  const int cls = c.status / 100;
+  const int cls = c.request.status / 100;
   if (cls >= 1 && cls <= 5) {
     Bump(stats_->responses_by_class[cls]);
   }
-  if (c.pool != nullptr && c.status >= 100 && c.status < 600) {
-    PoolMetrics& m = stats_->pools.For(c.pool->id());
-    Bump(m.responses[c.status]);
-    m.duration.Observe(now_ns_ - c.start_ns);
-    m.queue_wait.Observe(c.queue_wait_ns);
+  if (c.request.pool != nullptr && c.request.status >= 100 && c.request.status < 600) {
+    PoolMetrics& m = stats_->pools.For(c.request.pool->id());
+    Bump(m.responses[c.request.status]);
+    m.duration.Observe(now_ns_ - c.request.start_ns);
+    m.queue_wait.Observe(c.request.queue_wait_ns);
   }
   if (!access_log_.enabled() || c.x == nullptr) return;
   const http::MessageHead& req = c.x->req.head();
@@ -92,17 +92,19 @@ void Worker::Loop::LogRequest(Connection& c) {
     e.target = "-";
     e.version_minor = 1;
   }
-  e.status = c.status;
-  e.bytes_sent = c.bytes_out;
-  e.duration_us = (now_ns_ - c.start_ns) / 1000;
-  e.queue_wait_us = c.queue_wait_ns / 1000;
-  e.pool = c.pool != nullptr ? std::string_view(c.pool->name()) : std::string_view("-");
-  e.service =
-      c.service_len > 0 ? std::string_view(c.service, c.service_len) : std::string_view("-");
+  e.status = c.request.status;
+  e.bytes_sent = c.request.bytes_out;
+  e.duration_us = (now_ns_ - c.request.start_ns) / 1000;
+  e.queue_wait_us = c.request.queue_wait_ns / 1000;
+  e.pool =
+      c.request.pool != nullptr ? std::string_view(c.request.pool->name()) : std::string_view("-");
+  e.service = c.request.service_len > 0 ? std::string_view(c.request.service, c.request.service_len)
+                                        : std::string_view("-");
   // The id the service saw: a trusted proxy's, or l7px's own.
-  e.request_id = c.pool != nullptr ? http::ServiceRequestId(req, c.trusted_peer,
-                                                            std::string_view(c.request_id, 32))
-                                   : std::string_view("-");
+  e.request_id =
+      c.request.pool != nullptr
+          ? http::ServiceRequestId(req, c.request.trusted_peer, std::string_view(c.request.id, 32))
+          : std::string_view("-");
   access_log_.Append(e);
 }
 
@@ -124,21 +126,23 @@ void Worker::Loop::OnTick() {
   while (Waiter* w = dispatcher_.TakeExpired(now_ns_)) {
     Connection& c = Dequeued(w);
     Bump(stats_->shed_queue_timeout);
-    Bump(stats_->pools.For(c.pool->id()).shed_queue_timeout);
-    L7PX_LOG_LIMITED(kWarn, "pool {}: request waited past queue_timeout; 503", c.pool->name());
+    Bump(stats_->pools.For(c.request.pool->id()).shed_queue_timeout);
+    L7PX_LOG_LIMITED(kWarn, "pool {}: request waited past queue_timeout; 503",
+                     c.request.pool->name());
     Respond(c, 503, /*close=*/false);
   }
   body_timers_.Expire(now_ns_, [this](TimerNode* n) { OnBodyWindow(*FromBodyNode(n)); });
 }
 
 bool Worker::Loop::ReadingPaused(const Connection& c) const {
-  return c.pend_head >= 0 || c.needs_rearm || (c.x != nullptr && c.x->in_len == in_pool_.size());
+  return c.client.pend_head >= 0 || c.client.needs_rearm ||
+         (c.x != nullptr && c.x->in_len == in_pool_.size());
 }
 
 void Worker::Loop::StartBodyWindow(Connection& c) {
-  c.body_window_bytes = 0;
-  c.body_window_paused = ReadingPaused(c);
-  c.body_window_start_ns = now_ns_;
+  c.request.body_window_bytes = 0;
+  c.request.body_window_paused = ReadingPaused(c);
+  c.request.body_window_start_ns = now_ns_;
   body_timers_.For(limits_->body_timeout_ns).Start(&c.body_timer, now_ns_);
 }
 
@@ -149,12 +153,13 @@ void Worker::Loop::OnBodyWindow(Connection& c) {
     StartBodyWindow(c);
     return;
   }
-  const bool waiting_for_body = !c.req_done && !c.abandon_request &&
+  const bool waiting_for_body = !c.request.done && !c.request.abandoned &&
                                 (c.state == ConnState::kReadingBody ||
                                  c.state == ConnState::kQueued || c.state == ConnState::kExchange);
   if (!waiting_for_body) return;
-  const int64_t elapsed = now_ns_ - c.body_window_start_ns;
-  switch (JudgeBodyWindow(c.body_window_bytes, c.body_window_paused || ReadingPaused(c), elapsed,
+  const int64_t elapsed = now_ns_ - c.request.body_window_start_ns;
+  switch (JudgeBodyWindow(c.request.body_window_bytes,
+                          c.request.body_window_paused || ReadingPaused(c), elapsed,
                           limits_->min_body_rate)) {
     case BodyPace::kKeptUp:
     case BodyPace::kNotJudged:
@@ -167,9 +172,9 @@ void Worker::Loop::OnBodyWindow(Connection& c) {
   L7PX_LOG_LIMITED(kInfo,
                    "client {}: request body too slow ({} bytes in {} ms, server.min_body_rate "
                    "{}/s); 408",
-                   std::string_view(c.ip, c.ip_len), c.body_window_bytes, elapsed / 1'000'000,
-                   limits_->min_body_rate);
-  if (c.response_started) {
+                   std::string_view(c.ip, c.ip_len), c.request.body_window_bytes,
+                   elapsed / 1'000'000, limits_->min_body_rate);
+  if (c.request.response_started) {
     Close(c);
   } else {
     Respond(c, 408, /*close=*/true);
@@ -191,21 +196,23 @@ void Worker::Loop::OnTimeout(Connection& c) {
       Close(c);
       break;
     case ConnState::kExchange:
-      if (c.client_send_busy) {
+      if (c.client.send_busy) {
         Bump(stats_->send_timeouts);
         L7PX_LOG_LIMITED(kInfo,
                          "client {}: not reading the response of pool {} past send_timeout ({} "
                          "bytes sent); closed",
-                         std::string_view(c.ip, c.ip_len), c.pool->name(), c.bytes_out);
+                         std::string_view(c.ip, c.ip_len), c.request.pool->name(),
+                         c.request.bytes_out);
         Close(c);
         break;
       }
-      L7PX_LOG_LIMITED(kWarn, "pool {}: service {} silent past response_timeout", c.pool->name(),
-                       std::string_view(c.service, c.service_len));
-      if (c.response_started) {
+      L7PX_LOG_LIMITED(kWarn, "pool {}: service {} silent past response_timeout",
+                       c.request.pool->name(),
+                       std::string_view(c.request.service, c.request.service_len));
+      if (c.request.response_started) {
         Close(c);
       } else {
-        Respond(c, 504, /*close=*/!c.req_done);
+        Respond(c, 504, /*close=*/!c.request.done);
       }
       break;
     default:
@@ -221,9 +228,9 @@ void Worker::Loop::RearmStarved() {
   size_t done = 0;
   for (; done < starved_.size() && budget > 0; ++done) {
     Connection* c = starved_[done];
-    if (!c->needs_rearm) continue;  // closed (and maybe reused) since
-    c->needs_rearm = false;
-    if (c->state != ConnState::kClosing && c->pend_head < 0) {
+    if (!c->client.needs_rearm) continue;  // closed (and maybe reused) since
+    c->client.needs_rearm = false;
+    if (c->state != ConnState::kClosing && c->client.pend_head < 0) {
       ArmClientRecv(*c);
       --budget;
     }
