@@ -16,7 +16,6 @@
 #include <thread>
 #include <vector>
 
-#include "support/admin.h"
 #include "support/clients.h"
 #include "support/integration.h"
 #include "support/net.h"
@@ -41,7 +40,6 @@ class StrayBytesTest : public IntegrationTest {
   // idle stack hands it the next request.
   UniqueFd RogueSlot() { return RegisterSlotByHand("rogue"); }
 
-  int64_t StraySlots() { return StatsCounter(h().admin_port(), "stray_slots"); }
 
   // The next request, on `client`, must be the good service's answer, and the rogue slot must
   // be closed without ever having been sent that request.
@@ -77,10 +75,9 @@ TEST_F(StrayBytesTest, SecondResponseWrittenAfterTheFirstNeverReachesTheNextClie
   // A separate write after the response was complete (and forwarded): the slot is idle again
   // and on top of the idle stack, and the next request comes at once.
   ASSERT_TRUE(SendAll(rogue.get(), kStale));
+  // Caught by the lease-time look, or by the acceptor when its watch on the slot was still the
+  // wide one armed at registration (idle_watch.h); either way no client gets them.
   ExpectServedElsewhere(client.get(), rogue, "/second");
-  // The acceptor watches a slot that was just busy for a close only (idle_watch.h): it was the
-  // lease-time look that caught these bytes.
-  EXPECT_EQ(StraySlots(), 1);
 }
 
 // The acceptor watches a new slot for bytes too, so either it or the lease-time look closes it,
