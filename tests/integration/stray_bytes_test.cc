@@ -118,7 +118,7 @@ TEST_F(StrayBytesTest, NonIdempotentRequestGoesElsewhereToo) {
 // the slot does not stay one response behind: the service's real answer, which its TCP stack
 // (Nagle) would hold until l7px acknowledges, is made to arrive before the next look, and the
 // slot is closed: the duplicate misleads one client, not every client after it.
-TEST_F(StrayBytesTest, ADuplicateUnderLoadMisleadsAtMostOneClientThenTheSlotIsClosed) {
+TEST_F(StrayBytesTest, ADuplicateUnderLoadDoesNotLeaveTheSlotBehind) {
   UniqueFd rogue = RogueSlot();
   ASSERT_TRUE(rogue);
   const int off = 0;  // a TCP stack's default: small writes wait for the ACK of the last one
