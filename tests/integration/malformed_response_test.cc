@@ -8,7 +8,6 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
-#include <future>
 #include <ostream>
 #include <string>
 
@@ -86,11 +85,7 @@ TEST_P(MalformedResponseTest, Is502ClosesTheSlotAndTheNextClientIsUnaffected) {
   UniqueFd rogue = RegisterByHand(h().register_port(), RegistrationHead("", "", "rogue"), &answer);
   ASSERT_EQ(StatusOf(answer), 101) << answer;
   ASSERT_TRUE(WaitFor([&] { return Registered() == 2; }, kIo));
-  auto served = std::async(std::launch::async, [&] {
-    std::string carry;
-    if (RecvHttpRequest(rogue.get(), &carry, kIo).empty()) return false;
-    return SendAll(rogue.get(), bad.bytes);
-  });
+  auto served = AnswerOneRequest(rogue.get(), bad.bytes);
 
   UniqueFd client = ConnectTcp(front());
   ASSERT_TRUE(client);

@@ -69,11 +69,7 @@ TEST_F(MisbehavingServiceTest, BytesOnASlotIdleAfterServingCloseIt) {
   UniqueFd rogue = RogueSlot();
   ASSERT_TRUE(rogue);
   // The rogue slot answers one request properly...
-  auto served = std::async(std::launch::async, [&] {
-    std::string carry;
-    if (RecvHttpRequest(rogue.get(), &carry, kIo).empty()) return false;
-    return SendAll(rogue.get(), "HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nfine");
-  });
+  auto served = AnswerOneRequest(rogue.get(), "HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nfine");
   const std::string first = HttpExchange(front(), GetRequest("/first"));
   ASSERT_TRUE(served.get());
   EXPECT_EQ(BodyOf(first), "fine") << first;
@@ -88,11 +84,8 @@ TEST_F(MisbehavingServiceTest, ResponseLongerThanDeclaredInTheSameWrite) {
   StartGood();
   UniqueFd rogue = RogueSlot();
   ASSERT_TRUE(rogue);
-  auto served = std::async(std::launch::async, [&] {
-    std::string carry;
-    if (RecvHttpRequest(rogue.get(), &carry, kIo).empty()) return false;
-    return SendAll(rogue.get(), "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhelloEXTRA BYTES");
-  });
+  auto served =
+      AnswerOneRequest(rogue.get(), "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhelloEXTRA BYTES");
   UniqueFd client = ConnectTcp(front());
   ASSERT_TRUE(client);
   std::string carry;
@@ -158,11 +151,7 @@ std::string RecvFinal(int fd, std::string* carry, int* interim) {
 TEST_F(MisbehavingServiceTest, SixteenInterimResponsesAreForwarded) {
   UniqueFd rogue = RogueSlot();
   ASSERT_TRUE(rogue);
-  auto served = std::async(std::launch::async, [&] {
-    std::string carry;
-    if (RecvHttpRequest(rogue.get(), &carry, kIo).empty()) return false;
-    return SendAll(rogue.get(), InterimThenFinal(16));
-  });
+  auto served = AnswerOneRequest(rogue.get(), InterimThenFinal(16));
   UniqueFd client = ConnectTcp(front());
   ASSERT_TRUE(client);
   ASSERT_TRUE(SendAll(client.get(), GetRequest("/hints")));
@@ -179,11 +168,7 @@ TEST_F(MisbehavingServiceTest, InterimFloodIs502AndClosesTheSlot) {
   StartGood();
   UniqueFd rogue = RogueSlot();
   ASSERT_TRUE(rogue);
-  auto served = std::async(std::launch::async, [&] {
-    std::string carry;
-    if (RecvHttpRequest(rogue.get(), &carry, kIo).empty()) return false;
-    return SendAll(rogue.get(), InterimThenFinal(200));
-  });
+  auto served = AnswerOneRequest(rogue.get(), InterimThenFinal(200));
   UniqueFd client = ConnectTcp(front());
   ASSERT_TRUE(client);
   ASSERT_TRUE(SendAll(client.get(), GetRequest("/flood")));

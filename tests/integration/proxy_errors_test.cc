@@ -17,20 +17,7 @@ namespace {
 using ::testing::HasSubstr;
 using Clock = std::chrono::steady_clock;
 
-class ProxyErrorsTest : public IntegrationTest {
- protected:
-  // Sends `request` on a fresh connection; expects a `status` answer and the connection closed.
-  void ExpectRejectedAndClosed(const std::string& request, int status) {
-    SCOPED_TRACE(::testing::Message() << "request: " << ::testing::PrintToString(request));
-    UniqueFd fd = ConnectTcp(front());
-    ASSERT_TRUE(fd);
-    ASSERT_TRUE(SendAll(fd.get(), request));
-    std::string seen;
-    EXPECT_TRUE(WaitPeerClosed(fd.get(), kIo, &seen)) << "connection left open; got: " << seen;
-    EXPECT_EQ(StatusOf(seen), status) << seen;
-    EXPECT_EQ(HeaderOf(seen, "Connection"), "close") << seen;
-  }
-};
+class ProxyErrorsTest : public IntegrationTest {};
 
 class ProxyMalformedTest : public ProxyErrorsTest {
  protected:

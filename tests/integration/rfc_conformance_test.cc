@@ -128,18 +128,6 @@ class RfcConformanceTest : public IntegrationTest {
     ASSERT_TRUE(StartProxy(kDefaultPool)) << h().ProxyLog();
     ASSERT_NE(StartService({"--slots", "2", "--service-id", "svc"}), nullptr);
   }
-
-  // Sends `request` on a fresh connection; expects a `status` answer and the connection closed.
-  void ExpectRejectedAndClosed(const std::string& request, int status) {
-    SCOPED_TRACE(::testing::Message() << "request: " << request.substr(0, 120));
-    UniqueFd fd = ConnectTcp(front());
-    ASSERT_TRUE(fd);
-    ASSERT_TRUE(SendAll(fd.get(), request));
-    std::string seen;
-    EXPECT_TRUE(WaitPeerClosed(fd.get(), kIo, &seen)) << "connection left open; got: " << seen;
-    EXPECT_EQ(StatusOf(seen), status) << seen;
-    EXPECT_EQ(HeaderOf(seen, "Connection"), "close") << seen;
-  }
 };
 
 TEST_F(RfcConformanceTest, RequestTargetBeyondTheLimitIs414) {

@@ -11,7 +11,6 @@
 #include <netinet/tcp.h>
 
 #include <atomic>
-#include <future>
 #include <string>
 #include <thread>
 #include <vector>
@@ -40,7 +39,6 @@ class StrayBytesTest : public IntegrationTest {
   // idle stack hands it the next request.
   UniqueFd RogueSlot() { return RegisterSlotByHand("rogue"); }
 
-
   // The next request, on `client`, must be the good service's answer, and the rogue slot must
   // be closed without ever having been sent that request.
   void ExpectServedElsewhere(int client, UniqueFd& rogue, const std::string& path) {
@@ -60,11 +58,7 @@ class StrayBytesTest : public IntegrationTest {
 TEST_F(StrayBytesTest, SecondResponseWrittenAfterTheFirstNeverReachesTheNextClient) {
   UniqueFd rogue = RogueSlot();
   ASSERT_TRUE(rogue);
-  auto served = std::async(std::launch::async, [&] {
-    std::string carry;
-    if (RecvHttpRequest(rogue.get(), &carry, kIo).empty()) return false;
-    return SendAll(rogue.get(), "HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nfine");
-  });
+  auto served = AnswerOneRequest(rogue.get(), "HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nfine");
   UniqueFd client = ConnectTcp(front());
   ASSERT_TRUE(client);
   std::string carry;

@@ -142,6 +142,14 @@ std::vector<std::string> EchoedRequest::All(const std::string& name) const {
   return values;
 }
 
+std::future<bool> AnswerOneRequest(int fd, std::string response) {
+  return std::async(std::launch::async, [fd, response = std::move(response)] {
+    std::string carry;
+    if (RecvHttpRequest(fd, &carry, std::chrono::seconds(10)).empty()) return false;
+    return SendAll(fd, response);
+  });
+}
+
 EchoedRequest ParseEcho(const std::string& echo_body) {
   EchoedRequest echo;
   size_t pos = echo_body.find('\n');

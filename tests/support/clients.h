@@ -3,6 +3,7 @@
 #include <chrono>
 #include <cstdint>
 #include <functional>
+#include <future>
 #include <string>
 #include <vector>
 
@@ -66,6 +67,10 @@ UniqueFd RegisterByHand(uint16_t register_port, const std::string& head, std::st
 // `read_body`). Leftover bytes stay in `*carry`. Returns "" on timeout or EOF.
 std::string RecvHttpRequest(int fd, std::string* carry, std::chrono::milliseconds timeout,
                             bool read_body = true);
+
+// Plays a service by hand on slot `fd`, on another thread: reads one request, then writes
+// `response` as is. The future says whether both happened (within the I/O bound).
+std::future<bool> AnswerOneRequest(int fd, std::string response);
 
 // The lines of an /echo body (method line, then one "Name: value" per header) up to the blank
 // line, and the echoed request body after it.

@@ -65,6 +65,18 @@ ChildProcess* IntegrationTest::StartService(const std::vector<std::string>& args
   return ServiceReady(service) ? &service : nullptr;
 }
 
+void IntegrationTest::ExpectRejectedAndClosed(const std::string& request, int status) {
+  SCOPED_TRACE(::testing::Message()
+               << "request: " << ::testing::PrintToString(request.substr(0, 200)));
+  UniqueFd fd = ConnectTcp(front());
+  ASSERT_TRUE(fd);
+  ASSERT_TRUE(SendAll(fd.get(), request));
+  std::string seen;
+  EXPECT_TRUE(WaitPeerClosed(fd.get(), kIo, &seen)) << "connection left open; got: " << seen;
+  EXPECT_EQ(StatusOf(seen), status) << seen;
+  EXPECT_EQ(HeaderOf(seen, "Connection"), "close") << seen;
+}
+
 UniqueFd IntegrationTest::RegisterSlotByHand(const std::string& service_id) {
   const int64_t before = RegisteredSlots(h().admin_port(), "default");
   std::string answer;

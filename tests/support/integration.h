@@ -42,6 +42,10 @@ class IntegrationTest : public ::testing::Test {
   // Starts the test service and waits for its "ready" line; nullptr when it never got ready.
   ChildProcess* StartService(const std::vector<std::string>& args);
 
+  // Sends `request` on a fresh connection; expects a `status` answer, `Connection: close` and
+  // the connection closed.
+  void ExpectRejectedAndClosed(const std::string& request, int status);
+
   // Registers a slot by hand to the default pool with this service id (the admin API must be
   // enabled) and waits until the pool counts it; registered last, it is the most recently idle
   // slot, so the idle stack (LIFO) hands it the next request. Invalid (and a test failure)
