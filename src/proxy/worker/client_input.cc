@@ -19,7 +19,7 @@ void Worker::Loop::OnClientRecv(Connection& c, io_uring_cqe* cqe) {
       return;
     }
     AcceptBytes(c, bid, static_cast<uint32_t>(res));
-    if (!more && c.client.pend_head < 0) ArmClientRecv(c);
+    if (!more && !InputWaiting(c)) ArmClientRecv(c);
     return;
   }
   if (res == -ENOBUFS) {
@@ -34,7 +34,7 @@ void Worker::Loop::OnClientRecv(Connection& c, io_uring_cqe* cqe) {
   if (res == -ECANCELED) {
     // We stopped reading for backpressure. If the backlog drained while the cancel was in
     // flight, DrainPending could not re-arm (the recv still counted as armed): do it now.
-    if (c.client.pend_head < 0 && c.state != ConnState::kClosing) ArmClientRecv(c);
+    if (!InputWaiting(c) && c.state != ConnState::kClosing) ArmClientRecv(c);
     return;
   }
   if (c.state == ConnState::kClosing) return;
@@ -79,20 +79,34 @@ void Worker::Loop::AcceptBytes(Connection& c, uint16_t bid, uint32_t len) {
   Exchange& x = EnsureExchange(c);
   c.request.body_window_bytes += len;
   if (c.client.pend_head < 0) {
-    const uint32_t room = in_pool_.size() - x.in_len;
-    const uint32_t n = len < room ? len : room;
-    std::memcpy(x.in + x.in_len, buffers_.Buffer(bid), n);
-    x.in_len += n;
-    if (n == len) {
+    const transport::Decoded d =
+        c.transport->Decode(buffers_.Buffer(bid), len, x.in + x.in_len, in_pool_.size() - x.in_len);
+    if (d.failed) {
+      buffers_.Recycle(bid);
+      TransportFailed(c);
+      return;
+    }
+    x.in_len += d.produced;
+    if (d.consumed == len) {
       buffers_.Recycle(bid);
     } else {
-      QueuePending(c, bid, len, n);
+      QueuePending(c, bid, len, d.consumed);
     }
   } else {
     QueuePending(c, bid, len, 0);
   }
-  if (c.client.pend_head >= 0) CancelClientRecv(c);  // stop reading until there is room
+  if (InputWaiting(c)) CancelClientRecv(c);  // stop reading until there is room
+  // Bytes of the transport's own (a TLS handshake flight) go out before anything else.
+  if (c.transport->has_output() && !c.client.send_busy) SendToClient(c);
   ProcessInput(c);
+}
+
+void Worker::Loop::TransportFailed(Connection& c) {
+  L7PX_LOG_LIMITED(kInfo, "client {}: transport failed; connection closed",
+                   std::string_view(c.ip, c.ip_len));
+  DropPending(c);
+  c.client.eof = true;
+  ::shutdown(c.fd.get(), SHUT_RDWR);
 }
 
 void Worker::Loop::QueuePending(Connection& c, uint16_t bid, uint32_t len,
@@ -114,20 +128,40 @@ void Worker::Loop::DrainPending(Connection& c) {
   Exchange& x = *c.x;
   while (c.client.pend_head >= 0) {
     const auto bid = static_cast<uint16_t>(c.client.pend_head);
-    const uint32_t avail = pend_len_[bid] - c.client.pend_off;
     const uint32_t room = in_pool_.size() - x.in_len;
     if (room == 0) return;
-    const uint32_t n = avail < room ? avail : room;
-    std::memcpy(x.in + x.in_len, buffers_.Buffer(bid) + c.client.pend_off, n);
-    x.in_len += n;
-    c.client.pend_off += n;
-    if (c.client.pend_off < pend_len_[bid]) return;
+    const transport::Decoded d =
+        c.transport->Decode(buffers_.Buffer(bid) + c.client.pend_off,
+                            pend_len_[bid] - c.client.pend_off, x.in + x.in_len, room);
+    if (d.failed) {
+      TransportFailed(c);
+      return;
+    }
+    x.in_len += d.produced;
+    c.client.pend_off += d.consumed;
+    if (c.client.pend_off < pend_len_[bid]) {
+      if (d.consumed == 0) return;  // the transport takes no more until room appears
+      continue;
+    }
     c.client.pend_head = pend_next_[bid];
     if (c.client.pend_head < 0) c.client.pend_tail = -1;
     c.client.pend_off = 0;
     buffers_.Recycle(bid);
   }
-  if (!c.client.recv_armed && !c.client.eof && c.state != ConnState::kClosing) ArmClientRecv(c);
+  // Plaintext the transport decoded earlier but had no room for.
+  while (c.transport->buffered() && x.in_len < in_pool_.size()) {
+    const transport::Decoded d =
+        c.transport->Decode(nullptr, 0, x.in + x.in_len, in_pool_.size() - x.in_len);
+    if (d.failed) {
+      TransportFailed(c);
+      return;
+    }
+    if (d.produced == 0) break;
+    x.in_len += d.produced;
+  }
+  if (!c.client.recv_armed && !c.client.eof && !InputWaiting(c) && c.state != ConnState::kClosing) {
+    ArmClientRecv(c);
+  }
 }
 
 void Worker::Loop::DropPending(Connection& c) {

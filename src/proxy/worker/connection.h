@@ -11,6 +11,7 @@
 #include "base/unique_fd.h"
 #include "http/parser.h"
 #include "proxy/dispatch/dispatcher.h"
+#include "proxy/transport/transport.h"
 #include "slots/pool.h"
 #include "slots/slot.h"
 
@@ -57,7 +58,8 @@ struct Exchange {
   msghdr slot_msg{};
   iovec slot_iov[2]{};
   msghdr client_msg{};
-  iovec client_iov[2]{};
+  iovec client_iov[2]{};  // plaintext: response head, response body
+  iovec client_wire[transport::Transport::kMaxWireIov]{};  // what the transport sends for it
 };
 
 enum class ConnState : uint8_t {
@@ -82,7 +84,9 @@ struct ClientSide {
   bool close_after = false;  // close once the current response is fully sent
   bool send_busy = false;
   bool first_request = true;  // no response sent yet: the head timer runs since the accept
-  // Provided buffers received but not yet copied into `in` (backpressure).
+  uint16_t listener = 0;      // the listener it came in on (its transport factory)
+  // Provided buffers received but not yet decoded into `in` (backpressure); pend_off counts
+  // the wire bytes of the first one already taken.
   int32_t pend_head = -1;
   int32_t pend_tail = -1;
   uint32_t pend_off = 0;
@@ -142,6 +146,9 @@ struct Connection {
   SocketAddress peer;
   char ip[INET6_ADDRSTRLEN] = {};
   uint8_t ip_len = 0;
+  // Between the socket and the HTTP codec (proxy/transport): every byte received goes through
+  // its Decode, every byte sent through its Encode.
+  transport::Transport* transport = nullptr;
 
   ClientSide client;
   SlotSide upstream;

@@ -40,7 +40,7 @@ void Worker::Loop::OnRequestHead(Connection& c) {
   EnsureExchangeBuffers(c);
   http::ServiceRequestContext ctx;
   ctx.client_ip = std::string_view(c.ip, c.ip_len);
-  ctx.proto = "http";
+  ctx.proto = transports_[c.client.listener]->scheme();  // X-Forwarded-Proto
   ctx.request_id = request_ids_.Next(c.request.id);
   ctx.trusted_peer = c.request.trusted_peer = limits_->TrustsProxy(c.peer);
   ctx.drop_expect = head.expect_continue;

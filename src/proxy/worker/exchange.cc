@@ -363,7 +363,7 @@ void Worker::Loop::SendToClient(Connection& c) {
   Exchange& x = *c.x;
   if (c.client.send_busy) return;
   const uint32_t head_left = x.out_len - x.out_sent;
-  if (head_left == 0 && x.fwd_len == 0) {
+  if (head_left == 0 && x.fwd_len == 0 && !c.transport->has_output()) {
     AfterClientSendDone(c);
     return;
   }
@@ -379,14 +379,23 @@ void Worker::Loop::SendToClient(Connection& c) {
   x.client_iov[0] = {x.out + x.out_sent, x.out_len - x.out_sent};
   // No response body bytes: no response buffer either, for l7px's own answers.
   x.client_iov[1] = {x.fwd_len > 0 ? x.resp_buf + x.fwd_off : nullptr, x.fwd_len};
-  PrepSend(c.fd.get(), x.client_iov, &x.client_msg, TagOf(kOpClientSend, c));
+  // The transport turns the plaintext into what goes on the wire (plain: the same iovecs).
+  const transport::Encoded wire = c.transport->Encode(x.client_iov, 2, x.client_wire);
+  if (wire.iov_count == 0) {  // cannot happen: a transport encodes what it is given
+    L7PX_LOG_LIMITED(kError, "client {}: transport had nothing to send",
+                     std::string_view(c.ip, c.ip_len));
+    Close(c);
+    return;
+  }
+  if (wire.iov_count == 1) x.client_wire[1] = {nullptr, 0};
+  PrepSend(c.fd.get(), x.client_wire, &x.client_msg, TagOf(kOpClientSend, c));
   c.client.send_busy = true;
   // While l7px waits for the client to take bytes, the client's pace is what is timed
   // (send_timeout), not the service's silence: a slow reader is not blamed on the service.
   if (c.state == ConnState::kExchange || c.state == ConnState::kResponding) {
     TimerFor(limits_->send_timeout_ns).Start(&c.timer, now_ns_);
   }
-  if (!c.upstream.interim_pending) c.request.response_started = true;
+  if (wire.plaintext > 0 && !c.upstream.interim_pending) c.request.response_started = true;
   ++c.client.ops;
 }
 
@@ -397,8 +406,10 @@ void Worker::Loop::OnClientSent(Connection& c, int res) {
     return;
   }
   Exchange& x = *c.x;
-  c.request.bytes_out += static_cast<uint64_t>(res);
-  uint32_t n = static_cast<uint32_t>(res);
+  // Counted and advanced by plaintext: for TLS the wire bytes include record overhead, and
+  // a record partly sent has sent none of its plaintext yet.
+  uint32_t n = c.transport->Sent(static_cast<uint32_t>(res));
+  c.request.bytes_out += n;
   const uint32_t head_part = std::min(n, x.out_len - x.out_sent);
   x.out_sent += head_part;
   n -= head_part;
@@ -495,7 +506,7 @@ void Worker::Loop::MaybeShutdownTunnelToSlot(Connection& c) {
       c.upstream.dead)
     return;
   const Exchange& x = *c.x;
-  if (c.upstream.send_busy || c.client.pend_head >= 0 || x.in_len > x.head_len) return;
+  if (c.upstream.send_busy || InputWaiting(c) || x.in_len > x.head_len) return;
   c.request.tunnel_slot_shut = true;
   ::shutdown(c.upstream.slot->fd(), SHUT_WR);
   MaybeEndTunnel(c);

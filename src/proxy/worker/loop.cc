@@ -18,6 +18,9 @@ Worker::Loop::Loop(int id, SharedState* shared, WorkerStats* stats, std::vector<
       resp_pool_(kResponseBufferSize),
       request_ids_(static_cast<uint32_t>(id)),
       access_log_(shared->access_log_fd.load(), cfg_.log.format) {
+  for (size_t i = 0; i < listeners_.size(); ++i) {
+    transports_.push_back(std::make_unique<transport::PlainTransportFactory>());
+  }
   request_limits_.max_header_bytes = cfg_.server.max_header_bytes;
   request_limits_.max_target_bytes = cfg_.server.max_header_bytes;
   request_limits_.max_body_bytes = cfg_.server.max_body_bytes;
@@ -266,6 +269,8 @@ void Worker::Loop::OnAccept(uint32_t listener, int res, bool more) {
              accept_gate_.failures(), (now_ns_ - accept_gate_.episode_start_ns()) / 1'000'000);
   }
   Connection& c = NewConnection(UniqueFd(res));
+  c.client.listener = static_cast<uint16_t>(listener);
+  c.transport = transports_[listener]->Open();
   Bump(stats_->accepted);
   stats_->client_connections.store(stats_->client_connections.load(std::memory_order_relaxed) + 1,
                                    std::memory_order_relaxed);
@@ -273,6 +278,11 @@ void Worker::Loop::OnAccept(uint32_t listener, int res, bool more) {
   c.peer = io::PeerAddress(c.fd.get());
   c.ip_len = static_cast<uint8_t>(c.peer.FormatIp(c.ip, sizeof(c.ip)));
   c.state = ConnState::kIdle;
+  if (c.transport == nullptr) {
+    L7PX_LOG_LIMITED(kWarn, "worker {}: no transport for a new connection; closed", id_);
+    Close(c);
+    return;
+  }
   // A new connection gets header_timeout for its whole first request head, counted from
   // here (not from its first byte): holding a connection open costs the same either way.
   TimerFor(limits_->header_timeout_ns).Start(&c.timer, now_ns_);
@@ -303,14 +313,13 @@ void Worker::Loop::SetDraining(bool on, bool stop_listening) {
 
 bool Worker::Loop::DrainWantsClose(const Connection& c) const {
   if (!draining_) return false;
-  const bool more_buffered =
-      c.client.pend_head >= 0 || (c.x != nullptr && c.x->in_len > c.x->in_scan);
+  const bool more_buffered = InputWaiting(c) || (c.x != nullptr && c.x->in_len > c.x->in_scan);
   return !more_buffered;
 }
 
 bool Worker::Loop::ClientDoneAfterThis(const Connection& c) const {
   if (!c.client.eof) return false;
-  return c.client.pend_head < 0 && (c.x == nullptr || c.x->in_len == c.x->in_scan);
+  return !InputWaiting(c) && (c.x == nullptr || c.x->in_len == c.x->in_scan);
 }
 
 size_t Worker::Loop::HeadLength(const char* response, size_t len) {
@@ -393,6 +402,8 @@ void Worker::Loop::MaybeFree(Connection& c) {
   if (c.state != ConnState::kClosing || c.client.ops > 0 || c.upstream.ops > 0) return;
   DropPending(c);
   ReleaseExchange(c);
+  if (c.transport != nullptr) transports_[c.client.listener]->Release(c.transport);
+  c.transport = nullptr;
   c.fd.Reset();
   c.state = ConnState::kFree;  // freed once: later MaybeFree calls in this call chain no-op
   ++c.generation;

@@ -44,6 +44,7 @@
 #include "io/mailbox.h"
 #include "io/ring.h"
 #include "io/socket.h"
+#include "proxy/transport/plain_transport.h"
 #include "proxy/worker/access_log.h"
 #include "proxy/worker/body_rate.h"
 #include "proxy/worker/buffer_pool.h"
@@ -149,8 +150,14 @@ class Worker::Loop {
   // response being made is its last, so it says Connection: close.
   bool ClientDoneAfterThis(const Connection& c) const;
 
+  // Received bytes not yet decoded into `in`: provided buffers waiting for room, or plaintext
+  // the transport holds.
+  static bool InputWaiting(const Connection& c) {
+    return c.client.pend_head >= 0 || (c.transport != nullptr && c.transport->buffered());
+  }
+
   // The client half-closed and every byte it sent is in `in`: nothing more will arrive.
-  static bool InputEnded(const Connection& c) { return c.client.eof && c.client.pend_head < 0; }
+  static bool InputEnded(const Connection& c) { return c.client.eof && !InputWaiting(c); }
 
   // The head of a response l7px wrote (through its blank line): what a HEAD request gets.
   static size_t HeadLength(const char* response, size_t len);
@@ -177,12 +184,18 @@ class Worker::Loop {
 
   void OnClientEof(Connection& c);
 
-  // Copies a provided buffer into the connection's input buffer (or queues it when full).
+  // Decodes a provided buffer into the connection's input buffer (or queues it when full).
   void AcceptBytes(Connection& c, uint16_t bid, uint32_t len);
+
+  // The transport cannot go on (a bad TLS record, a fatal alert): the connection ends without
+  // an answer. Shut down rather than closed here, since callers still hold it: every pending
+  // operation then completes with an error or end of input and the usual paths close it.
+  void TransportFailed(Connection& c);
 
   void QueuePending(Connection& c, uint16_t bid, uint32_t len, uint32_t already_copied);
 
-  // Moves pending provided buffers into `in` as room allows; re-arms the recv once drained.
+  // Decodes pending provided buffers (and plaintext the transport holds) into `in` as room
+  // allows; re-arms the recv once drained.
   void DrainPending(Connection& c);
 
   void DropPending(Connection& c);
@@ -369,6 +382,8 @@ class Worker::Loop {
   std::vector<int32_t> pend_next_;
   std::vector<uint32_t> pend_len_;
   std::vector<UniqueFd> listeners_;
+  // By listener: the transport its connections get (plain for every listener so far).
+  std::vector<std::unique_ptr<transport::TransportFactory>> transports_;
   bool draining_ = false;
   std::vector<std::unique_ptr<Connection>> conns_;
   Connection* free_conns_ = nullptr;

@@ -50,7 +50,7 @@ void Worker::Loop::FinishRequest(Connection& c) {
   c.state = ConnState::kIdle;
   c.client.first_request = false;
   DrainPending(c);
-  if (x.in_len == 0 && c.client.pend_head < 0) {
+  if (x.in_len == 0 && !InputWaiting(c)) {
     ReleaseExchange(c);
     IdleTimer().Start(&c.timer, now_ns_);
     return;
@@ -135,7 +135,7 @@ void Worker::Loop::OnTick() {
 }
 
 bool Worker::Loop::ReadingPaused(const Connection& c) const {
-  return c.client.pend_head >= 0 || c.client.needs_rearm ||
+  return InputWaiting(c) || c.client.needs_rearm ||
          (c.x != nullptr && c.x->in_len == in_pool_.size());
 }
 
@@ -230,7 +230,7 @@ void Worker::Loop::RearmStarved() {
     Connection* c = starved_[done];
     if (!c->client.needs_rearm) continue;  // closed (and maybe reused) since
     c->client.needs_rearm = false;
-    if (c->state != ConnState::kClosing && c->client.pend_head < 0) {
+    if (c->state != ConnState::kClosing && c->state != ConnState::kFree && !InputWaiting(*c)) {
       ArmClientRecv(*c);
       --budget;
     }
