@@ -1,53 +1,52 @@
-// Worker::Loop, part of loop.h: The exchange with a slot: the lease-time look, request out,
-// response in, tunnels, failures.
+// Worker::Loop, part of loop.h: the exchange of a stream with a slot: the lease-time look,
+// request out, response in, tunnels, failures. Client-facing framing is the protocol's
+// (c.protocol); this file never writes to a client.
 #include "proxy/worker/loop.h"
 
 namespace l7px::proxy {
 
-void Worker::Loop::StartExchange(Connection& c, slots::Slot* slot) {
-  Exchange& x = *c.x;
-  c.state = ConnState::kExchange;
-  c.upstream = SlotSide{};  // a new attempt (the previous slot, if any, has drained)
-  c.upstream.slot = slot;
+void Worker::Loop::StartExchange(Stream& s, slots::Slot* slot) {
+  s.state = StreamState::kExchange;
+  s.upstream = SlotSide{};  // a new attempt (the previous slot, if any, has drained)
+  s.upstream.slot = slot;
   const std::string& service = slot->service_id();
-  c.request.service_len = static_cast<uint8_t>(std::min(service.size(), sizeof(c.request.service)));
-  std::memcpy(c.request.service, service.data(), c.request.service_len);
-  ++c.request.attempts;
-  x.aux_sent = 0;
-  x.body_in_flight = 0;
-  x.resp_len = x.resp_scan = 0;
-  x.out_len = x.out_sent = 0;
-  x.fwd_off = x.fwd_len = 0;
-  if (x.resp_buf == nullptr) x.resp_buf = resp_pool_.Get();
-  x.resp.Begin(x.resp_buf);
-  x.resp.set_head_request(x.req.head().is_head_request);
-  x.resp.set_decode_body(false);
-  TimerFor(c.request.limits.response_timeout_ns).Start(&c.timer, now_ns_);
-  if (!c.request.done && c.request.queue_wait_ns > 0) StartBodyWindow(c);  // the wait did not count
-  ProbeSlot(c);
+  s.request.service_len = static_cast<uint8_t>(std::min(service.size(), sizeof(s.request.service)));
+  std::memcpy(s.request.service, service.data(), s.request.service_len);
+  ++s.request.attempts;
+  s.aux_sent = 0;
+  s.body_in_flight = 0;
+  s.resp_len = s.resp_scan = 0;
+  s.out_len = s.out_sent = 0;
+  s.fwd_off = s.fwd_len = 0;
+  if (s.resp_buf == nullptr) s.resp_buf = resp_pool_.Get();
+  s.resp.Begin(s.resp_buf);
+  s.resp.set_head_request(s.head->is_head_request);
+  s.resp.set_decode_body(false);
+  TimeService(s);
+  if (!s.request.done && s.request.queue_wait_ns > 0) StartBodyWindow(s);  // the wait did not count
+  ProbeSlot(s);
 }
 
-void Worker::Loop::ProbeSlot(Connection& c) {
-  Exchange& x = *c.x;
-  if (ack_before_probe_ && c.upstream.slot->tcp()) {
+void Worker::Loop::ProbeSlot(Stream& s) {
+  if (ack_before_probe_ && s.upstream.slot->tcp()) {
     static constexpr int kOne = 1;
     io_uring_sqe* ack = ring_.Sqe();
-    io::PrepSetSockOptInt(ack, c.upstream.slot->fd(), IPPROTO_TCP, TCP_QUICKACK, &kOne);
+    io::PrepSetSockOptInt(ack, s.upstream.slot->fd(), IPPROTO_TCP, TCP_QUICKACK, &kOne);
     ack->flags |= IOSQE_CQE_SKIP_SUCCESS;  // only a failure completes
     io_uring_sqe_set_data64(ack, io::Tag{kOpSlotAck, 0, 0}.Pack());
   }
   io_uring_sqe* sqe = ring_.Sqe();
-  io_uring_prep_recv(sqe, c.upstream.slot->fd(), x.resp_buf, resp_pool_.size(), MSG_DONTWAIT);
-  io_uring_sqe_set_data64(sqe, TagOf(kOpSlotProbe, c));
-  c.upstream.recv_busy = c.upstream.probing = true;
-  ++c.upstream.ops;
+  io_uring_prep_recv(sqe, s.upstream.slot->fd(), s.resp_buf, resp_pool_.size(), MSG_DONTWAIT);
+  io_uring_sqe_set_data64(sqe, TagOf(kOpSlotProbe, s));
+  s.upstream.recv_busy = s.upstream.probing = true;
+  SlotOpStarted(s);
 }
 
-void Worker::Loop::OnSlotProbed(Connection& c, int res) {
-  c.upstream.recv_busy = c.upstream.probing = false;
-  if (c.state == ConnState::kClosing || c.upstream.dead) return;
+void Worker::Loop::OnSlotProbed(Stream& s, int res) {
+  s.upstream.recv_busy = s.upstream.probing = false;
+  if (s.conn->state == ConnState::kClosing || s.upstream.dead) return;
   if (res == -EAGAIN || res == -EWOULDBLOCK) {
-    SendRequest(c);
+    SendRequest(s);
     return;
   }
   // Stray bytes, or the slot closed or failed while idle: nothing was sent on it, so the
@@ -57,520 +56,378 @@ void Worker::Loop::OnSlotProbed(Connection& c, int res) {
     L7PX_LOG_LIMITED(kWarn,
                      "pool {}: service {} sent {} bytes on a slot before it was sent a request: "
                      "protocol violation; slot closed, request sent elsewhere",
-                     c.request.pool->name(), c.upstream.slot->service_id(), res);
+                     s.request.pool->name(), s.upstream.slot->service_id(), res);
   } else {
     L7PX_LOG_LIMITED(kInfo, "pool {}: slot of {} {} while idle; request sent elsewhere",
-                     c.request.pool->name(), c.upstream.slot->service_id(),
+                     s.request.pool->name(), s.upstream.slot->service_id(),
                      res == 0 ? "closed" : strerror(-res));
   }
-  --c.request.attempts;
-  c.upstream.retry_pending = true;  // RetireSlot re-dispatches once the slot's ops drained
-  KillSlot(c);
+  --s.request.attempts;
+  s.upstream.retry_pending = true;  // RetireSlot re-dispatches once the slot's ops drained
+  KillSlot(s);
 }
 
-void Worker::Loop::SendRequest(Connection& c) {
-  if (!ScanBody(c)) return;
-  SendToSlot(c);
-  ArmSlotRecv(c, /*expect_wait=*/true);
-  const http::MessageHead& req = c.x->req.head();
-  if (req.expect_continue && !c.request.done && !req.is_http10() && !c.request.continue_sent) {
-    SendContinue(c);  // the request has a slot now: let the client send its body
-  }
+void Worker::Loop::SendRequest(Stream& s) {
+  SendToSlot(s);
+  if (s.conn->state == ConnState::kClosing || s.state != StreamState::kExchange) return;
+  ArmSlotRecv(s, /*expect_wait=*/true);
+  if (!s.request.done) s.conn->protocol->BodyWanted(s);  // the request has a slot now
 }
 
-bool Worker::Loop::ScanBody(Connection& c) {
-  Exchange& x = *c.x;
-  if (c.request.done) return true;
-  // A chunked body is re-framed canonically in place (the parser's set_reframe_chunked).
-  const auto r = x.req.ParseInPlace(x.in, &x.in_scan, &x.in_len);
-  if (r.status == http::Parser::Status::kMessageDone) {
-    c.request.done = true;
-    TimerList::Unlink(&c.body_timer);
-  }
-  if (r.status == http::Parser::Status::kError) {
-    L7PX_LOG_LIMITED(kInfo, "client {}: bad request body ({})", std::string_view(c.ip, c.ip_len),
-                     http::ErrorName(x.req.error()));
-    if (c.request.response_started) {
-      Close(c);
-    } else {
-      Respond(c, http::StatusForError(x.req.error()), /*close=*/true);
-    }
-    return false;
-  }
-  return true;
-}
-
-void Worker::Loop::PumpRequestBody(Connection& c) {
-  if (!ScanBody(c)) return;
-  if (!c.request.done && InputEnded(c)) {
-    Close(c);  // half-closed inside the body: it will never complete
+void Worker::Loop::PumpRequestBody(Stream& s) {
+  if (s.state == StreamState::kTunnel) {
+    if (s.upstream.send_busy || s.upstream.dead) return;
+    s.aux_len = s.aux_sent = 0;  // everything from the client is tunnel payload
+    SendToSlot(s);
+    if (!s.upstream.send_busy) MaybeShutdownTunnelToSlot(s);
     return;
   }
-  SendToSlot(c);
+  SendToSlot(s);
 }
 
-void Worker::Loop::SendToSlot(Connection& c) {
-  Exchange& x = *c.x;
-  if (c.upstream.slot == nullptr || c.upstream.send_busy || c.upstream.probing || c.upstream.dead ||
-      c.request.abandoned) {
+void Worker::Loop::SendToSlot(Stream& s) {
+  if (s.upstream.slot == nullptr || s.upstream.send_busy || s.upstream.probing || s.upstream.dead ||
+      s.request.abandoned) {
     return;
   }
-  const uint32_t head_left = x.aux_len - x.aux_sent;
-  const uint32_t body = x.in_scan - x.head_len;
-  if (head_left == 0 && body == 0) {
-    if (c.request.done && !c.request.sent) {
-      c.request.sent = true;
-      MaybeFinishExchange(c);
+  iovec body;
+  if (!s.conn->protocol->RequestBody(s, &body)) return;  // answered, or the connection closed
+  const uint32_t head_left = s.aux_len - s.aux_sent;
+  if (head_left == 0 && body.iov_len == 0) {
+    if (s.request.done && !s.request.sent && s.state == StreamState::kExchange) {
+      s.request.sent = true;
+      MaybeFinishExchange(s);
     }
     return;
   }
-  x.slot_iov[0] = {x.aux + x.aux_sent, head_left};
-  x.slot_iov[1] = {x.in + x.head_len, body};
-  x.body_in_flight = body;
-  PrepSend(c.upstream.slot->fd(), x.slot_iov, &x.slot_msg, TagOf(kOpSlotSend, c));
-  c.upstream.send_busy = true;
-  ++c.upstream.ops;
+  s.slot_iov[0] = {s.aux + s.aux_sent, head_left};
+  s.slot_iov[1] = body;
+  s.body_in_flight = static_cast<uint32_t>(body.iov_len);
+  PrepSend(s.upstream.slot->fd(), s.slot_iov, &s.slot_msg, TagOf(kOpSlotSend, s));
+  s.upstream.send_busy = true;
+  SlotOpStarted(s);
 }
 
-void Worker::Loop::OnSlotSent(Connection& c, int res) {
-  c.upstream.send_busy = false;
-  if (c.state == ConnState::kClosing || c.upstream.dead) return;
+void Worker::Loop::OnSlotSent(Stream& s, int res) {
+  s.upstream.send_busy = false;
+  if (s.conn->state == ConnState::kClosing || s.upstream.dead) return;
   if (res < 0) {
-    OnSlotFailure(c, res);
+    OnSlotFailure(s, res);
     return;
   }
-  Exchange& x = *c.x;
   uint32_t n = static_cast<uint32_t>(res);
-  const uint32_t head_part = std::min(n, x.aux_len - x.aux_sent);
-  x.aux_sent += head_part;
+  const uint32_t head_part = std::min(n, s.aux_len - s.aux_sent);
+  s.aux_sent += head_part;
   n -= head_part;
-  if (n > 0) {
-    // Drop the sent body bytes, keeping the head (for the access log) in front.
-    const uint32_t from = x.head_len + n;
-    std::memmove(x.in + x.head_len, x.in + from, x.in_len - from);
-    x.in_len -= n;
-    x.in_scan -= n;
-  }
-  x.body_in_flight = 0;
-  DrainPending(c);
-  if (c.state == ConnState::kTunnel) {
-    PumpTunnelToSlot(c);
+  s.body_in_flight = 0;
+  s.conn->protocol->RequestBodySent(s, n);
+  if (s.conn->state == ConnState::kClosing) return;
+  if (s.request.abandoned) {
+    MaybeFinishExchange(s);
     return;
   }
-  if (c.request.abandoned) {
-    MaybeFinishExchange(c);
-    return;
-  }
-  PumpRequestBody(c);
+  PumpRequestBody(s);
 }
 
-void Worker::Loop::PrepSend(int fd, iovec* iov, msghdr* msg, uint64_t tag) {
+void Worker::Loop::ArmSlotRecv(Stream& s, bool expect_wait) {
+  if (s.upstream.recv_busy || s.upstream.dead) return;
   io_uring_sqe* sqe = ring_.Sqe();
-  if (iov[0].iov_len == 0 || iov[1].iov_len == 0) {
-    const iovec& one = iov[0].iov_len != 0 ? iov[0] : iov[1];
-    io_uring_prep_send(sqe, fd, one.iov_base, one.iov_len, MSG_NOSIGNAL);
-  } else {
-    *msg = {};
-    msg->msg_iov = iov;
-    msg->msg_iovlen = 2;
-    io_uring_prep_sendmsg(sqe, fd, msg, MSG_NOSIGNAL);
-  }
-  io_uring_sqe_set_data64(sqe, tag);
-}
-
-void Worker::Loop::ArmSlotRecv(Connection& c, bool expect_wait) {
-  if (c.upstream.recv_busy || c.upstream.dead) return;
-  Exchange& x = *c.x;
-  io_uring_sqe* sqe = ring_.Sqe();
-  io_uring_prep_recv(sqe, c.upstream.slot->fd(), x.resp_buf + x.resp_len,
-                     resp_pool_.size() - x.resp_len, 0);
+  io_uring_prep_recv(sqe, s.upstream.slot->fd(), s.resp_buf + s.resp_len,
+                     resp_pool_.size() - s.resp_len, 0);
   if (expect_wait) sqe->ioprio |= IORING_RECVSEND_POLL_FIRST;
-  io_uring_sqe_set_data64(sqe, TagOf(kOpSlotRecv, c));
-  c.upstream.recv_busy = true;
-  ++c.upstream.ops;
+  io_uring_sqe_set_data64(sqe, TagOf(kOpSlotRecv, s));
+  s.upstream.recv_busy = true;
+  SlotOpStarted(s);
 }
 
-void Worker::Loop::OnSlotRecv(Connection& c, int res) {
-  c.upstream.recv_busy = false;
-  if (c.state == ConnState::kClosing || c.upstream.dead) return;
-  Exchange& x = *c.x;
+void Worker::Loop::OnSlotRecv(Stream& s, int res) {
+  s.upstream.recv_busy = false;
+  if (s.conn->state == ConnState::kClosing || s.upstream.dead) return;
   if (res <= 0) {
-    if (c.state == ConnState::kTunnel) {
+    if (s.state == StreamState::kTunnel) {
       if (res < 0) {
-        Close(c);
+        s.conn->protocol->Abort(s);
         return;
       }
       // The service half-closed: everything it sent before went out already (the slot is
       // read only once the client send is done), so the client is told now. The other
       // direction goes on until the client half-closes too.
-      c.request.tunnel_slot_eof = true;
-      ::shutdown(c.fd.get(), SHUT_WR);
-      MaybeEndTunnel(c);
+      s.request.tunnel_slot_eof = true;
+      s.conn->protocol->EndTunnelOutput(s);
+      MaybeEndTunnel(s);
       return;
     }
-    if (res == 0 && !c.upstream.done && x.resp.head_done() &&
-        x.resp.head().framing == http::Framing::kUntilClose) {
+    if (res == 0 && !s.upstream.done && s.resp.head_done() &&
+        s.resp.head().framing == http::Framing::kUntilClose) {
       // A close-delimited body ends here.
-      c.upstream.unusable = true;
-      const auto r = x.resp.Finish();
+      s.upstream.unusable = true;
+      const auto r = s.resp.Finish();
       if (r.status == http::Parser::Status::kMessageDone) {
-        c.upstream.done = true;
-        SendToClient(c);
+        s.upstream.done = true;
+        s.conn->protocol->SendResponse(s);
         return;
       }
     }
-    OnSlotFailure(c, res);
+    OnSlotFailure(s, res);
     return;
   }
-  x.resp_len += static_cast<uint32_t>(res);
-  if (c.state == ConnState::kTunnel) {
-    x.fwd_off = 0;
-    x.fwd_len = x.resp_len;
-    SendToClient(c);
+  s.resp_len += static_cast<uint32_t>(res);
+  if (s.state == StreamState::kTunnel) {
+    s.fwd_off = 0;
+    s.fwd_len = s.resp_len;
+    s.conn->protocol->SendResponse(s);
     return;
   }
-  TimerFor(c.request.limits.response_timeout_ns).Start(&c.timer, now_ns_);  // silence, per read
-  if (c.client.send_busy) return;  // an interim response is going out; parsed after it
-  ProcessResponse(c);
+  TimeService(s);  // silence, per read
+  // An interim response (or l7px's 100 Continue) is going out: parsed after it.
+  if (s.conn->client.send_busy) return;
+  ProcessResponse(s);
 }
 
-void Worker::Loop::ProcessResponse(Connection& c) {
-  Exchange& x = *c.x;
-  if (!c.upstream.head_done) {
-    const auto r = x.resp.Parse(x.resp_buf + x.resp_scan, x.resp_len - x.resp_scan);
-    x.resp_scan += static_cast<uint32_t>(r.consumed);
+void Worker::Loop::ProcessResponse(Stream& s) {
+  if (!s.upstream.head_done) {
+    const auto r = s.resp.Parse(s.resp_buf + s.resp_scan, s.resp_len - s.resp_scan);
+    s.resp_scan += static_cast<uint32_t>(r.consumed);
     if (r.status == http::Parser::Status::kNeedMore) {
-      if (x.resp_len == resp_pool_.size()) {
-        BadResponse(c, "response head too large");
+      if (s.resp_len == resp_pool_.size()) {
+        BadResponse(s, "response head too large");
       } else {
-        ArmSlotRecv(c);
+        ArmSlotRecv(s);
       }
       return;
     }
     if (r.status == http::Parser::Status::kError) {
-      BadResponse(c, http::ErrorName(x.resp.error()));
+      BadResponse(s, http::ErrorName(s.resp.error()));
       return;
     }
-    const http::MessageHead& head = x.resp.head();
-    const http::MessageHead& req = x.req.head();
+    const http::MessageHead& head = s.resp.head();
     if (head.status < 200 && head.status != 101) {
-      ForwardInterim(c);
+      ForwardInterim(s);
       return;
     }
-    c.upstream.head_done = true;
-    c.request.status = head.status;
-    if (head.status == 101 && !req.upgrade) {
-      BadResponse(c, "101 without an upgrade request");
+    s.upstream.head_done = true;
+    s.request.status = head.status;
+    if (head.status == 101 && !s.head->upgrade) {
+      BadResponse(s, "101 without an upgrade request");
       return;
     }
-    if (!c.request.sent && head.status != 101) {
-      // The service answered before reading the whole request: stop sending it; neither the
-      // slot nor the client connection can be reused afterwards.
-      c.request.abandoned = true;
-      c.client.close_after = true;
-      TimerList::Unlink(&c.body_timer);  // the rest of the body no longer matters
+    if (!s.request.sent && head.status != 101) {
+      // The service answered before reading the whole request: stop sending it; the slot
+      // cannot be reused afterwards (nor, for HTTP/1.1, the client connection).
+      s.request.abandoned = true;
+      TimerList::Unlink(&s.body_timer);  // the rest of the body no longer matters
     }
-    if (!req.keep_alive || head.framing == http::Framing::kUntilClose) c.client.close_after = true;
-    c.upstream.decode_body = req.is_http10() && head.framing == http::Framing::kChunked;
-    if (c.upstream.decode_body) c.client.close_after = true;
-    if (DrainWantsClose(c) || ClientDoneAfterThis(c)) c.client.close_after = true;
-    http::ClientResponseContext ctx;
-    ctx.close = c.client.close_after;
-    ctx.http10_client = req.is_http10();
-    ctx.decode_body = c.upstream.decode_body;
-    x.out_len =
-        static_cast<uint32_t>(http::WriteClientResponseHead(head, ctx, x.out, out_pool_.size()));
-    x.out_sent = 0;
-    if (x.out_len == 0) {
-      BadResponse(c, "response head too large");
+    if (!s.conn->protocol->StartResponse(s)) {
+      BadResponse(s, "response head too large");
       return;
     }
-    x.resp.set_decode_body(c.upstream.decode_body);
+    s.resp.set_decode_body(s.upstream.decode_body);
     if (head.status == 101) {
-      c.upstream.done = true;
-      x.fwd_off = x.resp_scan;
-      x.fwd_len = x.resp_len - x.resp_scan;  // tunnel bytes that came with the 101
-      SendToClient(c);
+      s.upstream.done = true;
+      s.fwd_off = s.resp_scan;
+      s.fwd_len = s.resp_len - s.resp_scan;  // tunnel bytes that came with the 101
+      s.conn->protocol->SendResponse(s);
       return;
     }
   }
   // Body bytes.
-  x.fwd_off = x.resp_scan;
-  x.fwd_len = 0;
-  if (!c.upstream.done) {
-    const auto r = x.resp.Parse(x.resp_buf + x.resp_scan, x.resp_len - x.resp_scan);
+  s.fwd_off = s.resp_scan;
+  s.fwd_len = 0;
+  if (!s.upstream.done) {
+    const auto r = s.resp.Parse(s.resp_buf + s.resp_scan, s.resp_len - s.resp_scan);
     if (r.status == http::Parser::Status::kError) {
-      if (c.request.response_started || x.out_len == 0) {
+      if (s.request.response_started || s.out_len == 0) {
         L7PX_LOG_LIMITED(kWarn, "pool {}: malformed response body from {} ({})",
-                         c.request.pool->name(), c.upstream.slot->service_id(),
-                         http::ErrorName(x.resp.error()));
-        Close(c);
+                         s.request.pool->name(), s.upstream.slot->service_id(),
+                         http::ErrorName(s.resp.error()));
+        s.conn->protocol->Abort(s);
       } else {
-        BadResponse(c, http::ErrorName(x.resp.error()));
+        BadResponse(s, http::ErrorName(s.resp.error()));
       }
       return;
     }
-    x.fwd_len = static_cast<uint32_t>(c.upstream.decode_body ? r.decoded : r.consumed);
-    x.resp_scan += static_cast<uint32_t>(r.consumed);
+    s.fwd_len = static_cast<uint32_t>(s.upstream.decode_body ? r.decoded : r.consumed);
+    s.resp_scan += static_cast<uint32_t>(r.consumed);
     if (r.status == http::Parser::Status::kMessageDone) {
-      c.upstream.done = true;
-      if (x.resp_scan < x.resp_len) c.upstream.unusable = true;  // bytes beyond the response
+      s.upstream.done = true;
+      if (s.resp_scan < s.resp_len) s.upstream.unusable = true;  // bytes beyond the response
     }
   }
-  SendToClient(c);
+  s.conn->protocol->SendResponse(s);
 }
 
-void Worker::Loop::ForwardInterim(Connection& c) {
-  Exchange& x = *c.x;
-  if (++c.upstream.interim_count > kMaxInterimResponses) {
-    BadResponse(c, "more than 16 interim (1xx) responses");
+void Worker::Loop::ForwardInterim(Stream& s) {
+  if (++s.upstream.interim_count > kMaxInterimResponses) {
+    BadResponse(s, "more than 16 interim (1xx) responses");
     return;
   }
-  const http::MessageHead& req = x.req.head();
-  if (!req.is_http10()) {
-    http::ClientResponseContext ctx;
-    x.out_len = static_cast<uint32_t>(
-        http::WriteClientResponseHead(x.resp.head(), ctx, x.out, out_pool_.size()));
-    x.out_sent = 0;
-  }
+  const bool forwarded = s.conn->protocol->WriteInterim(s);
   // The interim message is complete; the next head must start at the buffer's front.
-  const uint32_t rest = x.resp_len - x.resp_scan;
-  std::memmove(x.resp_buf, x.resp_buf + x.resp_scan, rest);
-  x.resp_len = rest;
-  x.resp_scan = 0;
-  x.resp.Begin(x.resp_buf);
-  x.resp.set_head_request(req.is_head_request);
-  if (x.out_len > 0) {
-    c.upstream.interim_pending = true;
-    x.fwd_len = 0;
-    SendToClient(c);
+  const uint32_t rest = s.resp_len - s.resp_scan;
+  std::memmove(s.resp_buf, s.resp_buf + s.resp_scan, rest);
+  s.resp_len = rest;
+  s.resp_scan = 0;
+  s.resp.Begin(s.resp_buf);
+  s.resp.set_head_request(s.head->is_head_request);
+  if (forwarded && s.out_len > 0) {
+    s.upstream.interim_pending = true;
+    s.fwd_len = 0;
+    s.conn->protocol->SendResponse(s);
   } else {
-    ContinueResponse(c);
+    ContinueResponse(s);
   }
 }
 
-void Worker::Loop::ContinueResponse(Connection& c) {
-  Exchange& x = *c.x;
-  if (x.resp_len > x.resp_scan) {
-    ProcessResponse(c);
-  } else if (!c.upstream.recv_busy) {
-    x.resp_len = x.resp_scan = 0;
-    ArmSlotRecv(c);
+void Worker::Loop::ContinueResponse(Stream& s) {
+  if (s.resp_len > s.resp_scan) {
+    ProcessResponse(s);
+  } else if (!s.upstream.recv_busy) {
+    s.resp_len = s.resp_scan = 0;
+    ArmSlotRecv(s);
   }
 }
 
-void Worker::Loop::SendToClient(Connection& c) {
-  Exchange& x = *c.x;
-  if (c.client.send_busy) return;
-  const uint32_t head_left = x.out_len - x.out_sent;
-  if (head_left == 0 && x.fwd_len == 0 && !c.transport->has_output()) {
-    AfterClientSendDone(c);
-    return;
-  }
-  // A small body goes out in the head's buffer: one plain send instead of a two-part sendmsg
-  // (OnClientSent counts it as head bytes, which is what it now is).
-  if (head_left > 0 && x.fwd_len > 0 && x.fwd_len <= kCoalesceBodyBytes &&
-      out_pool_.size() - x.out_len >= x.fwd_len) {
-    std::memcpy(x.out + x.out_len, x.resp_buf + x.fwd_off, x.fwd_len);
-    x.out_len += x.fwd_len;
-    x.fwd_off += x.fwd_len;
-    x.fwd_len = 0;
-  }
-  x.client_iov[0] = {x.out + x.out_sent, x.out_len - x.out_sent};
-  // No response body bytes: no response buffer either, for l7px's own answers.
-  x.client_iov[1] = {x.fwd_len > 0 ? x.resp_buf + x.fwd_off : nullptr, x.fwd_len};
-  // The transport turns the plaintext into what goes on the wire (plain: the same iovecs).
-  const transport::Encoded wire = c.transport->Encode(x.client_iov, 2, x.client_wire);
-  if (wire.iov_count == 0) {  // cannot happen: a transport encodes what it is given
-    L7PX_LOG_LIMITED(kError, "client {}: transport had nothing to send",
-                     std::string_view(c.ip, c.ip_len));
-    Close(c);
-    return;
-  }
-  if (wire.iov_count == 1) x.client_wire[1] = {nullptr, 0};
-  PrepSend(c.fd.get(), x.client_wire, &x.client_msg, TagOf(kOpClientSend, c));
-  c.client.send_busy = true;
-  // While l7px waits for the client to take bytes, the client's pace is what is timed
-  // (send_timeout), not the service's silence: a slow reader is not blamed on the service.
-  if (c.state == ConnState::kExchange || c.state == ConnState::kResponding) {
-    TimerFor(limits_->send_timeout_ns).Start(&c.timer, now_ns_);
-  }
-  if (wire.plaintext > 0 && !c.upstream.interim_pending) c.request.response_started = true;
-  ++c.client.ops;
-}
-
-void Worker::Loop::OnClientSent(Connection& c, int res) {
-  if (c.state == ConnState::kClosing) return;
-  if (res < 0) {
-    Close(c);  // client went away; any slot in use is killed
-    return;
-  }
-  Exchange& x = *c.x;
-  // Counted and advanced by plaintext: for TLS the wire bytes include record overhead, and
-  // a record partly sent has sent none of its plaintext yet.
-  uint32_t n = c.transport->Sent(static_cast<uint32_t>(res));
-  c.request.bytes_out += n;
-  const uint32_t head_part = std::min(n, x.out_len - x.out_sent);
-  x.out_sent += head_part;
-  n -= head_part;
-  x.fwd_off += n;
-  x.fwd_len -= n;
-  SendToClient(c);  // the rest, or AfterClientSendDone
-}
-
-void Worker::Loop::AfterClientSendDone(Connection& c) {
-  Exchange& x = *c.x;
-  x.out_len = x.out_sent = 0;
-  const bool interim = std::exchange(c.upstream.interim_pending, false);
-  switch (c.state) {
-    case ConnState::kResponding:
-      FinishRequest(c);
+void Worker::Loop::ResponseSent(Stream& s) {
+  const bool interim = std::exchange(s.upstream.interim_pending, false);
+  switch (s.state) {
+    case StreamState::kTunnel:
+      s.resp_len = s.resp_scan = 0;
+      ArmSlotRecv(s);
       return;
-    case ConnState::kTunnel:
-      x.resp_len = x.resp_scan = 0;
-      ArmSlotRecv(c);
-      return;
-    case ConnState::kExchange:
-      // The client took everything: from here the service's silence is timed again.
-      TimerFor(c.request.limits.response_timeout_ns).Start(&c.timer, now_ns_);
+    case StreamState::kExchange:
+      TimeService(s);  // the client took everything: the service's silence is timed again
       break;
     default:
       return;
   }
   if (interim) {
-    ContinueResponse(c);
+    ContinueResponse(s);
     return;
   }
-  if (c.request.status == 101) {
-    StartTunnel(c);
+  if (s.request.status == 101) {
+    StartTunnel(s);
     return;
   }
-  if (!c.upstream.done) {
-    x.resp_len = x.resp_scan = 0;  // the body phase consumed everything
-    ArmSlotRecv(c);
+  if (!s.upstream.done) {
+    s.resp_len = s.resp_scan = 0;  // the body phase consumed everything
+    ArmSlotRecv(s);
     return;
   }
-  MaybeFinishExchange(c);
+  MaybeFinishExchange(s);
 }
 
-void Worker::Loop::MaybeFinishExchange(Connection& c) {
-  if (c.state != ConnState::kExchange || !c.upstream.done || c.client.send_busy) return;
-  if (c.x->out_len != 0 || c.x->fwd_len != 0) return;
-  if (!c.request.sent && !c.request.abandoned) return;
-  FinishExchange(c);
+void Worker::Loop::MaybeFinishExchange(Stream& s) {
+  if (s.state != StreamState::kExchange || !s.upstream.done) return;
+  if (s.out_len != 0 || s.fwd_len != 0) return;  // the client has not taken all of it yet
+  if (!s.request.sent && !s.request.abandoned) return;
+  FinishExchange(s);
 }
 
-void Worker::Loop::FinishExchange(Connection& c) {
-  TimerList::Unlink(&c.timer);
-  const http::MessageHead& resp = c.x->resp.head();
-  const bool reusable = !c.request.abandoned && !c.upstream.unusable && resp.keep_alive &&
-                        c.request.sent && !c.upstream.send_busy && !c.upstream.recv_busy;
+void Worker::Loop::FinishExchange(Stream& s) {
+  TimerList::Unlink(&s.timer);
+  const http::MessageHead& resp = s.resp.head();
+  const bool reusable = !s.request.abandoned && !s.upstream.unusable && resp.keep_alive &&
+                        s.request.sent && !s.upstream.send_busy && !s.upstream.recv_busy;
   if (reusable) {
-    slots::Slot* slot = c.upstream.slot;
-    c.upstream.slot = nullptr;
-    ReleaseSlot(*c.request.pool, slot);
+    slots::Slot* slot = s.upstream.slot;
+    s.upstream.slot = nullptr;
+    ReleaseSlot(*s.request.pool, slot);
   } else {
-    KillSlot(c);
-    if (c.upstream.slot != nullptr)
-      c.client.close_after = true;  // still draining: no next request on it
+    KillSlot(s);  // s.upstream.slot stays set while its operations drain
   }
-  FinishRequest(c);
+  s.conn->protocol->Finish(s);
 }
 
-void Worker::Loop::StartTunnel(Connection& c) {
-  c.state = ConnState::kTunnel;
-  TimerList::Unlink(&c.timer);
-  Exchange& x = *c.x;
-  // Bytes after the upgrade request are the client's first tunnel bytes.
-  x.head_len = x.in_scan;
-  x.resp_len = x.resp_scan = 0;
-  x.fwd_len = 0;
-  PumpTunnelToSlot(c);
-  ArmSlotRecv(c);
+void Worker::Loop::CancelStream(Stream& s) {
+  if (s.state == StreamState::kQueued) Dequeue(s);
+  s.state = StreamState::kNone;
+  TimerList::Unlink(&s.timer);
+  TimerList::Unlink(&s.body_timer);
+  if (s.upstream.slot != nullptr) KillSlot(s);
 }
 
-void Worker::Loop::PumpTunnelToSlot(Connection& c) {
-  Exchange& x = *c.x;
-  if (c.upstream.send_busy || c.upstream.dead) return;
-  x.in_scan = x.in_len;  // everything from the client is tunnel payload
-  x.aux_len = x.aux_sent = 0;
-  if (x.in_scan > x.head_len) {
-    SendToSlot(c);
-  } else {
-    MaybeShutdownTunnelToSlot(c);
-  }
+void Worker::Loop::StartTunnel(Stream& s) {
+  s.state = StreamState::kTunnel;
+  TimerList::Unlink(&s.timer);
+  s.conn->protocol->StartTunnel(s);
+  s.resp_len = s.resp_scan = 0;
+  s.fwd_len = 0;
+  PumpRequestBody(s);
+  ArmSlotRecv(s);
 }
 
-void Worker::Loop::MaybeShutdownTunnelToSlot(Connection& c) {
-  if (!c.request.tunnel_client_eof || c.request.tunnel_slot_shut || c.upstream.slot == nullptr ||
-      c.upstream.dead)
+void Worker::Loop::MaybeShutdownTunnelToSlot(Stream& s) {
+  if (!s.request.tunnel_client_eof || s.request.tunnel_slot_shut || s.upstream.slot == nullptr ||
+      s.upstream.dead) {
     return;
-  const Exchange& x = *c.x;
-  if (c.upstream.send_busy || InputWaiting(c) || x.in_len > x.head_len) return;
-  c.request.tunnel_slot_shut = true;
-  ::shutdown(c.upstream.slot->fd(), SHUT_WR);
-  MaybeEndTunnel(c);
+  }
+  // Every byte the client sent before its half-close was forwarded (nothing is being sent, and
+  // PumpRequestBody found nothing more).
+  if (s.upstream.send_busy || InputWaiting(*s.conn)) return;
+  s.request.tunnel_slot_shut = true;
+  ::shutdown(s.upstream.slot->fd(), SHUT_WR);
+  MaybeEndTunnel(s);
 }
 
-void Worker::Loop::MaybeEndTunnel(Connection& c) {
-  if (c.request.tunnel_slot_shut && c.request.tunnel_slot_eof) Close(c);
+void Worker::Loop::MaybeEndTunnel(Stream& s) {
+  if (s.request.tunnel_slot_shut && s.request.tunnel_slot_eof) s.conn->protocol->Abort(s);
 }
 
-void Worker::Loop::OnSlotFailure(Connection& c, int res) {
-  Exchange& x = *c.x;
+void Worker::Loop::OnSlotFailure(Stream& s, int res) {
   const bool nothing_received =
-      x.resp_len == 0 && !c.upstream.head_done && !c.request.response_started;
-  L7PX_LOG_LIMITED(kWarn, "pool {}: slot of {} failed ({}) {}", c.request.pool->name(),
-                   c.upstream.slot->service_id(), res == 0 ? "closed" : strerror(-res),
+      s.resp_len == 0 && !s.upstream.head_done && !s.request.response_started;
+  L7PX_LOG_LIMITED(kWarn, "pool {}: slot of {} failed ({}) {}", s.request.pool->name(),
+                   s.upstream.slot->service_id(), res == 0 ? "closed" : strerror(-res),
                    nothing_received ? "before any response byte" : "mid-response");
-  if (c.request.response_started) {
-    KillSlot(c);
-    Close(c);  // headers already went out: abort the client connection
+  if (s.request.response_started) {
+    KillSlot(s);
+    s.conn->protocol->Abort(s);  // headers already went out
     return;
   }
-  const http::MessageHead& req = x.req.head();
+  const http::MessageHead& req = *s.head;
   const bool replayable = nothing_received && req.framing == http::Framing::kNone &&
                           http::IsIdempotentMethod(req.method);
-  if (replayable && c.request.attempts <= c.request.limits.retries) {
+  if (replayable && s.request.attempts <= s.request.limits.retries) {
     Bump(stats_->retries);
-    Bump(stats_->pools.For(c.request.pool->id()).retries);
-    c.upstream.retry_pending = true;  // RetireSlot re-dispatches once the slot's ops drained
-    KillSlot(c);
+    Bump(stats_->pools.For(s.request.pool->id()).retries);
+    s.upstream.retry_pending = true;  // RetireSlot re-dispatches once the slot's ops drained
+    KillSlot(s);
     return;
   }
-  KillSlot(c);
-  Respond(c, 502, /*close=*/!c.request.done);
+  KillSlot(s);
+  s.conn->protocol->Answer(s, 502, /*close=*/!s.request.done);
 }
 
-void Worker::Loop::BadResponse(Connection& c, std::string_view why) {
-  L7PX_LOG_LIMITED(kWarn, "pool {}: bad response from {}: {}", c.request.pool->name(),
-                   c.upstream.slot->service_id(), why);
-  KillSlot(c);
-  if (c.request.response_started) {
-    Close(c);
+void Worker::Loop::BadResponse(Stream& s, std::string_view why) {
+  L7PX_LOG_LIMITED(kWarn, "pool {}: bad response from {}: {}", s.request.pool->name(),
+                   s.upstream.slot->service_id(), why);
+  KillSlot(s);
+  if (s.request.response_started) {
+    s.conn->protocol->Abort(s);
   } else {
-    Respond(c, 502, /*close=*/!c.request.done);
+    s.conn->protocol->Answer(s, 502, /*close=*/!s.request.done);
   }
 }
 
-void Worker::Loop::KillSlot(Connection& c) {
-  if (c.upstream.slot == nullptr) return;
-  if (!c.upstream.dead) {
-    slots::KillLeasedSlot(*c.request.pool, *c.upstream.slot);
-    c.upstream.dead = true;
+void Worker::Loop::KillSlot(Stream& s) {
+  if (s.upstream.slot == nullptr) return;
+  if (!s.upstream.dead) {
+    slots::KillLeasedSlot(*s.request.pool, *s.upstream.slot);
+    s.upstream.dead = true;
   }
-  if (c.upstream.ops == 0) RetireSlot(c);
+  if (s.upstream.ops == 0) RetireSlot(s);
 }
 
-void Worker::Loop::RetireSlot(Connection& c) {
-  if (c.upstream.slot == nullptr) return;
-  PostRetire(c.upstream.slot);
-  c.upstream.slot = nullptr;
-  c.upstream.dead = false;
-  if (c.upstream.retry_pending && c.state == ConnState::kExchange) {
-    c.upstream.retry_pending = false;
-    c.x->resp_len = c.x->resp_scan = 0;
-    Dispatch(c);
+void Worker::Loop::RetireSlot(Stream& s) {
+  if (s.upstream.slot == nullptr) return;
+  PostRetire(s.upstream.slot);
+  s.upstream.slot = nullptr;
+  s.upstream.dead = false;
+  if (s.upstream.retry_pending && s.state == StreamState::kExchange &&
+      s.conn->state != ConnState::kClosing) {
+    s.upstream.retry_pending = false;
+    s.resp_len = s.resp_scan = 0;
+    Dispatch(s);
   }
 }
 

@@ -24,15 +24,18 @@ Worker::Loop::Loop(int id, SharedState* shared, WorkerStats* stats, std::vector<
   request_limits_.max_header_bytes = cfg_.server.max_header_bytes;
   request_limits_.max_target_bytes = cfg_.server.max_header_bytes;
   request_limits_.max_body_bytes = cfg_.server.max_body_bytes;
+  http1_ = std::make_unique<protocol::Http1>(*this);
 }
 
 Worker::Loop::~Loop() {
   // Stopped with requests in flight (SIGTERM): their buffers go back to the pools first, so
   // the pools free every buffer.
   for (auto& c : conns_) {
-    if (c && c->x != nullptr) ReleaseExchange(*c);
+    if (c == nullptr) continue;
+    if (c->session != nullptr) c->protocol->Release(*c);
+    ReleaseInput(*c);
   }
-  for (Exchange* x : free_exchanges_) delete x;
+  http1_.reset();
 }
 
 absl::Status Worker::Loop::Init() {
@@ -71,6 +74,10 @@ void Worker::Loop::Run(std::atomic<bool>& go) {
 
 uint64_t Worker::Loop::TagOf(Op op, const Connection& c) {
   return io::Tag{op, c.generation, c.index}.Pack();
+}
+
+uint64_t Worker::Loop::TagOf(Op op, const Stream& s) {
+  return io::Tag{op, s.generation, s.index}.Pack();
 }
 
 bool Worker::Loop::BusyPoll(int64_t budget_ns) {
@@ -141,27 +148,6 @@ void Worker::Loop::ArmTick() {
   io_uring_sqe_set_data64(sqe, io::Tag{kOpTick, 0, 0}.Pack());
 }
 
-void Worker::Loop::ArmClientRecv(Connection& c) {
-  if (c.client.recv_armed || c.state == ConnState::kClosing || c.client.eof) return;
-  io_uring_sqe* sqe = ring_.Sqe();
-  io_uring_prep_recv_multishot(sqe, c.fd.get(), nullptr, 0, 0);
-  sqe->flags |= IOSQE_BUFFER_SELECT;
-  sqe->buf_group = kBufferGroup;
-  io_uring_sqe_set_data64(sqe, TagOf(kOpClientRecv, c));
-  c.client.recv_armed = true;
-  c.client.recv_cancel_sent = false;
-  ++c.client.ops;
-}
-
-void Worker::Loop::CancelClientRecv(Connection& c) {
-  if (!c.client.recv_armed || c.client.recv_cancel_sent) return;
-  io_uring_sqe* sqe = ring_.Sqe();
-  io_uring_prep_cancel64(sqe, TagOf(kOpClientRecv, c), 0);
-  io_uring_sqe_set_data64(sqe, TagOf(kOpCancel, c));
-  c.client.recv_cancel_sent = true;
-  ++c.client.ops;
-}
-
 void Worker::Loop::Handle(io_uring_cqe* cqe) {
   const uint64_t data = cqe->user_data;
   const uint8_t msg = static_cast<uint8_t>(data >> 56);
@@ -200,6 +186,10 @@ void Worker::Loop::Handle(io_uring_cqe* cqe) {
     L7PX_LOG_LIMITED(kWarn, "worker {}: cross-thread message failed: {}", id_, strerror(-cqe->res));
     return;
   }
+  if (tag.op == kOpSlotSend || tag.op == kOpSlotRecv || tag.op == kOpSlotProbe) {
+    HandleSlotOp(tag, cqe->res);
+    return;
+  }
   if (tag.index >= conns_.size() || conns_[tag.index] == nullptr ||
       (conns_[tag.index]->generation & 0xFFFFFF) != tag.generation) {
     Bump(stats_->stale_completions);
@@ -219,31 +209,40 @@ void Worker::Loop::Handle(io_uring_cqe* cqe) {
       c.client.send_busy = false;
       OnClientSent(c, cqe->res);
       break;
-    case kOpSlotSend:
-    case kOpSlotRecv:
-    case kOpSlotProbe:
-      if (c.upstream.slot ==
-          nullptr) {  // cannot happen: slot ops hold the slot until they complete
-        Bump(stats_->stale_completions);
-        L7PX_LOG_LIMITED(kError, "worker {}: slot completion without a slot", id_);
-        return;
-      }
-      --c.upstream.ops;
-      if (tag.op == kOpSlotSend) {
-        OnSlotSent(c, cqe->res);
-      } else if (tag.op == kOpSlotProbe) {
-        OnSlotProbed(c, cqe->res);
-      } else {
-        OnSlotRecv(c, cqe->res);
-      }
-      break;
     case kOpCancel:
       --c.client.ops;
       break;
     default:
       break;
   }
-  if (c.upstream.slot != nullptr && c.upstream.dead && c.upstream.ops == 0) RetireSlot(c);
+  MaybeFree(c);
+}
+
+void Worker::Loop::HandleSlotOp(const io::Tag& tag, int res) {
+  if (tag.index >= streams_.size() ||
+      (streams_[tag.index]->generation & 0xFFFFFF) != tag.generation) {
+    // Cannot happen: a stream ends only once its slot's operations drained.
+    Bump(stats_->stale_completions);
+    L7PX_LOG_LIMITED(kError, "worker {}: slot completion for an ended stream", id_);
+    return;
+  }
+  Stream& s = *streams_[tag.index];
+  Connection& c = *s.conn;
+  if (s.upstream.slot == nullptr) {  // cannot happen: slot ops hold the slot until they complete
+    Bump(stats_->stale_completions);
+    L7PX_LOG_LIMITED(kError, "worker {}: slot completion without a slot", id_);
+    return;
+  }
+  --s.upstream.ops;
+  --c.slot_ops;
+  if (tag.op == kOpSlotSend) {
+    OnSlotSent(s, res);
+  } else if (tag.op == kOpSlotProbe) {
+    OnSlotProbed(s, res);
+  } else {
+    OnSlotRecv(s, res);
+  }
+  if (s.upstream.slot != nullptr && s.upstream.dead && s.upstream.ops == 0) RetireSlot(s);
   MaybeFree(c);
 }
 
@@ -271,6 +270,7 @@ void Worker::Loop::OnAccept(uint32_t listener, int res, bool more) {
   Connection& c = NewConnection(UniqueFd(res));
   c.client.listener = static_cast<uint16_t>(listener);
   c.transport = transports_[listener]->Open();
+  c.protocol = http1_.get();  // (ALPN will choose between protocols on TLS listeners)
   Bump(stats_->accepted);
   stats_->client_connections.store(stats_->client_connections.load(std::memory_order_relaxed) + 1,
                                    std::memory_order_relaxed);
@@ -311,23 +311,6 @@ void Worker::Loop::SetDraining(bool on, bool stop_listening) {
   }
 }
 
-bool Worker::Loop::DrainWantsClose(const Connection& c) const {
-  if (!draining_) return false;
-  const bool more_buffered = InputWaiting(c) || (c.x != nullptr && c.x->in_len > c.x->in_scan);
-  return !more_buffered;
-}
-
-bool Worker::Loop::ClientDoneAfterThis(const Connection& c) const {
-  if (!c.client.eof) return false;
-  return !InputWaiting(c) && (c.x == nullptr || c.x->in_len == c.x->in_scan);
-}
-
-size_t Worker::Loop::HeadLength(const char* response, size_t len) {
-  const std::string_view r(response, len);
-  const size_t end = r.find("\r\n\r\n");
-  return end == std::string_view::npos ? len : end + 4;
-}
-
 Connection& Worker::Loop::NewConnection(UniqueFd fd) {
   Connection* c;
   if (free_conns_ != nullptr) {
@@ -349,59 +332,32 @@ Connection& Worker::Loop::NewConnection(UniqueFd fd) {
   return *c;
 }
 
-Exchange& Worker::Loop::EnsureExchange(Connection& c) {
-  if (c.x == nullptr) {
-    if (!free_exchanges_.empty()) {
-      c.x = free_exchanges_.back();
-      free_exchanges_.pop_back();
-    } else {
-      c.x = new Exchange(request_limits_);
-      // Room to park it too: ReleaseExchange never grows the free list mid-request.
-      ReserveAtLeast(free_exchanges_, ++exchanges_);
-    }
-    c.x->in = in_pool_.Get();
-    c.x->in_len = c.x->in_scan = c.x->head_len = 0;
-    c.x->req.Begin(c.x->in);
-  }
-  return *c.x;
+void Worker::Loop::EnsureInput(Connection& c) {
+  if (c.in != nullptr) return;
+  c.in = in_pool_.Get();
+  c.in_len = c.in_scan = 0;
 }
 
-Exchange& Worker::Loop::EnsureExchangeBuffers(Connection& c) {
-  Exchange& x = EnsureExchange(c);
-  if (x.aux == nullptr) x.aux = aux_pool_.Get();
-  if (x.out == nullptr) x.out = out_pool_.Get();
-  return x;
-}
-
-void Worker::Loop::ReleaseExchange(Connection& c) {
-  if (c.x == nullptr) return;
-  Exchange& x = *c.x;
-  in_pool_.Put(x.in);
-  aux_pool_.Put(x.aux);
-  out_pool_.Put(x.out);
-  resp_pool_.Put(x.resp_buf);
-  x.in = x.aux = x.out = x.resp_buf = nullptr;
-  free_exchanges_.push_back(&x);
-  c.x = nullptr;
+void Worker::Loop::ReleaseInput(Connection& c) {
+  in_pool_.Put(c.in);
+  c.in = nullptr;
+  c.in_len = c.in_scan = 0;
 }
 
 void Worker::Loop::Close(Connection& c) {
   if (c.state == ConnState::kClosing || c.state == ConnState::kFree) return;
-  if (c.state == ConnState::kQueued) Dequeue(c);
   c.state = ConnState::kClosing;
   TimerList::Unlink(&c.timer);
-  TimerList::Unlink(&c.body_timer);
-  if (c.upstream.slot != nullptr) KillSlot(c);
-  ::shutdown(c.fd.get(), SHUT_RDWR);  // completes every pending op on the client fd
+  if (c.session != nullptr) c.protocol->OnClose(c);  // cancels its streams, kills their slots
+  ::shutdown(c.fd.get(), SHUT_RDWR);                 // completes every pending op on the client fd
   MaybeFree(c);
 }
 
 void Worker::Loop::MaybeFree(Connection& c) {
-  if (c.state == ConnState::kClosing && c.upstream.slot != nullptr && c.upstream.ops == 0)
-    RetireSlot(c);
-  if (c.state != ConnState::kClosing || c.client.ops > 0 || c.upstream.ops > 0) return;
+  if (c.state != ConnState::kClosing || c.client.ops > 0 || c.slot_ops > 0) return;
   DropPending(c);
-  ReleaseExchange(c);
+  if (c.session != nullptr) c.protocol->Release(c);
+  ReleaseInput(c);
   if (c.transport != nullptr) transports_[c.client.listener]->Release(c.transport);
   c.transport = nullptr;
   c.fd.Reset();

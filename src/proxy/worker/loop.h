@@ -1,23 +1,27 @@
 #pragma once
 
-// A worker: one io_uring, its client connections, and the exchanges between them and slots.
+// A worker: one io_uring, its client connections, and the exchanges of their streams with slots.
 //
 // Invariants:
-//  - Only this thread touches its connections, buffers, timers and wait queues.
-//  - A Connection is freed (fd closed, generation bumped) only in kClosing once ops == 0 and
-//    slot_ops == 0: no completion can refer to a recycled connection except through a stale
-//    generation, which is counted and dropped.
+//  - Only this thread touches its connections, streams, buffers, timers and wait queues.
+//  - A Connection is freed (fd closed, generation bumped) only in kClosing once no operation on
+//    its fd or on a slot of one of its streams is in flight: no completion can refer to a
+//    recycled connection except through a stale generation, which is counted and dropped.
 //  - Every provided buffer carried by a completion is recycled exactly once: right after its
-//    bytes are copied into the connection's own input buffer.
-//  - A leased slot is either returned idle (ReturnLeasedSlot), handed to a local waiter, or
-//    killed and posted to the acceptor for retirement once no operation on it is in flight.
-//  - The exchange is done when the response is complete and the request was fully sent (or
+//    bytes are decoded into the connection's own input buffer.
+//  - A leased slot is either returned idle (ReleaseSlot), handed to a local waiter, or killed
+//    and posted to the acceptor for retirement once no operation on it is in flight.
+//  - An exchange is done when the response is complete and the request was fully sent (or
 //    abandoned because the service answered early, in which case the slot is not reused).
 //
-// The loop's members are defined by job: loop.cc (ring plumbing, accepting, connections),
-// client_input.cc (reading and parsing requests), dispatch.cc (the Dispatcher's verdicts
-// carried out), exchange.cc (the exchange with a slot, tunnels, failures), responses.cc
-// (l7px's own answers, the end of a request, timers, body pace). Worker thread only.
+// Three layers, each in its own files (see protocol/downstream.h for how they meet):
+//  - the loop: loop.cc (ring plumbing, accepting, connections), client_io.cc (receiving and
+//    decoding through the transport, sending to clients, backpressure);
+//  - the exchange engine, on streams: dispatch.cc (routing, the Dispatcher's verdicts carried
+//    out), exchange.cc (the exchange with a slot, tunnels, failures), streams.cc (stream
+//    buffers, timers, body pace, the access log);
+//  - the downstream protocol: protocol/http1/ (a friend of the loop, using its services).
+// Worker thread only.
 
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -44,11 +48,14 @@
 #include "io/mailbox.h"
 #include "io/ring.h"
 #include "io/socket.h"
+#include "proxy/protocol/downstream.h"
+#include "proxy/protocol/http1/http1.h"
 #include "proxy/transport/plain_transport.h"
 #include "proxy/worker/access_log.h"
 #include "proxy/worker/body_rate.h"
 #include "proxy/worker/buffer_pool.h"
 #include "proxy/worker/connection.h"
+#include "proxy/worker/stream.h"
 #include "proxy/worker/worker.h"
 #include "slots/slot_lifecycle.h"
 
@@ -100,9 +107,13 @@ class Worker::Loop {
   void Run(std::atomic<bool>& go);
 
  private:
-  // ---------------------------------------------------------------- plumbing
+  // The downstream protocols use the loop's services (sending, closing, starting streams).
+  friend class protocol::Http1;
+
+  // ---------------------------------------------------------------- plumbing (loop.cc)
 
   static uint64_t TagOf(Op op, const Connection& c);
+  static uint64_t TagOf(Op op, const Stream& s);
 
   // server.busy_poll: polls the ring (a non-blocking io_uring_enter each pass) for up to the
   // configured time before the worker goes to sleep; true when completions arrived. A sleep
@@ -125,13 +136,12 @@ class Worker::Loop {
 
   void ArmTick();
 
-  void ArmClientRecv(Connection& c);
-
-  void CancelClientRecv(Connection& c);
-
   void Handle(io_uring_cqe* cqe);
 
-  // ---------------------------------------------------------------- accept & connections
+  // A completion of an operation on a stream's slot.
+  void HandleSlotOp(const io::Tag& tag, int res);
+
+  // ---------------------------------------------------------------- connections (loop.cc)
 
   // Re-arming happens in UpdateAccepting, after the batch.
   void OnAccept(uint32_t listener, int res, bool more);
@@ -142,47 +152,27 @@ class Worker::Loop {
   // Upgrade handoff or SIGQUIT: stop accepting and let connections finish (or undo that).
   void SetDraining(bool on, bool stop_listening);
 
-  // While draining, a response closes its connection unless the client already sent more
-  // (pipelined bytes are answered first; the last response closes).
-  bool DrainWantsClose(const Connection& c) const;
-
-  // The client half-closed (sent its last byte) and no further request is buffered: the
-  // response being made is its last, so it says Connection: close.
-  bool ClientDoneAfterThis(const Connection& c) const;
-
-  // Received bytes not yet decoded into `in`: provided buffers waiting for room, or plaintext
-  // the transport holds.
-  static bool InputWaiting(const Connection& c) {
-    return c.client.pend_head >= 0 || (c.transport != nullptr && c.transport->buffered());
-  }
-
-  // The client half-closed and every byte it sent is in `in`: nothing more will arrive.
-  static bool InputEnded(const Connection& c) { return c.client.eof && !InputWaiting(c); }
-
-  // The head of a response l7px wrote (through its blank line): what a HEAD request gets.
-  static size_t HeadLength(const char* response, size_t len);
-
   Connection& NewConnection(UniqueFd fd);
 
-  Exchange& EnsureExchange(Connection& c);
-
-  // The buffers a request needs once its head is parsed: the rewritten head and l7px's own
-  // answers. The response buffer, the largest, waits for a slot (StartExchange): a request
-  // that waits in the queue or for its body does not hold one.
-  Exchange& EnsureExchangeBuffers(Connection& c);
-
-  // Idle connections hold no buffers.
-  void ReleaseExchange(Connection& c);
-
+  // Ends the connection: its streams are cancelled (the protocol's OnClose), the socket shut
+  // down; it is freed once no operation on it or its streams' slots is in flight.
   void Close(Connection& c);
 
   void MaybeFree(Connection& c);
 
-  // ---------------------------------------------------------------- client input
+  // The connection's input buffer, taken when bytes arrive.
+  void EnsureInput(Connection& c);
+
+  // Idle connections hold no buffers.
+  void ReleaseInput(Connection& c);
+
+  // ---------------------------------------------------------------- client I/O (client_io.cc)
+
+  void ArmClientRecv(Connection& c);
+
+  void CancelClientRecv(Connection& c);
 
   void OnClientRecv(Connection& c, io_uring_cqe* cqe);
-
-  void OnClientEof(Connection& c);
 
   // Decodes a provided buffer into the connection's input buffer (or queues it when full).
   void AcceptBytes(Connection& c, uint16_t bid, uint32_t len);
@@ -200,27 +190,83 @@ class Worker::Loop {
 
   void DropPending(Connection& c);
 
-  void ProcessInput(Connection& c);
+  // Received bytes not yet decoded into `in`: provided buffers waiting for room, or plaintext
+  // the transport holds.
+  static bool InputWaiting(const Connection& c) {
+    return c.client.pend_head >= 0 || (c.transport != nullptr && c.transport->buffered());
+  }
 
-  void ParseHead(Connection& c);
+  // The client half-closed and every byte it sent is in `in`: nothing more will arrive.
+  static bool InputEnded(const Connection& c) { return c.client.eof && !InputWaiting(c); }
 
-  // ---------------------------------------------------------------- dispatch
+  // l7px is not reading the client now: received bytes wait for room in `in` (backpressure from
+  // the service or the queue), or the receive ran out of provided buffers.
+  bool ReadingPaused(const Connection& c) const;
 
-  void OnRequestHead(Connection& c);
+  // Sends `head` then `body` (either may be empty, not both) through the transport; the
+  // protocol's OnSent hears how much plaintext went out. One send at a time per connection.
+  void SendToClient(Connection& c, iovec head, iovec body);
 
-  // A small body is received whole before the request takes a slot or a place in the queue
-  // (server.body_buffer), so a slow upload holds its own connection only, not one of the
-  // service's slots, and the service gets the body at its own pace. Longer bodies stream.
-  bool WaitForBody(Connection& c);
+  void OnClientSent(Connection& c, int res);
 
-  // The whole body is here, or as much of it as server.body_buffer (or the input buffer) holds.
-  bool BodyBuffered(const Connection& c) const;
+  // Sends iov[0] then iov[1] (either may be empty, not both): a plain send when only one has
+  // bytes (cheaper in the kernel than sendmsg: no msghdr copy, no iovec import), else sendmsg
+  // through `msg`, which must live until the completion.
+  void PrepSend(int fd, iovec* iov, msghdr* msg, uint64_t tag);
 
-  void ReadBodyBeforeDispatch(Connection& c);
+  // Receives that ended for want of provided buffers (ENOBUFS) are re-armed oldest first, only
+  // as many as there are free buffers: re-arming them all at once would mostly fail again and
+  // spin through the same list every loop pass while the ring stays short.
+  void RearmStarved();
 
-  void SendContinue(Connection& c);
+  // ---------------------------------------------------------------- streams (streams.cc)
 
-  void Dispatch(Connection& c);
+  // A stream joins the loop's table (its slot operations are tagged by its index). Once per
+  // stream object: the protocols pool them.
+  void RegisterStream(Stream& s);
+
+  // The buffers a stream needs once its head is parsed: the rewritten head and the head for the
+  // client. The response buffer, the largest, waits for a slot (StartExchange): a request that
+  // waits in the queue or for its body does not hold one.
+  void EnsureStreamBuffers(Stream& s);
+
+  // The stream ended: its buffers go back to the pools and completions still tagged for it
+  // are stale.
+  void ReleaseStream(Stream& s);
+
+  static Stream* FromWaiter(Waiter* w);
+  static Stream* FromStreamTimer(TimerNode* node);
+  static Stream* FromBodyTimer(TimerNode* node);
+  static Connection* FromConnectionTimer(TimerNode* node);
+
+  // A body_timeout window starts (see body_rate.h).
+  void StartBodyWindow(Stream& s);
+
+  void OnBodyWindow(Stream& s);
+
+  // The service was silent past response_timeout.
+  void OnResponseTimeout(Stream& s);
+
+  // The stream's response_timeout starts (again): the service's silence is timed.
+  void TimeService(Stream& s);
+
+  void LogRequest(Stream& s);
+
+  void FlushAccessLog();
+
+  void OnTick();
+
+  // The timer list for a duration (header, keep-alive, send timeouts on connections).
+  TimerList& TimerFor(int64_t duration_ns) { return timers_.For(duration_ns); }
+
+  // ---------------------------------------------------------------- dispatch (dispatch.cc)
+
+  // A request head is parsed (s.head, s.request.start_ns set): local answers (TRACE, OPTIONS
+  // *), routing, the head rewritten for the service. False when the stream was answered here.
+  bool RouteStream(Stream& s);
+
+  // The stream asks for a slot: it starts, waits, or is shed.
+  void Dispatch(Stream& s);
 
   // Idle slots the dispatcher found killed when it popped them: the acceptor frees them.
   void RetireDeadSlots();
@@ -229,15 +275,11 @@ class Worker::Loop {
 
   void PostSlotAvailable(int worker, uint32_t pool_id);
 
-  // The connection whose waiter the dispatcher took off its queue: the wait is over.
-  Connection& Dequeued(Waiter* w);
+  // The stream whose waiter the dispatcher took off its queue: the wait is over.
+  Stream& Dequeued(Waiter* w);
 
-  // The client of a queued request went away or is answered otherwise.
-  void Dequeue(Connection& c);
-
-  static Connection* FromWaiter(Waiter* w);
-  static Connection* FromTimerNode(TimerNode* node);
-  static Connection* FromBodyNode(TimerNode* node);
+  // A queued stream's client went away or is answered otherwise.
+  void Dequeue(Stream& s);
 
   // A slot became idle somewhere and this worker had the oldest waiter for the pool (or the
   // pool is closing: the control plane then posts this to every worker).
@@ -247,9 +289,9 @@ class Worker::Loop {
   // and wake the worker with the oldest waiter.
   void ReleaseSlot(slots::Pool& pool, slots::Slot* slot);
 
-  // ---------------------------------------------------------------- exchange
+  // ---------------------------------------------------------------- exchange (exchange.cc)
 
-  void StartExchange(Connection& c, slots::Slot* slot);
+  void StartExchange(Stream& s, slots::Slot* slot);
 
   // Before the request goes out, the slot must hold no bytes: the service cannot have answered
   // a request it has not been sent, so anything already there is stray (a second response, or
@@ -263,115 +305,74 @@ class Worker::Loop {
   // slot one response behind for good. So the probe is preceded, in the same submission, by a
   // TCP_QUICKACK that sends the pending acknowledgement now: the service's held bytes are
   // released before the look (on loopback, delivered within that same call).
-  void ProbeSlot(Connection& c);
+  void ProbeSlot(Stream& s);
 
-  void OnSlotProbed(Connection& c, int res);
+  void OnSlotProbed(Stream& s, int res);
 
   // The slot is clean: the rewritten head (and any body bytes here) go out, and the response is
   // awaited.
-  void SendRequest(Connection& c);
+  void SendRequest(Stream& s);
 
-  // Parses request body bytes waiting in `in` (up to the end of the message). False when the
-  // body is malformed (the connection was answered/closed).
-  bool ScanBody(Connection& c);
+  // More request body (or tunnel) bytes may be ready: sends them if the slot is free to take
+  // them. The protocol calls this when client bytes arrived for a stream in kExchange/kTunnel.
+  void PumpRequestBody(Stream& s);
 
-  void PumpRequestBody(Connection& c);
+  // Sends what is ready: the rest of the rewritten head, then body bytes from the protocol.
+  void SendToSlot(Stream& s);
 
-  // Sends what is ready: the rest of the rewritten head, then parsed body bytes.
-  void SendToSlot(Connection& c);
-
-  void OnSlotSent(Connection& c, int res);
-
-  // Sends iov[0] then iov[1] (either may be empty, not both): a plain send when only one has
-  // bytes (cheaper in the kernel than sendmsg: no msghdr copy, no iovec import), else sendmsg
-  // through `msg`, which must live until the completion.
-  void PrepSend(int fd, iovec* iov, msghdr* msg, uint64_t tag);
+  void OnSlotSent(Stream& s, int res);
 
   // expect_wait: the service cannot have answered yet (the request is only now being sent), so
   // the kernel waits for readiness first instead of trying a receive that would find nothing.
-  void ArmSlotRecv(Connection& c, bool expect_wait = false);
+  void ArmSlotRecv(Stream& s, bool expect_wait = false);
 
-  void OnSlotRecv(Connection& c, int res);
+  void OnSlotRecv(Stream& s, int res);
 
-  void ProcessResponse(Connection& c);
+  void ProcessResponse(Stream& s);
 
-  // 1xx (not 101): forwarded to HTTP/1.1 clients, then the parser starts on the next response.
-  void ForwardInterim(Connection& c);
+  // 1xx (not 101): forwarded if the protocol can, then the parser starts on the next response.
+  void ForwardInterim(Stream& s);
 
   // After an interim response went out: parse what is buffered or read more from the slot.
-  void ContinueResponse(Connection& c);
+  void ContinueResponse(Stream& s);
 
-  void SendToClient(Connection& c);
+  // The client took what SendResponse was given (the protocol calls this).
+  void ResponseSent(Stream& s);
 
-  void OnClientSent(Connection& c, int res);
+  void MaybeFinishExchange(Stream& s);
 
-  void AfterClientSendDone(Connection& c);
+  void FinishExchange(Stream& s);
 
-  void MaybeFinishExchange(Connection& c);
-
-  void FinishExchange(Connection& c);
+  // The client is gone or the stream is answered otherwise: off the queue, its slot killed.
+  void CancelStream(Stream& s);
 
   // ---------------------------------------------------------------- tunnel (after 101)
 
-  void StartTunnel(Connection& c);
-
-  void PumpTunnelToSlot(Connection& c);
+  void StartTunnel(Stream& s);
 
   // A client half-close is passed on to the service (SHUT_WR) once every byte the client sent
   // before it has been forwarded.
-  void MaybeShutdownTunnelToSlot(Connection& c);
+  void MaybeShutdownTunnelToSlot(Stream& s);
 
   // The tunnel ends when both directions are done.
-  void MaybeEndTunnel(Connection& c);
+  void MaybeEndTunnel(Stream& s);
 
   // ---------------------------------------------------------------- failures
 
   // The slot failed (closed, reset, send error) during the exchange.
-  void OnSlotFailure(Connection& c, int res);
+  void OnSlotFailure(Stream& s, int res);
 
-  void BadResponse(Connection& c, std::string_view why);
+  void BadResponse(Stream& s, std::string_view why);
 
   // The slot will not be reused: dead now, retired to the acceptor once no op references it.
-  void KillSlot(Connection& c);
+  void KillSlot(Stream& s);
 
-  void RetireSlot(Connection& c);
+  void RetireSlot(Stream& s);
 
-  // ---------------------------------------------------------------- responses & request end
-
-  // Answers the current request with a response l7px makes itself.
-  void Respond(Connection& c, int status, bool close);
-
-  void FinishRequest(Connection& c);
-
-  void LogRequest(Connection& c);
-
-  void FlushAccessLog();
-
-  // ---------------------------------------------------------------- timers
-
-  void OnTick();
-
-  // ---------------------------------------------------------------- request body pace
-
-  // l7px is not reading the client now: received bytes wait for room in `in` (backpressure from
-  // the service or the queue), or the receive ran out of provided buffers.
-  bool ReadingPaused(const Connection& c) const;
-
-  // A body_timeout window starts (see body_rate.h).
-  void StartBodyWindow(Connection& c);
-
-  void OnBodyWindow(Connection& c);
-
-  // The one timer of a connection fired; what it meant depends on the state.
-  void OnTimeout(Connection& c);
-
-  // The connection's one timer (header, keep-alive, queue or response timeout).
-  TimerList& TimerFor(int64_t duration_ns) { return timers_.For(duration_ns); }
-
-  // Receives that ended for want of provided buffers (ENOBUFS) are re-armed oldest first, only
-  // as many as there are free buffers: re-arming them all at once would mostly fail again and
-  // spin through the same list every loop pass while the ring stays short.
-  void RearmStarved();
+  void SlotOpStarted(Stream& s) {
+    ++s.upstream.ops;
+    ++s.conn->slot_ops;
+  }
 
   int id_;
   SharedState* shared_;
@@ -387,15 +388,15 @@ class Worker::Loop {
   bool draining_ = false;
   std::vector<std::unique_ptr<Connection>> conns_;
   Connection* free_conns_ = nullptr;
-  std::vector<Exchange*> free_exchanges_;
-  size_t exchanges_ = 0;  // Exchanges created: free_exchanges_ has room for all of them
+  std::vector<Stream*> streams_;  // by Stream::index
   std::vector<Connection*> starved_;
   BufferPool in_pool_;
   BufferPool aux_pool_;  // request heads for services (ServiceRequestHeadCapacity)
   BufferPool out_pool_;  // response heads for clients, and l7px's own answers
   BufferPool resp_pool_;
-  TimerLists timers_;       // Connection::timer
-  TimerLists body_timers_;  // Connection::body_timer
+  TimerLists timers_;         // Connection::timer
+  TimerLists stream_timers_;  // Stream::timer
+  TimerLists body_timers_;    // Stream::body_timer
   io::AcceptGate accept_gate_;
   std::vector<AcceptState> accept_state_;  // by listener
   std::vector<bool> accept_multishot_;     // by listener: the armed accept is multishot
@@ -409,6 +410,7 @@ class Worker::Loop {
   bool log_write_inflight_ = false;
   int64_t now_ns_ = 0;
   __kernel_timespec tick_ts_{};
+  std::unique_ptr<protocol::Http1> http1_;  // after the pools and timers it uses
 };
 
 }  // namespace l7px::proxy

@@ -13,6 +13,10 @@
 
 namespace l7px::proxy {
 
+namespace protocol {
+class Http1;
+}  // namespace protocol
+
 // Messages a worker takes in its ring (io/mailbox.h), besides the acceptor's kMsgSlotAvailable.
 // Drain: stop accepting; every response from now on closes its connection (unless the client
 // already pipelined more); connections idle for kDrainIdleGraceNs are closed. Payload
@@ -67,6 +71,7 @@ class Worker {
 
  private:
   class Loop;
+  friend class protocol::Http1;  // a downstream protocol of the loop
   int id_;
   SharedState* shared_;
   std::vector<UniqueFd> listeners_;  // moved into the loop by Start()
