@@ -123,7 +123,7 @@ void Worker::Loop::FlushAccessLog() {
 void Worker::Loop::OnTick() {
   if (!shared_->stop.load()) ArmTick();
   now_ns_ = MonotonicNanos();
-  timers_.Expire(now_ns_, [this](TimerNode* n) {
+  timers_.Expire(now_ns_, [](TimerNode* n) {
     Connection& c = *FromConnectionTimer(n);
     c.protocol->OnTimeout(c);
   });
