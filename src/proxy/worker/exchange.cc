@@ -1,6 +1,7 @@
 // Worker::Loop, part of loop.h: The exchange with a slot: the lease-time look, request out,
 // response in, tunnels, failures.
 #include "proxy/worker/loop.h"
+#include "slots/instance_health.h"
 
 namespace l7px::proxy {
 
@@ -450,6 +451,7 @@ void Worker::Loop::MaybeFinishExchange(Connection& c) {
 }
 
 void Worker::Loop::FinishExchange(Connection& c) {
+  slots::ReportResponse(*c.request.pool, c.upstream.slot, c.request.status, now_ns_);
   TimerList::Unlink(&c.timer);
   const http::MessageHead& resp = c.x->resp.head();
   const bool reusable = !c.request.abandoned && !c.upstream.unusable && resp.keep_alive &&
@@ -506,6 +508,7 @@ void Worker::Loop::MaybeEndTunnel(Connection& c) {
 }
 
 void Worker::Loop::OnSlotFailure(Connection& c, int res) {
+  slots::ReportFailure(*c.request.pool, c.upstream.slot, now_ns_);
   Exchange& x = *c.x;
   const bool nothing_received =
       x.resp_len == 0 && !c.upstream.head_done && !c.request.response_started;
@@ -532,6 +535,7 @@ void Worker::Loop::OnSlotFailure(Connection& c, int res) {
 }
 
 void Worker::Loop::BadResponse(Connection& c, std::string_view why) {
+  slots::ReportFailure(*c.request.pool, c.upstream.slot, now_ns_);
   L7PX_LOG_LIMITED(kWarn, "pool {}: bad response from {}: {}", c.request.pool->name(),
                    c.upstream.slot->service_id(), why);
   KillSlot(c);

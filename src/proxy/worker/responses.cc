@@ -1,6 +1,7 @@
 // Worker::Loop, part of loop.h: l7px's own answers, the end of a request, the access log, timers
 // and body pace.
 #include "proxy/worker/loop.h"
+#include "slots/instance_health.h"
 
 namespace l7px::proxy {
 
@@ -206,6 +207,7 @@ void Worker::Loop::OnTimeout(Connection& c) {
         Close(c);
         break;
       }
+      slots::ReportFailure(*c.request.pool, c.upstream.dead ? nullptr : c.upstream.slot, now_ns_);
       L7PX_LOG_LIMITED(kWarn, "pool {}: service {} silent past response_timeout",
                        c.request.pool->name(),
                        std::string_view(c.request.service, c.request.service_len));
