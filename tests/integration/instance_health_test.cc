@@ -222,18 +222,26 @@ TEST_F(InstanceHealthTest, ABenchedInstanceReturnsAndItsNextBenchDoubles) {
   stop = true;
   client.join();
   ASSERT_EQ(benches.size(), 2u) << Tail(h().ProxyLog());
-  EXPECT_GT(benches[0].left_ms, 200);
+  // Seen within a few ms of each start (a loaded machine may take longer: hence the margins).
+  EXPECT_GT(benches[0].left_ms, 100);
   EXPECT_LE(benches[0].left_ms, 400);
-  EXPECT_GT(benches[1].left_ms, 600);
+  EXPECT_GT(benches[1].left_ms, 400) << "the second bench is not longer than the first";
   EXPECT_LE(benches[1].left_ms, 800);
   // The second bench starts only after the first has passed (its return is seen within a tick).
   EXPECT_GE(
       std::chrono::duration_cast<std::chrono::milliseconds>(benches[1].at - benches[0].at).count(),
       400 - 100);
+  // The worker logs just after /pools can show the bench: wait for the last line.
+  EXPECT_TRUE(WaitFor(
+      [&] {
+        return h().ProxyLog().find("instance bad ejected for 800 ms after 2 failures in a row") !=
+               std::string::npos;
+      },
+      kIo))
+      << h().ProxyLog();
   const std::string log = h().ProxyLog();
   EXPECT_THAT(log, HasSubstr("instance bad ejected for 400 ms after 2 failures in a row"));
   EXPECT_THAT(log, HasSubstr("instance bad back in service after a 400 ms bench"));
-  EXPECT_THAT(log, HasSubstr("instance bad ejected for 800 ms after 2 failures in a row"));
 }
 
 }  // namespace
