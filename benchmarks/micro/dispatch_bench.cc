@@ -97,8 +97,8 @@ void BM_Dispatch(benchmark::State& state) {
   slots::Pool pool(0, "bench", settings, 1);
   auto slot = std::make_unique<slots::Slot>(UniqueFd(fds[0]), 0, "bench");
   pool.registered.store(1);
-  pool.idle().Bind(slot.get());
-  pool.idle().Push(slot.get());
+  pool.AttachSlot(*slot, "bench", 0);
+  pool.PushIdle(slot.get());
 
   std::vector<config::Route> routes(1);
   const proxy::RouteTable table = proxy::RouteTable::Build(routes, {0});
@@ -127,7 +127,7 @@ void BM_Dispatch(benchmark::State& state) {
         break;
       }
     }
-    slots::Slot* s = pool.idle().TryPop();
+    slots::Slot* s = pool.PopForLease(1);
     if (s == nullptr || !s->TryLease()) {
       state.SkipWithError("no idle slot");
       break;

@@ -19,8 +19,8 @@ struct Fixture {
   Fixture() : pool(0, "api", slots::PoolSettings{}, 2) {
     for (int i = 0; i < 16; ++i) {
       owned.push_back(std::make_unique<slots::Slot>(UniqueFd(), 0, "svc"));
-      pool.idle().Bind(owned.back().get());
-      pool.idle().Push(owned.back().get());
+      pool.AttachSlot(*owned.back(), "svc", 0);
+      pool.PushIdle(owned.back().get());
     }
   }
   slots::Pool pool;
@@ -33,7 +33,7 @@ void BM_InlineLeaseReturn(benchmark::State& state) {
   for (auto _ : state) {
     slots::Slot* slot = nullptr;
     if (f.pool.waiting.load(std::memory_order_relaxed) == 0) {
-      while ((slot = f.pool.idle().TryPop()) != nullptr && !slot->TryLease()) {
+      while ((slot = f.pool.PopForLease(1)) != nullptr && !slot->TryLease()) {
       }
       if (slot != nullptr) f.pool.busy.fetch_add(1, std::memory_order_relaxed);
     }

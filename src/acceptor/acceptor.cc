@@ -22,7 +22,6 @@
 
 #include "absl/container/flat_hash_map.h"
 #include "acceptor/idle_watch.h"
-#include "slots/slot_lifecycle.h"
 #include "base/clock.h"
 #include "base/log.h"
 #include "base/reserve.h"
@@ -32,6 +31,8 @@
 #include "io/mailbox.h"
 #include "io/ring.h"
 #include "io/socket.h"
+#include "slots/instance_health.h"
+#include "slots/slot_lifecycle.h"
 
 namespace l7px::acceptor {
 namespace {
@@ -239,7 +240,7 @@ class Acceptor::Loop {
     }
     io::TuneStreamSocket(fd.get());
     if (options_.handshake == HandshakeParser::Mode::kNone) {
-      Register(std::move(fd), peer, "", "", false, peer.ToString());
+      Register(std::move(fd), peer, "", "", false, peer.ToString(), InstanceKey("", peer));
       return;
     }
     uint32_t index;
@@ -306,17 +307,27 @@ class Acceptor::Loop {
       return;
     }
     const std::string service = p.parser.service().empty() ? p.peer.ToString() : p.parser.service();
+    const std::string instance = InstanceKey(p.parser.service(), p.peer);
     UniqueFd fd = std::move(p.fd);
     const SocketAddress peer = p.peer;
     const std::string pool = p.parser.pool();
     const std::string token = p.parser.token();
     const bool has_token = p.parser.has_token();
     FreePending(index);
-    Register(std::move(fd), peer, pool, token, has_token, service);
+    Register(std::move(fd), peer, pool, token, has_token, service, instance);
+  }
+
+  // What a slot's instance is called: its L7px-Service id, or without one its peer's IP.
+  static std::string InstanceKey(const std::string& service_id, const SocketAddress& peer) {
+    if (!service_id.empty()) return service_id;
+    if (peer.is_unix()) return peer.ToString();
+    char ip[64];
+    return std::string(ip, peer.FormatIp(ip, sizeof(ip)));
   }
 
   void Register(UniqueFd fd, const SocketAddress& peer, const std::string& pool_name,
-                const std::string& token, bool has_token, const std::string& service) {
+                const std::string& token, bool has_token, const std::string& service,
+                const std::string& instance) {
     slots::Pool* pool = options_.pools->Find(pool_name.empty() ? options_.default_pool : pool_name);
     auto refuse = [&](int status, std::string_view why) {
       if (pool != nullptr) pool->registrations_refused.fetch_add(1, std::memory_order_relaxed);
@@ -343,18 +354,20 @@ class Acceptor::Loop {
     pool->registrations_ok.fetch_add(1, std::memory_order_relaxed);
     L7PX_LOG(kDebug, "slot registered: pool={} service={} peer={}", pool->name(), service,
              peer.ToString());
-    AddSlot(std::move(fd), *pool, service);
+    AddSlot(std::move(fd), *pool, service, instance);
   }
 
-  // A registered connection becomes an idle slot of `pool`.
-  void AddSlot(UniqueFd fd, slots::Pool& pool, const std::string& service) {
+  // A registered connection becomes an idle slot of `pool`, of instance `instance`.
+  void AddSlot(UniqueFd fd, slots::Pool& pool, const std::string& service,
+               const std::string& instance) {
     auto owned = std::make_unique<slots::Slot>(std::move(fd), pool.id(), service);
-    if (!pool.idle().Bind(owned.get())) {
+    if (!pool.AttachSlot(*owned, instance, MonotonicNanos())) {
       CompactIdle(pool);  // dead slots still in the stack give their cells back
-      if (!pool.idle().Bind(owned.get())) {
-        // Cannot happen while fewer than half the cells hold dead slots; never leak the fd.
-        L7PX_LOG(kError, "pool {}: idle stack full; closing a new slot of {}", pool.name(),
-                 service);
+      if (!pool.AttachSlot(*owned, instance, MonotonicNanos())) {
+        // Cannot happen while fewer than half the cells hold dead slots and the pool has fewer
+        // than InstanceTable::kMaxInstances instances; never leak the fd.
+        L7PX_LOG(kError, "pool {}: idle stack or instance table full; closing a new slot of {}",
+                 pool.name(), service);
         return;
       }
     }
@@ -371,7 +384,7 @@ class Acceptor::Loop {
     pool.CountService(service, +1);
     pool.registered.fetch_add(1, std::memory_order_relaxed);
     ArmPoll(*slot, /*wide=*/true);
-    pool.idle().Push(slot);
+    pool.PushIdle(slot);  // benched with its instance, if that is benched
     WakeWaiter(pool);
   }
 
@@ -390,7 +403,12 @@ class Acceptor::Loop {
       return;
     }
     ++adopted_;
-    AddSlot(std::move(adopted->fd), *pool, adopted->service);
+    // The handoff carries the service id only: one l7px wrote for a slot registered without an
+    // id is its peer's "ip:port", whose instance is the IP.
+    const absl::StatusOr<SocketAddress> as_peer = SocketAddress::Parse(adopted->service);
+    const std::string instance =
+        as_peer.ok() && !as_peer->is_unix() ? InstanceKey("", *as_peer) : adopted->service;
+    AddSlot(std::move(adopted->fd), *pool, adopted->service, instance);
   }
 
   // Another process holds this slot's connection now: close our fd once our poll is gone,
@@ -429,13 +447,13 @@ class Acceptor::Loop {
   void CompactIdle(slots::Pool& pool) {
     compact_.clear();
     // Bounded: every slot popped here stays ours until pushed back below.
-    while (slots::Slot* s = pool.idle().TryPop()) compact_.push_back(s);
+    while (slots::Slot* s = pool.PopAnyIdle()) compact_.push_back(s);
     bool pushed = false;
     for (auto it = compact_.rbegin(); it != compact_.rend(); ++it) {
       if ((*it)->state() == slots::Slot::State::kDead) {
         Retire(*it);
       } else {
-        pool.idle().Push(*it);
+        pool.PushIdle(*it);
         pushed = true;
       }
     }
@@ -544,6 +562,7 @@ class Acceptor::Loop {
     if (!stop_.load()) ArmTick();
     PruneClosingPools();
     CompactPoolsWithDeadSlots();
+    ReturnBenchedInstances();
     WidenIdleWatches();
     const int64_t now = MonotonicNanos();
     for (uint32_t i = 0; i < pending_.size(); ++i) {
@@ -561,10 +580,10 @@ class Acceptor::Loop {
   void PruneClosingPools() {
     for (uint32_t id = 0; id < options_.pools->size(); ++id) {
       slots::Pool& pool = *options_.pools->at(id);
-      if (!pool.closing() || pool.idle().Empty()) continue;
+      if (!pool.closing() || !pool.AnyIdle()) continue;
       // Re-checked per slot: a reload may reopen the pool meanwhile, and its new slots stay.
       while (pool.closing()) {
-        slots::Slot* s = pool.idle().TryPop();
+        slots::Slot* s = pool.PopAnyIdle();
         if (s == nullptr) break;
         if (s->TryKillIdle(s->epoch())) {
           slots::AccountIdleSlotKilled(pool, *s);
@@ -573,6 +592,15 @@ class Acceptor::Loop {
         }
         Retire(s);
       }
+    }
+  }
+
+  // Instances whose bench has passed take requests again: serve whoever waits.
+  void ReturnBenchedInstances() {
+    const int64_t now = MonotonicNanos();
+    for (uint32_t id = 0; id < options_.pools->size(); ++id) {
+      slots::Pool& pool = *options_.pools->at(id);
+      if (slots::ReturnBenched(pool, now) > 0) WakeAllWaiters(pool);
     }
   }
 

@@ -273,6 +273,25 @@ class Loader {
     return true;
   }
 
+  // A share: a string "0%".."100%" (whole percents).
+  bool GetPercent(const toml::node& node, std::string_view path, uint32_t* out) {
+    const auto* s = node.as_string();
+    if (s == nullptr) return WrongType(node, path, "a percentage (\"50%\")");
+    const std::string_view text = s->get();
+    uint32_t v = 0;
+    bool ok = text.size() >= 2 && text.size() <= 4 && text.back() == '%';
+    for (size_t i = 0; ok && i + 1 < text.size(); ++i) {
+      ok = text[i] >= '0' && text[i] <= '9';
+      v = v * 10 + static_cast<uint32_t>(text[i] - '0');
+    }
+    if (!ok || v > 100) {
+      return Fail(node, path,
+                  absl::StrCat("bad percentage ", Shown(text), " (use \"0%\"..\"100%\")"));
+    }
+    *out = v;
+    return true;
+  }
+
   bool GetPoolName(const toml::node& node, std::string_view path, std::string* out) {
     if (!GetString(node, path, out)) return false;
     if (!IsValidPoolName(*out)) {
@@ -616,10 +635,16 @@ class Loader {
           ok = GetCleanString(value, path, &pool.token);
         } else if (k == "retries") {
           ok = GetU32(value, path, 0, 10, &pool.retries);
+        } else if (k == "eject_after") {
+          ok = GetU32(value, path, 0, 1'000'000, &pool.eject_after);
+        } else if (k == "eject_time") {
+          ok = GetDuration(value, path, std::chrono::milliseconds(1), &pool.eject_time);
+        } else if (k == "max_ejected") {
+          ok = GetPercent(value, path, &pool.max_ejected_percent);
         } else {
           return UnknownKey(key, value, base,
                             {"name", "max_slots", "queue", "queue_timeout", "response_timeout",
-                             "token", "retries"});
+                             "token", "retries", "eject_after", "eject_time", "max_ejected"});
         }
         if (!ok) return false;
       }

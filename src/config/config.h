@@ -89,6 +89,11 @@ struct Pool {
   Duration response_timeout = std::chrono::seconds(60);
   std::string token;
   uint32_t retries = 1;
+  // Passive outlier ejection (docs/configuration.md): failures in a row that bench an instance
+  // (0 = never), its first bench, and the most of the pool's instances benched at once.
+  uint32_t eject_after = 5;
+  Duration eject_time = std::chrono::seconds(10);
+  uint32_t max_ejected_percent = 50;
   int line = 0;  // where it was declared (0 = implicit)
 };
 

@@ -10,8 +10,10 @@
 #include <string_view>
 #include <vector>
 
-#include "slots/slot_stack.h"
 #include "base/clock.h"
+#include "slots/instance.h"
+#include "slots/slot.h"
+#include "slots/slot_stack.h"
 
 namespace l7px::slots {
 
@@ -27,24 +29,42 @@ struct RequestLimits {
   bool operator==(const RequestLimits&) const = default;
 };
 
+// When an instance is benched (slots/instance_health.h).
+struct EjectionSettings {
+  uint32_t after = 5;                // failures in a row; 0 = never eject
+  int64_t time_ns = 10'000'000'000;  // first bench; doubles while it keeps failing
+  uint32_t max_percent = 50;         // share of the pool's instances benched at once
+  bool operator==(const EjectionSettings&) const = default;
+};
+
 // Limits of one pool. Immutable once published: a reload publishes new ones
 // (Pool::UpdateSettings).
 struct PoolSettings {
   RequestLimits request;
   uint32_t max_slots = 4096;
   std::string token;
+  EjectionSettings eject;
   bool operator==(const PoolSettings&) const = default;
 };
 
 // A named set of slots, shared by the acceptor and every worker.
 //
-// The idle stack holds slots ready for a request. Requests that find it empty wait on their own
-// worker; each worker publishes the enqueue time of its oldest waiter for this pool in
-// oldest_wait_[worker] (0 = none), so whoever makes a slot idle (a worker releasing one, the
-// acceptor registering one) can wake the worker holding the globally oldest waiter.
+// Idle slots wait in one LIFO per instance (slots/instance.h), all over the pool's SlotStack
+// cells. A lease (PopForLease) takes the most recently idle slot of the instance in service
+// whose slot was leased longest ago: every instance gets its turn whatever its speed (a failing
+// one that frees its slots fastest must not win), and within an instance the slot whose service
+// thread is most likely still awake goes first. Benched instances keep their slots registered
+// and idle, but no lease takes them.
+//
+// Requests that find no idle slot to lease wait on their own worker; each worker publishes the
+// enqueue time of its oldest waiter for this pool in oldest_wait_[worker] (0 = none), so whoever
+// makes a slot idle (a worker releasing one, the acceptor registering one) can wake the worker
+// holding the globally oldest waiter.
 //
 // Lost wake-up freedom (Dekker): a waiter publishes oldest_wait, passes SyncPoint(), then tries
 // the stack once more; a releaser pushes to the stack, passes SyncPoint(), then reads oldest_wait.
+// An instance coming back from its bench is one more releaser: the acceptor clears its
+// ejected_until, passes SyncPoint(), then reads the board and wakes the waiters.
 // SyncPoint is an acq_rel read-modify-write of one shared word: the two RMWs are ordered, and the
 // later one synchronizes with the earlier, so at least one side sees the other's write. (An RMW
 // rather than a fence, so ThreadSanitizer can reason about it.)
@@ -85,8 +105,37 @@ class Pool {
   // soon as they are idle.
   bool closing() const { return closing_.load(std::memory_order_acquire); }
   void set_closing(bool v) { closing_.store(v, std::memory_order_release); }
+  // The cells of the idle LIFOs (Bind/Unbind by the acceptor).
   SlotStack& idle() { return idle_; }
   const SlotStack& idle() const { return idle_; }
+  InstanceTable& instances() { return instances_; }
+  const InstanceTable& instances() const { return instances_; }
+
+  // Acceptor: gives a new slot its cell and its instance (the one named `instance_key`, counted
+  // by InstanceTable::SlotAdded). False when the stack or the instance table is full.
+  bool AttachSlot(Slot& slot, std::string_view instance_key, int64_t now_ns);
+  // A slot of this pool that is gone for good (dead), once: it leaves the service and instance
+  // counts.
+  void SlotGone(const Slot& slot) {
+    CountService(slot.service_id(), -1);
+    instances_.SlotRemoved(slot.instance);
+  }
+  // Whether the slot's instance is benched now.
+  bool Benched(const Slot& slot) const {
+    return instances_.at(slot.instance).ejected_until_ns.load(std::memory_order_relaxed) != 0;
+  }
+
+  // The holder of an attached slot makes it idle: onto its instance's LIFO.
+  void PushIdle(Slot* slot) { idle_.Push(instances_.at(slot->instance).idle, slot); }
+  // Workers: an idle slot to lease (see the class comment), popped; nullptr when no instance in
+  // service has one. `now_ns` stamps the instance's turn. Lock-free, never allocates; it scans
+  // the instances once per pop (plus once more per pop lost to another thread).
+  Slot* PopForLease(int64_t now_ns);
+  // Acceptor and upgrade: any idle slot, benched or not; nullptr when none.
+  Slot* PopAnyIdle();
+  // Racy hints: an idle slot of an instance in service / of any instance.
+  bool HasLeasableIdle() const;
+  bool AnyIdle() const;
 
   // Waiter board (see class comment).
   void PublishOldestWait(int worker, int64_t enqueue_ns) {
@@ -136,6 +185,7 @@ class Pool {
   std::atomic<int64_t> waiting{0};  // requests queued on all workers
   std::atomic<uint64_t> registrations_ok{0};
   std::atomic<uint64_t> registrations_refused{0};
+  std::atomic<uint64_t> ejections_total{0};  // instances benched (slots/instance_health.h)
 
  private:
   struct alignas(64) PaddedTime {
@@ -150,6 +200,7 @@ class Pool {
   mutable std::mutex services_mu_;
   std::map<std::string, int> services_;
   SlotStack idle_;
+  InstanceTable instances_;
   alignas(64) std::atomic<uint64_t> sync_{0};
   PaddedTime oldest_wait_[kMaxWorkers];
 };

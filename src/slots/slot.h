@@ -73,6 +73,9 @@ class Slot {
   // Its cell in the pool's idle stack (SlotStack::Bind, acceptor thread, before the slot is
   // first pushed; constant afterwards).
   uint32_t stack_cell = UINT32_MAX;
+  // Its instance in the pool (Pool::AttachSlot, acceptor thread, before the slot is first
+  // pushed; constant afterwards).
+  uint32_t instance = 0;
 
   // Acceptor-thread-only bookkeeping.
   bool poll_armed = false;

@@ -17,7 +17,7 @@ namespace l7px::slots {
 // (the acceptor's compaction pops it if no worker does).
 inline void AccountIdleSlotKilled(Pool& pool, Slot& slot) {
   pool.registered.fetch_sub(1, std::memory_order_relaxed);
-  pool.CountService(slot.service_id(), -1);
+  pool.SlotGone(slot);
   ::shutdown(slot.fd(), SHUT_RDWR);
 }
 
@@ -26,7 +26,7 @@ inline void KillLeasedSlot(Pool& pool, Slot& slot) {
   slot.MarkDead();
   pool.busy.fetch_sub(1, std::memory_order_relaxed);
   pool.registered.fetch_sub(1, std::memory_order_relaxed);
-  pool.CountService(slot.service_id(), -1);
+  pool.SlotGone(slot);
   ::shutdown(slot.fd(), SHUT_RDWR);
 }
 
@@ -37,7 +37,7 @@ inline void AccountLeasedSlotMoved(Pool& pool, Slot& slot) {
   slot.MarkDead();
   pool.busy.fetch_sub(1, std::memory_order_relaxed);
   pool.registered.fetch_sub(1, std::memory_order_relaxed);
-  pool.CountService(slot.service_id(), -1);
+  pool.SlotGone(slot);
 }
 
 // A worker that leased the slot returns it idle and pushes it back to the idle stack. Returns
@@ -62,7 +62,7 @@ inline bool ReturnLeasedSlot(Pool& pool, Slot& slot) {
   // Killed by us or by the acceptor's idle check: retired by the caller, never pushed. If the
   // acceptor kills it after this check, it lingers in the stack until popped or compacted.
   if (slot.state() == Slot::State::kDead) return false;
-  pool.idle().Push(&slot);
+  pool.PushIdle(&slot);
   pool.SyncPoint();  // after the push, before the caller reads the waiter board (Pool)
   return true;
 }

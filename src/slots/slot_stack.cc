@@ -4,21 +4,22 @@
 
 #include "slots/slot.h"
 
-// A Treiber stack over a fixed array of cells, one cell per bound slot.
+// Treiber stacks (lanes) over one fixed array of cells, one cell per bound slot.
 //
-// Invariants:
-//  I1. top_ = (tag << 24) | i, where i is the top cell or kNone. Every successful CAS of top_
-//      (push or pop) increments the tag, so a top_ value is never seen twice in practice (the
+// Invariants, for each lane's top word `top`:
+//  I1. top = (tag << 24) | i, where i is the top cell or kNone. Every successful CAS of top
+//      (push or pop) increments the tag, so a top value is never seen twice in practice (the
 //      40-bit tag would have to wrap while one thread sits between its load and its CAS).
-//  I2. A cell is in the stack at most once: only the holder of a slot pushes it, and it holds
-//      the slot from its pop (or its binding) to its push.
+//  I2. A cell is in at most one lane, at most once: only the holder of a slot pushes it, and it
+//      holds the slot from its pop (or its binding) to its push.
 //  I3. Push writes cell.next before the release CAS that makes the cell the top; a popper that
 //      loads that top value with acquire reads that next. If the cell was popped and pushed
-//      again in between, the tag differs and the popper's CAS fails (I1), whatever it read.
+//      again in between (to this lane or, rebound, to another), the tag of this lane differs
+//      and the popper's CAS fails (I1), whatever it read.
 //  I4. Cells are never freed, so the stale reads of I3 are reads of live atomics.
 //
-// Memory ordering: every RMW on top_ is part of the release sequence of the pushes before it,
-// so a pop (acquire) sees everything the pusher wrote before its push (the slot's state, and
+// Memory ordering: every RMW on a lane's top is part of the release sequence of the pushes before
+// it, so a pop (acquire) sees everything the pusher wrote before its push (the slot's state, and
 // the data of the request it carried).
 
 namespace l7px::slots {
@@ -56,30 +57,28 @@ void SlotStack::Unbind(const Slot* slot) {
   --bound_;
 }
 
-void SlotStack::Push(Slot* slot) {
+void SlotStack::Push(Lane& lane, Slot* slot) {
   const uint32_t i = slot->stack_cell;
   Cell& cell = cells_[i];
-  uint64_t top = top_.load(std::memory_order_relaxed);
+  uint64_t top = lane.top.load(std::memory_order_relaxed);
   do {
     cell.next.store(IndexOf(top), std::memory_order_relaxed);
-  } while (!top_.compare_exchange_weak(top, Next(top, i), std::memory_order_release,
-                                       std::memory_order_relaxed));
+  } while (!lane.top.compare_exchange_weak(top, Next(top, i), std::memory_order_release,
+                                           std::memory_order_relaxed));
 }
 
-Slot* SlotStack::TryPop() {
-  uint64_t top = top_.load(std::memory_order_acquire);
+Slot* SlotStack::TryPop(Lane& lane) {
+  uint64_t top = lane.top.load(std::memory_order_acquire);
   while (IndexOf(top) != kNone) {
     const uint32_t i = IndexOf(top);
     const uint32_t below = cells_[i].next.load(std::memory_order_relaxed);
-    if (top_.compare_exchange_weak(top, Next(top, below), std::memory_order_acq_rel,
-                                   std::memory_order_acquire)) {
+    if (lane.top.compare_exchange_weak(top, Next(top, below), std::memory_order_acq_rel,
+                                       std::memory_order_acquire)) {
       // Ours (I2): nobody else pushes, binds or unbinds this cell until we push it again.
       return cells_[i].slot.load(std::memory_order_relaxed);
     }
   }
   return nullptr;
 }
-
-bool SlotStack::Empty() const { return IndexOf(top_.load(std::memory_order_relaxed)) == kNone; }
 
 }  // namespace l7px::slots

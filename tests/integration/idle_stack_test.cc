@@ -1,6 +1,7 @@
-// Integration: the order in which idle slots take requests (most recently idle first) and the
-// closing of slots that die deep in the idle stack, with slots registered by hand so the test
-// sees which connection each request arrives on.
+// Integration: the order in which the idle slots of one instance take requests (most recently
+// idle first) and the closing of slots that die deep in its idle stack, with slots registered by
+// hand (all with one service id, so one instance) so the test sees which connection each request
+// arrives on. The order across instances is instance_health_test.cc's.
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
@@ -28,12 +29,13 @@ class IdleStackTest : public IntegrationTest {
         << h().ProxyLog();
   }
 
-  // Registers slots by hand, one at a time, each counted by the pool before the next.
+  // Registers slots of one instance by hand, one at a time, each counted by the pool before the
+  // next.
   void RegisterSlots(int n) {
     for (int i = 0; i < n; ++i) {
       std::string answer;
-      slots_.push_back(RegisterByHand(
-          h().register_port(), RegistrationHead("", "", "hand-" + std::to_string(i)), &answer));
+      slots_.push_back(
+          RegisterByHand(h().register_port(), RegistrationHead("", "", "hand"), &answer));
       ASSERT_EQ(StatusOf(answer), 101) << answer;
       ASSERT_TRUE(WaitFor([&] { return Registered() == i + 1; }, kIo)) << "slot " << i;
     }

@@ -1,5 +1,8 @@
 #include "proxy/control/admin_views.h"
 
+#include <time.h>
+
+#include "base/clock.h"
 #include "base/strict_json.h"
 #include "config/route_json.h"
 #include "fmt/format.h"
@@ -47,6 +50,44 @@ std::string Label(std::string_view v) {
   return out;
 }
 
+// The instances of a pool with slots or benched (docs/operating.md, "Pools that stay healthy").
+Json Instances(const slots::Pool& pool) {
+  const int64_t mono = MonotonicNanos();
+  timespec real{};
+  clock_gettime(CLOCK_REALTIME, &real);
+  const int64_t real_ns = int64_t{real.tv_sec} * 1'000'000'000 + real.tv_nsec;
+  Json list = Json::array();
+  const slots::InstanceTable& table = pool.instances();
+  for (uint32_t i = 0; i < table.size(); ++i) {
+    const slots::Instance& in = table.at(i);
+    const int32_t slots = in.slots.load(std::memory_order_relaxed);
+    const int64_t until = in.ejected_until_ns.load(std::memory_order_relaxed);
+    if (slots <= 0 && until == 0) continue;
+    Json j = Json::object();
+    j["id"] = table.KeyOf(i);
+    j["state"] = until != 0 ? "ejected" : "healthy";
+    j["slots"] = std::max<int32_t>(0, slots);
+    j["consecutive_failures"] = in.failures.load(std::memory_order_relaxed);
+    j["ejections"] = in.ejections.load(std::memory_order_relaxed);
+    if (until != 0) {
+      const int64_t left_ns = std::max<int64_t>(0, until - mono);
+      const int64_t at_ms = (real_ns + left_ns) / 1'000'000;
+      const time_t at_s = static_cast<time_t>(at_ms / 1000);
+      tm utc{};
+      gmtime_r(&at_s, &utc);
+      j["ejected_until"] = fmt::format("{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z",
+                                       utc.tm_year + 1900, utc.tm_mon + 1, utc.tm_mday, utc.tm_hour,
+                                       utc.tm_min, utc.tm_sec, at_ms % 1000);
+      j["ejected_ms_left"] = left_ns / 1'000'000;
+    } else {
+      j["ejected_until"] = nullptr;
+      j["ejected_ms_left"] = 0;
+    }
+    list.push_back(std::move(j));
+  }
+  return list;
+}
+
 }  // namespace
 
 // Members are added in the order the admin API has always listed them (docs/operating.md, "Admin API").
@@ -77,6 +118,9 @@ Json AdminViews::Pools() const {
     Json services = Json::object();
     for (const auto& [service, slots] : pool.Services()) services[service] = slots;
     p["services"] = std::move(services);
+    p["instances"] = Instances(pool);
+    p["instances_ejected"] = std::max<int32_t>(0, pool.instances().ejected.load());
+    p["ejections"] = pool.ejections_total.load(std::memory_order_relaxed);
     list.push_back(std::move(p));
   }
   return list;
@@ -219,6 +263,16 @@ std::string AdminViews::MetricsText() const {
     put("l7px_retries_total{{pool=\"{}\"}} {}\n", Label(shared_->pools.at(id)->name()),
         Totals(workers_, id).retries);
   }
+
+  put("# HELP l7px_ejections_total Instances benched after failing eject_after times in a row.\n");
+  put("# TYPE l7px_ejections_total counter\n");
+  for (uint32_t id = 0; id < pools; ++id) {
+    const slots::Pool& pool = *shared_->pools.at(id);
+    put("l7px_ejections_total{{pool=\"{}\"}} {}\n", Label(pool.name()), Load(pool.ejections_total));
+  }
+  gauge_per_pool("l7px_instances_ejected", "Instances benched now.", [](const slots::Pool& p) {
+    return std::max<int32_t>(0, p.instances().ejected.load());
+  });
 
   put("# HELP l7px_slot_registrations_total Registration attempts, by result.\n");
   put("# TYPE l7px_slot_registrations_total counter\n");

@@ -38,6 +38,9 @@ slots::PoolSettings PoolSettingsFrom(const config::Pool& p) {
   settings.request.response_timeout_ns = ToNanos(p.response_timeout);
   settings.request.retries = p.retries;
   settings.token = p.token;
+  settings.eject.after = p.eject_after;
+  settings.eject.time_ns = ToNanos(p.eject_time);
+  settings.eject.max_percent = p.max_ejected_percent;
   return settings;
 }
 

@@ -272,6 +272,25 @@ bool RenderPools(const Json& pools, std::string* out) {
            JoinedCell(FindMember(p, "services"), ":")});
   }
   t.Render(out);
+  // Each pool's instances, when any is listed (docs/operating.md, "Pools that stay healthy").
+  Table instances({"POOL", "INSTANCE", "STATE", "SLOTS", "FAILURES", "EJECTIONS", "EJECTED_UNTIL"});
+  bool any = false;
+  for (const Json& p : *list) {
+    const Json* members = FindMember(p, "instances");
+    const Json::array_t* items = members ? members->get_ptr<const Json::array_t*>() : nullptr;
+    if (items == nullptr) continue;
+    for (const Json& in : *items) {
+      any = true;
+      instances.Add({Cell(FindMember(p, "name")), Cell(FindMember(in, "id")),
+                     Cell(FindMember(in, "state")), Cell(FindMember(in, "slots")),
+                     Cell(FindMember(in, "consecutive_failures")),
+                     Cell(FindMember(in, "ejections")), Cell(FindMember(in, "ejected_until"))});
+    }
+  }
+  if (any) {
+    out->append("\n");
+    instances.Render(out);
+  }
   return true;
 }
 

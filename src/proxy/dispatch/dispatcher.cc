@@ -25,8 +25,8 @@ uint32_t Dispatcher::waiting(uint32_t pool_id) const {
   return pool_id < queues_.size() && queues_[pool_id] != nullptr ? queues_[pool_id]->size() : 0;
 }
 
-slots::Slot* Dispatcher::LeaseIdle(slots::Pool& pool) {
-  while (slots::Slot* slot = pool.idle().TryPop()) {
+slots::Slot* Dispatcher::LeaseIdle(slots::Pool& pool, int64_t now_ns) {
+  while (slots::Slot* slot = pool.PopForLease(now_ns)) {
     if (slot->TryLease()) {
       pool.busy.fetch_add(1, std::memory_order_relaxed);
       return slot;
@@ -44,7 +44,7 @@ Dispatcher::Admission Dispatcher::Admit(slots::Pool& pool, const slots::RequestL
   if (pool.closing()) return {Verdict::kShedClosing};
   // No barging: while anyone waits, a new request queues behind them.
   if (pool.waiting.load(std::memory_order_relaxed) == 0) {
-    if (slots::Slot* slot = LeaseIdle(pool)) return {Verdict::kStart, slot};
+    if (slots::Slot* slot = LeaseIdle(pool, now_ns)) return {Verdict::kStart, slot};
   }
   if (pool.waiting.load(std::memory_order_relaxed) >= static_cast<int64_t>(limits.queue)) {
     return {Verdict::kShedFull};
@@ -81,10 +81,10 @@ void Dispatcher::Remove(Waiter& w) {
   }
 }
 
-Dispatcher::Match Dispatcher::ServeNext(slots::Pool& pool, int64_t /*now_ns*/) {
+Dispatcher::Match Dispatcher::ServeNext(slots::Pool& pool, int64_t now_ns) {
   TimerList& q = QueueFor(pool.id());
   if (q.empty()) return {};
-  slots::Slot* slot = LeaseIdle(pool);
+  slots::Slot* slot = LeaseIdle(pool, now_ns);
   if (slot == nullptr) return {};
   Waiter* w = FromFifo(q.front());
   Remove(*w);
@@ -101,7 +101,7 @@ Waiter* Dispatcher::ShedNextClosing(slots::Pool& pool, int64_t /*now_ns*/) {
 }
 
 int Dispatcher::WorkerToPassOn(slots::Pool& pool) {
-  if (!QueueFor(pool.id()).empty() || pool.idle().Empty()) return -1;
+  if (!QueueFor(pool.id()).empty() || !pool.HasLeasableIdle()) return -1;
   pool.SyncPoint();  // pairs with a waiter's, as a releaser's does (Pool)
   return pool.PickWorkerToWake(worker_id_);
 }
@@ -109,9 +109,11 @@ int Dispatcher::WorkerToPassOn(slots::Pool& pool) {
 Dispatcher::Release Dispatcher::OnRelease(slots::Pool& pool, slots::Slot& slot,
                                           int64_t /*now_ns*/) {
   TimerList& q = QueueFor(pool.id());
-  if (!q.empty() && !pool.closing() && !slot.peer_closed.load(std::memory_order_relaxed)) {
+  if (!q.empty() && !pool.closing() && !slot.peer_closed.load(std::memory_order_relaxed) &&
+      !pool.Benched(slot)) {
     // Keep the slot (no stack round trip) only if this worker holds the pool's oldest waiter;
-    // otherwise it goes to whoever has waited longest, so no worker's clients starve.
+    // otherwise it goes to whoever has waited longest, so no worker's clients starve. A slot
+    // of a benched instance goes back to its lane, where no lease takes it.
     pool.SyncPoint();
     const int oldest = pool.PickWorkerToWake(-1);
     if (oldest < 0 || oldest == worker_id_) {

@@ -40,6 +40,9 @@ struct Waiter {
 //  - A closing pool (drained or removed) takes no new waiters and sheds the ones it has.
 //  - Idle slots found dead when popped are not this class's to free: they are handed back
 //    through TakeDeadSlots() for the caller to retire.
+//  - Which idle slot a request gets is the pool's choice (Pool::PopForLease: the instance in
+//    service whose turn is oldest, its most recently idle slot). A freed slot of a benched
+//    instance is never handed to a waiter; it goes back to its lane.
 class Dispatcher {
  public:
   explicit Dispatcher(int worker_id) : worker_id_(worker_id) {}
@@ -103,7 +106,7 @@ class Dispatcher {
 
  private:
   TimerList& QueueFor(uint32_t pool_id);
-  slots::Slot* LeaseIdle(slots::Pool& pool);
+  slots::Slot* LeaseIdle(slots::Pool& pool, int64_t now_ns);
   void Enqueue(slots::Pool& pool, const slots::RequestLimits& limits, Waiter& w, int64_t now_ns);
   static Waiter* FromFifo(TimerNode* node);
   static Waiter* FromTimeout(TimerNode* node);

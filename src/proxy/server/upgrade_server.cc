@@ -348,7 +348,7 @@ std::vector<slots::Slot*> UpgradeServer::CollectMovableSlots() {
       if (pool.waiting.load(std::memory_order_relaxed) > 0) break;
       // Keep one slot here while this process still has clients that may send a request.
       if (clients_left && pool.registered.load() - taken <= 1) break;
-      slots::Slot* slot = pool.idle().TryPop();
+      slots::Slot* slot = pool.PopAnyIdle();
       if (slot == nullptr) break;
       if (!slot->TryLease()) {  // died while idle: the acceptor frees it
         Post(shared_.acceptor_ring_fd.load(),

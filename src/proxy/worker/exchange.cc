@@ -2,6 +2,7 @@
 // request out, response in, tunnels, failures. Client-facing framing is the protocol's
 // (c.protocol); this file never writes to a client.
 #include "proxy/worker/loop.h"
+#include "slots/instance_health.h"
 
 namespace l7px::proxy {
 
@@ -324,6 +325,7 @@ void Worker::Loop::MaybeFinishExchange(Stream& s) {
 }
 
 void Worker::Loop::FinishExchange(Stream& s) {
+  slots::ReportResponse(*s.request.pool, s.upstream.slot, s.request.status, now_ns_);
   TimerList::Unlink(&s.timer);
   const http::MessageHead& resp = s.resp.head();
   const bool reusable = !s.request.abandoned && !s.upstream.unusable && resp.keep_alive &&
@@ -374,6 +376,7 @@ void Worker::Loop::MaybeEndTunnel(Stream& s) {
 }
 
 void Worker::Loop::OnSlotFailure(Stream& s, int res) {
+  slots::ReportFailure(*s.request.pool, s.upstream.slot, now_ns_);
   const bool nothing_received =
       s.resp_len == 0 && !s.upstream.head_done && !s.request.response_started;
   L7PX_LOG_LIMITED(kWarn, "pool {}: slot of {} failed ({}) {}", s.request.pool->name(),
@@ -399,6 +402,7 @@ void Worker::Loop::OnSlotFailure(Stream& s, int res) {
 }
 
 void Worker::Loop::BadResponse(Stream& s, std::string_view why) {
+  slots::ReportFailure(*s.request.pool, s.upstream.slot, now_ns_);
   L7PX_LOG_LIMITED(kWarn, "pool {}: bad response from {}: {}", s.request.pool->name(),
                    s.upstream.slot->service_id(), why);
   KillSlot(s);

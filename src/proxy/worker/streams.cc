@@ -1,6 +1,7 @@
 // Worker::Loop, part of loop.h: streams: their table and buffers, their timers (response
 // timeout, body pace), the access log, and the tick that expires every timer.
 #include "proxy/worker/loop.h"
+#include "slots/instance_health.h"
 
 namespace l7px::proxy {
 
@@ -49,6 +50,7 @@ void Worker::Loop::TimeService(Stream& s) {
 
 void Worker::Loop::OnResponseTimeout(Stream& s) {
   if (s.state != StreamState::kExchange) return;
+  slots::ReportFailure(*s.request.pool, s.upstream.dead ? nullptr : s.upstream.slot, now_ns_);
   L7PX_LOG_LIMITED(kWarn, "pool {}: service {} silent past response_timeout",
                    s.request.pool->name(),
                    std::string_view(s.request.service, s.request.service_len));

@@ -2,12 +2,15 @@
 //
 //   l7px_test_service --proxy ADDR [--proxy ADDR]... [--pool P] [--slots N] [--token T]
 //                     [--service-id ID] [--bare] [--listen ADDR] [--delay-ms N] [--size N]
+//                     [--status CODE]
 //
 // --listen 127.0.0.1:PORT serves plain HTTP on that port instead of registering (comparisons).
 // Prints "ready" on stdout once every slot is registered (or the listener is up); exits 0 on
 // SIGTERM/SIGINT, interrupting any /delay in progress.
 //
 // Every framed response carries "X-Service: <service-id>" and "X-Slot: <slot index>".
+// --status CODE answers every request with that status and body "status CODE" (a failing
+// instance), whatever its path.
 // Behaviour by path (after --delay-ms, which applies to every request):
 //   /echo          200, body "METHOD TARGET\n", then "Name: value\n" per request header, then
 //                  "\n", then the request body
@@ -56,6 +59,7 @@ struct Flags {
   std::string listen;
   int delay_ms = 0;
   int64_t size = -1;
+  int status = 0;  // --status: every answer has it
 };
 
 // Sleeps that end early when the process is told to stop.
@@ -113,7 +117,10 @@ void Handle(const Flags& flags, const std::string& service_id, const l7px::Reque
   resp.AddHeader("X-Service", service_id);
   resp.AddHeader("X-Slot", std::to_string(req.slot));
   const std::string& path = req.path;
-  if (path == "/dials" && g_service != nullptr) {
+  if (flags.status > 0) {
+    resp.status = flags.status;
+    resp.body = "status " + std::to_string(resp.status);
+  } else if (path == "/dials" && g_service != nullptr) {
     const l7px::ServiceStats stats = g_service->Stats();
     resp.body = "dials=" + std::to_string(stats.dials) +
                 " registrations=" + std::to_string(stats.registrations);
@@ -153,9 +160,10 @@ void Handle(const Flags& flags, const std::string& service_id, const l7px::Reque
 }
 
 void Usage() {
-  std::fprintf(stderr,
-               "usage: l7px_test_service --proxy ADDR... [--pool P] [--slots N] [--token T] "
-               "[--service-id ID] [--bare] [--listen ADDR] [--delay-ms N] [--size N]\n");
+  std::fprintf(
+      stderr,
+      "usage: l7px_test_service --proxy ADDR... [--pool P] [--slots N] [--token T] "
+      "[--service-id ID] [--bare] [--listen ADDR] [--delay-ms N] [--size N] [--status CODE]\n");
 }
 
 bool ParseFlags(int argc, char** argv, Flags* flags) {
@@ -183,6 +191,8 @@ bool ParseFlags(int argc, char** argv, Flags* flags) {
       flags->delay_ms = static_cast<int>(ParseNumber(argv[++i], 0));
     } else if (arg == "--size") {
       flags->size = ParseNumber(argv[++i], -1);
+    } else if (arg == "--status") {
+      flags->status = static_cast<int>(std::clamp<int64_t>(ParseNumber(argv[++i], 500), 200, 999));
     } else {
       return false;
     }

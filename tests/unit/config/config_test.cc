@@ -80,6 +80,9 @@ void ExpectDefaults(const Config& c) {
   EXPECT_EQ(p.response_timeout, seconds(60));
   EXPECT_EQ(p.token, "");
   EXPECT_EQ(p.retries, 1u);
+  EXPECT_EQ(p.eject_after, 5u);
+  EXPECT_EQ(p.eject_time, seconds(10));
+  EXPECT_EQ(p.max_ejected_percent, 50u);
   ASSERT_EQ(c.routes.size(), 1u);
   const Route& r = c.routes[0];
   EXPECT_EQ(r.host, "*");
@@ -295,6 +298,19 @@ TEST(ConfigTest, InlineArraysOfTablesAndDottedKeys) {
   EXPECT_EQ(c.routes[0].header->value, std::optional<std::string>(""));
 }
 
+TEST(ConfigTest, EjectionKeys) {
+  Config c = MustParse(
+      Lines({"[[pool]]", "name = \"default\"", "eject_after = 0", "eject_time = \"250ms\"",
+             "max_ejected = \"100%\"", "[[pool]]", "name = \"b\"", "eject_after = 3",
+             "eject_time = 2", "max_ejected = \"0%\""}));
+  EXPECT_EQ(c.pools[0].eject_after, 0u);
+  EXPECT_EQ(c.pools[0].eject_time, milliseconds(250));
+  EXPECT_EQ(c.pools[0].max_ejected_percent, 100u);
+  EXPECT_EQ(c.pools[1].eject_after, 3u);
+  EXPECT_EQ(c.pools[1].eject_time, seconds(2));
+  EXPECT_EQ(c.pools[1].max_ejected_percent, 0u);
+}
+
 TEST(ConfigTest, HostForms) {
   for (auto [in, out] : std::initializer_list<std::pair<std::string_view, std::string_view>>{
            {"*", "*"},
@@ -432,6 +448,16 @@ TEST(ConfigTest, ErrorsNameLineAndKey) {
        "3: pool[0].queue: 1000001 is out of range (0..1000000)"},
       {Lines({"[[pool]]", "name = \"default\"", "retries = 11"}),
        "3: pool[0].retries: 11 is out of range (0..10)"},
+      {Lines({"[[pool]]", "name = \"default\"", "eject_after = -1"}),
+       "3: pool[0].eject_after: -1 is out of range (0..1000000)"},
+      {Lines({"[[pool]]", "name = \"default\"", "eject_time = \"0s\""}),
+       "3: pool[0].eject_time: must be at least 1ms"},
+      {Lines({"[[pool]]", "name = \"default\"", "max_ejected = \"101%\""}),
+       "3: pool[0].max_ejected: bad percentage \"101%\" (use \"0%\"..\"100%\")"},
+      {Lines({"[[pool]]", "name = \"default\"", "max_ejected = \"50\""}),
+       "3: pool[0].max_ejected: bad percentage \"50\" (use \"0%\"..\"100%\")"},
+      {Lines({"[[pool]]", "name = \"default\"", "max_ejected = 50"}),
+       "3: pool[0].max_ejected: expected a percentage (\"50%\"), got an integer"},
       {Lines({"[register]", "handshake = \"proxy\""}),
        "2: register.handshake: bad handshake \"proxy\" (use upgrade, none, mxproxy)"},
       {Lines({"[log]", "level = \"verbose\""}),

@@ -3,9 +3,11 @@
 #include "proxy/dispatch/dispatcher.h"
 
 #include <memory>
+#include <string>
 #include <vector>
 
 #include "gtest/gtest.h"
+#include "slots/instance_health.h"
 #include "slots/slot_lifecycle.h"
 
 namespace l7px::proxy {
@@ -20,12 +22,12 @@ class DispatcherTest : public ::testing::Test {
       : pool_(0, "api", slots::PoolSettings{}, workers), d0_(0), d1_(1) {}
 
   // A registered idle slot pushed to the pool's idle stack (as the acceptor publishes one).
-  slots::Slot* IdleSlot() {
-    owned_.push_back(std::make_unique<slots::Slot>(UniqueFd(), pool_.id(), "svc"));
+  slots::Slot* IdleSlot(const std::string& instance = "svc") {
+    owned_.push_back(std::make_unique<slots::Slot>(UniqueFd(), pool_.id(), instance));
     slots::Slot* s = owned_.back().get();
     pool_.registered.fetch_add(1);
-    EXPECT_TRUE(pool_.idle().Bind(s));
-    pool_.idle().Push(s);
+    EXPECT_TRUE(pool_.AttachSlot(*s, instance, ++registered_ns_));
+    pool_.PushIdle(s);
     return s;
   }
 
@@ -40,6 +42,7 @@ class DispatcherTest : public ::testing::Test {
   Dispatcher d0_;  // worker 0
   Dispatcher d1_;  // worker 1
   std::vector<std::unique_ptr<slots::Slot>> owned_;
+  int64_t registered_ns_ = 0;
 };
 
 TEST_F(DispatcherTest, IdleSlotIsLeasedAtOnce) {
@@ -125,7 +128,7 @@ TEST_F(DispatcherTest, AFreedSlotGoesToTheOldestWaiterAcrossWorkers) {
   // Worker 0 finishes with a slot it had leased: it must not keep it for its own waiter.
   slots::Slot* s = IdleSlot();
   ASSERT_TRUE(s->TryLease());
-  pool_.idle().TryPop();
+  pool_.PopForLease(25);
   const auto r = d0_.OnRelease(pool_, *s, 30);
   EXPECT_EQ(r.kind, Kind::kReturned);
   EXPECT_EQ(r.wake_worker, 1);
@@ -189,10 +192,10 @@ TEST_F(DispatcherTest, DeadIdleSlotsAreHandedBackNotLeased) {
   ASSERT_TRUE(dead->TryKillIdle(dead->epoch()));  // the acceptor saw its service close it
   slots::Slot* live = IdleSlot();
   // The stack is LIFO: make the dead one the top.
-  pool_.idle().TryPop();
-  pool_.idle().TryPop();
-  pool_.idle().Push(live);
-  pool_.idle().Push(dead);
+  pool_.PopAnyIdle();
+  pool_.PopAnyIdle();
+  pool_.PushIdle(live);
+  pool_.PushIdle(dead);
   Waiter w;
   const auto a = d0_.Admit(pool_, Limits(), w, 1);
   EXPECT_EQ(a.verdict, Verdict::kStart);
@@ -219,6 +222,61 @@ TEST_F(DispatcherTest, RemovingTheOldestWaiterRepublishesTheNext) {
   const auto m = d0_.ServeNext(pool_, 30);
   ASSERT_TRUE(m);
   EXPECT_EQ(m.waiter, &second);
+}
+
+// Instances: the lease takes turns across them, and a benched one's slots go to nobody.
+
+TEST_F(DispatcherTest, AdmittedRequestsTakeTurnsAcrossInstances) {
+  IdleSlot("a");
+  IdleSlot("a");
+  IdleSlot("b");
+  std::string order;
+  for (int i = 0; i < 6; ++i) {
+    Waiter w;
+    const auto a = d0_.Admit(pool_, Limits(), w, 100 + i);
+    ASSERT_EQ(a.verdict, Verdict::kStart);
+    order += a.slot->service_id();
+    EXPECT_EQ(d0_.OnRelease(pool_, *a.slot, 100 + i).kind, Kind::kReturned);
+  }
+  EXPECT_EQ(order, "bababa");  // the newest instance (b) first
+}
+
+// Fails `slot`'s instance until it is benched (the default eject_after is 5).
+void Bench(slots::Pool& pool, slots::Slot* slot) {
+  for (int i = 0; i < 5; ++i) slots::ReportResponse(pool, slot, 503, 1);
+  ASSERT_TRUE(pool.Benched(*slot));
+}
+
+TEST_F(DispatcherTest, ABenchedInstanceIsSkippedAndItsFreedSlotGoesToNoWaiter) {
+  slots::Slot* bad = IdleSlot("bad");
+  slots::Slot* good = IdleSlot("good");
+  Waiter w1;
+  const auto a1 = d0_.Admit(pool_, Limits(), w1, 10);  // the newest instance first: good
+  ASSERT_EQ(a1.slot, good);
+  Waiter w2;
+  const auto a2 = d0_.Admit(pool_, Limits(), w2, 11);
+  ASSERT_EQ(a2.slot, bad);
+  Bench(pool_, bad);
+  // A request waits (good is busy); bad's slot frees: it must not be handed to the waiter.
+  Waiter w3;
+  ASSERT_EQ(d0_.Admit(pool_, Limits(), w3, 12).verdict, Verdict::kQueued);
+  EXPECT_FALSE(d0_.ServeNext(pool_, 12));
+  const auto r = d0_.OnRelease(pool_, *bad, 13);
+  EXPECT_EQ(r.kind, Kind::kReturned);
+  EXPECT_TRUE(w3.queued());
+  EXPECT_FALSE(d0_.ServeNext(pool_, 14)) << "only a benched slot is idle";
+  EXPECT_EQ(d1_.WorkerToPassOn(pool_), -1) << "nothing leasable to pass on";
+  EXPECT_EQ(bad->state(), slots::Slot::State::kIdle);  // still registered, idle
+  // Good's slot frees: the waiter gets it.
+  const auto r2 = d0_.OnRelease(pool_, *good, 15);
+  EXPECT_EQ(r2.kind, Kind::kServeLocal);
+  EXPECT_EQ(r2.waiter, &w3);
+  // Back from the bench, its idle slot is leased again.
+  EXPECT_EQ(slots::ReturnBenched(pool_, 1 + pool_.settings().eject.time_ns), 1);
+  Waiter w4;
+  const auto a4 = d0_.Admit(pool_, Limits(), w4, 20);
+  ASSERT_EQ(a4.verdict, Verdict::kStart);
+  EXPECT_EQ(a4.slot, bad);
 }
 
 }  // namespace

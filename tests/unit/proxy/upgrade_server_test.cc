@@ -51,8 +51,8 @@ class UpgradeServerTest : public ::testing::Test {
       ASSERT_EQ(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds), 0);
       services_.emplace_back(fds[1]);
       slots_.push_back(std::make_unique<slots::Slot>(UniqueFd(fds[0]), pool_->id(), "svc"));
-      pool_->idle().Bind(slots_.back().get());
-      pool_->idle().Push(slots_.back().get());
+      ASSERT_TRUE(pool_->AttachSlot(*slots_.back(), "svc", 0));
+      pool_->PushIdle(slots_.back().get());
       pool_->registered.fetch_add(1);
     }
     auto listener = handoff::ListenUpgradeSocket(config_.socket);
