@@ -450,6 +450,8 @@ class Loader {
         ok = GetRate(value, path, uint64_t{1} << 40, &out->min_body_rate);
       } else if (k == "body_buffer") {
         ok = GetSize(value, path, 0, kMaxBodyBuffer, &out->body_buffer);
+      } else if (k == "response_buffer_memory") {
+        ok = GetSize(value, path, 0, uint64_t{1} << 40, &out->response_buffer_memory);
       } else if (k == "max_connections") {
         ok = GetU32(value, path, 0, 1u << 24, &out->max_connections);
       } else if (k == "trusted_proxies") {
@@ -466,7 +468,7 @@ class Loader {
             key, value, "server",
             {"workers", "listen", "keepalive_timeout", "header_timeout", "max_header_bytes",
              "max_body_bytes", "body_timeout", "min_body_rate", "send_timeout", "body_buffer",
-             "max_connections", "busy_poll", "trusted_proxies"});
+             "max_connections", "busy_poll", "trusted_proxies", "response_buffer_memory"});
       }
       if (!ok) return false;
     }
@@ -641,10 +643,13 @@ class Loader {
           ok = GetDuration(value, path, std::chrono::milliseconds(1), &pool.eject_time);
         } else if (k == "max_ejected") {
           ok = GetPercent(value, path, &pool.max_ejected_percent);
+        } else if (k == "response_buffer") {
+          ok = GetSize(value, path, 0, kMaxResponseBuffer, &pool.response_buffer);
         } else {
           return UnknownKey(key, value, base,
                             {"name", "max_slots", "queue", "queue_timeout", "response_timeout",
-                             "token", "retries", "eject_after", "eject_time", "max_ejected"});
+                             "token", "retries", "eject_after", "eject_time", "max_ejected",
+                             "response_buffer"});
         }
         if (!ok) return false;
       }

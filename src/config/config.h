@@ -22,6 +22,8 @@ enum class AccessFormat { kJson, kCombined };
 
 // Request body bytes a connection's input buffer holds beyond the head.
 inline constexpr uint64_t kMaxBodyBuffer = 64 * 1024;
+// The largest pool.response_buffer.
+inline constexpr uint64_t kMaxResponseBuffer = 64 << 20;
 
 struct Server {
   uint32_t workers = 0;               // 0 = one per CPU (resolved by the caller, not here)
@@ -54,6 +56,10 @@ struct Server {
   // X-Forwarded-Host and X-Request-Id they send reach services. From anyone else l7px replaces
   // them. Empty (the default) = nobody.
   std::vector<Cidr> trusted_proxies;
+  // The most memory one worker holds for responses read ahead of their clients
+  // (pool.response_buffer), in 64 KiB buffers; beyond it responses stream. A response that fits
+  // the one buffer every exchange has anyway needs none of it.
+  uint64_t response_buffer_memory = 32 << 20;
 };
 
 struct Register {
@@ -94,6 +100,11 @@ struct Pool {
   uint32_t eject_after = 5;
   Duration eject_time = std::chrono::seconds(10);
   uint32_t max_ejected_percent = 50;
+  // A response of at most this many body bytes (or of unknown length, up to it) is read from
+  // the slot as fast as the service sends it, and the slot goes back to the pool as soon as
+  // the response is complete: a slow client then holds l7px's memory, not a service's slot.
+  // Longer responses stream at the client's pace. 0 = always stream.
+  uint64_t response_buffer = 1 << 20;
   int line = 0;  // where it was declared (0 = implicit)
 };
 

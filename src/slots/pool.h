@@ -26,6 +26,7 @@ struct RequestLimits {
   int64_t queue_timeout_ns = 1'000'000'000;
   int64_t response_timeout_ns = 60'000'000'000;
   uint32_t retries = 1;
+  uint64_t response_buffer = 1 << 20;  // read a response this long whole, freeing the slot
   bool operator==(const RequestLimits&) const = default;
 };
 

@@ -26,6 +26,7 @@ ServerLimits LimitsFrom(const config::Server& server) {
   limits.body_buffer = server.body_buffer;
   limits.max_connections = server.max_connections;
   limits.busy_poll_ns = ToNanos(server.busy_poll);
+  limits.response_buffer_memory = server.response_buffer_memory;
   limits.trusted_proxies = server.trusted_proxies;
   return limits;
 }
@@ -37,6 +38,7 @@ slots::PoolSettings PoolSettingsFrom(const config::Pool& p) {
   settings.request.queue_timeout_ns = ToNanos(p.queue_timeout);
   settings.request.response_timeout_ns = ToNanos(p.response_timeout);
   settings.request.retries = p.retries;
+  settings.request.response_buffer = p.response_buffer;
   settings.token = p.token;
   settings.eject.after = p.eject_after;
   settings.eject.time_ns = ToNanos(p.eject_time);

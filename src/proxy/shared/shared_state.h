@@ -22,6 +22,7 @@ struct ServerLimits {
   uint64_t min_body_rate = 512;              // bytes per second
   int64_t send_timeout_ns = 60'000'000'000;  // a send to the client unaccepted this long: close
   uint64_t body_buffer = 64 * 1024;  // request bodies up to this size arrive whole before dispatch
+  uint64_t response_buffer_memory = 32 << 20;  // per worker, for responses read ahead
   uint32_t max_connections = 0;      // per worker; 0 = no limit
   int64_t busy_poll_ns = 0;          // poll this long before sleeping; 0 = sleep at once
   // server.trusted_proxies: clients whose X-Forwarded-Proto/-Host and X-Request-Id are kept.

@@ -144,6 +144,10 @@ void Worker::Loop::ArmSlotRecv(Stream& s, bool expect_wait) {
 void Worker::Loop::OnSlotRecv(Stream& s, int res) {
   s.upstream.recv_busy = false;
   if (s.conn->state == ConnState::kClosing || s.upstream.dead) return;
+  if (s.ahead.on) {
+    OnAheadRecv(s, res);
+    return;
+  }
   if (res <= 0) {
     if (s.state == StreamState::kTunnel) {
       if (res < 0) {
@@ -223,6 +227,10 @@ void Worker::Loop::ProcessResponse(Stream& s) {
       return;
     }
     s.resp.set_decode_body(s.upstream.decode_body);
+    if (ReadAheadFits(s)) {
+      StartReadAhead(s);
+      return;
+    }
     if (head.status == 101) {
       s.upstream.done = true;
       s.fwd_off = s.resp_scan;
@@ -289,6 +297,10 @@ void Worker::Loop::ContinueResponse(Stream& s) {
 }
 
 void Worker::Loop::ResponseSent(Stream& s) {
+  if (s.ahead.on && s.state == StreamState::kExchange) {
+    AheadSent(s);
+    return;
+  }
   const bool interim = std::exchange(s.upstream.interim_pending, false);
   switch (s.state) {
     case StreamState::kTunnel:
@@ -320,11 +332,21 @@ void Worker::Loop::ResponseSent(Stream& s) {
 void Worker::Loop::MaybeFinishExchange(Stream& s) {
   if (s.state != StreamState::kExchange || !s.upstream.done) return;
   if (s.out_len != 0 || s.fwd_len != 0) return;  // the client has not taken all of it yet
+  if (s.ahead.on && (s.ahead.sending || s.ahead.sent < s.ahead.end)) return;
   if (!s.request.sent && !s.request.abandoned) return;
   FinishExchange(s);
 }
 
 void Worker::Loop::FinishExchange(Stream& s) {
+  TimerList::Unlink(&s.timer);
+  ReleaseUpstream(s);
+  DropReadAhead(s);
+  s.conn->protocol->Finish(s);
+}
+
+void Worker::Loop::ReleaseUpstream(Stream& s) {
+  if (s.upstream.released) return;
+  s.upstream.released = true;
   slots::ReportResponse(*s.request.pool, s.upstream.slot, s.request.status, now_ns_);
   TimerList::Unlink(&s.timer);
   const http::MessageHead& resp = s.resp.head();
@@ -337,7 +359,6 @@ void Worker::Loop::FinishExchange(Stream& s) {
   } else {
     KillSlot(s);  // s.upstream.slot stays set while its operations drain
   }
-  s.conn->protocol->Finish(s);
 }
 
 void Worker::Loop::CancelStream(Stream& s) {

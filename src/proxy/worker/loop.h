@@ -343,6 +343,35 @@ class Worker::Loop {
 
   void FinishExchange(Stream& s);
 
+  // The exchange is over for the slot: its outcome reported, the slot released (or killed when
+  // it cannot be reused). Once per exchange; early when the response was read ahead.
+  void ReleaseUpstream(Stream& s);
+
+  // ---------------------------------------------------------------- read ahead (read_ahead.cc)
+
+  // Whether the response whose head was just parsed is read ahead of the client.
+  bool ReadAheadFits(const Stream& s) const;
+
+  // The head is parsed and written for the client: from here the slot is read as fast as the
+  // service sends (within limits) and the client sent what is here.
+  void StartReadAhead(Stream& s);
+
+  // Parses response bytes just received into chunk `chunk` at `off`. False when the response
+  // is malformed (the stream was ended).
+  bool ParseAhead(Stream& s, char* chunk, uint32_t off, uint32_t len);
+
+  // Releases the slot once the response is whole, reads on while there is room, sends the
+  // client what is ready, and ends the exchange when everything went out.
+  void PumpReadAhead(Stream& s);
+
+  void OnAheadRecv(Stream& s, int res);
+
+  // The client took the last send.
+  void AheadSent(Stream& s);
+
+  // Returns the stream's read-ahead buffers.
+  void DropReadAhead(Stream& s);
+
   // The client is gone or the stream is answered otherwise: off the queue, its slot killed.
   void CancelStream(Stream& s);
 
@@ -394,9 +423,10 @@ class Worker::Loop {
   BufferPool aux_pool_;  // request heads for services (ServiceRequestHeadCapacity)
   BufferPool out_pool_;  // response heads for clients, and l7px's own answers
   BufferPool resp_pool_;
-  TimerLists timers_;         // Connection::timer
-  TimerLists stream_timers_;  // Stream::timer
-  TimerLists body_timers_;    // Stream::body_timer
+  uint64_t ahead_chunks_ = 0;  // response buffers held by streams reading ahead
+  TimerLists timers_;          // Connection::timer
+  TimerLists stream_timers_;   // Stream::timer
+  TimerLists body_timers_;     // Stream::body_timer
   io::AcceptGate accept_gate_;
   std::vector<AcceptState> accept_state_;  // by listener
   std::vector<bool> accept_multishot_;     // by listener: the armed accept is multishot

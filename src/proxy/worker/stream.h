@@ -17,6 +17,7 @@
 #include <sys/uio.h>
 
 #include <cstdint>
+#include <vector>
 
 #include "base/timer_list.h"
 #include "http/message.h"
@@ -53,6 +54,23 @@ struct SlotSide {
   bool head_done = false;        // the final response head was parsed
   bool done = false;             // the response is complete
   bool decode_body = false;      // the client gets the body without chunked framing
+  bool released = false;         // the exchange is over for the slot (ReleaseUpstream)
+};
+
+// A response read ahead of the client (pool.response_buffer; worker/read_ahead.cc): the
+// response's bytes sit in the worker's response buffers, chunk n holding bytes
+// [n * size, (n + 1) * size) of it, from its first head byte. The slot is read as fast as the
+// service writes, within the limit and the worker's budget, and goes back to the pool as soon
+// as the response is complete; the client is sent the bytes at its own pace.
+struct ReadAhead {
+  bool on = false;
+  bool sending = false;       // a client send of [sent, sent + inflight) is in flight
+  std::vector<char*> chunks;  // chunk numbers first, first + 1, ...; the last one receives
+  uint64_t first = 0;
+  uint64_t rx = 0;        // response bytes received
+  uint64_t end = 0;       // ... the client gets (the message, parsed; after it nothing)
+  uint64_t sent = 0;      // ... sent to the client (from the end of the head)
+  uint64_t inflight = 0;  // ... in the client send now
 };
 
 // The request itself.
@@ -121,6 +139,9 @@ struct Stream {
   char* out = nullptr;
   uint32_t out_len = 0;
   uint32_t out_sent = 0;
+
+  // While on, resp_buf is the chunk the client is being sent from, owned by `ahead`.
+  ReadAhead ahead;
 
   // A new request: everything but the buffers (held by the stream until it ends) and the
   // connection it belongs to. `start_ns`: when its first byte arrived.

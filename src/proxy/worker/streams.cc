@@ -16,6 +16,7 @@ void Worker::Loop::EnsureStreamBuffers(Stream& s) {
 }
 
 void Worker::Loop::ReleaseStream(Stream& s) {
+  DropReadAhead(s);
   TimerList::Unlink(&s.timer);
   TimerList::Unlink(&s.body_timer);
   aux_pool_.Put(s.aux);

@@ -311,6 +311,18 @@ TEST(ConfigTest, EjectionKeys) {
   EXPECT_EQ(c.pools[1].max_ejected_percent, 0u);
 }
 
+TEST(ConfigTest, ResponseBufferKeys) {
+  Config d = MustParse(Lines({"[[pool]]", "name = \"default\""}));
+  EXPECT_EQ(d.pools[0].response_buffer, 1u << 20);
+  EXPECT_EQ(d.server.response_buffer_memory, 32u << 20);
+  Config c = MustParse(
+      Lines({"[server]", "response_buffer_memory = 0", "[[pool]]", "name = \"default\"",
+             "response_buffer = \"64MiB\"", "[[pool]]", "name = \"b\"", "response_buffer = 0"}));
+  EXPECT_EQ(c.server.response_buffer_memory, 0u);
+  EXPECT_EQ(c.pools[0].response_buffer, 64u << 20);
+  EXPECT_EQ(c.pools[1].response_buffer, 0u);
+}
+
 TEST(ConfigTest, HostForms) {
   for (auto [in, out] : std::initializer_list<std::pair<std::string_view, std::string_view>>{
            {"*", "*"},
@@ -458,6 +470,8 @@ TEST(ConfigTest, ErrorsNameLineAndKey) {
        "3: pool[0].max_ejected: bad percentage \"50\" (use \"0%\"..\"100%\")"},
       {Lines({"[[pool]]", "name = \"default\"", "max_ejected = 50"}),
        "3: pool[0].max_ejected: expected a percentage (\"50%\"), got an integer"},
+      {Lines({"[[pool]]", "name = \"default\"", "response_buffer = \"65MiB\""}),
+       "3: pool[0].response_buffer: size 68157440 is out of range (0..67108864)"},
       {Lines({"[register]", "handshake = \"proxy\""}),
        "2: register.handshake: bad handshake \"proxy\" (use upgrade, none, mxproxy)"},
       {Lines({"[log]", "level = \"verbose\""}),
