@@ -144,6 +144,43 @@ TEST_F(InstanceHealthTest, AFailingInstanceIsEjectedAndTheHealthyOneServes) {
                                         "failures in a row (1 of 2 instances benched)"));
 }
 
+// (a, at 12 clients) More clients than the healthy instance has slots: requests queue for its
+// slots rather than go to the failing instance.
+TEST_F(InstanceHealthTest, AtTwelveClientsTheEjectedInstanceStillGetsNothing) {
+  ASSERT_NO_FATAL_FAILURE(Start("eject_after = 3\neject_time = \"60s\"\n"));
+  ASSERT_NO_FATAL_FAILURE(StartInstance("good", 8, {"--delay-ms", "2"}));
+  ASSERT_NO_FATAL_FAILURE(StartInstance("bad", 8, {"--status", "500"}));
+  Load(12, 100, [&] { return StateOf("bad") == "ejected"; });
+  ASSERT_EQ(StateOf("bad"), "ejected") << Tail(h().ProxyLog());
+  const auto after = Load(12, 50);
+  const int ok = after.count("200 good") ? after.at("200 good") : 0;
+  EXPECT_GE(ok, 594) << ::testing::PrintToString(after);  // >= 99% of 600
+  EXPECT_EQ(after.count("500 bad"), 0u) << ::testing::PrintToString(after);
+}
+
+// A broken instance is redeployed healthy under the same id: its new slots wait out the bench,
+// then it gets its share again.
+TEST_F(InstanceHealthTest, ABrokenInstanceThatHealsGetsItsShareBack) {
+  ASSERT_NO_FATAL_FAILURE(Start("eject_after = 3\neject_time = \"500ms\"\n"));
+  ASSERT_NO_FATAL_FAILURE(StartInstance("good", 2));
+  ChildProcess* broken = StartService({"--slots", "2", "--service-id", "flaky", "--status", "500"});
+  ASSERT_NE(broken, nullptr);
+  ASSERT_TRUE(WaitFor([&] { return RegisteredSlots(admin(), "default") == 4; }, kIo));
+  for (int i = 0; i < 50 && StateOf("flaky") != "ejected"; ++i) Get("/break/" + std::to_string(i));
+  ASSERT_EQ(StateOf("flaky"), "ejected") << Tail(h().ProxyLog());
+  // The fix is deployed: the broken process goes, a healthy one registers under the same id.
+  broken->Kill();
+  ASSERT_TRUE(WaitFor([&] { return RegisteredSlots(admin(), "default") == 2; }, kIo));
+  ASSERT_NO_FATAL_FAILURE(StartInstance("flaky", 2));
+  ASSERT_TRUE(WaitFor([&] { return StateOf("flaky") == "healthy"; }, std::chrono::seconds(5)))
+      << DumpJson(InstanceEntry("flaky"));
+  std::map<std::string, int> seen;
+  for (int i = 0; i < 200; ++i) ++seen[Get("/healed/" + std::to_string(i))];
+  EXPECT_GE(seen["200 flaky"], 50) << ::testing::PrintToString(seen);  // >= 25%
+  EXPECT_GE(seen["200 good"], 50) << ::testing::PrintToString(seen);
+  EXPECT_EQ(seen["200 flaky"] + seen["200 good"], 200) << ::testing::PrintToString(seen);
+}
+
 // (b) Two healthy instances at low load (one client, one request at a time): both get a fair
 // share, not only the one whose slot happens to be most recently idle.
 TEST_F(InstanceHealthTest, EveryInstanceGetsItsTurnAtLowLoad) {
