@@ -13,6 +13,9 @@
    kernel's socket buffers absorb) and read nothing, with response_buffer = 0 (streaming, as
    before the option) and "16MiB"; then 20 requests from others (queue_timeout 500 ms): how
    many got 200.
+4. Determinism with one instance failing: a healthy instance of K = 4 slots taking S = 10 ms
+   per request (capacity K/S = 400 requests/s) beside one of 4 slots that answers 500 at once;
+   16 keep-alive clients (4x overload) for --seconds; the 200s served per second against K/S.
 
 Loopback only; every process started here is stopped (by PID) before the script ends; every
 phase is bounded in time.
@@ -184,6 +187,27 @@ def slow_readers(args, size, pool_extra=""):
         rig.close()
 
 
+def determinism(args):
+    served = {}
+    for with_bad in (False, True):
+        rig = Rig(args.l7px, args.service)
+        try:
+            rig.instance("good", 4, "--delay-ms", "10")
+            if with_bad:
+                rig.instance("bad", 4, "--status", "500")
+            settle()
+            start = time.time()
+            counts = load(rig.front, 16, args.seconds)
+            served[with_bad] = counts.get("200 good", 0) / (time.time() - start)
+            label = "with a failing instance" if with_bad else "healthy instance alone"
+            print(f"determinism, 16 clients on K/S = 400/s, {label}: {served[with_bad]:.0f} "
+                  f"200s/s ({100.0 * served[with_bad] / 400:.1f} % of K/S); all: {counts}")
+        finally:
+            rig.close()
+    print(f"determinism: with a failing instance the healthy capacity is served at "
+          f"{100.0 * served[True] / max(served[False], 1):.1f} % of its rate alone")
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--l7px", default="build/l7px")
@@ -192,6 +216,7 @@ def main():
     args = p.parse_args()
     failing_instance(args)
     starvation(args)
+    determinism(args)
     for extra in ('response_buffer = 0', 'response_buffer = "16MiB"'):
         try:
             slow_readers(args, 8 << 20, extra)
