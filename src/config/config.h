@@ -94,6 +94,10 @@ struct Pool {
   uint32_t eject_after = 5;
   Duration eject_time = std::chrono::seconds(10);
   uint32_t max_ejected_percent = 50;
+  // Tunnels (after 101; docs/configuration.md): upgrade requests under way plus open tunnels
+  // (0 = upgrades answered 503), and how long a tunnel may stay silent both ways.
+  uint32_t max_tunnels = 1024;
+  Duration tunnel_idle_timeout = std::chrono::hours(1);
   int line = 0;  // where it was declared (0 = implicit)
 };
 
