@@ -25,6 +25,7 @@ type exchangeTracker struct {
 	buf       []byte // partial response head, chunk-size line or trailer line
 	remaining int64  // body bytes left (writeBody) or chunk bytes left (writeChunkData)
 	served    uint64 // final responses completed
+	tunnel    bool   // a 101 head was written: the slot left the proxy's pool for good
 }
 
 type writeState int
@@ -216,6 +217,7 @@ func (t *exchangeTracker) headComplete(head []byte) int {
 	}
 	if status == 101 {
 		t.state = writeForever // the slot is a tunnel until it closes
+		t.tunnel = true
 		return 0
 	}
 	if status < 200 {

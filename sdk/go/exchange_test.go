@@ -66,6 +66,26 @@ func TestTrackerBusyUntilCloseWhenUndelimited(t *testing.T) {
 	}
 }
 
+func TestTrackerMarksATunnelOnlyOnA101Head(t *testing.T) {
+	get := "GET /ws HTTP/1.1\r\n\r\n"
+	for response, want := range map[string]bool{
+		"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n\r\n":          true,
+		"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 101 Switching Protocols\r\n\r\n":   true,
+		"HTTP/1.1 200 OK\r\nContent-Length: 27\r\n\r\nHTTP/1.1 101 in the body..": false,
+		"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\nHTTP/1.1 101 x\r\n\r\n":      false,
+	} {
+		var tr exchangeTracker
+		tr.onRead([]byte(get))
+		// Byte by byte: a head split across writes still counts.
+		for i := 0; i < len(response); i++ {
+			tr.onWrite([]byte(response[i : i+1]))
+		}
+		if tr.tunnel != want {
+			t.Errorf("%q: tunnel %v, want %v", response, tr.tunnel, want)
+		}
+	}
+}
+
 func TestTrackerKeepAliveSequence(t *testing.T) {
 	var tr exchangeTracker
 	for i := 0; i < 3; i++ {

@@ -67,6 +67,12 @@ type proxy struct {
 
 func startProxy(t *testing.T, handshake string) *proxy {
 	t.Helper()
+	return startProxyWithPool(t, handshake, "")
+}
+
+// startProxyWithPool is startProxy with extra keys for the default pool (TOML lines).
+func startProxyWithPool(t *testing.T, handshake, poolExtra string) *proxy {
+	t.Helper()
 	bin := l7pxBinary(t)
 	dir := t.TempDir()
 	ports := freePorts(t, 2)
@@ -96,12 +102,12 @@ access = "off"
 [[pool]]
 name = "default"
 queue_timeout = "10s"
-
+%s
 [[route]]
 host = "*"
 path = "/"
 pool = "default"
-`, p.front, p.register, handshake, dir)
+`, p.front, p.register, handshake, dir, poolExtra)
 	if err := os.WriteFile(filepath.Join(dir, "l7px.toml"), []byte(config), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -310,6 +316,83 @@ func TestIntegrationBareSDKThroughHandshakeNone(t *testing.T) {
 	waitSlots(t, ln, 2)
 	if code, body := get(t, "http://"+p.front+"/bare"); code != 200 || !strings.HasPrefix(body, "GET /bare") {
 		t.Fatalf("got %d %q", code, body)
+	}
+}
+
+// wsHandler answers /ws as a WebSocket-like upgrade: it hijacks the connection, writes the 101
+// and echoes every line until the client closes. Other paths get "plain".
+var wsHandler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	if r.URL.Path != "/ws" {
+		io.WriteString(w, "plain")
+		return
+	}
+	conn, rw, err := w.(http.Hijacker).Hijack()
+	if err != nil {
+		return
+	}
+	defer conn.Close()
+	rw.WriteString("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n")
+	rw.Flush()
+	for {
+		line, err := rw.ReadString('\n')
+		if err != nil {
+			return
+		}
+		rw.WriteString("echo " + line)
+		rw.Flush()
+	}
+})
+
+// openTunnel sends an upgrade request to the proxy and reads the 101: a tunnel to the service.
+func openTunnel(t *testing.T, front string) (net.Conn, *bufio.Reader) {
+	t.Helper()
+	c, err := net.DialTimeout("tcp", front, waitLimit)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	c.SetDeadline(time.Now().Add(waitLimit))
+	io.WriteString(c, "GET /ws HTTP/1.1\r\nHost: t\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n")
+	r := bufio.NewReader(c)
+	resp, err := http.ReadResponse(r, nil)
+	if err != nil {
+		t.Fatalf("upgrade: %v", err)
+	}
+	if resp.StatusCode != 101 {
+		t.Fatalf("upgrade answered %d", resp.StatusCode)
+	}
+	return c, r
+}
+
+// Every declared slot becomes a WebSocket tunnel: the SDK dials a replacement for each at once,
+// so plain requests are still served (before: they waited for a slot until queue_timeout, 503)
+// and the tunnels keep working.
+func TestIntegrationTunnelsAreReplacedSoPlainRequestsStillServe(t *testing.T) {
+	p := startProxyWithPool(t, "upgrade", "max_slots = 2\n")
+	ln, _, _ := listen(t, Options{Proxies: []string{p.register}, Slots: 2}, wsHandler)
+	waitSlots(t, ln, 2)
+	var tunnels []net.Conn
+	var readers []*bufio.Reader
+	for i := 0; i < 2; i++ {
+		c, r := openTunnel(t, p.front)
+		tunnels, readers = append(tunnels, c), append(readers, r)
+	}
+	eventually(t, "2 tunnels counted", func() bool { return ln.Stats().Tunnels == 2 })
+	waitSlots(t, ln, 2) // the replacements
+	for i := 0; i < 4; i++ {
+		if code, body := get(t, "http://"+p.front+"/plain"); code != 200 || body != "plain" {
+			t.Fatalf("plain request %d with every first slot a tunnel: %d %q\n%s", i, code, body, p.log())
+		}
+	}
+	for i, c := range tunnels {
+		msg := fmt.Sprintf("hello %d\n", i)
+		io.WriteString(c, msg)
+		if got, err := readers[i].ReadString('\n'); err != nil || got != "echo "+msg {
+			t.Fatalf("tunnel %d: %q %v", i, got, err)
+		}
+	}
+	if st := ln.Stats(); st.Registered != 2 || st.Tunnels != 2 {
+		t.Fatalf("stats %+v", st)
 	}
 }
 

@@ -25,6 +25,11 @@
 //     closing idle slots first; a busy slot is closed only right after its response is complete.
 //   - Close stops registering and withdraws the slots the same way, so http.Server.Shutdown
 //     (which closes the listener first) lets every in-flight request finish.
+//   - A slot on which the service writes a "101 Switching Protocols" head (a WebSocket handler
+//     that hijacks the connection) becomes a tunnel: l7px takes it out of the pool, and the
+//     listener dials a replacement at once, so the declared Slots stay idle for other requests.
+//     The tunnel's connection belongs to the handler from then on (it is not counted in
+//     Registered, and SetSlots and Close leave it alone); it ends when either side closes it.
 package l7px
 
 import (
@@ -77,6 +82,7 @@ type Stats struct {
 	Registrations uint64 // successful registrations
 	Refusals      uint64 // answers other than 101 to the registration head
 	DialFailures  uint64 // connect failures, handshake I/O errors and malformed answers
+	Tunnels       uint64 // slots that became tunnels (a 101 was written on them) and were replaced
 }
 
 // Listener registers slots to the proxies and yields them from Accept. All methods are safe
@@ -102,7 +108,7 @@ type Listener struct {
 
 	logMu sync.Mutex
 
-	served, dials, registrations, refusals, dialFailures atomic.Uint64
+	served, dials, registrations, refusals, dialFailures, tunnels atomic.Uint64
 }
 
 type proxyState struct {
@@ -335,6 +341,7 @@ func (l *Listener) Stats() Stats {
 		Registrations: l.registrations.Load(),
 		Refusals:      l.refusals.Load(),
 		DialFailures:  l.dialFailures.Load(),
+		Tunnels:       l.tunnels.Load(),
 	}
 }
 
@@ -373,6 +380,10 @@ func (l *Listener) run(w *slotWorker, bo *backoff) {
 		}
 		select {
 		case <-c.done:
+		case <-c.tunnel:
+			// The slot left the proxy's pool as a tunnel: its replacement is dialed now.
+			bo.Reset()
+			continue
 		case <-w.ctx.Done():
 			c.retire()
 			return
@@ -517,6 +528,22 @@ func reasonFromHead(head []byte) string {
 		return line[13:]
 	}
 	return ""
+}
+
+// slotTunneled is called once per slot connection, when a 101 head was written on it: the proxy
+// no longer counts it as a slot, so it leaves the live set and its worker dials a replacement.
+func (l *Listener) slotTunneled(c *slotConn) {
+	l.tunnels.Add(1)
+	l.mu.Lock()
+	if _, ok := l.live[c]; ok {
+		delete(l.live, c)
+		l.notifyLocked()
+	}
+	if c.worker.conn == c {
+		c.worker.conn = nil
+	}
+	l.mu.Unlock()
+	close(c.tunnel)
 }
 
 // slotClosed is called once per slot connection, when its socket is closed.

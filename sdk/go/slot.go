@@ -20,14 +20,17 @@ type slotConn struct {
 	pending  []byte // received after the 101, not yet returned by Read
 	tracker  exchangeTracker
 	retiring bool // close as soon as the slot is idle
+	tunneled bool // a 101 went out: the slot is a tunnel, replaced at once (see Listener.slotTunneled)
 
 	served    atomic.Uint64
 	closeOnce sync.Once
 	done      chan struct{} // closed once the socket is closed, by whoever closed it
+	tunnel    chan struct{} // closed once the slot became a tunnel
 }
 
 func newSlotConn(l *Listener, w *slotWorker, c net.Conn, pending []byte) *slotConn {
-	return &slotConn{Conn: c, l: l, worker: w, pending: pending, done: make(chan struct{})}
+	return &slotConn{Conn: c, l: l, worker: w, pending: pending, done: make(chan struct{}),
+		tunnel: make(chan struct{})}
 }
 
 func (c *slotConn) Read(p []byte) (int, error) {
@@ -55,7 +58,12 @@ func (c *slotConn) Write(p []byte) (int, error) {
 		c.mu.Lock()
 		completed := c.tracker.onWrite(p[:n])
 		closeNow := completed > 0 && c.retiring && c.tracker.idle()
+		tunneled := c.tracker.tunnel && !c.tunneled
+		c.tunneled = c.tunneled || tunneled
 		c.mu.Unlock()
+		if tunneled {
+			c.l.slotTunneled(c)
+		}
 		if completed > 0 {
 			c.served.Add(uint64(completed))
 			c.l.served.Add(uint64(completed))

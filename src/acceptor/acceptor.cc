@@ -462,10 +462,12 @@ class Acceptor::Loop {
   }
 
   // True when a slot of `pool` died but was not retired yet: killed while idle and still in
-  // the stack, or (briefly) on its way here from a worker.
+  // the stack, or (briefly) on its way here from a worker. Open tunnels hold their cells too
+  // (slots/slot_lifecycle.h) without being registered.
   static bool HasUnretiredDeadSlots(const slots::Pool& pool) {
     return static_cast<int64_t>(pool.idle().bound()) >
-           pool.registered.load(std::memory_order_relaxed);
+           pool.registered.load(std::memory_order_relaxed) +
+               pool.tunnels.load(std::memory_order_relaxed);
   }
 
   // One slot became idle: wake the worker holding the pool's oldest waiter.
@@ -502,7 +504,8 @@ class Acceptor::Loop {
     slots::Pool& pool = *options_.pools->at(slot.pool_id());
     const uint64_t epoch = slot.epoch();
     const slots::Slot::State state = slot.state();
-    if (state == slots::Slot::State::kDead) return;  // a worker killed it; its retire message follows
+    if (state == slots::Slot::State::kDead)
+      return;  // a worker killed it; its retire message follows
     if (state == slots::Slot::State::kIdle) {
       const IdleSlotCheck check = PeekIdleSlot(slot.fd());
       if (check == IdleSlotCheck::kQuiet) {

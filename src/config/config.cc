@@ -23,7 +23,6 @@
 #include "config/quote.h"
 #include "config/route_rules.h"
 #include "config/toml_traps.h"
-#include "config/toml_traps.h"
 
 namespace l7px::config {
 namespace {
@@ -645,11 +644,15 @@ class Loader {
           ok = GetPercent(value, path, &pool.max_ejected_percent);
         } else if (k == "response_buffer") {
           ok = GetSize(value, path, 0, kMaxResponseBuffer, &pool.response_buffer);
+        } else if (k == "max_tunnels") {
+          ok = GetU32(value, path, 0, 1'000'000, &pool.max_tunnels);
+        } else if (k == "tunnel_idle_timeout") {
+          ok = GetDuration(value, path, std::chrono::milliseconds(1), &pool.tunnel_idle_timeout);
         } else {
           return UnknownKey(key, value, base,
                             {"name", "max_slots", "queue", "queue_timeout", "response_timeout",
                              "token", "retries", "eject_after", "eject_time", "max_ejected",
-                             "response_buffer"});
+                             "response_buffer", "max_tunnels", "tunnel_idle_timeout"});
         }
         if (!ok) return false;
       }

@@ -105,6 +105,10 @@ struct Pool {
   // the response is complete: a slow client then holds l7px's memory, not a service's slot.
   // Longer responses stream at the client's pace. 0 = always stream.
   uint64_t response_buffer = 1 << 20;
+  // Tunnels (after 101; docs/configuration.md): upgrade requests under way plus open tunnels
+  // (0 = upgrades answered 503), and how long a tunnel may stay silent both ways.
+  uint32_t max_tunnels = 1024;
+  Duration tunnel_idle_timeout = std::chrono::hours(1);
   int line = 0;  // where it was declared (0 = implicit)
 };
 

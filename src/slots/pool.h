@@ -27,6 +27,8 @@ struct RequestLimits {
   int64_t response_timeout_ns = 60'000'000'000;
   uint32_t retries = 1;
   uint64_t response_buffer = 1 << 20;  // read a response this long whole, freeing the slot
+  // A tunnel (after 101) with no byte either way for this long is closed.
+  int64_t tunnel_idle_timeout_ns = 3'600'000'000'000;
   bool operator==(const RequestLimits&) const = default;
 };
 
@@ -45,6 +47,8 @@ struct PoolSettings {
   uint32_t max_slots = 4096;
   std::string token;
   EjectionSettings eject;
+  // Upgrade requests under way plus open tunnels (Pool::TryClaimTunnel); 0 = no upgrades.
+  uint32_t max_tunnels = 1024;
   bool operator==(const PoolSettings&) const = default;
 };
 
@@ -138,6 +142,24 @@ class Pool {
   bool HasLeasableIdle() const;
   bool AnyIdle() const;
 
+  // Tunnels (slots/slot_lifecycle.h): a slot whose service answered 101 leaves the pool's slot
+  // counts (registered, busy, the service's and the instance's) and counts in `tunnels` until
+  // it is retired. Room for one is claimed when its upgrade request is routed, before it takes
+  // a slot, and kept until the request ends (no 101) or the tunnel ends: false (and counted in
+  // tunnels_refused) when max_tunnels claims are held. The limit is also kept to half the
+  // stack's cells, so live slots, tunnels and dead slots not yet retired always fit.
+  bool TryClaimTunnel() {
+    const int64_t limit =
+        std::min<int64_t>(settings().max_tunnels, static_cast<int64_t>(slot_capacity() / 2));
+    if (tunnel_claims.fetch_add(1, std::memory_order_relaxed) >= limit) {
+      tunnel_claims.fetch_sub(1, std::memory_order_relaxed);
+      tunnels_refused.fetch_add(1, std::memory_order_relaxed);
+      return false;
+    }
+    return true;
+  }
+  void ReleaseTunnelClaim() { tunnel_claims.fetch_sub(1, std::memory_order_relaxed); }
+
   // Waiter board (see class comment).
   void PublishOldestWait(int worker, int64_t enqueue_ns) {
     oldest_wait_[worker].value.store(enqueue_ns, std::memory_order_relaxed);
@@ -187,6 +209,12 @@ class Pool {
   std::atomic<uint64_t> registrations_ok{0};
   std::atomic<uint64_t> registrations_refused{0};
   std::atomic<uint64_t> ejections_total{0};  // instances benched (slots/instance_health.h)
+  // Tunnels (TryClaimTunnel): claims held, open tunnels (slots bound to the stack but not
+  // registered), tunnels ever opened, upgrade requests refused at max_tunnels.
+  std::atomic<int64_t> tunnel_claims{0};
+  std::atomic<int64_t> tunnels{0};
+  std::atomic<uint64_t> tunnels_total{0};
+  std::atomic<uint64_t> tunnels_refused{0};
 
  private:
   struct alignas(64) PaddedTime {

@@ -40,6 +40,29 @@ inline void AccountLeasedSlotMoved(Pool& pool, Slot& slot) {
   pool.SlotGone(slot);
 }
 
+// The leaseholder's slot became a tunnel (its service answered 101): it leaves the pool's slot
+// accounting as a dead slot would (registered, busy, its service's and its instance's counts),
+// so the service may register a replacement within max_slots, and counts as a tunnel instead.
+// The slot stays BUSY and leased: only its tunnel uses it, and the acceptor's watch still only
+// flags a close. `tunnels` rises before `registered` falls, so registered + tunnels never dips
+// below the stack's bound cells (the acceptor compacts when it does). The slot's instance may be
+// reassigned once it has no slots: the tunnel must not report on it any more.
+inline void AccountLeasedSlotTunneled(Pool& pool, Slot& slot) {
+  pool.tunnels.fetch_add(1, std::memory_order_relaxed);
+  pool.tunnels_total.fetch_add(1, std::memory_order_relaxed);
+  pool.busy.fetch_sub(1, std::memory_order_relaxed);
+  pool.registered.fetch_sub(1, std::memory_order_relaxed);
+  pool.SlotGone(slot);
+}
+
+// The tunnel ended: BUSY -> DEAD, out of the tunnel count (it left the slot counts when it
+// became a tunnel). The caller posts it to the acceptor for retirement, as for a killed slot.
+inline void KillTunnelSlot(Pool& pool, Slot& slot) {
+  slot.MarkDead();
+  pool.tunnels.fetch_sub(1, std::memory_order_relaxed);
+  ::shutdown(slot.fd(), SHUT_RDWR);
+}
+
 // A worker that leased the slot returns it idle and pushes it back to the idle stack. Returns
 // false when the slot is not reusable (its pool is closing, or its service closed it while it
 // was busy): it is then dead, was never pushed, and the caller retires it.

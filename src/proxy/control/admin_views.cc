@@ -90,12 +90,15 @@ Json Instances(const slots::Pool& pool) {
 
 }  // namespace
 
-// Members are added in the order the admin API has always listed them (docs/operating.md, "Admin API").
+// Members are added in the order the admin API has always listed them (docs/operating.md, "Admin
+// API").
 Json AdminViews::Pools() const {
   Json list = Json::array();
   for (uint32_t id = 0; id < shared_->pools.size(); ++id) {
     const slots::Pool& pool = *shared_->pools.at(id);
-    if (pool.closing() && pool.registered.load() <= 0) continue;  // gone for good
+    if (pool.closing() && pool.registered.load() <= 0 && pool.tunnels.load() <= 0) {
+      continue;  // gone for good
+    }
     const PoolTotals t = Totals(workers_, id);
     const int64_t registered = std::max<int64_t>(0, pool.registered.load());
     const int64_t busy = std::max<int64_t>(0, pool.busy.load());
@@ -105,13 +108,17 @@ Json AdminViews::Pools() const {
     p["idle"] = std::max<int64_t>(0, registered - busy);
     p["busy"] = busy;
     p["waiting"] = std::max<int64_t>(0, pool.waiting.load());
-    // Responses to requests routed to the pool, less the ones shed without reaching a service.
-    const uint64_t shed = t.shed_queue_full + t.shed_queue_timeout + t.shed_closing;
+    // Responses to requests routed to the pool, less the ones shed without reaching a service
+    // (tunnels are not counted as responses: see "tunnels_total").
+    const uint64_t tunnels_refused = pool.tunnels_refused.load(std::memory_order_relaxed);
+    const uint64_t shed =
+        t.shed_queue_full + t.shed_queue_timeout + t.shed_closing + tunnels_refused;
     p["served"] = t.served > shed ? t.served - shed : 0;
     Json shed_by_reason = Json::object();
     shed_by_reason["queue_full"] = t.shed_queue_full;
     shed_by_reason["queue_timeout"] = t.shed_queue_timeout;
     shed_by_reason["closing"] = t.shed_closing;
+    shed_by_reason["max_tunnels"] = tunnels_refused;
     p["shed"] = std::move(shed_by_reason);
     p["retries"] = t.retries;
     p["draining"] = pool.closing();
@@ -121,6 +128,10 @@ Json AdminViews::Pools() const {
     p["instances"] = Instances(pool);
     p["instances_ejected"] = std::max<int32_t>(0, pool.instances().ejected.load());
     p["ejections"] = pool.ejections_total.load(std::memory_order_relaxed);
+    // Slots that became tunnels (101) left the counts above; the service replaces them.
+    p["tunnels"] = std::max<int64_t>(0, pool.tunnels.load(std::memory_order_relaxed));
+    p["tunnels_total"] = pool.tunnels_total.load(std::memory_order_relaxed);
+    p["max_tunnels"] = pool.settings().max_tunnels;
     list.push_back(std::move(p));
   }
   return list;
@@ -235,7 +246,7 @@ std::string AdminViews::MetricsText() const {
     put("# HELP {} {}\n# TYPE {} gauge\n", metric, help, metric);
     for (uint32_t id = 0; id < pools; ++id) {
       const slots::Pool& pool = *shared_->pools.at(id);
-      if (pool.closing() && pool.registered.load() <= 0) continue;
+      if (pool.closing() && pool.registered.load() <= 0 && pool.tunnels.load() <= 0) continue;
       put("{}{{pool=\"{}\"}} {}\n", metric, Label(pool.name()), value(pool));
     }
   };
@@ -256,6 +267,8 @@ std::string AdminViews::MetricsText() const {
     put("l7px_shed_total{{pool=\"{}\",reason=\"queue_full\"}} {}\n", name, t.shed_queue_full);
     put("l7px_shed_total{{pool=\"{}\",reason=\"queue_timeout\"}} {}\n", name, t.shed_queue_timeout);
     put("l7px_shed_total{{pool=\"{}\",reason=\"pool_closing\"}} {}\n", name, t.shed_closing);
+    put("l7px_shed_total{{pool=\"{}\",reason=\"max_tunnels\"}} {}\n", name,
+        Load(shared_->pools.at(id)->tunnels_refused));
   }
   put("# HELP l7px_retries_total Requests re-dispatched after a slot died before any byte.\n");
   put("# TYPE l7px_retries_total counter\n");
@@ -273,6 +286,15 @@ std::string AdminViews::MetricsText() const {
   gauge_per_pool("l7px_instances_ejected", "Instances benched now.", [](const slots::Pool& p) {
     return std::max<int32_t>(0, p.instances().ejected.load());
   });
+
+  gauge_per_pool("l7px_tunnels", "Open tunnels (slots that left the pool after a 101).",
+                 [](const slots::Pool& p) { return std::max<int64_t>(0, p.tunnels.load()); });
+  put("# HELP l7px_tunnels_total Tunnels opened (101 responses passed on to clients).\n");
+  put("# TYPE l7px_tunnels_total counter\n");
+  for (uint32_t id = 0; id < pools; ++id) {
+    const slots::Pool& pool = *shared_->pools.at(id);
+    put("l7px_tunnels_total{{pool=\"{}\"}} {}\n", Label(pool.name()), Load(pool.tunnels_total));
+  }
 
   put("# HELP l7px_slot_registrations_total Registration attempts, by result.\n");
   put("# TYPE l7px_slot_registrations_total counter\n");

@@ -43,6 +43,8 @@ slots::PoolSettings PoolSettingsFrom(const config::Pool& p) {
   settings.eject.after = p.eject_after;
   settings.eject.time_ns = ToNanos(p.eject_time);
   settings.eject.max_percent = p.max_ejected_percent;
+  settings.max_tunnels = p.max_tunnels;
+  settings.request.tunnel_idle_timeout_ns = ToNanos(p.tunnel_idle_timeout);
   return settings;
 }
 

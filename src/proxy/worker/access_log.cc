@@ -68,9 +68,10 @@ void AccessLog::Append(const Entry& e) {
     line.append(std::string_view("\",\"host\":\""));
     AppendJsonEscaped(line, e.host);
     fmt::format_to(std::back_inserter(line),
-                   "\",\"status\":{},\"bytes\":{},\"duration_ms\":{:.3f},\"queue_ms\":{:.3f},"
-                   "\"pool\":\"",
-                   e.status, e.bytes_sent, static_cast<double>(e.duration_us) / 1000.0,
+                   "\",\"status\":{},\"bytes\":{},\"bytes_received\":{},\"duration_ms\":{:.3f},"
+                   "\"queue_ms\":{:.3f},\"pool\":\"",
+                   e.status, e.bytes_sent, e.bytes_received,
+                   static_cast<double>(e.duration_us) / 1000.0,
                    static_cast<double>(e.queue_wait_us) / 1000.0);
     AppendJsonEscaped(line, e.pool);
     line.append(std::string_view("\",\"service\":\""));

@@ -22,7 +22,8 @@ class AccessLog {
     std::string_view host;
     int version_minor;
     int status;
-    uint64_t bytes_sent;  // response bytes sent to the client (head + body)
+    uint64_t bytes_sent;      // response bytes sent to the client (head + body, or tunnel)
+    uint64_t bytes_received;  // request body (or tunnel) bytes from the client sent on
     int64_t duration_us;
     int64_t queue_wait_us;
     std::string_view pool;

@@ -21,6 +21,12 @@ bool Worker::Loop::RouteStream(Stream& s) {
   }
   s.request.pool = shared_->pools.at(static_cast<uint32_t>(pool_id));
   s.request.limits = s.request.pool->settings().request;  // a copy: kept across a reload
+  if (head.upgrade && !ClaimTunnel(s)) {  // max_tunnels: refused before it takes a slot
+    L7PX_LOG_LIMITED(kWarn, "pool {}: max_tunnels ({}) reached; upgrade request answered 503",
+                     s.request.pool->name(), s.request.pool->settings().max_tunnels);
+    c.protocol->Answer(s, 503, /*close=*/false);
+    return false;
+  }
   EnsureStreamBuffers(s);
   http::ServiceRequestContext ctx;
   ctx.client_ip = std::string_view(c.ip, c.ip_len);

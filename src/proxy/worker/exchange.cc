@@ -78,6 +78,7 @@ void Worker::Loop::SendRequest(Stream& s) {
 void Worker::Loop::PumpRequestBody(Stream& s) {
   if (s.state == StreamState::kTunnel) {
     if (s.upstream.send_busy || s.upstream.dead) return;
+    TimeTunnel(s);               // client bytes (or its half-close) arrived
     s.aux_len = s.aux_sent = 0;  // everything from the client is tunnel payload
     SendToSlot(s);
     if (!s.upstream.send_busy) MaybeShutdownTunnelToSlot(s);
@@ -120,6 +121,7 @@ void Worker::Loop::OnSlotSent(Stream& s, int res) {
   const uint32_t head_part = std::min(n, s.aux_len - s.aux_sent);
   s.aux_sent += head_part;
   n -= head_part;
+  s.request.bytes_in += n;
   s.body_in_flight = 0;
   s.conn->protocol->RequestBodySent(s, n);
   if (s.conn->state == ConnState::kClosing) return;
@@ -178,6 +180,7 @@ void Worker::Loop::OnSlotRecv(Stream& s, int res) {
   }
   s.resp_len += static_cast<uint32_t>(res);
   if (s.state == StreamState::kTunnel) {
+    TimeTunnel(s);  // service bytes arrived
     s.fwd_off = 0;
     s.fwd_len = s.resp_len;
     s.conn->protocol->SendResponse(s);
@@ -362,6 +365,8 @@ void Worker::Loop::ReleaseUpstream(Stream& s) {
 }
 
 void Worker::Loop::CancelStream(Stream& s) {
+  if (s.state == StreamState::kTunnel) EndTunnel(s);
+  ReleaseTunnelClaim(s);
   if (s.state == StreamState::kQueued) Dequeue(s);
   s.state = StreamState::kNone;
   TimerList::Unlink(&s.timer);
@@ -371,7 +376,7 @@ void Worker::Loop::CancelStream(Stream& s) {
 
 void Worker::Loop::StartTunnel(Stream& s) {
   s.state = StreamState::kTunnel;
-  TimerList::Unlink(&s.timer);
+  OpenTunnel(s);  // out of the pool; s.timer is its idle timer now
   s.conn->protocol->StartTunnel(s);
   s.resp_len = s.resp_scan = 0;
   s.fwd_len = 0;
@@ -397,6 +402,10 @@ void Worker::Loop::MaybeEndTunnel(Stream& s) {
 }
 
 void Worker::Loop::OnSlotFailure(Stream& s, int res) {
+  if (s.upstream.tunnel) {  // a send into the tunnel failed: it ends (no instance to report to)
+    s.conn->protocol->Abort(s);
+    return;
+  }
   slots::ReportFailure(*s.request.pool, s.upstream.slot, now_ns_);
   const bool nothing_received =
       s.resp_len == 0 && !s.upstream.head_done && !s.request.response_started;
@@ -437,7 +446,11 @@ void Worker::Loop::BadResponse(Stream& s, std::string_view why) {
 void Worker::Loop::KillSlot(Stream& s) {
   if (s.upstream.slot == nullptr) return;
   if (!s.upstream.dead) {
-    slots::KillLeasedSlot(*s.request.pool, *s.upstream.slot);
+    if (s.upstream.tunnel) {
+      slots::KillTunnelSlot(*s.request.pool, *s.upstream.slot);
+    } else {
+      slots::KillLeasedSlot(*s.request.pool, *s.upstream.slot);
+    }
     s.upstream.dead = true;
   }
   if (s.upstream.ops == 0) RetireSlot(s);

@@ -19,7 +19,8 @@
 //    decoding through the transport, sending to clients, backpressure);
 //  - the exchange engine, on streams: dispatch.cc (routing, the Dispatcher's verdicts carried
 //    out), exchange.cc (the exchange with a slot, tunnels, failures), streams.cc (stream
-//    buffers, timers, body pace, the access log);
+//    buffers, timers, body pace, the access log), tunnel.cc (a tunnel's limit, idle timer and
+//    end);
 //  - the downstream protocol: protocol/http1/ (a friend of the loop, using its services).
 // Worker thread only.
 
@@ -378,6 +379,24 @@ class Worker::Loop {
   // ---------------------------------------------------------------- tunnel (after 101)
 
   void StartTunnel(Stream& s);
+
+  // tunnel.cc: an upgrade request claims room for a tunnel in its pool when it is routed
+  // (max_tunnels; false: answer 503 before it takes a slot); the claim is given back when the
+  // request ends without a tunnel or the tunnel ends. Idempotent.
+  bool ClaimTunnel(Stream& s);
+  void ReleaseTunnelClaim(Stream& s);
+
+  // tunnel.cc: the slot became a tunnel: out of its pool's slot counts, its idle timer started.
+  void OpenTunnel(Stream& s);
+
+  // tunnel.cc: bytes moved one way or the other: the idle timer starts over.
+  void TimeTunnel(Stream& s);
+
+  // tunnel.cc: no byte either way for tunnel_idle_timeout: the tunnel is closed.
+  void OnTunnelIdle(Stream& s);
+
+  // tunnel.cc: the tunnel is over (its connection closes): its access-log line and counts.
+  void EndTunnel(Stream& s);
 
   // A client half-close is passed on to the service (SHUT_WR) once every byte the client sent
   // before it has been forwarded.

@@ -55,6 +55,7 @@ struct SlotSide {
   bool done = false;             // the response is complete
   bool decode_body = false;      // the client gets the body without chunked framing
   bool released = false;         // the exchange is over for the slot (ReleaseUpstream)
+  bool tunnel = false;           // the slot became a tunnel: it left its pool's slot counts
 };
 
 // A response read ahead of the client (pool.response_buffer; worker/read_ahead.cc): the
@@ -82,14 +83,16 @@ struct RequestState {
   uint32_t attempts = 0;
   int status = 0;
   uint64_t bytes_out = 0;
-  bool response_started = false;   // some response byte went to the client
-  bool done = false;               // request message fully received
-  bool sent = false;               // ... and fully written to the slot
-  bool abandoned = false;          // the service answered before the body was sent
-  bool continue_sent = false;      // l7px answered Expect: 100-continue for this request
+  uint64_t bytes_in = 0;          // request body (or tunnel) bytes from the client sent to the slot
+  bool response_started = false;  // some response byte went to the client
+  bool done = false;              // request message fully received
+  bool sent = false;              // ... and fully written to the slot
+  bool abandoned = false;         // the service answered before the body was sent
+  bool continue_sent = false;     // l7px answered Expect: 100-continue for this request
   bool tunnel_client_eof = false;  // the client half-closed the tunnel
   bool tunnel_slot_shut = false;   // ... and that was passed on to the slot (SHUT_WR)
   bool tunnel_slot_eof = false;    // the service half-closed; passed on to the client
+  bool tunnel_claimed = false;     // an upgrade request holding room for a tunnel (max_tunnels)
   uint64_t body_window_from = 0;   // the connection's bytes_received when this window started
   int64_t body_window_start_ns = 0;
   char id[32];  // X-Request-Id l7px generated
@@ -113,7 +116,7 @@ struct Stream {
   SlotSide upstream;
 
   Waiter waiter;         // place in a pool's wait queue (proxy/dispatch)
-  TimerNode timer;       // response_timeout: the service's silence
+  TimerNode timer;       // response_timeout: the service's silence; a tunnel's idle timeout
   TimerNode body_timer;  // request body pace window (body_timeout, min_body_rate)
 
   // Toward the slot: the request head rewritten for the service, then body bytes the protocol

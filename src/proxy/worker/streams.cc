@@ -50,6 +50,10 @@ void Worker::Loop::TimeService(Stream& s) {
 }
 
 void Worker::Loop::OnResponseTimeout(Stream& s) {
+  if (s.state == StreamState::kTunnel) {
+    OnTunnelIdle(s);
+    return;
+  }
   if (s.state != StreamState::kExchange) return;
   slots::ReportFailure(*s.request.pool, s.upstream.dead ? nullptr : s.upstream.slot, now_ns_);
   L7PX_LOG_LIMITED(kWarn, "pool {}: service {} silent past response_timeout",
@@ -70,9 +74,12 @@ void Worker::Loop::LogRequest(Stream& s) {
   if (s.request.pool != nullptr && s.request.status >= 100 && s.request.status < 600) {
     PoolMetrics& m = stats_->pools.For(s.request.pool->id());
     Bump(m.responses[s.request.status]);
-    m.duration.Observe(now_ns_ - s.request.start_ns);
-    m.queue_wait.Observe(s.request.queue_wait_ns);
+    if (s.state != StreamState::kTunnel) {  // a tunnel's life is no response time
+      m.duration.Observe(now_ns_ - s.request.start_ns);
+      m.queue_wait.Observe(s.request.queue_wait_ns);
+    }
   }
+  ReleaseTunnelClaim(s);
   if (!access_log_.enabled()) return;
   const Connection& c = *s.conn;
   AccessLog::Entry e{};
@@ -98,6 +105,7 @@ void Worker::Loop::LogRequest(Stream& s) {
   }
   e.status = s.request.status;
   e.bytes_sent = s.request.bytes_out;
+  e.bytes_received = s.request.bytes_in;
   e.duration_us = (now_ns_ - s.request.start_ns) / 1000;
   e.queue_wait_us = s.request.queue_wait_ns / 1000;
   e.pool =

@@ -83,6 +83,8 @@ void ExpectDefaults(const Config& c) {
   EXPECT_EQ(p.eject_after, 5u);
   EXPECT_EQ(p.eject_time, seconds(10));
   EXPECT_EQ(p.max_ejected_percent, 50u);
+  EXPECT_EQ(p.max_tunnels, 1024u);
+  EXPECT_EQ(p.tunnel_idle_timeout, std::chrono::hours(1));
   ASSERT_EQ(c.routes.size(), 1u);
   const Route& r = c.routes[0];
   EXPECT_EQ(r.host, "*");
@@ -321,6 +323,16 @@ TEST(ConfigTest, ResponseBufferKeys) {
   EXPECT_EQ(c.server.response_buffer_memory, 0u);
   EXPECT_EQ(c.pools[0].response_buffer, 64u << 20);
   EXPECT_EQ(c.pools[1].response_buffer, 0u);
+}
+
+TEST(ConfigTest, TunnelKeys) {
+  Config c = MustParse(Lines({"[[pool]]", "name = \"default\"", "max_tunnels = 0",
+                              "tunnel_idle_timeout = \"250ms\"", "[[pool]]", "name = \"b\"",
+                              "max_tunnels = 50000", "tunnel_idle_timeout = 90"}));
+  EXPECT_EQ(c.pools[0].max_tunnels, 0u);
+  EXPECT_EQ(c.pools[0].tunnel_idle_timeout, milliseconds(250));
+  EXPECT_EQ(c.pools[1].max_tunnels, 50000u);
+  EXPECT_EQ(c.pools[1].tunnel_idle_timeout, seconds(90));
 }
 
 TEST(ConfigTest, HostForms) {

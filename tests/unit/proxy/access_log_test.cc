@@ -18,6 +18,7 @@ AccessLog::Entry SampleEntry() {
   e.version_minor = 1;
   e.status = 200;
   e.bytes_sent = 42;
+  e.bytes_received = 7;
   e.duration_us = 1500;
   e.queue_wait_us = 250;
   e.pool = "default";
@@ -51,7 +52,8 @@ TEST(AccessLogTest, JsonLineEscapesAndCarriesEveryField) {
   EXPECT_EQ(Render(config::AccessFormat::kJson, SampleEntry()),
             "{\"time\":\"2023-11-14T22:13:20.123Z\",\"client\":\"127.0.0.1\",\"method\":\"GET\","
             "\"target\":\"/a\\\"b\",\"host\":\"h\",\"status\":200,\"bytes\":42,"
-            "\"duration_ms\":1.500,\"queue_ms\":0.250,\"pool\":\"default\",\"service\":\"svc-1\","
+            "\"bytes_received\":7,\"duration_ms\":1.500,\"queue_ms\":0.250,\"pool\":\"default\","
+            "\"service\":\"svc-1\","
             "\"request_id\":\"abc\"}\n");
 }
 
