@@ -264,12 +264,13 @@ std::string JoinedCell(const Json* v, std::string_view sep) {
 bool RenderPools(const Json& pools, std::string* out) {
   const Json::array_t* list = pools.get_ptr<const Json::array_t*>();
   if (list == nullptr) return false;
-  Table t({"NAME", "REGISTERED", "IDLE", "BUSY", "WAITING", "SERVED", "SHED", "SERVICES"});
+  Table t(
+      {"NAME", "REGISTERED", "IDLE", "BUSY", "WAITING", "TUNNELS", "SERVED", "SHED", "SERVICES"});
   for (const Json& p : *list) {
     t.Add({Cell(FindMember(p, "name")), Cell(FindMember(p, "registered")),
            Cell(FindMember(p, "idle")), Cell(FindMember(p, "busy")), Cell(FindMember(p, "waiting")),
-           Cell(FindMember(p, "served")), JoinedCell(FindMember(p, "shed"), "="),
-           JoinedCell(FindMember(p, "services"), ":")});
+           Cell(FindMember(p, "tunnels")), Cell(FindMember(p, "served")),
+           JoinedCell(FindMember(p, "shed"), "="), JoinedCell(FindMember(p, "services"), ":")});
   }
   t.Render(out);
   // Each pool's instances, when any is listed (docs/operating.md, "Pools that stay healthy").

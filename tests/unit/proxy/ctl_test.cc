@@ -188,7 +188,7 @@ Result Ctl(std::vector<std::string> args, const CtlOptions& options = {}) {
 
 const char kPoolsBody[] =
     R"({"pools": [{"name": "default", "registered": 4, "idle": 3, "busy": 1, "waiting": 0,)"
-    R"( "served": 1234, "shed": {"queue_full": 2, "queue_timeout": 5},)"
+    R"( "tunnels": 2, "served": 1234, "shed": {"queue_full": 2, "queue_timeout": 5},)"
     R"( "services": {"svc-a": 3, "svc-b": 1}},)"
     R"( {"name": "slow", "registered": 0, "idle": 0, "busy": 0, "waiting": 7, "served": 0,)"
     R"( "shed": {"queue_full": 0, "queue_timeout": 0}, "services": {}}]})";
@@ -231,12 +231,14 @@ TEST(CtlTest, PoolsTable) {
   EXPECT_EQ(r.err, "");
   const std::vector<std::string> lines = Lines(r.out);
   ASSERT_EQ(lines.size(), 3u) << r.out;
-  EXPECT_EQ(Words(lines[0]), (std::vector<std::string>{"NAME", "REGISTERED", "IDLE", "BUSY",
-                                                       "WAITING", "SERVED", "SHED", "SERVICES"}));
+  EXPECT_EQ(Words(lines[0]),
+            (std::vector<std::string>{"NAME", "REGISTERED", "IDLE", "BUSY", "WAITING", "TUNNELS",
+                                      "SERVED", "SHED", "SERVICES"}));
   EXPECT_EQ(Words(lines[1]),
-            (std::vector<std::string>{"default", "4", "3", "1", "0", "1234",
+            (std::vector<std::string>{"default", "4", "3", "1", "0", "2", "1234",
                                       "queue_full=2,queue_timeout=5", "svc-a:3,svc-b:1"}));
-  EXPECT_EQ(Words(lines[2]), (std::vector<std::string>{"slow", "0", "0", "0", "7", "0",
+  // An l7px from before tunnels were counted lists none: "-".
+  EXPECT_EQ(Words(lines[2]), (std::vector<std::string>{"slow", "0", "0", "0", "7", "-", "0",
                                                        "queue_full=0,queue_timeout=0", "-"}));
   // Columns are aligned: every value starts where its header does.
   EXPECT_EQ(lines[0].find("SERVED"), lines[1].find("1234"));
@@ -263,7 +265,7 @@ TEST(CtlTest, StatsShowsTotalsThenPools) {
   EXPECT_EQ(Words(lines[2]), (std::vector<std::string>{"requests", "99"}));
   EXPECT_EQ(lines[3], "");
   EXPECT_EQ(Words(lines[4])[0], "NAME");
-  EXPECT_EQ(Words(lines[5]), (std::vector<std::string>{"p", "1", "1", "0", "0", "9",
+  EXPECT_EQ(Words(lines[5]), (std::vector<std::string>{"p", "1", "1", "0", "0", "-", "9",
                                                        "queue_full=0,queue_timeout=1", "s:1"}));
 }
 
