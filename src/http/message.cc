@@ -84,6 +84,7 @@ constexpr KnownName kKnownNames[] = {
     {"connection", HeaderKind::kConnection},
     {"keep-alive", HeaderKind::kKeepAlive},
     {"x-request-id", HeaderKind::kXRequestId},
+    {"forwarded", HeaderKind::kForwarded},
     {"content-length", HeaderKind::kContentLength},
     {"x-forwarded-for", HeaderKind::kXForwardedFor},
     {"proxy-connection", HeaderKind::kProxyConnection},
@@ -121,11 +122,37 @@ constexpr std::array<int8_t, 32> kSlots = [] {
 
 }  // namespace
 
+namespace {
+
+// `name` spells `lower` with at least one '_' where `lower` has '-' (case aside).
+bool IsUnderscoreAlias(std::string_view name, std::string_view lower) {
+  if (name.size() != lower.size() || name.find('_') == std::string_view::npos) return false;
+  for (size_t i = 0; i < name.size(); ++i) {
+    const char c = name[i] == '_' ? '-' : AsciiLower(name[i]);
+    if (c != lower[i]) return false;
+  }
+  return true;
+}
+
+}  // namespace
+
 HeaderKind ClassifyHeader(std::string_view name) {
   if (name.empty()) return HeaderKind::kOther;
   const int8_t i = kSlots[NameSlot(name)];
-  if (i < 0 || !EqualsLowercase(name, kKnownNames[i].lower)) return HeaderKind::kOther;
-  return kKnownNames[i].kind;
+  if (i < 0) return HeaderKind::kOther;
+  if (EqualsLowercase(name, kKnownNames[i].lower)) return kKnownNames[i].kind;
+  // An alias has the length and first byte of the name it imitates: the same slot.
+  switch (kKnownNames[i].kind) {
+    case HeaderKind::kXForwardedFor:
+    case HeaderKind::kXForwardedProto:
+    case HeaderKind::kXForwardedHost:
+    case HeaderKind::kXRequestId:
+      if (IsUnderscoreAlias(name, kKnownNames[i].lower)) return HeaderKind::kForwardingAlias;
+      break;
+    default:
+      break;
+  }
+  return HeaderKind::kOther;
 }
 
 namespace {

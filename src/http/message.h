@@ -51,6 +51,10 @@ enum class HeaderKind : uint8_t {
   kXForwardedProto,
   kXForwardedHost,
   kXRequestId,
+  kForwarded,  // RFC 7239
+  // X_Forwarded_For and the like: names that CGI-style servers (PHP, WSGI, Rack) read as one of
+  // the forwarding fields above, since they fold '-' and '_' together.
+  kForwardingAlias,
 };
 
 // The kind of a field name (case-insensitive); kOther for every name not listed above.

@@ -342,10 +342,12 @@ size_t WriteServiceRequestHead(const MessageHead& request, const ServiceRequestC
   }
   w.Field("Host", host);  // an HTTP/1.0 request may lack one; HTTP/1.1 requires the field
   // X-Request-Id is always written below (the one the service sees); X-Forwarded-Proto and -Host
-  // from the client pass only from a trusted proxy.
-  uint32_t also_drop = Bit(HeaderKind::kXRequestId);
+  // and Forwarded from the client pass only from a trusted proxy. Underscore spellings of the
+  // forwarding fields never pass: a CGI-style service would read them as the real ones.
+  uint32_t also_drop = Bit(HeaderKind::kXRequestId) | Bit(HeaderKind::kForwardingAlias);
   if (!ctx.trusted_peer) {
-    also_drop |= Bit(HeaderKind::kXForwardedProto) | Bit(HeaderKind::kXForwardedHost);
+    also_drop |= Bit(HeaderKind::kXForwardedProto) | Bit(HeaderKind::kXForwardedHost) |
+                 Bit(HeaderKind::kForwarded);
   }
   if (ctx.drop_expect) also_drop |= Bit(HeaderKind::kExpect);
   const bool max_forwards = DecrementsMaxForwards(request);

@@ -188,6 +188,25 @@ TEST_F(ProxyBasicTest, ForwardedHeadersFromAClientAreReplaced) {
   EXPECT_THAT(via, HasSubstr("1.1 l7px"));
 }
 
+// Forwarded (RFC 7239) from a client that is no trusted proxy, and underscore spellings of the
+// forwarding fields (which CGI-style services read as the real ones), never reach the service.
+TEST_F(ProxyBasicTest, SpoofableForwardingFieldsFromAClientAreDropped) {
+  const std::string resp = HttpExchange(
+      front(), GetRequest("/echo", "front.example",
+                          "Forwarded: for=203.0.113.66;proto=https\r\n"
+                          "X_Forwarded_For: 203.0.113.77\r\nX_Forwarded_Proto: https\r\n"
+                          "X_Request_Id: forged\r\nMy_Header: kept\r\n"));
+  ASSERT_EQ(StatusOf(resp), 200) << resp;
+  const std::string body = BodyOf(resp);
+  EXPECT_THAT(body, Not(HasSubstr("203.0.113.66")));
+  EXPECT_THAT(body, Not(HasSubstr("203.0.113.77")));
+  EXPECT_THAT(body, Not(HasSubstr("forged")));
+  EXPECT_THAT(body, Not(HasSubstr("X_Forwarded_Proto")));
+  const EchoedRequest echo = ParseEcho(body);
+  EXPECT_THAT(echo.All("My_Header"), ::testing::ElementsAre("kept"));
+  EXPECT_THAT(echo.All("X-Forwarded-Proto"), ::testing::ElementsAre("http"));
+}
+
 TEST_F(ProxyBasicTest, HopByHopHeadersNotForwarded) {
   const std::string resp = HttpExchange(
       front(), GetRequest("/echo", "test.local",

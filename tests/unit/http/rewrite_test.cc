@@ -152,6 +152,45 @@ TEST(ServiceRequestHead, ForwardedFieldsKeptFromATrustedProxy) {
             "\r\n");
 }
 
+// RFC 7239 Forwarded is a forwarding field too: from an untrusted client it is dropped (l7px
+// writes none of its own), from a trusted proxy it passes.
+TEST(ServiceRequestHead, ForwardedHeaderPassesOnlyFromATrustedProxy) {
+  const std::string in =
+      "GET / HTTP/1.1\r\nHost: h\r\nForwarded: for=10.9.9.9;proto=https\r\nAccept: */*\r\n\r\n";
+  const std::string untrusted = ServiceHead(in);
+  EXPECT_EQ(untrusted.find("Forwarded:"), std::string::npos) << untrusted;
+  EXPECT_NE(untrusted.find("Accept: */*\r\n"), std::string::npos) << untrusted;
+  ServiceRequestContext trusted = kCtx;
+  trusted.trusted_peer = true;
+  EXPECT_NE(ServiceHead(in, trusted).find("Forwarded: for=10.9.9.9;proto=https\r\n"),
+            std::string::npos);
+}
+
+// CGI-style services read X_Forwarded_For as X-Forwarded-For ('_' and '-' fold together):
+// such spellings of l7px's forwarding fields never reach a service, trusted peer or not.
+// Other names with underscores pass.
+TEST(ServiceRequestHead, UnderscoreSpellingsOfForwardingFieldsAreDropped) {
+  const std::string in =
+      "GET / HTTP/1.1\r\nHost: h\r\nX_Forwarded_For: 10.6.6.6\r\nx-forwarded_proto: https\r\n"
+      "X_FORWARDED_HOST: evil\r\nX_Request_Id: forged\r\nMy_Header: ok\r\n\r\n";
+  for (bool trusted_peer : {false, true}) {
+    ServiceRequestContext ctx = kCtx;
+    ctx.trusted_peer = trusted_peer;
+    const std::string out = ServiceHead(in, ctx);
+    EXPECT_EQ(out.find("10.6.6.6"), std::string::npos) << out;
+    EXPECT_EQ(out.find("_proto"), std::string::npos) << out;
+    EXPECT_EQ(out.find("evil"), std::string::npos) << out;
+    EXPECT_EQ(out.find("forged"), std::string::npos) << out;
+    EXPECT_NE(out.find("My_Header: ok\r\n"), std::string::npos) << out;
+    EXPECT_NE(out.find("X-Forwarded-For: 192.0.2.7\r\n"), std::string::npos) << out;
+    ExpectParses(out);
+  }
+  EXPECT_EQ(ClassifyHeader("X_Forwarded_For"), HeaderKind::kForwardingAlias);
+  EXPECT_EQ(ClassifyHeader("x-request_id"), HeaderKind::kForwardingAlias);
+  EXPECT_EQ(ClassifyHeader("x_forwarded_fox"), HeaderKind::kOther);
+  EXPECT_EQ(ClassifyHeader("Forwarded"), HeaderKind::kForwarded);
+}
+
 // Fields a trusted peer made hop-by-hop are removed, and l7px's take their place.
 TEST(ServiceRequestHead, TrustedFieldsNamedInConnectionAreReplaced) {
   ServiceRequestContext trusted = kCtx;
