@@ -60,9 +60,9 @@ struct Request {
 using BodySource = std::function<size_t(char* buf, size_t cap)>;
 
 // A connection handed over to a handler that answered an upgrade with 101 (Response::tunnel).
-// By then the SDK has written the 101 head, l7px has taken the connection out of the pool (it is
-// a byte tunnel to one client until either side closes it), and the SDK has started dialing a
-// replacement slot.
+// By then the SDK has written the 101 head, on which l7px takes the connection out of its pool
+// for good (it is a byte tunnel to one client until either side closes it), and, for a slot of
+// a proxy, has started a replacement slot that dials at once.
 struct Tunnel {
   // The connection, in non-blocking mode. It is the tunnel function's from the call on: the SDK
   // never reads, writes or closes it again, and the function (or whoever it hands `fd` to, on
