@@ -17,6 +17,10 @@
 // Threading: one thread per slot connection, blocking style. The Handler is called concurrently
 // from every slot thread; it must be thread-safe. Every Service method is thread-safe except
 // that Start() must be called at most once and the destructor must not race other calls.
+//
+// Upgrades (WebSocket and the like): a handler answers 101 and sets Response::tunnel; the slot's
+// connection then becomes the handler's byte tunnel to the client, and the SDK dials a
+// replacement slot at once so the declared number of slots stays available (see Tunnel).
 
 #include <chrono>
 #include <cstddef>
@@ -55,6 +59,34 @@ struct Request {
 // and closes the connection (the proxy sees a truncated body).
 using BodySource = std::function<size_t(char* buf, size_t cap)>;
 
+// A connection handed over to a handler that answered an upgrade with 101 (Response::tunnel).
+// By then the SDK has written the 101 head, on which l7px takes the connection out of its pool
+// for good (it is a byte tunnel to one client until either side closes it), and, for a slot of
+// a proxy, has started a replacement slot that dials at once.
+struct Tunnel {
+  // The connection, in non-blocking mode. It is the tunnel function's from the call on: the SDK
+  // never reads, writes or closes it again, and the function (or whoever it hands `fd` to, on
+  // any thread, for as long as it likes) must close it exactly once.
+  int fd = -1;
+  // Bytes the SDK had already read past the upgrade request: the client's first tunnel bytes
+  // (e.g. a WebSocket frame sent right behind the handshake). They come before anything read
+  // from `fd`.
+  std::string already_read;
+  // Becomes readable when Service::Stop() is called: poll it together with `fd` and return soon
+  // after, since Stop() waits for the function to return. The SDK's own descriptor, valid only
+  // until the function returns: never read, write or close it.
+  int stop_fd = -1;
+  // The slot and proxy that carried the upgrade request (as in Request).
+  int slot = -1;
+  std::string proxy;
+};
+
+// Serves one tunnel. Called once, on the thread of the slot that carried the upgrade request,
+// right after the 101 head was written; that thread is no longer a slot thread (its replacement
+// has a thread of its own), so the function may serve the tunnel in place until it ends, or
+// hand `fd` to another thread and return at once. Must be thread-safe like the Handler.
+using TunnelFunction = std::function<void(Tunnel tunnel)>;
+
 // The response the Handler fills in. By default: 200, no headers, empty body, keep-alive.
 //
 // Framing is done by the SDK: Content-Length is always sent (never for 1xx/204/304; for HEAD it
@@ -78,6 +110,15 @@ struct Response {
   // `raw`: write these bytes verbatim instead of a framed response (the handler owns the
   // framing, e.g. a hand-written chunked body); the slot is then closed iff `close` is set.
   std::optional<std::string> raw;
+
+  // Upgrade: with `status` 101 and this set, the SDK writes the 101 head (status, reason,
+  // `headers` such as "Upgrade: websocket" and the handshake's own, plus "Connection: Upgrade";
+  // no body) and then calls `tunnel` with the connection (see Tunnel); the fields above other
+  // than status, reason and headers are ignored. A 101 without `tunnel`, or `tunnel` with
+  // another status, is a handler bug: the SDK answers 500 and closes the slot instead (a 101
+  // head nobody serves would leave the client a dead tunnel). If the 101 head cannot be written
+  // (the client or l7px went away), `tunnel` is not called and the SDK closes the connection.
+  TunnelFunction tunnel;
 
   // Appends a header (no de-duplication).
   void AddHeader(std::string name, std::string value) {
@@ -128,6 +169,8 @@ struct ServiceStats {
   uint64_t registrations = 0;  // successful registrations
   uint64_t refusals = 0;       // non-101 answers to the registration head
   uint64_t dial_failures = 0;  // connect/resolve failures and handshake I/O errors
+  uint64_t tunnels = 0;        // slots handed to Response::tunnel (each left the registered
+                               // count, and was replaced unless retiring or stopping)
 };
 
 // Keeps `slots` registered connections to every proxy and serves requests on them until
@@ -146,19 +189,22 @@ class Service {
 
   // Closes every slot and joins every thread. Idle slots are closed at once; a Handler already
   // running is allowed to return and its response is written only if the socket accepts it
-  // without waiting. Idempotent.
+  // without waiting. A tunnel function still running sees Tunnel::stop_fd readable and is waited
+  // for (tunnels it handed to other threads are not). Idempotent.
   void Stop();
 
   // Changes the number of slots per proxy. Growing dials new slots; shrinking closes the
   // highest-numbered slots as soon as they are idle (a running request finishes first).
+  // Tunnels are not slots: they are neither counted nor closed here.
   // Ignored before Start(), after Stop() or for n < 1.
   void SetSlots(int n);
 
   // Serves HTTP/1.1 requests with the Handler on an already-connected stream socket (ownership
   // of `fd` is taken; it is made non-blocking) on the calling thread, until the peer closes it,
-  // a response closes it, or Stop(). No handshake. For serving without a proxy (a direct
+  // a response closes it, a tunnel takes it (Response::tunnel runs on the calling thread; there
+  // is no slot to replace), or Stop(). No handshake. For serving without a proxy (a direct
   // listener for comparisons, tests); works without Start(). Request::slot is -1 and
-  // Request::proxy "". Returns the number of responses written.
+  // Request::proxy "". Returns the number of responses written (a 101 head counts).
   uint64_t ServeConnection(int fd);
   // ServeConnection on a thread of its own that ends with the connection (a listener serving
   // many short connections keeps no finished threads). Stop() waits for all of them.

@@ -249,7 +249,12 @@ std::string ResponseHead(std::string_view method, const Response& response, uint
   if (!status_without_body && (method != "HEAD" || head_with_size)) {
     head.append("Content-Length: ").append(std::to_string(body_size)).append("\r\n");
   }
-  if (close) head.append("Connection: close\r\n");
+  if (response.status == 101) {
+    // The handler's own Connection header was dropped above; an upgrade needs this one.
+    head.append("Connection: Upgrade\r\n");
+  } else if (close) {
+    head.append("Connection: close\r\n");
+  }
   head.append("\r\n");
   return head;
 }

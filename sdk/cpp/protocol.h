@@ -83,7 +83,8 @@ inline constexpr std::string_view kUnknownReason = "Unknown";
 bool ResponseHasNoBody(std::string_view method, int status);
 
 // Builds the response head for `response` answering a `method` request. `body_size` is the body
-// length to announce; `close` adds "Connection: close".
+// length to announce; `close` adds "Connection: close", except on a 101, which gets
+// "Connection: Upgrade" instead.
 std::string ResponseHead(std::string_view method, const Response& response, uint64_t body_size,
                          bool close);
 

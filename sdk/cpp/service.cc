@@ -11,6 +11,11 @@
 //   only under `mu_`, and every change notifies `cv_` (WaitForSlots).
 // - Re-dials never loop tightly: every failed attempt, and every connection that ends without
 //   serving a request soon after registering, sleeps the backoff first.
+// - A slot whose handler answered 101 with Response::tunnel stops being a slot before the
+//   tunnel function runs (BecomeTunnel): it leaves `connected`, its Slot moves from `active` to
+//   `retiring` (so SetSlots no longer sees it and Stop still joins its thread) and a fresh Slot
+//   takes its place and index, dialing at once. Its thread serves the tunnel and then ends.
+//   This takes `mu` once per tunnel, never per request.
 
 #include "l7px/service.h"
 
@@ -153,6 +158,12 @@ struct Service::Impl {
     kFailed,       // dial failure or refusal: back off
     kClosedEarly,  // registered, but ended without serving anything: back off quietly
     kServed,       // ended after serving: re-dial at once
+    kTunnel,       // became a tunnel (already replaced): the thread ends
+  };
+
+  struct ServeResult {
+    uint64_t responses = 0;  // responses written completely (a 101 head counts)
+    bool tunnel = false;     // the connection was handed to Response::tunnel
   };
 
   Impl(ServiceOptions o, Handler h) : options(std::move(o)), handler(std::move(h)) {}
@@ -169,6 +180,7 @@ struct Service::Impl {
   std::atomic<uint64_t> registrations{0};
   std::atomic<uint64_t> refusals{0};
   std::atomic<uint64_t> dial_failures{0};
+  std::atomic<uint64_t> tunnels{0};
 
   mutable std::mutex mu;
   mutable std::condition_variable cv;
@@ -176,7 +188,7 @@ struct Service::Impl {
   bool stopped = false;
   int connected = 0;
   std::vector<std::vector<std::unique_ptr<Slot>>> active;  // [proxy][index]
-  std::vector<std::unique_ptr<Slot>> retiring;
+  std::vector<std::unique_ptr<Slot>> retiring;             // shrunk away, or serving a tunnel
   std::vector<Slot*> direct;  // ServeConnection callers, owned by their stack frames
   int background = 0;         // ServeConnectionInBackground threads still running
 
@@ -368,7 +380,7 @@ struct Service::Impl {
     while (!ShouldStop(s, WaitKind::kIdle)) {
       const auto started_at = Clock::now();
       const Outcome outcome = RunConnection(s);
-      if (outcome == Outcome::kAbort) return;
+      if (outcome == Outcome::kAbort || outcome == Outcome::kTunnel) return;
       if (outcome == Outcome::kServed || Clock::now() - started_at >= options.max_backoff) {
         backoff.Reset();
         if (outcome == Outcome::kServed) continue;
@@ -404,7 +416,8 @@ struct Service::Impl {
       ++connected;
     }
     cv.notify_all();
-    const uint64_t served_here = Serve(s, fd.get(), std::move(pending));
+    const ServeResult served_here = Serve(s, fd, std::move(pending));
+    if (served_here.tunnel) return Outcome::kTunnel;  // BecomeTunnel did the accounting
     fd.Reset();
     {
       std::lock_guard<std::mutex> lock(mu);
@@ -412,7 +425,7 @@ struct Service::Impl {
     }
     cv.notify_all();
     if (ShouldStop(s, WaitKind::kIdle)) return Outcome::kAbort;
-    return served_here > 0 ? Outcome::kServed : Outcome::kClosedEarly;
+    return served_here.responses > 0 ? Outcome::kServed : Outcome::kClosedEarly;
   }
 
   // Sends the v1 head and reads the answer. kServed here means "registered".
@@ -459,12 +472,15 @@ struct Service::Impl {
     }
   }
 
-  // Serves requests until the connection ends; returns how many were answered.
-  uint64_t Serve(const Slot& s, int fd, std::string buf) {
+  // Serves requests until the connection ends or becomes a tunnel; in the latter case `conn`
+  // was released to the tunnel function.
+  ServeResult Serve(const Slot& s, UniqueFd& conn, std::string buf) {
+    const int fd = conn.get();
     sdk::RequestParser parser(options.max_header_bytes, options.max_body_bytes);
     std::vector<char> chunk(kReadChunk);
     size_t pos = 0;
-    uint64_t count = 0;
+    ServeResult out;
+    uint64_t& count = out.responses;
     while (true) {
       size_t consumed = 0;
       sdk::RequestParser::Result result = sdk::RequestParser::Result::kNeedMore;
@@ -475,7 +491,7 @@ struct Service::Impl {
         pos = 0;
         const WaitKind kind = parser.mid_request() ? WaitKind::kBusy : WaitKind::kIdle;
         const ssize_t n = ReadSome(s, fd, chunk.data(), chunk.size(), kind, Forever());
-        if (n <= 0) return count;
+        if (n <= 0) return out;
         buf.assign(chunk.data(), static_cast<size_t>(n));
         continue;
       }
@@ -487,20 +503,78 @@ struct Service::Impl {
                      std::string(http::ReasonPhrase(status, sdk::kUnknownReason)) + "\n";
         const std::string head = sdk::ResponseHead("GET", error, error.body.size(), true);
         WriteAll(s, fd, head, error.body);
-        return count;
+        return out;
       }
       Request& request = parser.request();
       request.slot = s.index;
       if (s.index >= 0) request.proxy = proxies[s.proxy].text;
       Response response;
       handler(request, response);
+      if (response.tunnel || response.status == 101) {
+        if (!response.tunnel || response.status != 101) {
+          WriteMisusedUpgrade(s, fd);
+          return out;
+        }
+        if (!WriteAll(s, fd, sdk::ResponseHead(request.method, response, 0, false))) return out;
+        ++count;
+        served.fetch_add(1, std::memory_order_relaxed);
+        BecomeTunnel(s);
+        Tunnel tunnel;
+        tunnel.already_read = buf.substr(pos);
+        tunnel.stop_fd = s.wake.get();
+        tunnel.slot = s.index;
+        if (s.index >= 0) tunnel.proxy = proxies[s.proxy].text;
+        tunnel.fd = conn.Release();
+        response.tunnel(std::move(tunnel));
+        out.tunnel = true;
+        return out;
+      }
       const bool close = response.close || !parser.keep_alive();
-      if (!WriteResponse(s, fd, request.method, response, close)) return count;
+      if (!WriteResponse(s, fd, request.method, response, close)) return out;
       ++count;
       served.fetch_add(1, std::memory_order_relaxed);
-      if (close) return count;
+      if (close) return out;
       parser.Next();
     }
+  }
+
+  // A 101 without Response::tunnel (nobody would serve the tunnel) or a tunnel without 101.
+  void WriteMisusedUpgrade(const Slot& s, int fd) const {
+    Response error;
+    error.status = 500;
+    error.body = "500 handler answered an upgrade without both status 101 and a tunnel\n";
+    WriteAll(s, fd, sdk::ResponseHead("GET", error, error.body.size(), true), error.body);
+  }
+
+  // The connection of slot `s` was just handed over as a tunnel (the 101 head is out, so l7px no
+  // longer counts it as a slot): a fresh Slot takes its place and dials at once. A direct
+  // connection (ServeConnection) has no place to take.
+  void BecomeTunnel(const Slot& s) {
+    if (s.index >= 0) {
+      tunnels.fetch_add(1, std::memory_order_relaxed);
+      {
+        std::lock_guard<std::mutex> lock(mu);
+        --connected;
+        ReapRetiredLocked();  // earlier tunnels that ended: keeps `retiring` short
+        // Not in `active` when SetSlots shrank it away mid-request or Stop() took it: then there
+        // is nothing to replace, and whoever took it joins the thread.
+        if (!stopped && s.proxy < active.size()) {
+          auto& slots = active[s.proxy];
+          const auto at = static_cast<size_t>(s.index);
+          if (at < slots.size() && slots[at].get() == &s) {
+            retiring.push_back(std::move(slots[at]));
+            slots[at] = NewSlot(s.proxy, s.index);
+          }
+        }
+      }
+      cv.notify_all();
+    }
+    // From now on `wake` means only Stop() (SetSlots no longer reaches this Slot): drop a wake-up
+    // left from before, then re-arm it if Stop() came first, since its wake may be the one just
+    // dropped (`stopping` is set before any wake of Stop()).
+    uint64_t value;
+    [[maybe_unused]] ssize_t r = read(s.wake.get(), &value, sizeof(value));
+    if (stopping.load(std::memory_order_acquire)) s.Wake();
   }
 
   bool WriteResponse(const Slot& s, int fd, std::string_view method, Response& response,
@@ -638,7 +712,7 @@ uint64_t Service::ServeConnection(int fd) {
     if (im.stopped) return 0;
     im.direct.push_back(&slot);
   }
-  const uint64_t served = im.Serve(slot, conn.get(), std::string());
+  const uint64_t served = im.Serve(slot, conn, std::string()).responses;
   conn.Reset();
   std::lock_guard<std::mutex> lock(im.mu);
   im.direct.erase(std::find(im.direct.begin(), im.direct.end(), &slot));
@@ -687,6 +761,7 @@ ServiceStats Service::Stats() const {
   stats.registrations = im.registrations.load(std::memory_order_relaxed);
   stats.refusals = im.refusals.load(std::memory_order_relaxed);
   stats.dial_failures = im.dial_failures.load(std::memory_order_relaxed);
+  stats.tunnels = im.tunnels.load(std::memory_order_relaxed);
   return stats;
 }
 

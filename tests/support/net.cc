@@ -281,4 +281,40 @@ std::string HttpExchange(uint16_t port, const std::string& request,
   return RecvHttpResponse(fd.get(), &carry, timeout, head);
 }
 
+size_t EchoUntilClosed(int fd, std::string first, int stop_fd) {
+  UniqueFd conn(fd);
+  std::string pending = std::move(first);
+  size_t echoed = 0;
+  char buf[4096];
+  while (true) {
+    while (!pending.empty()) {
+      const ssize_t n = send(conn.get(), pending.data(), pending.size(), MSG_NOSIGNAL);
+      if (n > 0) {
+        echoed += static_cast<size_t>(n);
+        pending.erase(0, static_cast<size_t>(n));
+        continue;
+      }
+      if (n < 0 && (errno == EAGAIN || errno == EINTR)) {
+        pollfd p[2] = {{conn.get(), POLLOUT, 0}, {stop_fd, POLLIN, 0}};
+        if (poll(p, 2, 1000) > 0 && p[1].revents != 0) return echoed;
+        continue;
+      }
+      return echoed;
+    }
+    pollfd p[2] = {{conn.get(), POLLIN, 0}, {stop_fd, POLLIN, 0}};
+    if (poll(p, 2, -1) < 0) {
+      if (errno == EINTR) continue;
+      return echoed;
+    }
+    if (p[1].revents != 0) return echoed;
+    const ssize_t n = recv(conn.get(), buf, sizeof(buf), 0);
+    if (n == 0) return echoed;
+    if (n < 0) {
+      if (errno == EAGAIN || errno == EINTR) continue;
+      return echoed;
+    }
+    pending.assign(buf, static_cast<size_t>(n));
+  }
+}
+
 }  // namespace l7px::testing

@@ -58,4 +58,9 @@ std::string HeaderOf(const std::string& response, const std::string& name);
 std::string HttpExchange(uint16_t port, const std::string& request,
                          std::chrono::milliseconds timeout = std::chrono::seconds(10));
 
+// The service side of a test tunnel: writes `first` back, then echoes every byte read from the
+// non-blocking `fd` until the peer closes it, an error, or `stop_fd` becomes readable (then
+// returns at once). Closes `fd` in every case. Returns the bytes echoed.
+size_t EchoUntilClosed(int fd, std::string first, int stop_fd);
+
 }  // namespace l7px::testing

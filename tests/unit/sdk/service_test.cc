@@ -361,6 +361,131 @@ TEST(ServiceTest, StopInterruptsBackoffAndHandshake) {
   EXPECT_LT(Clock::now() - start, milliseconds(500));
 }
 
+constexpr char kWsUpgrade[] =
+    "GET /ws HTTP/1.1\r\nHost: a\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n";
+constexpr char kWs101[] =
+    "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n";
+
+// Answers /ws with 101 and an echo tunnel, anything else as EchoHandler.
+struct WsService {
+  std::atomic<int> ended{0};         // tunnel functions that returned
+  std::atomic<int> tunnel_slot{-2};  // Tunnel::slot of the last tunnel
+  Handler Fn() {
+    return [this](const Request& req, Response& resp) {
+      if (req.path != "/ws") return EchoHandler(req, resp);
+      resp.status = 101;
+      resp.AddHeader("Upgrade", "websocket");
+      resp.AddHeader("Connection", "Upgrade");  // dropped: the SDK writes its own
+      resp.tunnel = [this](Tunnel t) {
+        tunnel_slot = t.slot;
+        testing::EchoUntilClosed(t.fd, std::move(t.already_read), t.stop_fd);
+        ended.fetch_add(1);
+      };
+    };
+  }
+};
+
+TEST(ServiceTest, UpgradeHandsTheConnectionToTheTunnelAndDialsAReplacement) {
+  FakeProxy proxy;
+  WsService ws;
+  Service service(Options(proxy), ws.Fn());
+  ASSERT_TRUE(service.Start());
+  UniqueFd slot = proxy.AcceptSlot();
+  ASSERT_TRUE(slot);
+  ASSERT_TRUE(service.WaitForSlots(1, kTimeout));
+  // Tunnel bytes right behind the upgrade request are read by the SDK with it and handed over.
+  ASSERT_TRUE(SendAll(slot.get(), std::string(kWsUpgrade) + "early"));
+  EXPECT_EQ(RecvUntil(slot.get(), "early", kTimeout), std::string(kWs101) + "early");
+  // The slot left the registered count before the tunnel function ran; its replacement dials
+  // at once and registers.
+  UniqueFd replacement = proxy.AcceptSlot();
+  ASSERT_TRUE(replacement);
+  ASSERT_TRUE(service.WaitForSlots(1, kTimeout));
+  EXPECT_EQ(service.ConnectedSlots(), 1);
+  EXPECT_EQ(service.Stats().tunnels, 1u);
+  EXPECT_EQ(service.Stats().registrations, 2u);
+  EXPECT_EQ(ws.tunnel_slot, 0);
+  // Both work: the tunnel echoes, the replacement serves requests (as slot 0).
+  ASSERT_TRUE(SendAll(slot.get(), "ping"));
+  EXPECT_EQ(RecvUntil(slot.get(), "ping", kTimeout), "ping");
+  std::string carry;
+  EXPECT_EQ(
+      testing::BodyOf(Exchange(replacement.get(), "GET /p HTTP/1.1\r\nHost: a\r\n\r\n", &carry)),
+      "GET /p body=");
+  // The client half-closes: the tunnel function returns and closes the connection.
+  ASSERT_EQ(shutdown(slot.get(), SHUT_WR), 0);
+  EXPECT_EQ(RecvUntilClose(slot.get(), kTimeout), "");
+  EXPECT_TRUE(testing::WaitFor([&] { return ws.ended == 1; }, kTimeout));
+  EXPECT_EQ(service.ConnectedSlots(), 1);
+  EXPECT_EQ(service.Stats().dials, 2u);
+}
+
+TEST(ServiceTest, StopWakesARunningTunnelThroughStopFd) {
+  FakeProxy proxy;
+  WsService ws;
+  Service service(Options(proxy), ws.Fn());
+  ASSERT_TRUE(service.Start());
+  UniqueFd slot = proxy.AcceptSlot();
+  ASSERT_TRUE(SendAll(slot.get(), kWsUpgrade));
+  EXPECT_EQ(RecvUntil(slot.get(), "\r\n\r\n", kTimeout), kWs101);
+  UniqueFd replacement = proxy.AcceptSlot();
+  ASSERT_TRUE(replacement);
+  const auto start = Clock::now();
+  service.Stop();
+  EXPECT_LT(Clock::now() - start, milliseconds(500));
+  EXPECT_EQ(ws.ended, 1);
+  EXPECT_EQ(RecvUntilClose(slot.get(), kTimeout), "");
+  EXPECT_EQ(RecvUntilClose(replacement.get(), kTimeout), "");
+}
+
+// A 101 nobody serves, or a tunnel without 101: 500 and the slot is closed (and re-dialed).
+TEST(ServiceTest, HalfAnUpgradeIsAnsweredWith500) {
+  FakeProxy proxy;
+  std::atomic<int> tunnels_called{0};
+  Service service(Options(proxy), [&](const Request& req, Response& resp) {
+    if (req.path == "/only-101") {
+      resp.status = 101;
+    } else {
+      resp.tunnel = [&](Tunnel t) {
+        tunnels_called++;
+        close(t.fd);
+      };
+    }
+  });
+  ASSERT_TRUE(service.Start());
+  for (const char* path : {"/only-101", "/only-tunnel"}) {
+    UniqueFd slot = proxy.AcceptSlot();
+    ASSERT_TRUE(slot) << path;
+    ASSERT_TRUE(SendAll(slot.get(), std::string("GET ") + path +
+                                        " HTTP/1.1\r\nHost: a\r\nConnection: Upgrade\r\n"
+                                        "Upgrade: websocket\r\n\r\n"));
+    const std::string all = RecvUntilClose(slot.get(), kTimeout);
+    EXPECT_EQ(testing::StatusOf(all), 500) << path << ": " << all;
+    EXPECT_EQ(testing::HeaderOf(all, "Connection"), "close") << path;
+  }
+  EXPECT_EQ(tunnels_called, 0);
+  EXPECT_EQ(service.Stats().tunnels, 0u);
+}
+
+// ServeConnection: the tunnel runs on the calling thread; there is no slot to replace.
+TEST(ServiceTest, ServeConnectionServesATunnel) {
+  int pair[2];
+  ASSERT_EQ(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, pair), 0);
+  UniqueFd ours(pair[0]);
+  WsService ws;
+  Service service(ServiceOptions{}, ws.Fn());
+  std::atomic<uint64_t> served{~0ull};
+  std::thread server([&] { served = service.ServeConnection(pair[1]); });
+  ASSERT_TRUE(SendAll(ours.get(), std::string(kWsUpgrade) + "x"));
+  EXPECT_EQ(RecvUntil(ours.get(), "x", kTimeout), std::string(kWs101) + "x");
+  ours.Reset();
+  server.join();
+  EXPECT_EQ(served.load(), 1u);
+  EXPECT_EQ(ws.ended, 1);
+  EXPECT_EQ(ws.tunnel_slot, -1);
+  EXPECT_EQ(service.Stats().tunnels, 0u);
+}
+
 TEST(ServiceTest, StreamedBodyAndNoBodyResponses) {
   FakeProxy proxy;
   constexpr uint64_t kSize = 3 * 1024 * 1024 + 7;
