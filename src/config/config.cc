@@ -364,13 +364,16 @@ class Loader {
         if (!LoadUpgrade(node, &config->upgrade)) return false;
       } else if (name == "log") {
         if (!LoadLog(node, &config->log)) return false;
+      } else if (name == "tls") {
+        if (!LoadTls(node, &config->tls)) return false;
       } else if (name == "pool") {
         pool_node = &node;
       } else if (name == "route") {
         route_node = &node;
       } else {
-        return UnknownKey(key, node, "",
-                          {"server", "register", "admin", "upgrade", "log", "pool", "route"});
+        return UnknownKey(
+            key, node, "",
+            {"server", "tls", "register", "admin", "upgrade", "log", "pool", "route"});
       }
     }
     // Defaults join the collision check: "server.listen = 127.0.0.1:9999" alone must fail.
@@ -505,6 +508,74 @@ class Loader {
         return UnknownKey(key, value, "register", {"listen", "handshake", "default_pool", "allow"});
       }
       if (!ok) return false;
+    }
+    return true;
+  }
+
+  bool LoadTls(const toml::node& node, Tls* out) {
+    const toml::table* table = nullptr;
+    if (!GetTable(node, "tls", &table)) return false;
+    out->line = LineOf(node);
+    for (auto&& [key, value] : *table) {
+      const std::string_view k = key.str();
+      const std::string path = Join("tls", k);
+      bool ok = true;
+      if (k == "listen") {
+        ok = GetAddresses(value, path, &out->listen);
+      } else if (k == "min_version") {
+        std::string v;
+        ok = GetString(value, path, &v);
+        if (ok && v == "TLSv1.2") {
+          out->min_version = 0x0303;
+        } else if (ok && v == "TLSv1.3") {
+          out->min_version = 0x0304;
+        } else if (ok) {
+          ok = Fail(value, path,
+                    absl::StrCat("bad version ", Shown(v),
+                                 " (use \"TLSv1.2\" or \"TLSv1.3\"; older ones are off)"));
+        }
+      } else if (k == "ciphers") {
+        ok = GetCleanString(value, path, &out->ciphers);
+      } else if (k == "session_tickets") {
+        const auto* b = value.as_boolean();
+        ok = b != nullptr ? (out->session_tickets = b->get(), true)
+                          : WrongType(value, path, "a boolean");
+      } else if (k == "handshake_timeout") {
+        ok = GetDuration(value, path, std::chrono::milliseconds(1), &out->handshake_timeout);
+      } else if (k == "certificate") {
+        const toml::array* array = nullptr;
+        ok = GetTableArray(value, path, &array);
+        for (size_t i = 0; ok && i < array->size(); ++i) {
+          const std::string base = Index("tls.certificate", i);
+          const toml::table* cert = nullptr;
+          if (!GetTable(*array->get(i), base, &cert)) return false;
+          TlsCertificate c;
+          c.line = LineOf(*array->get(i));
+          for (auto&& [ck, cv] : *cert) {
+            const std::string cpath = Join(base, ck.str());
+            if (ck.str() == "cert") {
+              if (!GetCleanString(cv, cpath, &c.cert)) return false;
+            } else if (ck.str() == "key") {
+              if (!GetCleanString(cv, cpath, &c.key)) return false;
+            } else {
+              return UnknownKey(ck, cv, base, {"cert", "key"});
+            }
+          }
+          if (c.cert.empty() || c.key.empty()) {
+            return Fail(*array->get(i), base, "needs both cert and key (paths to PEM files)");
+          }
+          out->certificates.push_back(std::move(c));
+        }
+      } else {
+        return UnknownKey(key, value, "tls",
+                          {"listen", "min_version", "ciphers", "session_tickets",
+                           "handshake_timeout", "certificate"});
+      }
+      if (!ok) return false;
+    }
+    if (!out->listen.empty() && out->certificates.empty()) {
+      return Fail(node, "tls.certificate",
+                  "tls.listen needs at least one [[tls.certificate]] (cert and key)");
     }
     return true;
   }

@@ -126,9 +126,29 @@ struct Route {
   int line = 0;
 };
 
+// [[tls.certificate]]: a PEM certificate chain (leaf first, then intermediates) and its key.
+struct TlsCertificate {
+  std::string cert;
+  std::string key;
+  int line = 0;
+};
+
+// [tls]: listeners that terminate TLS (server.listen stays plain HTTP). The files are read and
+// checked by the proxy when it builds its TLS contexts (also for -t), not here.
+struct Tls {
+  std::vector<SocketAddress> listen;
+  uint16_t min_version = 0x0303;  // TLS 1.2; 0x0304 = TLS 1.3
+  std::string ciphers;            // OpenSSL syntax for TLS 1.2; "" = Mozilla intermediate
+  bool session_tickets = true;
+  Duration handshake_timeout = std::chrono::seconds(10);
+  std::vector<TlsCertificate> certificates;  // the first is the default
+  int line = 0;
+};
+
 struct Config {
   std::string source;  // file path or "<string>"
   Server server;
+  Tls tls;
   Register reg;
   Admin admin;
   Upgrade upgrade;

@@ -199,7 +199,7 @@ absl::StatusOr<Message> Decode(std::string_view packet) {
       for (ListenerEntry& e : m.listeners) {
         uint8_t kind = 0;
         if (!r.U8(&kind) || !r.Str(&e.address)) return Malformed(m.type, "truncated");
-        if (kind < 1 || kind > 3) return Malformed(m.type, "unknown listener kind");
+        if (kind < 1 || kind > 4) return Malformed(m.type, "unknown listener kind");
         e.kind = static_cast<ListenerKind>(kind);
       }
       break;

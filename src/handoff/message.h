@@ -47,7 +47,7 @@ enum class Type : uint8_t {
   kAbort = 8,
 };
 
-enum class ListenerKind : uint8_t { kFront = 1, kRegister = 2, kAdmin = 3 };
+enum class ListenerKind : uint8_t { kFront = 1, kRegister = 2, kAdmin = 3, kTls = 4 };
 
 struct Hello {
   uint16_t version = kVersion;

@@ -30,23 +30,23 @@ std::vector<UniqueFd> ListenerSet::Take(ListenerKind kind, const std::string& ad
 }
 
 absl::StatusOr<std::vector<std::vector<UniqueFd>>> ListenerSet::Front(
-    const std::vector<SocketAddress>& addrs, int workers) {
+    const std::vector<SocketAddress>& addrs, int workers, ListenerKind kind) {
   std::vector<std::vector<UniqueFd>> per_worker(static_cast<size_t>(workers));
+  const char* what = kind == ListenerKind::kTls ? "tls.listen" : "server.listen";
   for (const SocketAddress& addr : addrs) {
     const std::string name = addr.ToString();
-    std::vector<UniqueFd> taken = Take(ListenerKind::kFront, name);
+    std::vector<UniqueFd> taken = Take(kind, name);
     const size_t inherited = taken.size();
     for (size_t i = 0; i < taken.size(); ++i) {
-      served_.push_back({{ListenerKind::kFront, name}, taken[i].get()});
+      served_.push_back({{kind, name}, taken[i].get()});
       per_worker[i % per_worker.size()].push_back(std::move(taken[i]));
     }
     for (size_t w = inherited; w < per_worker.size(); ++w) {
       auto fd = io::Listen(addr, /*reuse_port=*/true);
       if (!fd.ok()) {
-        return absl::Status(fd.status().code(),
-                            absl::StrCat("server.listen: ", fd.status().message()));
+        return absl::Status(fd.status().code(), absl::StrCat(what, ": ", fd.status().message()));
       }
-      served_.push_back({{ListenerKind::kFront, name}, fd->get()});
+      served_.push_back({{kind, name}, fd->get()});
       per_worker[w].push_back(std::move(*fd));
     }
   }

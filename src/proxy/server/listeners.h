@@ -4,9 +4,9 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
-#include "handoff/message.h"
 #include "base/address.h"
 #include "base/unique_fd.h"
+#include "handoff/message.h"
 
 namespace l7px::proxy {
 
@@ -33,9 +33,11 @@ class ListenerSet {
 
   // Front listeners, one list per worker: every inherited socket for each address is used
   // (spread over the workers; closing one would reset the connections in its backlog), and a
-  // worker left without one for an address gets a new SO_REUSEPORT socket.
-  absl::StatusOr<std::vector<std::vector<UniqueFd>>> Front(const std::vector<SocketAddress>& addrs,
-                                                           int workers);
+  // worker left without one for an address gets a new SO_REUSEPORT socket. `kind`: kFront
+  // (server.listen, plain HTTP) or kTls (tls.listen).
+  absl::StatusOr<std::vector<std::vector<UniqueFd>>> Front(
+      const std::vector<SocketAddress>& addrs, int workers,
+      handoff::ListenerKind kind = handoff::ListenerKind::kFront);
   absl::StatusOr<UniqueFd> Register(const SocketAddress& addr);
   absl::StatusOr<UniqueFd> Admin(const SocketAddress& addr);
 

@@ -13,6 +13,7 @@
 #include "proxy/ctl/ctl.h"
 #include "proxy/server/server.h"
 #include "proxy/server/version.h"
+#include "proxy/transport/tls_context.h"
 
 namespace {
 
@@ -88,6 +89,14 @@ int main(int argc, char** argv) {
     return 2;
   }
   if (test_only) {
+    if (!cfg->tls.listen.empty() || !cfg->tls.certificates.empty()) {
+      auto contexts = l7px::proxy::transport::TlsContexts::Build(cfg->tls);
+      if (!contexts.ok()) {
+        std::fprintf(stderr, "l7px: %s: %s\n", config_path.c_str(),
+                     std::string(contexts.status().message()).c_str());
+        return 2;
+      }
+    }
     std::printf("l7px: %s: configuration ok\n", config_path.c_str());
     return 0;
   }

@@ -9,9 +9,9 @@
 #include <thread>
 
 #include "absl/strings/str_cat.h"
-#include "handoff/channel.h"
 #include "base/log.h"
 #include "base/strings.h"
+#include "handoff/channel.h"
 #include "io/socket.h"
 #include "proxy/control/control_plane.h"
 
@@ -64,6 +64,13 @@ absl::Status Server::Start(std::unique_ptr<Takeover> takeover) {
                                             : std::vector<InheritedListener>{});
   auto front = listeners.Front(cfg.server.listen, workers);
   if (!front.ok()) return fail(front.status());
+  if (!cfg.tls.listen.empty()) {
+    auto contexts = transport::TlsContexts::Build(cfg.tls);
+    if (!contexts.ok()) return fail(contexts.status());
+    shared_.tls = std::move(*contexts);
+  }
+  auto tls_front = listeners.Front(cfg.tls.listen, workers, handoff::ListenerKind::kTls);
+  if (!tls_front.ok()) return fail(tls_front.status());
   acceptor::AcceptorOptions acceptor_options;
   for (const SocketAddress& addr : cfg.reg.listen) {
     auto fd = listeners.Register(addr);
@@ -79,7 +86,10 @@ absl::Status Server::Start(std::unique_ptr<Takeover> takeover) {
   served_ = listeners.served();
 
   for (int i = 0; i < workers; ++i) {
-    workers_.push_back(std::make_unique<Worker>(i, &shared_, std::move((*front)[i])));
+    std::vector<UniqueFd> mine = std::move((*front)[i]);
+    const size_t tls_from = mine.size();
+    for (UniqueFd& fd : (*tls_front)[i]) mine.push_back(std::move(fd));
+    workers_.push_back(std::make_unique<Worker>(i, &shared_, std::move(mine), tls_from));
     if (auto s = workers_.back()->Start(); !s.ok()) {
       return fail(absl::Status(s.code(), absl::StrCat("worker ", i, ": ", s.message())));
     }

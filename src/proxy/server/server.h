@@ -9,9 +9,9 @@
 #include "proxy/control/admin.h"
 #include "proxy/control/control_plane.h"
 #include "proxy/server/listeners.h"
-#include "proxy/shared/shared_state.h"
 #include "proxy/server/takeover.h"
 #include "proxy/server/upgrade_server.h"
+#include "proxy/shared/shared_state.h"
 #include "proxy/worker/worker.h"
 
 namespace l7px::proxy {

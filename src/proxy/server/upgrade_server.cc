@@ -13,13 +13,13 @@
 
 #include "absl/strings/str_cat.h"
 #include "acceptor/acceptor.h"
-#include "slots/slot_lifecycle.h"
 #include "base/clock.h"
 #include "base/log.h"
 #include "base/strings.h"
 #include "base/thread_name.h"
 #include "proxy/server/version.h"
 #include "proxy/worker/worker.h"
+#include "slots/slot_lifecycle.h"
 
 namespace l7px::proxy {
 

@@ -7,13 +7,13 @@
 #include <vector>
 
 #include "absl/status/status.h"
-#include "handoff/channel.h"
 #include "base/unique_fd.h"
 #include "config/config.h"
+#include "handoff/channel.h"
 #include "io/mailbox.h"
 #include "proxy/server/listeners.h"
-#include "proxy/shared/shared_state.h"
 #include "proxy/server/takeover.h"
+#include "proxy/shared/shared_state.h"
 
 namespace l7px::proxy {
 
@@ -79,10 +79,9 @@ class UpgradeServer {
   void Session(handoff::Channel channel);
   absl::Status SendListeners(handoff::Channel& channel);
   // Receive/Expect on `channel` that keep refusing other takeover attempts while they wait.
-  absl::StatusOr<handoff::Channel::Received> Await(handoff::Channel& channel,
-                                                             int timeout_ms);
-  absl::StatusOr<handoff::Channel::Received> AwaitType(
-      handoff::Channel& channel, handoff::Type type, int timeout_ms);
+  absl::StatusOr<handoff::Channel::Received> Await(handoff::Channel& channel, int timeout_ms);
+  absl::StatusOr<handoff::Channel::Received> AwaitType(handoff::Channel& channel,
+                                                       handoff::Type type, int timeout_ms);
   DrainOutcome Drain(handoff::Channel* channel, pid_t successor);
   // Leases idle slots that can move now: none of a pool with requests queued here, and one per
   // pool stays while clients remain here.

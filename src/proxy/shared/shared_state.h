@@ -6,10 +6,11 @@
 #include <string>
 #include <vector>
 
-#include "slots/pool.h"
 #include "config/config.h"
-#include "proxy/shared/rcu.h"
 #include "proxy/routing/router.h"
+#include "proxy/shared/rcu.h"
+#include "proxy/transport/tls_context.h"
+#include "slots/pool.h"
 
 namespace l7px::proxy {
 
@@ -23,8 +24,8 @@ struct ServerLimits {
   int64_t send_timeout_ns = 60'000'000'000;  // a send to the client unaccepted this long: close
   uint64_t body_buffer = 64 * 1024;  // request bodies up to this size arrive whole before dispatch
   uint64_t response_buffer_memory = 32 << 20;  // per worker, for responses read ahead
-  uint32_t max_connections = 0;      // per worker; 0 = no limit
-  int64_t busy_poll_ns = 0;          // poll this long before sleeping; 0 = sleep at once
+  uint32_t max_connections = 0;                // per worker; 0 = no limit
+  int64_t busy_poll_ns = 0;                    // poll this long before sleeping; 0 = sleep at once
   // server.trusted_proxies: clients whose X-Forwarded-Proto/-Host and X-Request-Id are kept.
   std::vector<Cidr> trusted_proxies;
 
@@ -64,6 +65,8 @@ struct SharedState {
   std::atomic<bool> stop{false};
   std::atomic<int> access_log_fd{-1};
   std::atomic<uint64_t> upgrades{0};
+  // [tls]'s certificates, built before the workers start (null without TLS listeners).
+  std::shared_ptr<const transport::TlsContexts> tls;
 
   // Control thread: publish a new snapshot and retire the old one.
   void PublishRoutes(std::unique_ptr<RouteTable> table) {

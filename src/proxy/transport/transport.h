@@ -85,6 +85,10 @@ class TransportFactory {
 
   // The scheme clients use on this listener: X-Forwarded-Proto, logs ("http", "https").
   virtual std::string_view scheme() const = 0;
+
+  // Time a new connection gets for its handshake, on top of header_timeout for its first
+  // request head (0: no handshake).
+  virtual int64_t handshake_timeout_ns() const { return 0; }
 };
 
 }  // namespace l7px::proxy::transport

@@ -92,8 +92,12 @@ void Worker::Loop::AcceptBytes(Connection& c, uint16_t bid, uint32_t len) {
   }
   if (InputWaiting(c)) CancelClientRecv(c);  // stop reading until there is room
   // Bytes of the transport's own (a TLS handshake flight) go out before anything else.
-  if (c.transport->has_output() && !c.client.send_busy) SendToClient(c, {}, {});
-  c.protocol->OnInput(c);
+  if (c.transport->has_output() && !c.client.send_busy) {
+    SendToClient(c, {}, {});
+    if (c.state == ConnState::kClosing || c.state == ConnState::kFree) return;
+  }
+  // A handshake record gives the protocol nothing to read (yet).
+  if (c.in_len > c.in_scan || c.session != nullptr) c.protocol->OnInput(c);
 }
 
 void Worker::Loop::TransportFailed(Connection& c) {
@@ -197,6 +201,12 @@ void Worker::Loop::OnClientSent(Connection& c, int res) {
   // Counted by plaintext: for TLS the wire bytes include record overhead, and a record partly
   // sent has sent none of its plaintext yet.
   c.protocol->OnSent(c, c.transport->Sent(static_cast<uint32_t>(res)));
+  // Bytes of the transport's own still to go (the rest of a handshake flight).
+  // (OnSent may have closed the connection, and freed it when nothing else was in flight.)
+  if (c.state != ConnState::kClosing && c.state != ConnState::kFree && !c.client.send_busy &&
+      c.transport->has_output()) {
+    SendToClient(c, {}, {});
+  }
 }
 
 void Worker::Loop::PrepSend(int fd, iovec* iov, msghdr* msg, uint64_t tag) {

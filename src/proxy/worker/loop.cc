@@ -4,7 +4,8 @@
 
 namespace l7px::proxy {
 
-Worker::Loop::Loop(int id, SharedState* shared, WorkerStats* stats, std::vector<UniqueFd> listeners)
+Worker::Loop::Loop(int id, SharedState* shared, WorkerStats* stats, std::vector<UniqueFd> listeners,
+                   size_t tls_from)
     : id_(id),
       shared_(shared),
       stats_(stats),
@@ -19,7 +20,12 @@ Worker::Loop::Loop(int id, SharedState* shared, WorkerStats* stats, std::vector<
       request_ids_(static_cast<uint32_t>(id)),
       access_log_(shared->access_log_fd.load(), cfg_.log.format) {
   for (size_t i = 0; i < listeners_.size(); ++i) {
-    transports_.push_back(std::make_unique<transport::PlainTransportFactory>());
+    if (i >= tls_from && shared->tls != nullptr) {
+      transports_.push_back(std::make_unique<transport::TlsTransportFactory>(
+          shared->tls, ToNanos(cfg_.tls.handshake_timeout)));
+    } else {
+      transports_.push_back(std::make_unique<transport::PlainTransportFactory>());
+    }
   }
   request_limits_.max_header_bytes = cfg_.server.max_header_bytes;
   request_limits_.max_target_bytes = cfg_.server.max_header_bytes;
@@ -285,7 +291,8 @@ void Worker::Loop::OnAccept(uint32_t listener, int res, bool more) {
   }
   // A new connection gets header_timeout for its whole first request head, counted from
   // here (not from its first byte): holding a connection open costs the same either way.
-  TimerFor(limits_->header_timeout_ns).Start(&c.timer, now_ns_);
+  TimerFor(limits_->header_timeout_ns + transports_[listener]->handshake_timeout_ns())
+      .Start(&c.timer, now_ns_);
   ArmClientRecv(c);
 }
 

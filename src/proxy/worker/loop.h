@@ -52,6 +52,7 @@
 #include "proxy/protocol/downstream.h"
 #include "proxy/protocol/http1/http1.h"
 #include "proxy/transport/plain_transport.h"
+#include "proxy/transport/tls_transport.h"
 #include "proxy/worker/access_log.h"
 #include "proxy/worker/body_rate.h"
 #include "proxy/worker/buffer_pool.h"
@@ -97,7 +98,8 @@ constexpr uint32_t kStarvedRearmReserve = 16;
 
 class Worker::Loop {
  public:
-  Loop(int id, SharedState* shared, WorkerStats* stats, std::vector<UniqueFd> listeners);
+  Loop(int id, SharedState* shared, WorkerStats* stats, std::vector<UniqueFd> listeners,
+       size_t tls_from);
 
   ~Loop();
 
@@ -431,7 +433,7 @@ class Worker::Loop {
   std::vector<int32_t> pend_next_;
   std::vector<uint32_t> pend_len_;
   std::vector<UniqueFd> listeners_;
-  // By listener: the transport its connections get (plain for every listener so far).
+  // By listener: the transport its connections get (plain, or TLS for tls.listen).
   std::vector<std::unique_ptr<transport::TransportFactory>> transports_;
   bool draining_ = false;
   std::vector<std::unique_ptr<Connection>> conns_;

@@ -8,6 +8,9 @@ namespace l7px::proxy {
 void Worker::Loop::RegisterStream(Stream& s) {
   s.index = static_cast<uint32_t>(streams_.size());
   streams_.push_back(&s);
+  // Room to read ahead a response of the default response_buffer (1 MiB) without allocating
+  // on the request path; a larger one grows it once for this stream object.
+  s.ahead.chunks.reserve((size_t{1} << 20) / resp_pool_.size() + 2);
 }
 
 void Worker::Loop::EnsureStreamBuffers(Stream& s) {

@@ -10,13 +10,13 @@
 
 namespace l7px::proxy {
 
-Worker::Worker(int id, SharedState* shared, std::vector<UniqueFd> listeners)
-    : id_(id), shared_(shared), listeners_(std::move(listeners)) {}
+Worker::Worker(int id, SharedState* shared, std::vector<UniqueFd> listeners, size_t tls_from)
+    : id_(id), shared_(shared), listeners_(std::move(listeners)), tls_from_(tls_from) {}
 
 Worker::~Worker() { Join(); }
 
 absl::Status Worker::Start() {
-  loop_ = std::make_unique<Loop>(id_, shared_, &stats_, std::move(listeners_));
+  loop_ = std::make_unique<Loop>(id_, shared_, &stats_, std::move(listeners_), tls_from_);
   std::promise<absl::Status> started;
   std::future<absl::Status> result = started.get_future();
   thread_ = std::thread([this, started = std::move(started)]() mutable {

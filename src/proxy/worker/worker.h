@@ -54,8 +54,9 @@ struct WorkerStats {
 class Worker {
  public:
   // `listeners`: the front listening sockets this worker accepts on (bound for it, or inherited
-  // from the process it took over from).
-  Worker(int id, SharedState* shared, std::vector<UniqueFd> listeners);
+  // from the process it took over from); those from index `tls_from` on terminate TLS
+  // (shared->tls).
+  Worker(int id, SharedState* shared, std::vector<UniqueFd> listeners, size_t tls_from);
   ~Worker();
   Worker(const Worker&) = delete;
   Worker& operator=(const Worker&) = delete;
@@ -75,6 +76,7 @@ class Worker {
   int id_;
   SharedState* shared_;
   std::vector<UniqueFd> listeners_;  // moved into the loop by Start()
+  size_t tls_from_;
   std::unique_ptr<Loop> loop_;
   std::thread thread_;
   int ring_fd_ = -1;

@@ -326,9 +326,9 @@ TEST(ConfigTest, ResponseBufferKeys) {
 }
 
 TEST(ConfigTest, TunnelKeys) {
-  Config c = MustParse(Lines({"[[pool]]", "name = \"default\"", "max_tunnels = 0",
-                              "tunnel_idle_timeout = \"250ms\"", "[[pool]]", "name = \"b\"",
-                              "max_tunnels = 50000", "tunnel_idle_timeout = 90"}));
+  Config c = MustParse(
+      Lines({"[[pool]]", "name = \"default\"", "max_tunnels = 0", "tunnel_idle_timeout = \"250ms\"",
+             "[[pool]]", "name = \"b\"", "max_tunnels = 50000", "tunnel_idle_timeout = 90"}));
   EXPECT_EQ(c.pools[0].max_tunnels, 0u);
   EXPECT_EQ(c.pools[0].tunnel_idle_timeout, milliseconds(250));
   EXPECT_EQ(c.pools[1].max_tunnels, 50000u);
@@ -375,10 +375,10 @@ TEST(ConfigTest, ErrorsNameLineAndKey) {
        "3: server: unknown key \"lissten\" (did you mean \"listen\"?)"},
       {Lines({"", "[srever]"}), "2: srever: unknown key \"srever\" (did you mean \"server\"?)"},
       {Lines({"[zzz]"}),
-       "1: zzz: unknown key \"zzz\" (expected one of: server, register, admin, upgrade, log, "
+       "1: zzz: unknown key \"zzz\" (expected one of: server, tls, register, admin, upgrade, log, "
        "pool, route)"},
       {Lines({"\"a\\nb\" = 1"}),
-       "1: unknown key \"a\\x0ab\" (expected one of: server, register, admin, upgrade, log, "
+       "1: unknown key \"a\\x0ab\" (expected one of: server, tls, register, admin, upgrade, log, "
        "pool, route)"},
       {Lines({"[register]", "handshak = \"none\""}),
        "2: register: unknown key \"handshak\" (did you mean \"handshake\"?)"},

@@ -1,0 +1,88 @@
+#pragma once
+
+// TLS on a client connection: OpenSSL with memory BIOs, so it never touches the socket; the
+// worker's ring moves the bytes (transport.h). Decode feeds received records to OpenSSL and
+// reads plaintext out (handshake first); Encode encrypts plaintext into a wire buffer of its own
+// and hands that out until it has all been sent.
+//
+// Invariants:
+//  - OpenSSL's read BIO holds at most one provided buffer beyond kMaxReadAhead: received bytes
+//    past that wait in the worker's queue (its backpressure), so a client cannot make l7px
+//    buffer ciphertext without bound.
+//  - The wire buffer holds the records of at most kMaxPlaintextPerSend plaintext bytes (plus
+//    the handshake's and session tickets' own bytes); it is taken from the factory's pool when
+//    there is something to send and given back once all of it went out, so idle connections
+//    hold none.
+
+#include <openssl/ssl.h>
+
+#include <cstdint>
+#include <memory>
+#include <string_view>
+#include <vector>
+
+#include "proxy/transport/tls_context.h"
+#include "proxy/transport/transport.h"
+
+namespace l7px::proxy::transport {
+
+class TlsTransportFactory;
+
+class TlsTransport final : public Transport {
+ public:
+  static constexpr uint32_t kMaxReadAhead = 64 * 1024;
+  static constexpr uint32_t kMaxPlaintextPerSend = 64 * 1024;
+  static constexpr uint32_t kWireBufferSize = 80 * 1024;
+
+  TlsTransport(TlsTransportFactory* factory, std::shared_ptr<const TlsContexts> contexts, SSL* ssl);
+  ~TlsTransport() override;
+
+  Decoded Decode(const char* wire, uint32_t wire_len, char* out, uint32_t room) override;
+  bool buffered() const override { return more_plaintext_; }
+  Encoded Encode(const iovec* plain, int plain_count, iovec* wire) override;
+  uint32_t Sent(uint32_t wire_bytes) override;
+  bool has_output() const override;
+
+  bool handshake_done() const { return handshake_done_; }
+
+ private:
+  // Moves what OpenSSL wrote to its write BIO into the wire buffer.
+  void CollectOutput();
+  void ReleaseWireBuffer();
+
+  TlsTransportFactory* factory_;
+  std::shared_ptr<const TlsContexts> contexts_;  // alive while the connection may need SNI
+  SSL* ssl_;
+  BIO* rbio_;  // owned by ssl_
+  BIO* wbio_;  // owned by ssl_
+  bool handshake_done_ = false;
+  bool failed_ = false;
+  bool more_plaintext_ = false;  // Decode stopped for want of room, not of records
+  char* wire_ = nullptr;         // from the factory's pool while there is something to send
+  uint32_t wire_len_ = 0;
+  uint32_t wire_sent_ = 0;
+  uint32_t wire_plaintext_ = 0;  // plaintext the records in wire_ carry
+};
+
+// One per TLS listener per worker: the contexts of [tls], a pool of transports' wire buffers.
+class TlsTransportFactory final : public TransportFactory {
+ public:
+  TlsTransportFactory(std::shared_ptr<const TlsContexts> contexts, int64_t handshake_timeout_ns)
+      : contexts_(std::move(contexts)), handshake_timeout_ns_(handshake_timeout_ns) {}
+  ~TlsTransportFactory() override;
+
+  Transport* Open() override;
+  void Release(Transport* transport) override;
+  std::string_view scheme() const override { return "https"; }
+  int64_t handshake_timeout_ns() const override { return handshake_timeout_ns_; }
+
+  char* GetWireBuffer();
+  void PutWireBuffer(char* buffer);
+
+ private:
+  std::shared_ptr<const TlsContexts> contexts_;
+  int64_t handshake_timeout_ns_;
+  std::vector<char*> free_wire_;
+};
+
+}  // namespace l7px::proxy::transport

@@ -1,0 +1,213 @@
+// Integration: TLS termination ([tls]) with real TLS clients (curl, openssl s_client). The
+// certificates are made at test time in the test's own directory: an ECDSA P-256 one for a.test
+// and *.wild.test (the first, so the default) and an RSA one for b.test, each its own CA.
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+#include <sys/socket.h>
+
+#include <fstream>
+#include <string>
+#include <thread>
+
+#include "support/clients.h"
+#include "support/integration.h"
+#include "support/net.h"
+#include "support/process.h"
+
+namespace l7px::testing {
+namespace {
+
+using ::testing::HasSubstr;
+using ::testing::Not;
+
+class TlsTest : public IntegrationTest {
+ protected:
+  void SetUp() override {
+    IntegrationTest::SetUp();
+    if (RunCommand({"openssl", "version"}).exit_code != 0) GTEST_SKIP() << "openssl is needed";
+    const std::string d = h().dir();
+    ASSERT_EQ(RunCommand({"openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
+                          "ec_paramgen_curve:P-256", "-nodes", "-keyout", d + "/a.key", "-out",
+                          d + "/a.pem", "-days", "2", "-subj", "/CN=a.test", "-addext",
+                          "subjectAltName=DNS:a.test,DNS:*.wild.test"})
+                  .exit_code,
+              0);
+    ASSERT_EQ(RunCommand({"openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout",
+                          d + "/b.key", "-out", d + "/b.pem", "-days", "2", "-subj", "/CN=b.test",
+                          "-addext", "subjectAltName=DNS:b.test"},
+                         std::chrono::seconds(30))
+                  .exit_code,
+              0);
+    tls_port_ = FreePort();
+    while (tls_port_ == front() || tls_port_ == h().register_port()) tls_port_ = FreePort();
+  }
+
+  std::string Pem(const std::string& name) { return h().dir() + "/" + name; }
+
+  std::string TlsSection(const std::string& extra = "") {
+    return "[tls]\nlisten = [\"127.0.0.1:" + std::to_string(tls_port_) + "\"]\n" + extra +
+           "[[tls.certificate]]\ncert = \"" + Pem("a.pem") + "\"\nkey = \"" + Pem("a.key") +
+           "\"\n[[tls.certificate]]\ncert = \"" + Pem("b.pem") + "\"\nkey = \"" + Pem("b.key") +
+           "\"\n";
+  }
+
+  bool Start(const std::string& tls_extra = "", const std::string& server_extra = "") {
+    return StartProxy(std::string(kDefaultPool) + TlsSection(tls_extra), server_extra) &&
+           StartService({"--slots", "2"}) != nullptr;
+  }
+
+  // curl over TLS to `host` (resolved to loopback), trusting only `ca`.
+  CommandResult Curl(const std::string& host, const std::string& ca, std::vector<std::string> extra,
+                     const std::string& path = "/x") {
+    const std::string port = std::to_string(tls_port_);
+    std::vector<std::string> argv = {"curl",  "-sS",       "--cacert",
+                                     Pem(ca), "--resolve", host + ":" + port + ":127.0.0.1"};
+    argv.insert(argv.end(), extra.begin(), extra.end());
+    argv.push_back("https://" + host + ":" + port + path);
+    return RunCommand(argv, std::chrono::seconds(20));
+  }
+
+  // openssl s_client's report of one handshake (it sends nothing and quits).
+  CommandResult SClient(std::vector<std::string> extra) {
+    std::vector<std::string> argv = {"openssl", "s_client", "-connect",
+                                     "127.0.0.1:" + std::to_string(tls_port_)};
+    argv.insert(argv.end(), extra.begin(), extra.end());
+    // stdin is /dev/null for RunCommand's children: s_client ends after the handshake.
+    return RunCommand(argv);
+  }
+
+  uint16_t tls_port_ = 0;
+};
+
+TEST_F(TlsTest, SniPicksTheCertificateByItsOwnNames) {
+  ASSERT_TRUE(Start()) << h().ProxyLog();
+  // Each certificate is its own CA: curl succeeds only when l7px served the expected one.
+  CommandResult a = Curl("a.test", "a.pem", {});
+  EXPECT_EQ(a.exit_code, 0) << a.err;
+  EXPECT_EQ(a.out, "ok /x");
+  CommandResult b = Curl("b.test", "b.pem", {});  // RSA
+  EXPECT_EQ(b.exit_code, 0) << b.err;
+  EXPECT_EQ(b.out, "ok /x");
+  CommandResult wild = Curl("x.wild.test", "a.pem", {});
+  EXPECT_EQ(wild.exit_code, 0) << wild.err;
+  // A wildcard covers one label only; unknown names and no SNI get the first certificate.
+  EXPECT_THAT(SClient({"-servername", "a.b.wild.test"}).out, HasSubstr("CN = a.test"));
+  EXPECT_THAT(SClient({"-servername", "unknown.test"}).out, HasSubstr("CN = a.test"));
+  EXPECT_THAT(SClient({"-noservername"}).out, HasSubstr("CN = a.test"));
+  EXPECT_THAT(SClient({"-servername", "B.TEST"}).out, HasSubstr("CN = b.test"));
+}
+
+TEST_F(TlsTest, Tls12And13AreSpokenOlderVersionsAreRefused) {
+  ASSERT_TRUE(Start()) << h().ProxyLog();
+  CommandResult v12 = Curl("a.test", "a.pem", {"--tlsv1.2", "--tls-max", "1.2"});
+  EXPECT_EQ(v12.exit_code, 0) << v12.err;
+  CommandResult v13 = Curl("a.test", "a.pem", {"--tlsv1.3"});
+  EXPECT_EQ(v13.exit_code, 0) << v13.err;
+  EXPECT_THAT(SClient({"-servername", "a.test", "-tls1_2"}).out, HasSubstr("TLSv1.2"));
+  const CommandResult v11 = SClient({"-servername", "a.test", "-tls1_1"});
+  EXPECT_NE(v11.exit_code, 0) << v11.out;
+  EXPECT_THAT(v11.out, Not(HasSubstr("Cipher is ECDHE")));
+  // ALPN: HTTP/1.1 when offered; h2 alone is not taken.
+  EXPECT_THAT(SClient({"-servername", "a.test", "-alpn", "h2,http/1.1"}).out,
+              HasSubstr("ALPN protocol: http/1.1"));
+  EXPECT_THAT(SClient({"-servername", "a.test", "-alpn", "h2"}).out,
+              HasSubstr("No ALPN negotiated"));
+}
+
+TEST_F(TlsTest, MinVersion13RefusesTls12) {
+  ASSERT_TRUE(Start("min_version = \"TLSv1.3\"\n")) << h().ProxyLog();
+  CommandResult v12 = Curl("a.test", "a.pem", {"--tlsv1.2", "--tls-max", "1.2"});
+  EXPECT_NE(v12.exit_code, 0) << v12.out;
+  CommandResult v13 = Curl("a.test", "a.pem", {"--tlsv1.3"});
+  EXPECT_EQ(v13.exit_code, 0) << v13.err;
+}
+
+TEST_F(TlsTest, KeepAliveLargeBodiesAndForwardedProtoOverTls) {
+  ASSERT_TRUE(Start()) << h().ProxyLog();
+  // Three requests, one connection.
+  CommandResult three =
+      Curl("a.test", "a.pem",
+           {"-w", "%{http_code} %{num_connects}\\n", "-o", "/dev/null", "-o", "/dev/null", "-o",
+            "/dev/null", "https://a.test:" + std::to_string(tls_port_) + "/k1",
+            "https://a.test:" + std::to_string(tls_port_) + "/k2"},
+           "/k3");
+  EXPECT_EQ(three.out, "200 1\n200 0\n200 0\n") << three.err;
+  // The service is told the client came over TLS.
+  CommandResult echo = Curl("a.test", "a.pem", {}, "/echo");
+  EXPECT_THAT(echo.out, HasSubstr("X-Forwarded-Proto: https\n")) << echo.out;
+  // 8 MiB down, 3 MB up (echoed back), byte for byte.
+  CommandResult big = Curl("a.test", "a.pem", {"-o", Pem("big"), "-w", "%{size_download}"},
+                           "/size/" + std::to_string(8u << 20));
+  EXPECT_EQ(big.out, std::to_string(8u << 20)) << big.err;
+  std::string upload(3'000'000, '\0');
+  for (size_t i = 0; i < upload.size(); ++i) upload[i] = static_cast<char>((i * 131) % 251);
+  std::ofstream(Pem("up.bin"), std::ios::binary) << upload;
+  CommandResult up =
+      Curl("a.test", "a.pem", {"--data-binary", "@" + Pem("up.bin"), "-o", Pem("up.out")}, "/echo");
+  EXPECT_EQ(up.exit_code, 0) << up.err;
+  std::ifstream in(Pem("up.out"), std::ios::binary);
+  const std::string echoed((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  const size_t body = echoed.find("\n\n");
+  ASSERT_NE(body, std::string::npos);
+  EXPECT_TRUE(echoed.substr(body + 2) == upload) << "upload not echoed byte for byte";
+}
+
+TEST_F(TlsTest, GarbageAndPlainHttpOnTheTlsPortCloseOnlyThatConnection) {
+  ASSERT_TRUE(Start()) << h().ProxyLog();
+  UniqueFd plain = ConnectTcp(tls_port_);
+  ASSERT_TRUE(plain);
+  ASSERT_TRUE(SendAll(plain.get(), GetRequest("/plain-to-tls")));
+  UniqueFd garbage = ConnectTcp(tls_port_);
+  ASSERT_TRUE(garbage);
+  ASSERT_TRUE(SendAll(garbage.get(), std::string(3000, '\x16')));
+  EXPECT_TRUE(WaitPeerClosed(plain.get(), kIo));
+  EXPECT_TRUE(WaitPeerClosed(garbage.get(), kIo));
+  EXPECT_EQ(Curl("a.test", "a.pem", {}).out, "ok /x");
+  EXPECT_EQ(BodyOf(HttpExchange(front(), GetRequest("/plain"))), "ok /plain");
+}
+
+TEST_F(TlsTest, AHandshakeThatNeverEndsIsCutByHandshakeTimeout) {
+  ASSERT_TRUE(Start("handshake_timeout = \"300ms\"\n", "header_timeout = \"300ms\"\n"))
+      << h().ProxyLog();
+  UniqueFd silent = ConnectTcp(tls_port_);
+  ASSERT_TRUE(silent);
+  UniqueFd partial = ConnectTcp(tls_port_);
+  ASSERT_TRUE(partial);
+  ASSERT_TRUE(SendAll(partial.get(), std::string("\x16\x03\x01\x02\x00", 5)));  // half a hello
+  const auto start = std::chrono::steady_clock::now();
+  EXPECT_TRUE(WaitPeerClosed(silent.get(), kIo));
+  EXPECT_TRUE(WaitPeerClosed(partial.get(), kIo));
+  EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(3));
+}
+
+TEST_F(TlsTest, ConfigCheckLoadsEveryPairAndNamesTheBadOne) {
+  const std::string dir = h().dir();
+  auto check = [&](const std::string& tls) {
+    const std::string path = dir + "/check.toml";
+    std::ofstream(path) << tls;
+    return RunCommand({L7PX_BINARY, "-t", "-c", path});
+  };
+  const std::string listen = "[tls]\nlisten = [\"127.0.0.1:1\"]\n";
+  CommandResult ok = check(listen + "[[tls.certificate]]\ncert = \"" + Pem("a.pem") +
+                           "\"\nkey = \"" + Pem("a.key") + "\"\n");
+  EXPECT_EQ(ok.exit_code, 0) << ok.err;
+  CommandResult missing = check(listen + "[[tls.certificate]]\ncert = \"" + Pem("a.pem") +
+                                "\"\nkey = \"" + Pem("nope.key") + "\"\n");
+  EXPECT_EQ(missing.exit_code, 2);
+  EXPECT_THAT(missing.err, HasSubstr("tls.certificate[0]"));
+  EXPECT_THAT(missing.err, HasSubstr("nope.key"));
+  CommandResult mismatched = check(listen + "[[tls.certificate]]\ncert = \"" + Pem("a.pem") +
+                                   "\"\nkey = \"" + Pem("b.key") + "\"\n");
+  EXPECT_EQ(mismatched.exit_code, 2);
+  EXPECT_THAT(mismatched.err, HasSubstr("tls.certificate[0]"));
+  CommandResult none = check(listen);
+  EXPECT_EQ(none.exit_code, 2);
+  EXPECT_THAT(none.err, HasSubstr("[[tls.certificate]]"));
+  CommandResult old = check(listen + "min_version = \"TLSv1.1\"\n");
+  EXPECT_EQ(old.exit_code, 2);
+  EXPECT_THAT(old.err, HasSubstr("tls.min_version"));
+}
+
+}  // namespace
+}  // namespace l7px::testing
