@@ -235,6 +235,10 @@ void Worker::Loop::ProcessResponse(Stream& s) {
       return;
     }
     if (head.status == 101) {
+      // Out of the pool's counts now, before the 101 reaches the client: an SDK dials the
+      // replacement as soon as it wrote the 101, and its registration must find room.
+      slots::AccountLeasedSlotTunneled(*s.request.pool, *s.upstream.slot);
+      s.upstream.tunnel = true;
       s.upstream.done = true;
       s.fwd_off = s.resp_scan;
       s.fwd_len = s.resp_len - s.resp_scan;  // tunnel bytes that came with the 101

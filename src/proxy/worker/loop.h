@@ -388,7 +388,8 @@ class Worker::Loop {
   bool ClaimTunnel(Stream& s);
   void ReleaseTunnelClaim(Stream& s);
 
-  // tunnel.cc: the slot became a tunnel: out of its pool's slot counts, its idle timer started.
+  // tunnel.cc: the 101 went out: the stream is a tunnel (its slot left the pool's counts when
+  // the 101 arrived), its idle timer started.
   void OpenTunnel(Stream& s);
 
   // tunnel.cc: bytes moved one way or the other: the idle timer starts over.

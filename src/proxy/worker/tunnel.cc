@@ -30,8 +30,10 @@ void Worker::Loop::ReleaseTunnelClaim(Stream& s) {
 }
 
 void Worker::Loop::OpenTunnel(Stream& s) {
-  slots::AccountLeasedSlotTunneled(*s.request.pool, *s.upstream.slot);
-  s.upstream.tunnel = true;
+  if (!s.upstream.tunnel) {
+    slots::AccountLeasedSlotTunneled(*s.request.pool, *s.upstream.slot);
+    s.upstream.tunnel = true;
+  }
   TimeTunnel(s);
 }
 
