@@ -67,6 +67,8 @@ bench: build
 # BENCH_E2E_ARGS=--quick for a smoke run).
 bench-e2e: build
 	benchmarks/e2e/compare.sh all $(BUILD) $(BENCH_E2E_ARGS)
+	python3 benchmarks/e2e/pool_health.py --l7px $(BUILD)/l7px \
+	  --service $(BUILD)/tests/l7px_test_service | tee benchmarks/results/pool_health.txt
 
 format:
 	clang-format -i $$(git ls-files '*.h' '*.cc')
