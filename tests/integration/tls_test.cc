@@ -4,6 +4,9 @@
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
+#include <openssl/ssl.h>
+#include <openssl/x509.h>
+#include <signal.h>
 #include <sys/socket.h>
 
 #include <fstream>
@@ -20,6 +23,59 @@ namespace {
 
 using ::testing::HasSubstr;
 using ::testing::Not;
+
+// A blocking TLS client over one TCP connection (OpenSSL directly): requests on a connection
+// that stays open across whatever the test does to l7px meanwhile.
+class TlsClient {
+ public:
+  TlsClient(uint16_t port, const std::string& sni) : fd_(ConnectTcp(port)) {
+    ctx_ = SSL_CTX_new(TLS_client_method());
+    ssl_ = SSL_new(ctx_);
+    if (!fd_) return;
+    SSL_set_fd(ssl_, fd_.get());
+    SSL_set_tlsext_host_name(ssl_, sni.c_str());
+    ok_ = SSL_connect(ssl_) == 1;
+  }
+  ~TlsClient() {
+    SSL_free(ssl_);
+    SSL_CTX_free(ctx_);
+  }
+  bool ok() const { return ok_; }
+
+  // The subject CN of the certificate the server sent.
+  std::string PeerName() const {
+    X509* cert = SSL_get1_peer_certificate(ssl_);
+    if (cert == nullptr) return "";
+    char buf[256] = {};
+    X509_NAME_get_text_by_NID(X509_get_subject_name(cert), NID_commonName, buf, sizeof(buf));
+    X509_free(cert);
+    return buf;
+  }
+
+  // One GET; the whole response (Content-Length framed, as the test service answers).
+  std::string Get(const std::string& path) {
+    const std::string req = GetRequest(path, "a.test");
+    if (SSL_write(ssl_, req.data(), static_cast<int>(req.size())) <= 0) return "";
+    std::string resp;
+    char buf[4096];
+    while (true) {
+      const size_t head = resp.find("\r\n\r\n");
+      if (head != std::string::npos) {
+        const std::string len = HeaderOf(resp, "Content-Length");
+        if (!len.empty() && resp.size() >= head + 4 + std::stoul(len)) return resp;
+      }
+      const int n = SSL_read(ssl_, buf, sizeof(buf));
+      if (n <= 0) return resp;
+      resp.append(buf, static_cast<size_t>(n));
+    }
+  }
+
+ private:
+  UniqueFd fd_;
+  SSL_CTX* ctx_ = nullptr;
+  SSL* ssl_ = nullptr;
+  bool ok_ = false;
+};
 
 class TlsTest : public IntegrationTest {
  protected:
@@ -179,6 +235,44 @@ TEST_F(TlsTest, AHandshakeThatNeverEndsIsCutByHandshakeTimeout) {
   EXPECT_TRUE(WaitPeerClosed(silent.get(), kIo));
   EXPECT_TRUE(WaitPeerClosed(partial.get(), kIo));
   EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(3));
+}
+
+TEST_F(TlsTest, ReloadSwapsCertificatesLiveConnectionsKeepTheirs) {
+  ASSERT_TRUE(Start()) << h().ProxyLog();
+  TlsClient before(tls_port_, "a.test");
+  ASSERT_TRUE(before.ok());
+  EXPECT_EQ(before.PeerName(), "a.test");
+  EXPECT_EQ(BodyOf(before.Get("/one")), "ok /one");
+  // The certificate for a.test is renewed in place (a new key and subject), then SIGHUP.
+  const std::string d = h().dir();
+  ASSERT_EQ(
+      RunCommand({"openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
+                  "-nodes", "-keyout", d + "/a.key", "-out", d + "/a.pem", "-days", "2", "-subj",
+                  "/CN=a.renewed", "-addext", "subjectAltName=DNS:a.test"})
+          .exit_code,
+      0);
+  ASSERT_EQ(kill(h().proxy().pid(), SIGHUP), 0);
+  ASSERT_TRUE(WaitFor([&] { return CountOf(h().ProxyLog(), "config reloaded") == 1; }, kIo))
+      << h().ProxyLog();
+  TlsClient after(tls_port_, "a.test");
+  ASSERT_TRUE(after.ok());
+  EXPECT_EQ(after.PeerName(), "a.renewed");
+  EXPECT_EQ(BodyOf(after.Get("/two")), "ok /two");
+  // The connection from before keeps its session and is served as before.
+  EXPECT_EQ(BodyOf(before.Get("/three")), "ok /three");
+
+  // A key that does not match its certificate rejects the whole reload: the renewed
+  // certificate stays in use, and the log says why.
+  ASSERT_EQ(RunCommand({"cp", d + "/b.key", d + "/a.key"}).exit_code, 0);
+  ASSERT_EQ(kill(h().proxy().pid(), SIGHUP), 0);
+  ASSERT_TRUE(
+      WaitFor([&] { return h().ProxyLog().find("reload rejected") != std::string::npos; }, kIo))
+      << h().ProxyLog();
+  EXPECT_THAT(h().ProxyLog(), HasSubstr("tls.certificate[0]"));
+  TlsClient kept(tls_port_, "a.test");
+  ASSERT_TRUE(kept.ok());
+  EXPECT_EQ(kept.PeerName(), "a.renewed");
+  EXPECT_EQ(BodyOf(kept.Get("/four")), "ok /four");
 }
 
 TEST_F(TlsTest, ConfigCheckLoadsEveryPairAndNamesTheBadOne) {

@@ -177,6 +177,21 @@ absl::Status ControlPlane::Reload() {
   restart_only(next->upgrade.socket != cur.upgrade.socket ||
                    next->upgrade.drain_timeout != cur.upgrade.drain_timeout,
                "upgrade.*");
+  restart_only(next->tls.listen != cur.tls.listen, "tls.listen");
+  restart_only(next->tls.handshake_timeout != cur.tls.handshake_timeout, "tls.handshake_timeout");
+
+  // Certificates are re-read on every reload while TLS listeners run: a renewed certificate
+  // needs no restart. One that does not load rejects the whole reload (before anything else
+  // changed); new handshakes use the new ones, live connections keep theirs.
+  std::shared_ptr<const transport::TlsContexts> tls;
+  if (!cur.tls.listen.empty() && !next->tls.listen.empty()) {
+    auto built = transport::TlsContexts::Build(next->tls);
+    if (!built.ok()) {
+      L7PX_LOG(kError, "reload rejected, running config kept: {}", ToStd(built.status().message()));
+      return built.status();
+    }
+    tls = std::move(*built);
+  }
 
   if (auto s = ApplyPools(next->pools, /*log_changes=*/true); !s.ok()) return s;
   std::vector<RouteRecord> previous = std::move(routes_);
@@ -187,6 +202,7 @@ absl::Status ControlPlane::Reload() {
     return s;
   }
   shared_->PublishLimits(std::make_unique<ServerLimits>(LimitsFrom(next->server)));
+  if (tls != nullptr) shared_->PublishTls(std::move(tls));
   SetLogLevel(next->log.level);
   running_ = std::move(*next);
   L7PX_LOG(kInfo, "config reloaded from {}: {} pools, {} routes", path_, running_.pools.size(),

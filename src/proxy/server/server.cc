@@ -67,7 +67,7 @@ absl::Status Server::Start(std::unique_ptr<Takeover> takeover) {
   if (!cfg.tls.listen.empty()) {
     auto contexts = transport::TlsContexts::Build(cfg.tls);
     if (!contexts.ok()) return fail(contexts.status());
-    shared_.tls = std::move(*contexts);
+    shared_.PublishTls(std::move(*contexts));
   }
   auto tls_front = listeners.Front(cfg.tls.listen, workers, handoff::ListenerKind::kTls);
   if (!tls_front.ok()) return fail(tls_front.status());

@@ -52,6 +52,7 @@ struct SharedState {
   ~SharedState() {
     delete routes.load();
     delete limits.load();
+    delete tls.load();
   }
 
   config::Config config;  // as started: listeners and buffer sizes need a restart to change
@@ -65,12 +66,19 @@ struct SharedState {
   std::atomic<bool> stop{false};
   std::atomic<int> access_log_fd{-1};
   std::atomic<uint64_t> upgrades{0};
-  // [tls]'s certificates, built before the workers start (null without TLS listeners).
-  std::shared_ptr<const transport::TlsContexts> tls;
+  // [tls]'s certificates: built before the workers start, rebuilt by reloads (null without TLS
+  // listeners). Read by workers within a loop pass; a connection keeps the contexts it
+  // started with (shared_ptr) after the snapshot is retired.
+  std::atomic<const transport::TlsSnapshot*> tls{nullptr};
 
   // Control thread: publish a new snapshot and retire the old one.
   void PublishRoutes(std::unique_ptr<RouteTable> table) {
     const RouteTable* old = routes.exchange(table.release(), std::memory_order_seq_cst);
+    if (old != nullptr) rcu.Retire([old] { delete old; });
+  }
+  void PublishTls(std::shared_ptr<const transport::TlsContexts> contexts) {
+    auto* next = new transport::TlsSnapshot{std::move(contexts)};
+    const transport::TlsSnapshot* old = tls.exchange(next, std::memory_order_seq_cst);
     if (old != nullptr) rcu.Retire([old] { delete old; });
   }
   void PublishLimits(std::unique_ptr<ServerLimits> next) {

@@ -22,6 +22,14 @@
 
 namespace l7px::proxy::transport {
 
+class TlsContexts;
+
+// What a TLS listener's new connections start with: published by the control plane (at start
+// and on each reload that builds new contexts) and read by workers (proxy/shared/rcu.h rules).
+struct TlsSnapshot {
+  std::shared_ptr<const TlsContexts> contexts;
+};
+
 class TlsContexts {
  public:
   // Reads every certificate chain and key and checks that they match. Errors name the

@@ -138,7 +138,10 @@ TlsTransportFactory::~TlsTransportFactory() {
 }
 
 Transport* TlsTransportFactory::Open() {
-  SSL* ssl = contexts_->NewConnection();
+  const TlsSnapshot* snapshot = current_->load(std::memory_order_acquire);
+  if (snapshot == nullptr || snapshot->contexts == nullptr) return nullptr;
+  std::shared_ptr<const TlsContexts> contexts = snapshot->contexts;
+  SSL* ssl = contexts->NewConnection();
   if (ssl == nullptr) return nullptr;
   BIO* rbio = BIO_new(BIO_s_mem());
   BIO* wbio = BIO_new(BIO_s_mem());
@@ -153,7 +156,7 @@ Transport* TlsTransportFactory::Open() {
   BIO_set_mem_eof_return(wbio, -1);
   SSL_set_bio(ssl, rbio, wbio);
   SSL_set_accept_state(ssl);
-  return new TlsTransport(this, contexts_, ssl);
+  return new TlsTransport(this, std::move(contexts), ssl);
 }
 
 void TlsTransportFactory::Release(Transport* transport) { delete transport; }

@@ -16,6 +16,7 @@
 
 #include <openssl/ssl.h>
 
+#include <atomic>
 #include <cstdint>
 #include <memory>
 #include <string_view>
@@ -67,8 +68,10 @@ class TlsTransport final : public Transport {
 // One per TLS listener per worker: the contexts of [tls], a pool of transports' wire buffers.
 class TlsTransportFactory final : public TransportFactory {
  public:
-  TlsTransportFactory(std::shared_ptr<const TlsContexts> contexts, int64_t handshake_timeout_ns)
-      : contexts_(std::move(contexts)), handshake_timeout_ns_(handshake_timeout_ns) {}
+  // `current`: the published contexts, read at each Open; the caller reads RCU-published state
+  // then (a worker within its loop pass).
+  TlsTransportFactory(const std::atomic<const TlsSnapshot*>* current, int64_t handshake_timeout_ns)
+      : current_(current), handshake_timeout_ns_(handshake_timeout_ns) {}
   ~TlsTransportFactory() override;
 
   Transport* Open() override;
@@ -80,7 +83,7 @@ class TlsTransportFactory final : public TransportFactory {
   void PutWireBuffer(char* buffer);
 
  private:
-  std::shared_ptr<const TlsContexts> contexts_;
+  const std::atomic<const TlsSnapshot*>* current_;
   int64_t handshake_timeout_ns_;
   std::vector<char*> free_wire_;
 };

@@ -20,9 +20,9 @@ Worker::Loop::Loop(int id, SharedState* shared, WorkerStats* stats, std::vector<
       request_ids_(static_cast<uint32_t>(id)),
       access_log_(shared->access_log_fd.load(), cfg_.log.format) {
   for (size_t i = 0; i < listeners_.size(); ++i) {
-    if (i >= tls_from && shared->tls != nullptr) {
+    if (i >= tls_from && shared->tls.load() != nullptr) {
       transports_.push_back(std::make_unique<transport::TlsTransportFactory>(
-          shared->tls, ToNanos(cfg_.tls.handshake_timeout)));
+          &shared->tls, ToNanos(cfg_.tls.handshake_timeout)));
     } else {
       transports_.push_back(std::make_unique<transport::PlainTransportFactory>());
     }
