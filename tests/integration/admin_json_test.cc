@@ -50,7 +50,8 @@ TEST_F(AdminJsonTest, BodiesListMembersInTheirDocumentedOrder) {
   EXPECT_EQ(Keys(*json),
             (std::vector<std::string>{"workers", "client_connections", "requests", "recv_no_buffer",
                                       "accept_out_of_fds", "connection_limit_pauses",
-                                      "body_too_slow", "stray_slots", "send_timeouts", "pools"}));
+                                      "body_too_slow", "stray_slots", "send_timeouts",
+                                      "response_buffer_bytes", "tls", "pools"}));
 
   const AdminResponse pools = AdminCall(admin(), "GET", "/pools");
   ASSERT_EQ(pools.status, 200) << pools.raw;

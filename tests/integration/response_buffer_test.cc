@@ -103,22 +103,28 @@ TEST_F(ResponseBufferTest, LongerResponsesStreamAtTheClientsPace) {
 }
 
 TEST_F(ResponseBufferTest, TheWorkersBudgetBoundsWhatIsReadAhead) {
-  // Two 8 MiB responses may each be read ahead (response_buffer), but the worker may hold only
-  // 1 MiB of them: neither fits, so both stream and hold their slots.
+  // Two 8 MiB responses may each be read ahead (response_buffer), but the worker (one, so both
+  // share its budget) may hold only 1 MiB of them: neither fits, so both stream and hold their
+  // slots. The first takes the whole budget before the second starts; the second must still
+  // make progress with the one buffer it has, and both complete.
   h().EnableAdmin();
   ASSERT_TRUE(StartProxy(
       "[[pool]]\nname = \"default\"\nresponse_buffer = \"16MiB\"\nqueue_timeout = \"300ms\"\n",
-      "response_buffer_memory = \"1MiB\"\n"))
+      "response_buffer_memory = \"1MiB\"\n", "", /*workers=*/1))
       << h().ProxyLog();
   ASSERT_NE(StartService({"--slots", "2"}), nullptr);
+  auto held = [&] { return StatsCounter(h().admin_port(), "response_buffer_bytes"); };
   std::vector<UniqueFd> readers;
-  for (int i = 0; i < 2; ++i) {
-    readers.push_back(SlowReader());
-    ASSERT_TRUE(readers.back());
-  }
+  readers.push_back(SlowReader());
+  ASSERT_TRUE(readers.back());
+  ASSERT_TRUE(WaitFor([&] { return held() == (1 << 20); }, kIo)) << held();
+  readers.push_back(SlowReader());
+  ASSERT_TRUE(readers.back());
   ASSERT_TRUE(WaitFor([&] { return Pool("busy") == 2; }, kIo));
   EXPECT_EQ(StatusOf(HttpExchange(front(), GetRequest("/fast"))), 503);
+  EXPECT_LE(held(), (1 << 20) + 64 * 1024) << "more than the budget (and one buffer) held";
   ReadAll(readers);
+  EXPECT_EQ(held(), 0);
   EXPECT_EQ(BodyOf(HttpExchange(front(), GetRequest("/after"))), "ok /after");
 }
 

@@ -13,6 +13,7 @@
 #include <string>
 #include <thread>
 
+#include "support/admin.h"
 #include "support/clients.h"
 #include "support/integration.h"
 #include "support/net.h"
@@ -169,6 +170,36 @@ TEST_F(TlsTest, Tls12And13AreSpokenOlderVersionsAreRefused) {
               HasSubstr("ALPN protocol: http/1.1"));
   EXPECT_THAT(SClient({"-servername", "a.test", "-alpn", "h2"}).out,
               HasSubstr("No ALPN negotiated"));
+}
+
+TEST_F(TlsTest, HandshakesResumptionsAndFailuresAreCounted) {
+  h().EnableAdmin();
+  ASSERT_TRUE(Start()) << h().ProxyLog();
+  EXPECT_EQ(Curl("a.test", "a.pem", {"--tlsv1.2", "--tls-max", "1.2"}).exit_code, 0);
+  EXPECT_EQ(Curl("a.test", "a.pem", {"--tlsv1.3"}).exit_code, 0);
+  // A TLS 1.2 session saved by one client and resumed by the next (a session ticket).
+  const std::string session = Pem("session");
+  const CommandResult first = SClient({"-servername", "a.test", "-tls1_2", "-sess_out", session});
+  ASSERT_THAT(first.out, HasSubstr("New, TLSv1.2"));
+  const CommandResult second = SClient({"-servername", "a.test", "-tls1_2", "-sess_in", session});
+  EXPECT_THAT(second.out, HasSubstr("Reused, TLSv1.2")) << second.out;
+  EXPECT_NE(SClient({"-servername", "a.test", "-tls1_1"}).exit_code, 0);
+  UniqueFd garbage = ConnectTcp(tls_port_);
+  ASSERT_TRUE(SendAll(garbage.get(), std::string(3000, '\x16')));
+  EXPECT_TRUE(WaitPeerClosed(garbage.get(), kIo));
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        return AdminCall(h().admin_port(), "GET", "/metrics")
+                   .body.find("l7px_tls_handshake_failures_total 2\n") != std::string::npos;
+      },
+      kIo))
+      << AdminCall(h().admin_port(), "GET", "/metrics").body;
+  const std::string metrics = AdminCall(h().admin_port(), "GET", "/metrics").body;
+  EXPECT_THAT(metrics, HasSubstr("l7px_tls_handshakes_total{version=\"1.2\"} 3\n"));
+  EXPECT_THAT(metrics, HasSubstr("l7px_tls_handshakes_total{version=\"1.3\"} 1\n"));
+  EXPECT_THAT(metrics, HasSubstr("l7px_tls_resumptions_total 1\n"));
+  EXPECT_EQ(StatsCounter(h().admin_port(), "tls"), -1);  // an object, not a counter
+  EXPECT_THAT(AdminCall(h().admin_port(), "GET", "/stats").body, HasSubstr("\"resumptions\":1"));
 }
 
 TEST_F(TlsTest, MinVersion13RefusesTls12) {

@@ -152,7 +152,14 @@ std::string AdminViews::StatsJson() const {
   uint64_t body_too_slow = 0;
   uint64_t stray_slots = 0;
   uint64_t send_timeouts = 0;
+  uint64_t tls12 = 0, tls13 = 0, resumptions = 0, tls_failures = 0;
+  int64_t response_buffer_bytes = 0;
   for (const WorkerStats* s : workers_) {
+    response_buffer_bytes += s->response_buffer_bytes.load(std::memory_order_relaxed);
+    tls12 += Load(s->tls.handshakes_tls12);
+    tls13 += Load(s->tls.handshakes_tls13);
+    resumptions += Load(s->tls.resumptions);
+    tls_failures += Load(s->tls.failures);
     connections += s->client_connections.load(std::memory_order_relaxed);
     requests += Load(s->requests);
     enobufs += Load(s->enobufs);
@@ -175,6 +182,15 @@ std::string AdminViews::StatsJson() const {
   json["stray_slots"] = stray_slots;
   // Responses cut because the client stopped reading (server.send_timeout).
   json["send_timeouts"] = send_timeouts;
+  // Memory held now for responses read ahead of slow clients (pool.response_buffer).
+  json["response_buffer_bytes"] = response_buffer_bytes;
+  // TLS handshakes on tls.listen (docs/configuration.md, "[tls]").
+  Json tls = Json::object();
+  tls["handshakes_tls12"] = tls12;
+  tls["handshakes_tls13"] = tls13;
+  tls["resumptions"] = resumptions;
+  tls["handshake_failures"] = tls_failures;
+  json["tls"] = std::move(tls);
   json["pools"] = Pools();
   return DumpJson(json) + "\n";
 }
@@ -311,6 +327,22 @@ std::string AdminViews::MetricsText() const {
   for (const WorkerStats* s : workers_) connections += s->client_connections.load();
   put("# HELP l7px_client_connections Open client connections.\n");
   put("# TYPE l7px_client_connections gauge\nl7px_client_connections {}\n", connections);
+  uint64_t tls12 = 0, tls13 = 0, resumptions = 0, tls_failures = 0;
+  for (const WorkerStats* s : workers_) {
+    tls12 += Load(s->tls.handshakes_tls12);
+    tls13 += Load(s->tls.handshakes_tls13);
+    resumptions += Load(s->tls.resumptions);
+    tls_failures += Load(s->tls.failures);
+  }
+  put("# HELP l7px_tls_handshakes_total TLS handshakes completed, by protocol version.\n");
+  put("# TYPE l7px_tls_handshakes_total counter\n");
+  put("l7px_tls_handshakes_total{{version=\"1.2\"}} {}\n", tls12);
+  put("l7px_tls_handshakes_total{{version=\"1.3\"}} {}\n", tls13);
+  put("# HELP l7px_tls_resumptions_total TLS handshakes that resumed a session.\n");
+  put("# TYPE l7px_tls_resumptions_total counter\nl7px_tls_resumptions_total {}\n", resumptions);
+  put("# HELP l7px_tls_handshake_failures_total TLS handshakes that failed.\n");
+  put("# TYPE l7px_tls_handshake_failures_total counter\nl7px_tls_handshake_failures_total {}\n",
+      tls_failures);
   put("# HELP l7px_upgrades_total Upgrade handoffs in this process's lineage (each --takeover adds "
       "one).\n");
   put("# TYPE l7px_upgrades_total counter\nl7px_upgrades_total {}\n",

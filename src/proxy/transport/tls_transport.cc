@@ -8,8 +8,8 @@
 namespace l7px::proxy::transport {
 
 TlsTransport::TlsTransport(TlsTransportFactory* factory,
-                           std::shared_ptr<const TlsContexts> contexts, SSL* ssl)
-    : factory_(factory), contexts_(std::move(contexts)), ssl_(ssl) {
+                           std::shared_ptr<const TlsContexts> contexts, SSL* ssl, TlsStats* stats)
+    : factory_(factory), contexts_(std::move(contexts)), ssl_(ssl), stats_(stats) {
   rbio_ = SSL_get_rbio(ssl_);
   wbio_ = SSL_get_wbio(ssl_);
 }
@@ -37,11 +37,15 @@ Decoded TlsTransport::Decode(const char* wire, uint32_t wire_len, char* out, uin
       if (e != SSL_ERROR_WANT_READ && e != SSL_ERROR_WANT_WRITE) {
         failed_ = true;
         d.failed = true;
+        TlsStats::Bump(stats_->failures);
       }
       more_plaintext_ = false;
       return d;
     }
     handshake_done_ = true;
+    TlsStats::Bump(SSL_version(ssl_) == TLS1_3_VERSION ? stats_->handshakes_tls13
+                                                       : stats_->handshakes_tls12);
+    if (SSL_session_reused(ssl_)) TlsStats::Bump(stats_->resumptions);
   }
   while (d.produced < room) {
     const int r = SSL_read(ssl_, out + d.produced, static_cast<int>(room - d.produced));
@@ -156,7 +160,7 @@ Transport* TlsTransportFactory::Open() {
   BIO_set_mem_eof_return(wbio, -1);
   SSL_set_bio(ssl, rbio, wbio);
   SSL_set_accept_state(ssl);
-  return new TlsTransport(this, std::move(contexts), ssl);
+  return new TlsTransport(this, std::move(contexts), ssl, stats_);
 }
 
 void TlsTransportFactory::Release(Transport* transport) { delete transport; }

@@ -29,13 +29,27 @@ namespace l7px::proxy::transport {
 
 class TlsTransportFactory;
 
+// Handshake counters of one worker's TLS connections: written by that worker only (relaxed),
+// read by the admin API.
+struct TlsStats {
+  std::atomic<uint64_t> handshakes_tls12{0};
+  std::atomic<uint64_t> handshakes_tls13{0};
+  std::atomic<uint64_t> resumptions{0};  // handshakes that resumed a session (tickets)
+  std::atomic<uint64_t> failures{0};     // handshakes that failed (bad input, no shared version)
+
+  static void Bump(std::atomic<uint64_t>& counter) {
+    counter.store(counter.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+  }
+};
+
 class TlsTransport final : public Transport {
  public:
   static constexpr uint32_t kMaxReadAhead = 64 * 1024;
   static constexpr uint32_t kMaxPlaintextPerSend = 64 * 1024;
   static constexpr uint32_t kWireBufferSize = 80 * 1024;
 
-  TlsTransport(TlsTransportFactory* factory, std::shared_ptr<const TlsContexts> contexts, SSL* ssl);
+  TlsTransport(TlsTransportFactory* factory, std::shared_ptr<const TlsContexts> contexts, SSL* ssl,
+               TlsStats* stats);
   ~TlsTransport() override;
 
   Decoded Decode(const char* wire, uint32_t wire_len, char* out, uint32_t room) override;
@@ -54,6 +68,7 @@ class TlsTransport final : public Transport {
   TlsTransportFactory* factory_;
   std::shared_ptr<const TlsContexts> contexts_;  // alive while the connection may need SNI
   SSL* ssl_;
+  TlsStats* stats_;
   BIO* rbio_;  // owned by ssl_
   BIO* wbio_;  // owned by ssl_
   bool handshake_done_ = false;
@@ -70,8 +85,9 @@ class TlsTransportFactory final : public TransportFactory {
  public:
   // `current`: the published contexts, read at each Open; the caller reads RCU-published state
   // then (a worker within its loop pass).
-  TlsTransportFactory(const std::atomic<const TlsSnapshot*>* current, int64_t handshake_timeout_ns)
-      : current_(current), handshake_timeout_ns_(handshake_timeout_ns) {}
+  TlsTransportFactory(const std::atomic<const TlsSnapshot*>* current, int64_t handshake_timeout_ns,
+                      TlsStats* stats)
+      : current_(current), handshake_timeout_ns_(handshake_timeout_ns), stats_(stats) {}
   ~TlsTransportFactory() override;
 
   Transport* Open() override;
@@ -85,6 +101,7 @@ class TlsTransportFactory final : public TransportFactory {
  private:
   const std::atomic<const TlsSnapshot*>* current_;
   int64_t handshake_timeout_ns_;
+  TlsStats* stats_;
   std::vector<char*> free_wire_;
 };
 

@@ -22,7 +22,7 @@ Worker::Loop::Loop(int id, SharedState* shared, WorkerStats* stats, std::vector<
   for (size_t i = 0; i < listeners_.size(); ++i) {
     if (i >= tls_from && shared->tls.load() != nullptr) {
       transports_.push_back(std::make_unique<transport::TlsTransportFactory>(
-          &shared->tls, ToNanos(cfg_.tls.handshake_timeout)));
+          &shared->tls, ToNanos(cfg_.tls.handshake_timeout), &stats->tls));
     } else {
       transports_.push_back(std::make_unique<transport::PlainTransportFactory>());
     }

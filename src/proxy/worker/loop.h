@@ -375,6 +375,9 @@ class Worker::Loop {
   // Returns the stream's read-ahead buffers.
   void DropReadAhead(Stream& s);
 
+  // WorkerStats::response_buffer_bytes from ahead_chunks_.
+  void PublishReadAheadBytes();
+
   // The client is gone or the stream is answered otherwise: off the queue, its slot killed.
   void CancelStream(Stream& s);
 

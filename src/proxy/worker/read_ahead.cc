@@ -28,6 +28,7 @@ void Worker::Loop::StartReadAhead(Stream& s) {
   a.chunks.clear();
   a.chunks.push_back(s.resp_buf);  // the chunks own it now; resp_buf is the one being sent
   ++ahead_chunks_;
+  PublishReadAheadBytes();
   a.first = 0;
   a.rx = s.resp_len;
   a.sent = a.end = s.resp_scan;  // the head is in s.out, written by the protocol
@@ -67,10 +68,14 @@ void Worker::Loop::PumpReadAhead(Stream& s) {
   if (!s.upstream.done && s.upstream.slot != nullptr && !s.upstream.dead && !s.upstream.recv_busy &&
       a.rx - a.sent < s.request.limits.response_buffer) {
     const uint64_t chunk = a.rx / size;
-    if (chunk - a.first == a.chunks.size() &&
-        (ahead_chunks_ + 1) * size <= limits_->response_buffer_memory) {
-      a.chunks.push_back(resp_pool_.Get());  // no allocation: the vector keeps its capacity
-      ++ahead_chunks_;
+    if (chunk - a.first == a.chunks.size()) {
+      if (a.chunks.size() == 1 && (a.first + 1) * size <= a.sent) {
+        ++a.first;  // the one chunk went out whole: it takes the next bytes (no budget needed)
+      } else if ((ahead_chunks_ + 1) * size <= limits_->response_buffer_memory) {
+        a.chunks.push_back(resp_pool_.Get());  // no allocation: the vector keeps its capacity
+        ++ahead_chunks_;
+        PublishReadAheadBytes();
+      }
     }
     if (chunk - a.first < a.chunks.size()) {
       const uint32_t off = static_cast<uint32_t>(a.rx % size);
@@ -137,6 +142,7 @@ void Worker::Loop::AheadSent(Stream& s) {
     ++a.first;
     --ahead_chunks_;
   }
+  PublishReadAheadBytes();
   if (!s.upstream.done && s.upstream.slot != nullptr) TimeService(s);
   PumpReadAhead(s);
 }
@@ -146,10 +152,16 @@ void Worker::Loop::DropReadAhead(Stream& s) {
   if (!a.on) return;
   for (char* chunk : a.chunks) resp_pool_.Put(chunk);
   ahead_chunks_ -= a.chunks.size();
+  PublishReadAheadBytes();
   a.chunks.clear();
   a.on = a.sending = false;
   s.resp_buf = nullptr;  // it was one of the chunks
   s.fwd_off = s.fwd_len = 0;
+}
+
+void Worker::Loop::PublishReadAheadBytes() {
+  stats_->response_buffer_bytes.store(static_cast<int64_t>(ahead_chunks_ * resp_pool_.size()),
+                                      std::memory_order_relaxed);
 }
 
 }  // namespace l7px::proxy

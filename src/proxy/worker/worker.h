@@ -10,6 +10,7 @@
 #include "base/unique_fd.h"
 #include "proxy/shared/metrics.h"
 #include "proxy/shared/shared_state.h"
+#include "proxy/transport/tls_transport.h"
 
 namespace l7px::proxy {
 
@@ -46,6 +47,9 @@ struct WorkerStats {
   std::atomic<uint64_t> send_timeouts{0};  // responses cut because the client stopped reading
   std::atomic<uint64_t> stray_slots{0};    // slots closed for bytes sent before any request
   std::atomic<int64_t> client_connections{0};
+  // Memory held for responses read ahead of their clients (pool.response_buffer).
+  std::atomic<int64_t> response_buffer_bytes{0};
+  transport::TlsStats tls;
 };
 
 // A worker thread: one io_uring (single issuer), its SO_REUSEPORT front listeners with
