@@ -22,6 +22,7 @@ targets=(
   config_fuzz:config:4096
   json_fuzz:json:2048
   address_fuzz:address:128
+  tls_transport_fuzz:tls_transport:8192
 )
 
 start=$(date +%s)
