@@ -4,6 +4,8 @@
 
 #include <algorithm>
 #include <cstdlib>
+#include <cstring>
+#include <string_view>
 
 namespace l7px::proxy::transport {
 
@@ -24,6 +26,25 @@ Decoded TlsTransport::Decode(const char* wire, uint32_t wire_len, char* out, uin
   if (failed_) {
     d.failed = true;
     return d;
+  }
+  if (!handshake_started_ && wire_len > 0) {
+    handshake_started_ = true;
+    // A TLS connection opens with a handshake record (0x16). An upper-case letter is an HTTP
+    // method: plain HTTP sent to a TLS port. It gets a plain 400 saying so, as NGINX does.
+    if (wire[0] >= 'A' && wire[0] <= 'Z') {
+      static constexpr std::string_view kPlainHttp =
+          "HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain\r\nContent-Length: 49\r\n"
+          "Connection: close\r\n\r\nThe plain HTTP request was sent to an HTTPS port\n";
+      wire_ = factory_->GetWireBuffer();
+      std::memcpy(wire_, kPlainHttp.data(), kPlainHttp.size());
+      wire_len_ = static_cast<uint32_t>(kPlainHttp.size());
+      wire_sent_ = wire_plaintext_ = 0;
+      failed_ = true;
+      TlsStats::Bump(stats_->failures);
+      d.consumed = wire_len;
+      d.failed = true;
+      return d;
+    }
   }
   if (wire_len > 0 && BIO_ctrl_pending(rbio_) < kMaxReadAhead) {
     const int n = BIO_write(rbio_, wire, static_cast<int>(wire_len));

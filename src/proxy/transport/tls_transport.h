@@ -69,8 +69,9 @@ class TlsTransport final : public Transport {
   std::shared_ptr<const TlsContexts> contexts_;  // alive while the connection may need SNI
   SSL* ssl_;
   TlsStats* stats_;
-  BIO* rbio_;  // owned by ssl_
-  BIO* wbio_;  // owned by ssl_
+  BIO* rbio_;                       // owned by ssl_
+  BIO* wbio_;                       // owned by ssl_
+  bool handshake_started_ = false;  // the first byte arrived
   bool handshake_done_ = false;
   bool failed_ = false;
   bool more_plaintext_ = false;  // Decode stopped for want of room, not of records

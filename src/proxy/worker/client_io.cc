@@ -105,6 +105,12 @@ void Worker::Loop::TransportFailed(Connection& c) {
                    std::string_view(c.ip, c.ip_len));
   DropPending(c);
   c.client.eof = true;
+  c.client.transport_failed = true;
+  // Its last words first (a TLS alert, or the 400 for plain HTTP on a TLS port), then the end.
+  if (c.transport->has_output()) {
+    if (!c.client.send_busy) SendToClient(c, {}, {});
+    return;
+  }
   ::shutdown(c.fd.get(), SHUT_RDWR);
 }
 
@@ -201,11 +207,13 @@ void Worker::Loop::OnClientSent(Connection& c, int res) {
   // Counted by plaintext: for TLS the wire bytes include record overhead, and a record partly
   // sent has sent none of its plaintext yet.
   c.protocol->OnSent(c, c.transport->Sent(static_cast<uint32_t>(res)));
-  // Bytes of the transport's own still to go (the rest of a handshake flight).
+  // Bytes of the transport's own still to go (the rest of a handshake flight, an alert).
   // (OnSent may have closed the connection, and freed it when nothing else was in flight.)
-  if (c.state != ConnState::kClosing && c.state != ConnState::kFree && !c.client.send_busy &&
-      c.transport->has_output()) {
+  if (c.state == ConnState::kClosing || c.state == ConnState::kFree || c.client.send_busy) return;
+  if (c.transport->has_output()) {
     SendToClient(c, {}, {});
+  } else if (c.client.transport_failed) {
+    Close(c);  // its last words went out
   }
 }
 
