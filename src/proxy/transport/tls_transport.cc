@@ -9,16 +9,76 @@
 
 namespace l7px::proxy::transport {
 
+namespace {
+
+// The BIO between OpenSSL and the transport: no buffer of its own. Reads take the received bytes
+// Decode is offering right now (OpenSSL asks for a record header, then its body, so it never
+// takes more than it can use); writes go straight into the transport's wire buffer. Memory
+// BIOs would copy every record once more and grow and shrink a buffer for each.
+int BioRead(BIO* bio, char* out, int len) {
+  return static_cast<TlsTransport*>(BIO_get_data(bio))->ReadForOpenSsl(bio, out, len);
+}
+int BioWrite(BIO* bio, const char* in, int len) {
+  return static_cast<TlsTransport*>(BIO_get_data(bio))->WriteForOpenSsl(bio, in, len);
+}
+long BioCtrl(BIO* /*bio*/, int cmd, long /*num*/, void* /*ptr*/) {
+  return cmd == BIO_CTRL_FLUSH ? 1 : 0;  // nothing is held here to flush
+}
+int BioCreate(BIO* bio) {
+  BIO_set_init(bio, 1);
+  return 1;
+}
+
+const BIO_METHOD* Method() {
+  static const BIO_METHOD* method = [] {
+    BIO_METHOD* m = BIO_meth_new(BIO_get_new_index() | BIO_TYPE_SOURCE_SINK, "l7px transport");
+    BIO_meth_set_read(m, BioRead);
+    BIO_meth_set_write(m, BioWrite);
+    BIO_meth_set_ctrl(m, BioCtrl);
+    BIO_meth_set_create(m, BioCreate);
+    return m;
+  }();
+  return method;
+}
+
+}  // namespace
+
 TlsTransport::TlsTransport(TlsTransportFactory* factory,
                            std::shared_ptr<const TlsContexts> contexts, SSL* ssl, TlsStats* stats)
-    : factory_(factory), contexts_(std::move(contexts)), ssl_(ssl), stats_(stats) {
-  rbio_ = SSL_get_rbio(ssl_);
-  wbio_ = SSL_get_wbio(ssl_);
-}
+    : factory_(factory), contexts_(std::move(contexts)), ssl_(ssl), stats_(stats) {}
 
 TlsTransport::~TlsTransport() {
   ReleaseWireBuffer();
-  SSL_free(ssl_);  // and its BIOs
+  SSL_free(ssl_);  // and its BIO
+}
+
+int TlsTransport::ReadForOpenSsl(BIO* bio, char* out, int len) {
+  BIO_clear_retry_flags(bio);
+  if (in_len_ == 0) {
+    BIO_set_retry_read(bio);
+    return -1;
+  }
+  const uint32_t n = std::min(in_len_, static_cast<uint32_t>(len));
+  std::memcpy(out, in_, n);
+  in_ += n;
+  in_len_ -= n;
+  in_taken_ += n;
+  return static_cast<int>(n);
+}
+
+int TlsTransport::WriteForOpenSsl(BIO* bio, const char* in, int len) {
+  BIO_clear_retry_flags(bio);
+  if (wire_ == nullptr) wire_ = factory_->GetWireBuffer();
+  // Appending never moves bytes a send in flight points at. The buffer holds what one Encode
+  // produces plus handshake and ticket records; a peer that makes OpenSSL write more than that
+  // while a send is in flight (a KeyUpdate flood) is cut off.
+  if (kWireBufferSize - wire_len_ < static_cast<uint32_t>(len)) {
+    failed_ = true;
+    return -1;
+  }
+  std::memcpy(wire_ + wire_len_, in, static_cast<size_t>(len));
+  wire_len_ += static_cast<uint32_t>(len);
+  return len;
 }
 
 Decoded TlsTransport::Decode(const char* wire, uint32_t wire_len, char* out, uint32_t room) {
@@ -35,7 +95,7 @@ Decoded TlsTransport::Decode(const char* wire, uint32_t wire_len, char* out, uin
       static constexpr std::string_view kPlainHttp =
           "HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain\r\nContent-Length: 49\r\n"
           "Connection: close\r\n\r\nThe plain HTTP request was sent to an HTTPS port\n";
-      wire_ = factory_->GetWireBuffer();
+      if (wire_ == nullptr) wire_ = factory_->GetWireBuffer();
       std::memcpy(wire_, kPlainHttp.data(), kPlainHttp.size());
       wire_len_ = static_cast<uint32_t>(kPlainHttp.size());
       wire_sent_ = wire_plaintext_ = 0;
@@ -46,57 +106,53 @@ Decoded TlsTransport::Decode(const char* wire, uint32_t wire_len, char* out, uin
       return d;
     }
   }
-  if (wire_len > 0 && BIO_ctrl_pending(rbio_) < kMaxReadAhead) {
-    const int n = BIO_write(rbio_, wire, static_cast<int>(wire_len));
-    if (n > 0) d.consumed = static_cast<uint32_t>(n);
-  }
+  in_ = wire;
+  in_len_ = wire_len;
+  in_taken_ = 0;
+  Pump(out, room, &d);
+  d.consumed = in_taken_;
+  in_ = nullptr;  // nothing OpenSSL may read outside a Decode
+  in_len_ = 0;
+  more_plaintext_ = d.produced == room && room > 0 && SSL_pending(ssl_) > 0;
+  return d;
+}
+
+void TlsTransport::Pump(char* out, uint32_t room, Decoded* d) {
   ERR_clear_error();
   if (!handshake_done_) {
     const int r = SSL_do_handshake(ssl_);
     if (r != 1) {
       const int e = SSL_get_error(ssl_, r);
-      if (e != SSL_ERROR_WANT_READ && e != SSL_ERROR_WANT_WRITE) {
+      if (failed_ || (e != SSL_ERROR_WANT_READ && e != SSL_ERROR_WANT_WRITE)) {
         failed_ = true;
-        d.failed = true;
+        d->failed = true;
         TlsStats::Bump(stats_->failures);
       }
-      more_plaintext_ = false;
-      return d;
+      return;
     }
     handshake_done_ = true;
     TlsStats::Bump(SSL_version(ssl_) == TLS1_3_VERSION ? stats_->handshakes_tls13
                                                        : stats_->handshakes_tls12);
     if (SSL_session_reused(ssl_)) TlsStats::Bump(stats_->resumptions);
   }
-  while (d.produced < room) {
-    const int r = SSL_read(ssl_, out + d.produced, static_cast<int>(room - d.produced));
+  while (d->produced < room) {
+    const int r = SSL_read(ssl_, out + d->produced, static_cast<int>(room - d->produced));
     if (r > 0) {
-      d.produced += static_cast<uint32_t>(r);
+      d->produced += static_cast<uint32_t>(r);
       continue;
     }
     const int e = SSL_get_error(ssl_, r);
-    if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE || e == SSL_ERROR_ZERO_RETURN) {
+    if (!failed_ &&
+        (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE || e == SSL_ERROR_ZERO_RETURN)) {
       break;  // no whole record left (or close_notify: the TCP end follows)
     }
     failed_ = true;  // a bad record or a fatal alert
-    if (d.produced == 0) d.failed = true;
+    if (d->produced == 0) d->failed = true;
     break;
   }
-  more_plaintext_ = d.produced == room && (SSL_pending(ssl_) > 0 || BIO_ctrl_pending(rbio_) > 0);
-  return d;
 }
 
-bool TlsTransport::has_output() const {
-  return (wire_ != nullptr && wire_sent_ < wire_len_) || BIO_ctrl_pending(wbio_) > 0;
-}
-
-void TlsTransport::CollectOutput() {
-  while (wire_len_ < kWireBufferSize) {
-    const int n = BIO_read(wbio_, wire_ + wire_len_, static_cast<int>(kWireBufferSize - wire_len_));
-    if (n <= 0) break;
-    wire_len_ += static_cast<uint32_t>(n);
-  }
-}
+bool TlsTransport::has_output() const { return wire_ != nullptr && wire_sent_ < wire_len_; }
 
 Encoded TlsTransport::Encode(const iovec* plain, int plain_count, iovec* wire) {
   Encoded e;
@@ -109,7 +165,6 @@ Encoded TlsTransport::Encode(const iovec* plain, int plain_count, iovec* wire) {
   }
   if (wire_ == nullptr) wire_ = factory_->GetWireBuffer();
   wire_len_ = wire_sent_ = wire_plaintext_ = 0;
-  CollectOutput();  // handshake flights, session tickets
   if (handshake_done_ && !failed_) {
     uint32_t budget = kMaxPlaintextPerSend;
     ERR_clear_error();
@@ -130,7 +185,6 @@ Encoded TlsTransport::Encode(const iovec* plain, int plain_count, iovec* wire) {
       }
       if (failed_) break;
     }
-    CollectOutput();
   }
   if (wire_len_ == 0) {
     ReleaseWireBuffer();
@@ -146,8 +200,7 @@ uint32_t TlsTransport::Sent(uint32_t wire_bytes) {
   wire_sent_ += wire_bytes;
   if (wire_ == nullptr || wire_sent_ < wire_len_) return 0;  // a record is still partly unsent
   const uint32_t plaintext = wire_plaintext_;
-  wire_len_ = wire_sent_ = wire_plaintext_ = 0;
-  if (BIO_ctrl_pending(wbio_) == 0) ReleaseWireBuffer();
+  ReleaseWireBuffer();
   return plaintext;
 }
 
@@ -168,20 +221,16 @@ Transport* TlsTransportFactory::Open() {
   std::shared_ptr<const TlsContexts> contexts = snapshot->contexts;
   SSL* ssl = contexts->NewConnection();
   if (ssl == nullptr) return nullptr;
-  BIO* rbio = BIO_new(BIO_s_mem());
-  BIO* wbio = BIO_new(BIO_s_mem());
-  if (rbio == nullptr || wbio == nullptr) {
-    BIO_free(rbio);
-    BIO_free(wbio);
+  BIO* bio = BIO_new(Method());
+  if (bio == nullptr) {
     SSL_free(ssl);
     return nullptr;
   }
-  // An empty memory BIO reports "retry", not end of file: OpenSSL then asks for more bytes.
-  BIO_set_mem_eof_return(rbio, -1);
-  BIO_set_mem_eof_return(wbio, -1);
-  SSL_set_bio(ssl, rbio, wbio);
+  auto* transport = new TlsTransport(this, std::move(contexts), ssl, stats_);
+  BIO_set_data(bio, transport);
+  SSL_set_bio(ssl, bio, bio);  // the same BIO both ways: the SSL takes the one reference
   SSL_set_accept_state(ssl);
-  return new TlsTransport(this, std::move(contexts), ssl, stats_);
+  return transport;
 }
 
 void TlsTransportFactory::Release(Transport* transport) { delete transport; }

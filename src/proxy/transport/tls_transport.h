@@ -1,14 +1,15 @@
 #pragma once
 
-// TLS on a client connection: OpenSSL with memory BIOs, so it never touches the socket; the
-// worker's ring moves the bytes (transport.h). Decode feeds received records to OpenSSL and
-// reads plaintext out (handshake first); Encode encrypts plaintext into a wire buffer of its own
-// and hands that out until it has all been sent.
+// TLS on a client connection: OpenSSL through a BIO of l7px's own, so it never touches the
+// socket; the worker's ring moves the bytes (transport.h). Decode offers received bytes to
+// OpenSSL and reads plaintext out (handshake first); Encode encrypts plaintext straight into a
+// wire buffer and hands that out until it has all been sent.
 //
 // Invariants:
-//  - OpenSSL's read BIO holds at most one provided buffer beyond kMaxReadAhead: received bytes
-//    past that wait in the worker's queue (its backpressure), so a client cannot make l7px
-//    buffer ciphertext without bound.
+//  - OpenSSL reads received bytes only during a Decode, and only as many as it needs for the
+//    records it processes (a header, then that record's body); bytes it did not take stay in the
+//    worker's queue (its backpressure), so l7px holds no ciphertext of its own beyond one record
+//    in OpenSSL's buffer.
 //  - The wire buffer holds the records of at most kMaxPlaintextPerSend plaintext bytes (plus
 //    the handshake's and session tickets' own bytes); it is taken from the factory's pool when
 //    there is something to send and given back once all of it went out, so idle connections
@@ -44,7 +45,6 @@ struct TlsStats {
 
 class TlsTransport final : public Transport {
  public:
-  static constexpr uint32_t kMaxReadAhead = 64 * 1024;
   static constexpr uint32_t kMaxPlaintextPerSend = 64 * 1024;
   static constexpr uint32_t kWireBufferSize = 80 * 1024;
 
@@ -60,17 +60,23 @@ class TlsTransport final : public Transport {
 
   bool handshake_done() const { return handshake_done_; }
 
+  // The BIO's callbacks (tls_transport.cc): OpenSSL reads the bytes Decode is offering and
+  // writes into the wire buffer.
+  int ReadForOpenSsl(BIO* bio, char* out, int len);
+  int WriteForOpenSsl(BIO* bio, const char* in, int len);
+
  private:
-  // Moves what OpenSSL wrote to its write BIO into the wire buffer.
-  void CollectOutput();
+  // The handshake, then plaintext into `out`, from the bytes on offer.
+  void Pump(char* out, uint32_t room, Decoded* d);
   void ReleaseWireBuffer();
 
   TlsTransportFactory* factory_;
   std::shared_ptr<const TlsContexts> contexts_;  // alive while the connection may need SNI
   SSL* ssl_;
   TlsStats* stats_;
-  BIO* rbio_;                       // owned by ssl_
-  BIO* wbio_;                       // owned by ssl_
+  const char* in_ = nullptr;  // received bytes on offer during a Decode
+  uint32_t in_len_ = 0;
+  uint32_t in_taken_ = 0;
   bool handshake_started_ = false;  // the first byte arrived
   bool handshake_done_ = false;
   bool failed_ = false;
