@@ -22,6 +22,7 @@
 #include "support/integration.h"
 #include "support/load.h"
 #include "support/net.h"
+#include "support/tls_client.h"
 
 #if defined(__SANITIZE_ADDRESS__)
 #define L7PX_LIFECYCLE_ASAN 1
@@ -229,6 +230,69 @@ TEST_F(UpgradeLifecycleTest, FailedSigusr2SuccessorIsReapedAndTheNextUpgradeWork
   EXPECT_EQ(SequentialOks(), 20);
   const std::string dials = HttpExchange(front(), GetRequest("/dials"));
   EXPECT_EQ(BodyOf(dials), "dials=2 registrations=2") << dials;
+}
+
+// Issue #19: TLS listeners are handed over like plain ones. 20 keep-alive TLS clients keep
+// requesting through a SIGUSR2 upgrade: the old process finishes what it has (a response
+// closes its connection, as for plain clients) and every client that reconnects gets the
+// successor, on the same port, with the same certificate. Nothing fails.
+TEST_F(UpgradeLifecycleTest, TwentyTlsClientsThroughAnUpgradeSeeNoFailure) {
+  const std::string d = h().dir();
+  ASSERT_TRUE(MakeTestCertificate(d + "/a.pem", d + "/a.key", "a.test"));
+  const uint16_t tls_port = FreePort();
+  h().SetUpgradeExtra("pid_file = \"" + PidFile() + "\"\n");
+  ASSERT_TRUE(StartProxy(
+      "[[pool]]\nname = \"default\"\n[tls]\nlisten = [\"127.0.0.1:" + std::to_string(tls_port) +
+      "\"]\n[[tls.certificate]]\ncert = \"" + d + "/a.pem\"\nkey = \"" + d + "/a.key\"\n"))
+      << h().ProxyLog();
+  ASSERT_NE(StartService({"--slots", "8"}), nullptr);
+  const pid_t first = h().proxy().pid();
+  constexpr int kClients = 20;
+  std::vector<std::unique_ptr<TlsClient>> clients;
+  for (int i = 0; i < kClients; ++i) {
+    clients.push_back(std::make_unique<TlsClient>(tls_port, "a.test"));
+    ASSERT_TRUE(clients.back()->ok()) << i;
+  }
+  int ok = 0, failed = 0, reconnects = 0;
+  // One request per client per round, each taking the service 5 ms, so the clients stay busy
+  // through the handoff; a response with Connection: close (the old process draining) ends that
+  // client's connection and it reconnects. Bounded: 60 rounds of 20.
+  auto round = [&](int r) {
+    for (int i = 0; i < kClients; ++i) {
+      const std::string resp = clients[i]->Get("/delay/5");
+      if (StatusOf(resp) == 200 && BodyOf(resp) == "ok /delay/5") {
+        ++ok;
+      } else {
+        ++failed;
+        ADD_FAILURE() << "client " << i << " round " << r << ": " << resp.substr(0, 200);
+      }
+      if (HeaderOf(resp, "Connection") == "close" || resp.empty()) {
+        clients[i] = std::make_unique<TlsClient>(tls_port, "a.test");
+        ++reconnects;
+        if (!clients[i]->ok() || clients[i]->PeerName() != "a.test") ++failed;
+      }
+    }
+  };
+  for (int r = 0; r < 10; ++r) round(r);
+  ASSERT_EQ(kill(first, SIGUSR2), 0);
+  for (int r = 10; r < 60; ++r) round(r);
+  pid_t next = 0;
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        next = PidInFile(PidFile());
+        return next != first && LiveProcess(next);
+      },
+      seconds(30)))
+      << h().ProxyLog();
+  EXPECT_EQ(failed, 0);
+  EXPECT_EQ(ok, kClients * 60);
+  EXPECT_GE(reconnects, kClients) << "every client's connection to the old process ended";
+  EXPECT_EQ(h().proxy().WaitExit(seconds(20)), 0) << h().ProxyLog();
+  // The successor serves TLS on the same port, with the same certificate.
+  TlsClient after(tls_port, "a.test");
+  ASSERT_TRUE(after.ok());
+  EXPECT_EQ(after.PeerName(), "a.test");
+  EXPECT_EQ(BodyOf(after.Get("/after")), "ok /after");
 }
 
 // Issue #16, item 4. A SIGUSR2 successor killed after it began serving: the old process takes

@@ -18,6 +18,7 @@
 #include "support/integration.h"
 #include "support/net.h"
 #include "support/process.h"
+#include "support/tls_client.h"
 
 namespace l7px::testing {
 namespace {
@@ -25,77 +26,14 @@ namespace {
 using ::testing::HasSubstr;
 using ::testing::Not;
 
-// A blocking TLS client over one TCP connection (OpenSSL directly): requests on a connection
-// that stays open across whatever the test does to l7px meanwhile.
-class TlsClient {
- public:
-  TlsClient(uint16_t port, const std::string& sni) : fd_(ConnectTcp(port)) {
-    ctx_ = SSL_CTX_new(TLS_client_method());
-    ssl_ = SSL_new(ctx_);
-    if (!fd_) return;
-    SSL_set_fd(ssl_, fd_.get());
-    SSL_set_tlsext_host_name(ssl_, sni.c_str());
-    ok_ = SSL_connect(ssl_) == 1;
-  }
-  ~TlsClient() {
-    SSL_free(ssl_);
-    SSL_CTX_free(ctx_);
-  }
-  bool ok() const { return ok_; }
-
-  // The subject CN of the certificate the server sent.
-  std::string PeerName() const {
-    X509* cert = SSL_get1_peer_certificate(ssl_);
-    if (cert == nullptr) return "";
-    char buf[256] = {};
-    X509_NAME_get_text_by_NID(X509_get_subject_name(cert), NID_commonName, buf, sizeof(buf));
-    X509_free(cert);
-    return buf;
-  }
-
-  // One GET; the whole response (Content-Length framed, as the test service answers).
-  std::string Get(const std::string& path) {
-    const std::string req = GetRequest(path, "a.test");
-    if (SSL_write(ssl_, req.data(), static_cast<int>(req.size())) <= 0) return "";
-    std::string resp;
-    char buf[4096];
-    while (true) {
-      const size_t head = resp.find("\r\n\r\n");
-      if (head != std::string::npos) {
-        const std::string len = HeaderOf(resp, "Content-Length");
-        if (!len.empty() && resp.size() >= head + 4 + std::stoul(len)) return resp;
-      }
-      const int n = SSL_read(ssl_, buf, sizeof(buf));
-      if (n <= 0) return resp;
-      resp.append(buf, static_cast<size_t>(n));
-    }
-  }
-
- private:
-  UniqueFd fd_;
-  SSL_CTX* ctx_ = nullptr;
-  SSL* ssl_ = nullptr;
-  bool ok_ = false;
-};
-
 class TlsTest : public IntegrationTest {
  protected:
   void SetUp() override {
     IntegrationTest::SetUp();
     if (RunCommand({"openssl", "version"}).exit_code != 0) GTEST_SKIP() << "openssl is needed";
     const std::string d = h().dir();
-    ASSERT_EQ(RunCommand({"openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
-                          "ec_paramgen_curve:P-256", "-nodes", "-keyout", d + "/a.key", "-out",
-                          d + "/a.pem", "-days", "2", "-subj", "/CN=a.test", "-addext",
-                          "subjectAltName=DNS:a.test,DNS:*.wild.test"})
-                  .exit_code,
-              0);
-    ASSERT_EQ(RunCommand({"openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout",
-                          d + "/b.key", "-out", d + "/b.pem", "-days", "2", "-subj", "/CN=b.test",
-                          "-addext", "subjectAltName=DNS:b.test"},
-                         std::chrono::seconds(30))
-                  .exit_code,
-              0);
+    ASSERT_TRUE(MakeTestCertificate(d + "/a.pem", d + "/a.key", "a.test", "DNS:*.wild.test"));
+    ASSERT_TRUE(MakeTestCertificate(d + "/b.pem", d + "/b.key", "b.test", "", /*rsa=*/true));
     tls_port_ = FreePort();
     while (tls_port_ == front() || tls_port_ == h().register_port()) tls_port_ = FreePort();
   }
@@ -281,12 +219,7 @@ TEST_F(TlsTest, ReloadSwapsCertificatesLiveConnectionsKeepTheirs) {
   EXPECT_EQ(BodyOf(before.Get("/one")), "ok /one");
   // The certificate for a.test is renewed in place (a new key and subject), then SIGHUP.
   const std::string d = h().dir();
-  ASSERT_EQ(
-      RunCommand({"openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
-                  "-nodes", "-keyout", d + "/a.key", "-out", d + "/a.pem", "-days", "2", "-subj",
-                  "/CN=a.renewed", "-addext", "subjectAltName=DNS:a.test"})
-          .exit_code,
-      0);
+  ASSERT_TRUE(MakeTestCertificate(d + "/a.pem", d + "/a.key", "a.renewed", "DNS:a.test"));
   ASSERT_EQ(kill(h().proxy().pid(), SIGHUP), 0);
   ASSERT_TRUE(WaitFor([&] { return CountOf(h().ProxyLog(), "config reloaded") == 1; }, kIo))
       << h().ProxyLog();

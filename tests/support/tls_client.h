@@ -1,0 +1,47 @@
+#pragma once
+
+// A blocking TLS client over one TCP connection (OpenSSL directly) for integration tests:
+// requests on a connection that stays open across whatever the test does to l7px meanwhile.
+// It trusts any certificate (tests check which one was served by name).
+
+#include <openssl/ssl.h>
+
+#include <cstdint>
+#include <string>
+
+#include "base/unique_fd.h"
+
+namespace l7px::testing {
+
+class TlsClient {
+ public:
+  TlsClient(uint16_t port, const std::string& sni);
+  ~TlsClient();
+  TlsClient(const TlsClient&) = delete;
+  TlsClient& operator=(const TlsClient&) = delete;
+
+  // The handshake completed.
+  bool ok() const { return ok_; }
+
+  // The subject CN of the certificate the server sent ("" when none).
+  std::string PeerName() const;
+
+  // One GET for `path` with Host `host`: the whole response (Content-Length framed), or what
+  // arrived before the connection ended ("" when the request could not be sent).
+  std::string Get(const std::string& path, const std::string& host = "a.test");
+
+ private:
+  UniqueFd fd_;
+  SSL_CTX* ctx_ = nullptr;
+  SSL* ssl_ = nullptr;
+  bool ok_ = false;
+};
+
+// Makes a self-signed certificate and key (PEM) for `cn` (also its subjectAltName, plus any
+// `extra_sans` "DNS:..." entries) with the openssl command: ECDSA P-256, or RSA 2048 when `rsa`.
+// True when both files were written.
+bool MakeTestCertificate(const std::string& cert_path, const std::string& key_path,
+                         const std::string& cn, const std::string& extra_sans = "",
+                         bool rsa = false);
+
+}  // namespace l7px::testing
