@@ -198,7 +198,8 @@ TEST_F(TlsTest, GarbageAndPlainHttpOnTheTlsPortCloseOnlyThatConnection) {
 }
 
 TEST_F(TlsTest, AHandshakeThatNeverEndsIsCutByHandshakeTimeout) {
-  ASSERT_TRUE(Start("handshake_timeout = \"300ms\"\n", "header_timeout = \"300ms\"\n"))
+  // handshake_timeout alone cuts it, however long header_timeout is.
+  ASSERT_TRUE(Start("handshake_timeout = \"300ms\"\n", "header_timeout = \"30s\"\n"))
       << h().ProxyLog();
   UniqueFd silent = ConnectTcp(tls_port_);
   ASSERT_TRUE(silent);
@@ -242,6 +243,16 @@ TEST_F(TlsTest, ReloadSwapsCertificatesLiveConnectionsKeepTheirs) {
   ASSERT_TRUE(kept.ok());
   EXPECT_EQ(kept.PeerName(), "a.renewed");
   EXPECT_EQ(BodyOf(kept.Get("/four")), "ok /four");
+}
+
+TEST_F(TlsTest, AClientsCloseNotifyEndsItsSideLikeATcpHalfClose) {
+  ASSERT_TRUE(Start()) << h().ProxyLog();
+  TlsClient client(tls_port_, "a.test");
+  ASSERT_TRUE(client.ok());
+  EXPECT_EQ(BodyOf(client.Get("/before")), "ok /before");
+  // close_notify on an idle keep-alive connection: l7px closes it now, not at keepalive_timeout.
+  client.SendCloseNotify();
+  EXPECT_TRUE(WaitPeerClosed(client.fd(), std::chrono::seconds(3)));
 }
 
 TEST_F(TlsTest, ConfigCheckLoadsEveryPairAndNamesTheBadOne) {

@@ -30,6 +30,11 @@ class TlsClient {
   // arrived before the connection ended ("" when the request could not be sent).
   std::string Get(const std::string& path, const std::string& host = "a.test");
 
+  // Sends close_notify (the TLS end of this side), leaving the TCP connection open.
+  void SendCloseNotify() { SSL_shutdown(ssl_); }
+
+  int fd() const { return fd_.get(); }
+
  private:
   UniqueFd fd_;
   SSL_CTX* ctx_ = nullptr;

@@ -142,9 +142,12 @@ void TlsTransport::Pump(char* out, uint32_t room, Decoded* d) {
       continue;
     }
     const int e = SSL_get_error(ssl_, r);
-    if (!failed_ &&
-        (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE || e == SSL_ERROR_ZERO_RETURN)) {
-      break;  // no whole record left (or close_notify: the TCP end follows)
+    if (!failed_ && e == SSL_ERROR_ZERO_RETURN) {
+      d->peer_closed = true;  // close_notify: the client sends nothing more
+      break;
+    }
+    if (!failed_ && (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE)) {
+      break;  // no whole record left
     }
     failed_ = true;  // a bad record or a fatal alert
     if (d->produced == 0) d->failed = true;

@@ -59,6 +59,7 @@ class TlsTransport final : public Transport {
   bool has_output() const override;
 
   bool handshake_done() const { return handshake_done_; }
+  bool ready() const override { return handshake_done_; }
 
   // The BIO's callbacks (tls_transport.cc): OpenSSL reads the bytes Decode is offering and
   // writes into the wire buffer.

@@ -38,9 +38,10 @@
 namespace l7px::proxy::transport {
 
 struct Decoded {
-  uint32_t consumed = 0;  // wire bytes taken
-  uint32_t produced = 0;  // plaintext bytes written to `out`
-  bool failed = false;    // the connection cannot go on (nothing to answer on it)
+  uint32_t consumed = 0;     // wire bytes taken
+  uint32_t produced = 0;     // plaintext bytes written to `out`
+  bool failed = false;       // the connection cannot go on (nothing to answer on it)
+  bool peer_closed = false;  // the peer said it sends nothing more (TLS close_notify): as EOF
 };
 
 struct Encoded {
@@ -69,6 +70,10 @@ class Transport {
 
   // The transport has bytes of its own to send (see the header comment).
   virtual bool has_output() const = 0;
+
+  // The transport carries application bytes now (TLS: the handshake is done). Until then the
+  // connection is timed by the factory's handshake_timeout_ns, after it by header_timeout.
+  virtual bool ready() const { return true; }
 };
 
 // One per listener per worker: gives each accepted connection its transport.
@@ -86,8 +91,8 @@ class TransportFactory {
   // The scheme clients use on this listener: X-Forwarded-Proto, logs ("http", "https").
   virtual std::string_view scheme() const = 0;
 
-  // Time a new connection gets for its handshake, on top of header_timeout for its first
-  // request head (0: no handshake).
+  // Time a new connection gets for its handshake (0: no handshake); its first request head
+  // then gets header_timeout from the moment the transport is ready.
   virtual int64_t handshake_timeout_ns() const { return 0; }
 };
 

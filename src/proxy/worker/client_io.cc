@@ -81,6 +81,7 @@ void Worker::Loop::AcceptBytes(Connection& c, uint16_t bid, uint32_t len) {
       TransportFailed(c);
       return;
     }
+    if (d.peer_closed) c.client.peer_closed = true;
     c.in_len += d.produced;
     if (d.consumed == len) {
       buffers_.Recycle(bid);
@@ -96,8 +97,20 @@ void Worker::Loop::AcceptBytes(Connection& c, uint16_t bid, uint32_t len) {
     SendToClient(c, {}, {});
     if (c.state == ConnState::kClosing || c.state == ConnState::kFree) return;
   }
+  // The handshake is done: from now on the first request head is timed by header_timeout.
+  if (c.client.handshaking && c.transport->ready()) {
+    c.client.handshaking = false;
+    if (c.state == ConnState::kIdle) TimerFor(limits_->header_timeout_ns).Start(&c.timer, now_ns_);
+  }
   // A handshake record gives the protocol nothing to read (yet).
   if (c.in_len > c.in_scan || c.session != nullptr) c.protocol->OnInput(c);
+  // The client closed its sending side inside the transport (TLS close_notify): as a TCP EOF.
+  if (c.client.peer_closed && !c.client.eof && c.state != ConnState::kClosing &&
+      c.state != ConnState::kFree) {
+    c.client.eof = true;
+    CancelClientRecv(c);
+    c.protocol->OnEof(c);
+  }
 }
 
 void Worker::Loop::TransportFailed(Connection& c) {

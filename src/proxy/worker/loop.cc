@@ -291,7 +291,9 @@ void Worker::Loop::OnAccept(uint32_t listener, int res, bool more) {
   }
   // A new connection gets header_timeout for its whole first request head, counted from
   // here (not from its first byte): holding a connection open costs the same either way.
-  TimerFor(limits_->header_timeout_ns + transports_[listener]->handshake_timeout_ns())
+  const int64_t handshake_ns = transports_[listener]->handshake_timeout_ns();
+  c.client.handshaking = handshake_ns > 0;
+  TimerFor(c.client.handshaking ? handshake_ns : limits_->header_timeout_ns)
       .Start(&c.timer, now_ns_);
   ArmClientRecv(c);
 }

@@ -44,7 +44,11 @@ bool Worker::Loop::ParseAhead(Stream& s, char* chunk, uint32_t off, uint32_t len
   }
   const auto r = s.resp.Parse(chunk + off, len);
   if (r.status == http::Parser::Status::kError) {
-    // The head went (or is going) out already: the client must see the response broken.
+    if (!s.request.response_started) {  // nothing went out yet: the client gets a 502
+      BadResponse(s, http::ErrorName(s.resp.error()));
+      return false;
+    }
+    // The head went out already: the client must see the response broken.
     L7PX_LOG_LIMITED(kWarn, "pool {}: malformed response body from {} ({})", s.request.pool->name(),
                      s.upstream.slot->service_id(), http::ErrorName(s.resp.error()));
     KillSlot(s);

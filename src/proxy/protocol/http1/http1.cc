@@ -385,7 +385,10 @@ void Http1::EndTunnelOutput(Stream& s) { ::shutdown(s.conn->fd.get(), SHUT_WR); 
 
 void Http1::Answer(Stream& s, int status, bool close) {
   Connection& c = *s.conn;
-  loop_.CancelStream(s);                         // off the queue, its slot killed
+  loop_.CancelStream(s);  // off the queue, its slot killed
+  // A response read ahead but not begun (a malformed body): its buffers go; nothing of them is
+  // being sent (an answer comes only before any response byte went out).
+  loop_.DropReadAhead(s);
   if (s.upstream.slot != nullptr) close = true;  // still draining its ops: no next request here
   loop_.EnsureStreamBuffers(s);
   if (!s.request.done) close = true;  // unread body bytes would be taken for the next request
