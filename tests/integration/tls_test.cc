@@ -255,6 +255,17 @@ TEST_F(TlsTest, AClientsCloseNotifyEndsItsSideLikeATcpHalfClose) {
   EXPECT_TRUE(WaitPeerClosed(client.fd(), std::chrono::seconds(3)));
 }
 
+TEST_F(TlsTest, AConnectionL7pxEndsCleanlyEndsWithCloseNotify) {
+  ASSERT_TRUE(Start()) << h().ProxyLog();
+  // Connection: close: the response, then close_notify, so a client can tell a complete
+  // response from one cut short by a forged TCP close.
+  TlsClient client(tls_port_, "a.test");
+  ASSERT_TRUE(client.ok());
+  const std::string resp = client.Get("/bye", "a.test\r\nConnection: close");
+  EXPECT_EQ(BodyOf(resp), "ok /bye") << resp;
+  EXPECT_TRUE(client.EndsWithCloseNotify());
+}
+
 TEST_F(TlsTest, ConfigCheckLoadsEveryPairAndNamesTheBadOne) {
   const std::string dir = h().dir();
   auto check = [&](const std::string& tls) {

@@ -58,6 +58,15 @@ std::string TlsClient::Get(const std::string& path, const std::string& host) {
   }
 }
 
+bool TlsClient::EndsWithCloseNotify() {
+  char buf[4096];
+  while (true) {
+    const int n = SSL_read(ssl_, buf, sizeof(buf));
+    if (n > 0) continue;
+    return SSL_get_error(ssl_, n) == SSL_ERROR_ZERO_RETURN;
+  }
+}
+
 bool MakeTestCertificate(const std::string& cert_path, const std::string& key_path,
                          const std::string& cn, const std::string& extra_sans, bool rsa) {
   std::vector<std::string> argv = {"openssl", "req", "-x509", "-newkey"};

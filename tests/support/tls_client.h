@@ -35,6 +35,10 @@ class TlsClient {
 
   int fd() const { return fd_.get(); }
 
+  // Reads until the server ends the connection: true when it ended it with close_notify (a
+  // clean TLS end), false for a bare TCP close or an error.
+  bool EndsWithCloseNotify();
+
  private:
   UniqueFd fd_;
   SSL_CTX* ctx_ = nullptr;

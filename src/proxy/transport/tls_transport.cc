@@ -155,6 +155,13 @@ void TlsTransport::Pump(char* out, uint32_t room, Decoded* d) {
   }
 }
 
+bool TlsTransport::Finish() {
+  if (!handshake_done_ || failed_) return false;
+  ERR_clear_error();
+  SSL_shutdown(ssl_);  // writes close_notify through the BIO into the wire buffer
+  return has_output();
+}
+
 bool TlsTransport::has_output() const { return wire_ != nullptr && wire_sent_ < wire_len_; }
 
 Encoded TlsTransport::Encode(const iovec* plain, int plain_count, iovec* wire) {

@@ -60,6 +60,7 @@ class TlsTransport final : public Transport {
 
   bool handshake_done() const { return handshake_done_; }
   bool ready() const override { return handshake_done_; }
+  bool Finish() override;
 
   // The BIO's callbacks (tls_transport.cc): OpenSSL reads the bytes Decode is offering and
   // writes into the wire buffer.

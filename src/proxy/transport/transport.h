@@ -71,6 +71,12 @@ class Transport {
   // The transport has bytes of its own to send (see the header comment).
   virtual bool has_output() const = 0;
 
+  // The protocol ends the connection cleanly (a response with Connection: close went out, a
+  // keep-alive connection timed out): the transport queues its own closing bytes (TLS:
+  // close_notify, so a client can tell a complete close-delimited body from a cut one) and
+  // says whether there are any. Not called when the connection is aborted.
+  virtual bool Finish() { return false; }
+
   // The transport carries application bytes now (TLS: the handshake is done). Until then the
   // connection is timed by the factory's handshake_timeout_ns, after it by header_timeout.
   virtual bool ready() const { return true; }

@@ -40,11 +40,13 @@ struct ClientSide {
   bool eof = false;          // the client half-closed (or closed)
   bool close_after = false;  // close once the current response is fully sent
   bool send_busy = false;
-  bool first_request = true;      // no response sent yet: the head timer runs since the accept
-  bool transport_failed = false;  // the transport gave up: close once its own bytes went out
-  bool handshaking = false;       // timed by handshake_timeout until the transport is ready
-  bool peer_closed = false;       // the transport saw the client's end (TLS close_notify)
-  uint16_t listener = 0;          // the listener it came in on (its transport factory)
+  bool first_request = true;  // no response sent yet: the head timer runs since the accept
+  // The transport gave up, or the connection ends cleanly (CloseGracefully): close once the
+  // transport's own bytes (an alert, close_notify) went out.
+  bool transport_failed = false;
+  bool handshaking = false;  // timed by handshake_timeout until the transport is ready
+  bool peer_closed = false;  // the transport saw the client's end (TLS close_notify)
+  uint16_t listener = 0;     // the listener it came in on (its transport factory)
   // l7px stopped reading (no room, no receive buffer) since the last body window started:
   // a body that came slowly then is not the client's fault (body_rate.h).
   bool read_paused = false;

@@ -362,6 +362,20 @@ void Worker::Loop::Close(Connection& c) {
   MaybeFree(c);
 }
 
+void Worker::Loop::CloseGracefully(Connection& c) {
+  if (c.state == ConnState::kClosing || c.state == ConnState::kFree) return;
+  if (c.client.transport_failed || !c.transport->Finish()) {
+    Close(c);
+    return;
+  }
+  // Read nothing more; the send of the closing bytes ends it (OnClientSent, or the timer).
+  c.client.transport_failed = true;
+  c.client.eof = true;
+  CancelClientRecv(c);
+  TimerFor(limits_->send_timeout_ns).Start(&c.timer, now_ns_);
+  if (!c.client.send_busy) SendToClient(c, {}, {});
+}
+
 void Worker::Loop::MaybeFree(Connection& c) {
   if (c.state != ConnState::kClosing || c.client.ops > 0 || c.slot_ops > 0) return;
   DropPending(c);

@@ -163,6 +163,10 @@ class Worker::Loop {
 
   void MaybeFree(Connection& c);
 
+  // Ends the connection cleanly: the transport's closing bytes (TLS close_notify) go out first,
+  // within send_timeout, then Close. Plain connections close at once.
+  void CloseGracefully(Connection& c);
+
   // The connection's input buffer, taken when bytes arrive.
   void EnsureInput(Connection& c);
 

@@ -427,7 +427,7 @@ void Http1::FinishRequest(Connection& c) {
   TimerList::Unlink(&s.body_timer);
   loop_.LogRequest(s);
   if (c.client.close_after || ClientDoneAfterThis(c)) {
-    loop_.Close(c);
+    loop_.CloseGracefully(c);  // a complete response: TLS says so with close_notify
     return;
   }
   // Pipelined bytes of the next request move to the front of `in`.
@@ -454,7 +454,13 @@ void Http1::FinishRequest(Connection& c) {
 void Http1::OnTimeout(Connection& c) {
   switch (c.state) {
     case ConnState::kIdle:
-      loop_.Close(c);  // keepalive_timeout
+      // keepalive_timeout (or the handshake's); a second expiry while the closing bytes wait
+      // for the client ends it for good.
+      if (c.client.transport_failed) {
+        loop_.Close(c);
+      } else {
+        loop_.CloseGracefully(c);
+      }
       return;
     case ConnState::kReadingHead:
       L7PX_LOG_LIMITED(kInfo, "client {}: header_timeout", std::string_view(c.ip, c.ip_len));
