@@ -5,8 +5,12 @@
 // test reads it while the process runs. Without that variable the library only forwards to
 // glibc.
 //
+// A second word after the count arms a trace: while it is non-zero, each allocation also writes
+// its call stack to stderr (l7px's log), so a test that finds an allocation can say where.
+//
 // Built only without sanitizers: their runtimes interpose malloc themselves and must come first.
 
+#include <execinfo.h>
 #include <fcntl.h>
 #include <sys/mman.h>
 #include <unistd.h>
@@ -27,6 +31,8 @@ void* __libc_memalign(size_t alignment, size_t size);
 namespace {
 
 std::atomic<uint64_t>* counter = nullptr;
+std::atomic<uint64_t>* trace = nullptr;
+thread_local bool tracing = false;  // backtrace() may allocate once: no recursion
 
 // Runs before main(); open, mmap and getenv do not allocate.
 [[gnu::constructor]] void MapCounter() {
@@ -34,13 +40,26 @@ std::atomic<uint64_t>* counter = nullptr;
   if (path == nullptr) return;
   const int fd = open(path, O_RDWR | O_CLOEXEC);
   if (fd < 0) return;
-  void* word = mmap(nullptr, sizeof(uint64_t), PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+  void* word = mmap(nullptr, 2 * sizeof(uint64_t), PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
   close(fd);
-  if (word != MAP_FAILED) counter = static_cast<std::atomic<uint64_t>*>(word);
+  if (word == MAP_FAILED) return;
+  counter = static_cast<std::atomic<uint64_t>*>(word);
+  trace = counter + 1;
+  void* warm[2];
+  backtrace(warm, 2);  // loads what backtrace needs now, not inside a traced allocation
 }
 
 void Count() {
-  if (counter != nullptr) counter->fetch_add(1, std::memory_order_relaxed);
+  if (counter == nullptr) return;
+  counter->fetch_add(1, std::memory_order_relaxed);
+  if (trace->load(std::memory_order_relaxed) == 0 || tracing) return;
+  tracing = true;
+  void* frames[32];
+  const int n = backtrace(frames, 32);
+  static const char kHead[] = "alloc_counter: allocation while traced:\n";
+  (void)!write(2, kHead, sizeof(kHead) - 1);
+  backtrace_symbols_fd(frames, n, 2);
+  tracing = false;
 }
 
 bool ValidAlignment(size_t alignment) {
