@@ -395,9 +395,7 @@ class Loader {
   }
 
   static std::string PoolNames(const std::vector<Pool>& pools) {
-    std::vector<std::string> names;
-    for (const Pool& p : pools) names.push_back(p.name);
-    return absl::StrJoin(names, ", ");
+    return absl::StrJoin(pools, ", ", [](std::string* out, const Pool& p) { out->append(p.name); });
   }
 
   bool LoadServer(const toml::node& node, Server* out) {
@@ -502,21 +500,17 @@ class Loader {
       } else if (k == "min_version") {
         std::string v;
         ok = GetString(value, path, &v);
-        if (ok && v == "TLSv1.2") {
-          out->min_version = 0x0303;
-        } else if (ok && v == "TLSv1.3") {
-          out->min_version = 0x0304;
-        } else if (ok) {
+        out->min_version = v == "TLSv1.3" ? 0x0304 : 0x0303;
+        if (ok && v != "TLSv1.2" && v != "TLSv1.3") {
           ok = Fail(value, path,
-                    absl::StrCat("bad version ", Shown(v),
-                                 " (use \"TLSv1.2\" or \"TLSv1.3\"; older ones are off)"));
+                    absl::StrCat("bad version ", Shown(v), " (use \"TLSv1.2\" or ",
+                                 "\"TLSv1.3\"; older ones are off)"));
         }
       } else if (k == "ciphers") {
         ok = GetCleanString(value, path, &out->ciphers);
       } else if (k == "session_tickets") {
-        const auto* b = value.as_boolean();
-        ok = b != nullptr ? (out->session_tickets = b->get(), true)
-                          : WrongType(value, path, "a boolean");
+        ok = value.is_boolean() || WrongType(value, path, "a boolean");
+        if (ok) out->session_tickets = value.as_boolean()->get();
       } else if (k == "handshake_timeout") {
         ok = GetDuration(value, path, std::chrono::milliseconds(1), &out->handshake_timeout);
       } else if (k == "certificate") {

@@ -112,7 +112,7 @@ TEST_F(TlsTest, Tls12And13AreSpokenOlderVersionsAreRefused) {
 
 TEST_F(TlsTest, HandshakesResumptionsAndFailuresAreCounted) {
   h().EnableAdmin();
-  ASSERT_TRUE(Start()) << h().ProxyLog();
+  ASSERT_TRUE(Start("handshake_timeout = \"300ms\"\n")) << h().ProxyLog();
   EXPECT_EQ(Curl("a.test", "a.pem", {"--tlsv1.2", "--tls-max", "1.2"}).exit_code, 0);
   EXPECT_EQ(Curl("a.test", "a.pem", {"--tlsv1.3"}).exit_code, 0);
   // A TLS 1.2 session saved by one client and resumed by the next (a session ticket).
@@ -122,13 +122,16 @@ TEST_F(TlsTest, HandshakesResumptionsAndFailuresAreCounted) {
   const CommandResult second = SClient({"-servername", "a.test", "-tls1_2", "-sess_in", session});
   EXPECT_THAT(second.out, HasSubstr("Reused, TLSv1.2")) << second.out;
   EXPECT_NE(SClient({"-servername", "a.test", "-tls1_1"}).exit_code, 0);
+  UniqueFd silent = ConnectTcp(tls_port_);  // never starts its handshake: handshake_timeout
+  ASSERT_TRUE(silent);
+  EXPECT_TRUE(WaitPeerClosed(silent.get(), kIo));
   UniqueFd garbage = ConnectTcp(tls_port_);
   ASSERT_TRUE(SendAll(garbage.get(), std::string(3000, '\x16')));
   EXPECT_TRUE(WaitPeerClosed(garbage.get(), kIo));
   ASSERT_TRUE(WaitFor(
       [&] {
         return AdminCall(h().admin_port(), "GET", "/metrics")
-                   .body.find("l7px_tls_handshake_failures_total 2\n") != std::string::npos;
+                   .body.find("l7px_tls_handshake_failures_total 3\n") != std::string::npos;
       },
       kIo))
       << AdminCall(h().admin_port(), "GET", "/metrics").body;
