@@ -4,6 +4,7 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 #include <signal.h>
+#include <sys/socket.h>
 
 #include <algorithm>
 #include <atomic>
@@ -12,6 +13,7 @@
 #include <thread>
 #include <vector>
 
+#include "support/admin.h"
 #include "support/clients.h"
 #include "support/integration.h"
 #include "support/net.h"
@@ -30,6 +32,46 @@ size_t Count(const std::string& text, const std::string& needle) {
 }
 
 class ProxyQueueTest : public IntegrationTest {};
+
+// /pools "served" counts the services' complete responses, nothing else. Requests queued
+// behind a busy slot whose clients reset after l7px stopped reading their bodies are shed at
+// queue_timeout with a 503 that never reaches them: "served" stays as it was (it used to be
+// "logged requests less shed ones", and went down by one for each).
+TEST_F(ProxyQueueTest, ServedCountsServiceResponsesNotShedRequests) {
+  h().EnableAdmin();
+  ASSERT_TRUE(StartProxy("[[pool]]\nname = \"default\"\nqueue_timeout = \"300ms\"\n"))
+      << h().ProxyLog();
+  ASSERT_NE(StartService({"--slots", "1"}), nullptr);
+  for (int i = 0; i < 3; ++i) {
+    EXPECT_EQ(BodyOf(HttpExchange(front(), GetRequest("/ok"))), "ok /ok");
+  }
+  ASSERT_TRUE(
+      WaitFor([&] { return PoolCounter(h().admin_port(), "default", "served") == 3; }, kIo));
+  UniqueFd busy = ConnectTcp(front());
+  ASSERT_TRUE(SendAll(busy.get(), GetRequest("/delay/1500")));
+  ASSERT_TRUE(WaitFor([&] { return PoolCounter(h().admin_port(), "default", "busy") == 1; }, kIo));
+  std::vector<UniqueFd> uploads;
+  for (int i = 0; i < 4; ++i) {
+    uploads.push_back(ConnectTcp(front()));
+    ASSERT_TRUE(uploads.back());
+    ASSERT_TRUE(SendAll(uploads.back().get(),
+                        "POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 1000000\r\n\r\n" +
+                            std::string(200000, 'b')));
+  }
+  // l7px has stopped reading them (its input buffer is full); then each client resets.
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  for (UniqueFd& c : uploads) {
+    const linger reset{1, 0};
+    setsockopt(c.get(), SOL_SOCKET, SO_LINGER, &reset, sizeof(reset));
+    c.Reset();
+  }
+  std::string rest;
+  EXPECT_EQ(BodyOf(RecvHttpResponse(busy.get(), &rest, kIo)), "ok /delay/1500");
+  ASSERT_TRUE(
+      WaitFor([&] { return PoolCounter(h().admin_port(), "default", "waiting") == 0; }, kIo));
+  EXPECT_EQ(PoolCounter(h().admin_port(), "default", "served"), 4)
+      << AdminCall(h().admin_port(), "GET", "/pools").body;
+}
 
 TEST_F(ProxyQueueTest, NoSlotsLeftIs503AfterQueueTimeout) {
   ASSERT_TRUE(StartProxy("[[pool]]\nname = \"default\"\nqueue_timeout = \"300ms\"\n"))

@@ -25,7 +25,7 @@ PoolTotals Totals(const std::vector<const WorkerStats*>& workers, uint32_t pool_
   for (const WorkerStats* w : workers) {
     const PoolMetrics* m = w->pools.Get(pool_id);
     if (m == nullptr) continue;
-    t.served += Load(m->duration.count);
+    t.served += Load(m->served);
     t.shed_queue_full += Load(m->shed_queue_full);
     t.shed_queue_timeout += Load(m->shed_queue_timeout);
     t.shed_closing += Load(m->shed_closing);
@@ -108,17 +108,15 @@ Json AdminViews::Pools() const {
     p["idle"] = std::max<int64_t>(0, registered - busy);
     p["busy"] = busy;
     p["waiting"] = std::max<int64_t>(0, pool.waiting.load());
-    // Responses to requests routed to the pool, less the ones shed without reaching a service
-    // (tunnels are not counted as responses: see "tunnels_total").
-    const uint64_t tunnels_refused = pool.tunnels_refused.load(std::memory_order_relaxed);
-    const uint64_t shed =
-        t.shed_queue_full + t.shed_queue_timeout + t.shed_closing + tunnels_refused;
-    p["served"] = t.served > shed ? t.served - shed : 0;
+    // Complete responses from the pool's services, counted when the service's response was
+    // whole (whether or not its client then took it all; tunnels are not responses: see
+    // "tunnels_total"). Requests shed never reach a service and are counted under "shed".
+    p["served"] = t.served;
     Json shed_by_reason = Json::object();
     shed_by_reason["queue_full"] = t.shed_queue_full;
     shed_by_reason["queue_timeout"] = t.shed_queue_timeout;
     shed_by_reason["closing"] = t.shed_closing;
-    shed_by_reason["max_tunnels"] = tunnels_refused;
+    shed_by_reason["max_tunnels"] = pool.tunnels_refused.load(std::memory_order_relaxed);
     p["shed"] = std::move(shed_by_reason);
     p["retries"] = t.retries;
     p["draining"] = pool.closing();

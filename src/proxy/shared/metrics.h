@@ -37,6 +37,7 @@ struct PoolMetrics {
   std::atomic<uint64_t> shed_queue_timeout{0};
   std::atomic<uint64_t> shed_closing{0};
   std::atomic<uint64_t> retries{0};
+  std::atomic<uint64_t> served{0};  // complete responses from a service (not tunnels)
   Histogram duration;
   Histogram queue_wait;
 };

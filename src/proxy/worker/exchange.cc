@@ -354,6 +354,7 @@ void Worker::Loop::FinishExchange(Stream& s) {
 void Worker::Loop::ReleaseUpstream(Stream& s) {
   if (s.upstream.released) return;
   s.upstream.released = true;
+  Bump(stats_->pools.For(s.request.pool->id()).served);
   slots::ReportResponse(*s.request.pool, s.upstream.slot, s.request.status, now_ns_);
   TimerList::Unlink(&s.timer);
   const http::MessageHead& resp = s.resp.head();
