@@ -21,15 +21,6 @@ inline void AccountIdleSlotKilled(Pool& pool, Slot& slot) {
   ::shutdown(slot.fd(), SHUT_RDWR);
 }
 
-// A worker that leased the slot and will not return it: BUSY -> DEAD.
-inline void KillLeasedSlot(Pool& pool, Slot& slot) {
-  slot.MarkDead();
-  pool.busy.fetch_sub(1, std::memory_order_relaxed);
-  pool.registered.fetch_sub(1, std::memory_order_relaxed);
-  pool.SlotGone(slot);
-  ::shutdown(slot.fd(), SHUT_RDWR);
-}
-
 // The leaseholder handed the slot's connection to another process (upgrade handoff): it leaves
 // this process's accounting, without shutting the connection down (the other process uses it).
 // The caller then posts it to the acceptor with kMsgSlotMoved.
@@ -38,6 +29,13 @@ inline void AccountLeasedSlotMoved(Pool& pool, Slot& slot) {
   pool.busy.fetch_sub(1, std::memory_order_relaxed);
   pool.registered.fetch_sub(1, std::memory_order_relaxed);
   pool.SlotGone(slot);
+}
+
+// A worker that leased the slot and will not return it: BUSY -> DEAD, the same accounting as a
+// moved slot, and the connection shut down.
+inline void KillLeasedSlot(Pool& pool, Slot& slot) {
+  AccountLeasedSlotMoved(pool, slot);
+  ::shutdown(slot.fd(), SHUT_RDWR);
 }
 
 // The leaseholder's slot became a tunnel (its service answered 101): it leaves the pool's slot
