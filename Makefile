@@ -1,5 +1,5 @@
 # l7px: `make run` and `make test` do everything on a fresh Debian 12 machine (as root).
-#   make run                     install missing packages, build, start l7px + the example service
+#   make run [CONF=FILE]         install missing packages, build, start l7px + the example service
 #   make test                    install, build, run every test (ctest + go test), then the
 #                                suite under ASan+UBSan, the concurrency tests under TSan, and
 #                                a 5 s smoke run of every fuzz target (scripts/sanitize.sh)
@@ -57,8 +57,9 @@ endif
 fuzz: deps
 	scripts/fuzz.sh $(FUZZ_SECONDS)
 
+CONF ?= conf/l7px.toml
 run: build
-	@scripts/run.sh $(BUILD)
+	@scripts/run.sh $(BUILD) $(CONF)
 
 bench: build
 	$(BUILD)/benchmarks/l7px_bench $(BENCH_ARGS)

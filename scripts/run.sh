@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
-# `make run`: starts l7px with conf/l7px.toml and the bundled example service registered to it,
-# prints a curl line that works, and stops both on Ctrl-C.
+# `make run`: starts l7px with conf/l7px.toml (or the config given as the second argument, `make
+# run CONF=...`) and the bundled example service registered to it, prints a curl line that
+# works, and stops both on Ctrl-C.
 set -euo pipefail
 build=${1:-build}
+conf=${2:-conf/l7px.toml}
 cd "$(dirname "$0")/.."
 mkdir -p run
-"$build/l7px" -t -c conf/l7px.toml >/dev/null
+"$build/l7px" -t -c "$conf" >/dev/null
 
-"$build/l7px" -c conf/l7px.toml >run/access.log 2>run/l7px.log &
+"$build/l7px" -c "$conf" >run/access.log 2>run/l7px.log &
 proxy=$!
 service=""
 cleanup() {
@@ -32,7 +34,7 @@ for _ in $(seq 1 100); do
 done
 
 cat <<TXT
-l7px is running (pid $proxy) with the example service (pid $service) registered.
+l7px is running (pid $proxy, $conf) with the example service (pid $service) registered.
 
   curl -i http://127.0.0.1:8080/
 

@@ -107,6 +107,8 @@ const char* TypeName(Type type) {
       return "done";
     case Type::kAbort:
       return "abort";
+    case Type::kTicketKeys:
+      return "ticket keys";
   }
   return "unknown";
 }
@@ -127,6 +129,9 @@ absl::StatusOr<std::string> Encode(const Message& m) {
     case Type::kRefuse:
     case Type::kAbort:
       ok = w.Str(m.reason);
+      break;
+    case Type::kTicketKeys:
+      ok = w.Str(m.ticket_keys);
       break;
     case Type::kListeners:
       if (m.listeners.size() > kMaxFdsPerMessage) return Malformed(m.type, "too many entries");
@@ -187,6 +192,9 @@ absl::StatusOr<Message> Decode(std::string_view packet) {
     case Type::kRefuse:
     case Type::kAbort:
       if (!r.Str(&m.reason)) return Malformed(m.type, "truncated");
+      break;
+    case Type::kTicketKeys:
+      if (!r.Str(&m.ticket_keys)) return Malformed(m.type, "truncated");
       break;
     case Type::kListeners: {
       uint16_t n = 0;

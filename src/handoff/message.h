@@ -21,6 +21,8 @@ namespace l7px::handoff {
 //
 //   kHello     (both ways, first)  "l7px" u16 version u32 pid u64 upgrades str build
 //   kRefuse    (old -> new)        str reason; the old one then closes, nothing moved
+//   kTicketKeys (old -> new, v2)   str keys: the TLS session ticket keys, opaque here (empty
+//                                  without TLS); secret, so only over the uid-checked socket
 //   kListeners (old -> new)        u32 batch u8 last u16 n, n x (u8 kind, str address); n fds
 //   kSlots     (old -> new)        u32 batch u16 n, n x (str pool, str service); n fds attached
 //   kAck       (new -> old)        u32 batch: every fd of that batch is now held by the new side
@@ -28,9 +30,16 @@ namespace l7px::handoff {
 //   kDone      (old -> new)        u32 slots moved; the old one exits
 //   kAbort     (either way)        str reason
 //
-// Sequence: new Hello -> old Hello -> old Listeners... (each acked) -> new Serving ->
-// old Slots... (each acked; the old side drops its copy of an fd only after the ack) -> old Done.
-inline constexpr uint16_t kVersion = 1;
+// Sequence: new Hello -> old Hello -> (v2: old TicketKeys) -> old Listeners... (each acked) ->
+// new Serving -> old Slots... (each acked; the old side drops its copy of an fd only after the
+// ack) -> old Done.
+//
+// Versions: the new side's Hello offers the highest version it speaks; the old side answers
+// with the lower of that and its own, and both speak that one (every version from
+// kMinVersion up is understood). A version-1 process refuses any other version ("handoff
+// version N is not supported"): a new side refused so retries once, offering version 1.
+inline constexpr uint16_t kVersion = 2;
+inline constexpr uint16_t kMinVersion = 1;
 inline constexpr char kMagic[4] = {'l', '7', 'p', 'x'};
 inline constexpr size_t kMaxMessageBytes = 64 * 1024;
 // SCM_MAX_FD is 253 per message on Linux; stay below it.
@@ -45,6 +54,7 @@ enum class Type : uint8_t {
   kServing = 6,
   kDone = 7,
   kAbort = 8,
+  kTicketKeys = 9,
 };
 
 enum class ListenerKind : uint8_t { kFront = 1, kRegister = 2, kAdmin = 3, kTls = 4 };
@@ -74,6 +84,7 @@ struct Message {
   bool last = false;                     // kListeners: no more listener batches follow
   std::vector<ListenerEntry> listeners;  // kListeners
   std::vector<SlotEntry> slots;          // kSlots
+  std::string ticket_keys;               // kTicketKeys
 
   // How many fds must travel with this message.
   size_t fd_count() const {

@@ -137,6 +137,11 @@ class HandoffTest : public IntegrationTest {
     EXPECT_TRUE(theirs.ok()) << theirs.status();
     if (!theirs.ok()) return {};
     EXPECT_EQ(static_cast<pid_t>(theirs->message.hello.pid), h().proxy().pid());
+    // Handoff version 2: the TLS session ticket keys come first (none without TLS).
+    auto keys = channel->Expect(handoff::Type::kTicketKeys, 5000);
+    EXPECT_TRUE(keys.ok()) << keys.status();
+    if (!keys.ok()) return {};
+    EXPECT_EQ(keys->message.ticket_keys, "");
     while (true) {
       auto batch = channel->Expect(handoff::Type::kListeners, 5000);
       EXPECT_TRUE(batch.ok()) << batch.status();

@@ -37,6 +37,7 @@ namespace {
 
 using std::chrono::milliseconds;
 using std::chrono::seconds;
+using ::testing::HasSubstr;
 
 pid_t PidInFile(const std::string& path) {
   std::ifstream in(path);
@@ -293,6 +294,53 @@ TEST_F(UpgradeLifecycleTest, TwentyTlsClientsThroughAnUpgradeSeeNoFailure) {
   ASSERT_TRUE(after.ok());
   EXPECT_EQ(after.PeerName(), "a.test");
   EXPECT_EQ(BodyOf(after.Get("/after")), "ok /after");
+}
+
+// Issue #19, item 5: the session ticket keys travel in the handoff, so a client that got its
+// ticket from the old process resumes with the successor (TLS 1.2 and 1.3) as before the
+// upgrade, and a ticket from a process that did not hand over its keys is not accepted.
+TEST_F(UpgradeLifecycleTest, TlsClientsResumeTheirSessionsAfterAnUpgrade) {
+  const std::string d = h().dir();
+  ASSERT_TRUE(MakeTestCertificate(d + "/a.pem", d + "/a.key", "a.test"));
+  const uint16_t tls_port = FreePort();
+  h().SetUpgradeExtra("pid_file = \"" + PidFile() + "\"\n");
+  ASSERT_TRUE(StartProxy(
+      "[[pool]]\nname = \"default\"\n[tls]\nlisten = [\"127.0.0.1:" + std::to_string(tls_port) +
+      "\"]\n[[tls.certificate]]\ncert = \"" + d + "/a.pem\"\nkey = \"" + d + "/a.key\"\n"))
+      << h().ProxyLog();
+  ASSERT_NE(StartService({"--slots", "2"}), nullptr);
+  const pid_t first = h().proxy().pid();
+  auto session_of = [&](int version) -> SSL_SESSION* {
+    TlsClient c(tls_port, "a.test", nullptr, version);
+    if (!c.ok() || BodyOf(c.Get("/before")) != "ok /before") return nullptr;
+    SSL_SESSION* s = c.Session();
+    c.SendCloseNotify();
+    return s;
+  };
+  SSL_SESSION* v12 = session_of(TLS1_2_VERSION);
+  SSL_SESSION* v13 = session_of(TLS1_3_VERSION);
+  ASSERT_NE(v12, nullptr);
+  ASSERT_NE(v13, nullptr);
+
+  ASSERT_EQ(kill(first, SIGUSR2), 0);
+  pid_t next = 0;
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        next = PidInFile(PidFile());
+        return next != first && LiveProcess(next);
+      },
+      seconds(30)))
+      << h().ProxyLog();
+  EXPECT_EQ(h().proxy().WaitExit(seconds(20)), 0) << h().ProxyLog();
+  EXPECT_THAT(h().ProxyLog(), HasSubstr("session ticket keys taken over"));
+  for (SSL_SESSION* s : {v12, v13}) {
+    TlsClient after(tls_port, "a.test", s, SSL_SESSION_get_protocol_version(s));
+    ASSERT_TRUE(after.ok());
+    EXPECT_TRUE(after.resumed()) << SSL_SESSION_get_protocol_version(s);
+    EXPECT_EQ(BodyOf(after.Get("/after")), "ok /after");
+    after.SendCloseNotify();
+    SSL_SESSION_free(s);
+  }
 }
 
 // Issue #16, item 4. A SIGUSR2 successor killed after it began serving: the old process takes

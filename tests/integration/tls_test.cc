@@ -128,19 +128,128 @@ TEST_F(TlsTest, HandshakesResumptionsAndFailuresAreCounted) {
   UniqueFd garbage = ConnectTcp(tls_port_);
   ASSERT_TRUE(SendAll(garbage.get(), std::string(3000, '\x16')));
   EXPECT_TRUE(WaitPeerClosed(garbage.get(), kIo));
+  // A client that does not trust the certificate aborts with an alert (curl: unknown CA).
+  EXPECT_NE(Curl("a.test", "b.pem", {}).exit_code, 0);
+  // One that sends the start of a ClientHello and goes away.
+  {
+    UniqueFd cut = ConnectTcp(tls_port_);
+    ASSERT_TRUE(
+        SendAll(cut.get(), std::string("\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03", 11)));
+  }
+  // A TCP connection that sends nothing and closes (a health check) made no handshake at all.
+  { UniqueFd probe = ConnectTcp(tls_port_); }
+  const std::string failed = "l7px_tls_handshakes_total{result=\"failed\",reason=";
   ASSERT_TRUE(WaitFor(
       [&] {
         return AdminCall(h().admin_port(), "GET", "/metrics")
-                   .body.find("l7px_tls_handshake_failures_total 3\n") != std::string::npos;
+                   .body.find(failed + "\"closed\"} 1\n") != std::string::npos;
       },
       kIo))
       << AdminCall(h().admin_port(), "GET", "/metrics").body;
   const std::string metrics = AdminCall(h().admin_port(), "GET", "/metrics").body;
-  EXPECT_THAT(metrics, HasSubstr("l7px_tls_handshakes_total{version=\"1.2\"} 3\n"));
-  EXPECT_THAT(metrics, HasSubstr("l7px_tls_handshakes_total{version=\"1.3\"} 1\n"));
-  EXPECT_THAT(metrics, HasSubstr("l7px_tls_resumptions_total 1\n"));
+  EXPECT_THAT(metrics, HasSubstr("l7px_tls_handshakes_total{result=\"ok\",version=\"1.2\"} 3\n"));
+  EXPECT_THAT(metrics, HasSubstr("l7px_tls_handshakes_total{result=\"ok\",version=\"1.3\"} 1\n"));
+  EXPECT_THAT(metrics, HasSubstr(failed + "\"version\"} 1\n"));
+  EXPECT_THAT(metrics, HasSubstr(failed + "\"timeout\"} 1\n"));
+  EXPECT_THAT(metrics, HasSubstr(failed + "\"protocol\"} 1\n"));
+  EXPECT_THAT(metrics, HasSubstr(failed + "\"alert\"} 1\n"));
+  EXPECT_THAT(metrics, HasSubstr("l7px_tls_resumptions_total{version=\"1.2\"} 1\n"));
   EXPECT_EQ(StatsCounter(h().admin_port(), "tls"), -1);  // an object, not a counter
-  EXPECT_THAT(AdminCall(h().admin_port(), "GET", "/stats").body, HasSubstr("\"resumptions\":1"));
+  const std::string stats = AdminCall(h().admin_port(), "GET", "/stats").body;
+  EXPECT_THAT(stats, HasSubstr("\"resumptions\":1"));
+  EXPECT_THAT(stats, HasSubstr("\"handshake_failures\":5"));
+}
+
+// Session tickets are sealed with keys l7px makes, the same for every worker and kept across
+// a reload (which builds new certificate contexts): a client resumes on any worker, before and
+// after a SIGHUP, over TLS 1.2 and 1.3; a ticket l7px did not issue gets a full handshake.
+TEST_F(TlsTest, TicketsResumeOnEveryWorkerAndAcrossAReload) {
+  h().EnableAdmin();
+  ASSERT_TRUE(Start()) << h().ProxyLog();  // two workers
+  for (const int version : {TLS1_2_VERSION, TLS1_3_VERSION}) {
+    SCOPED_TRACE(version);
+    SSL_SESSION* session = nullptr;
+    {
+      TlsClient first(tls_port_, "a.test", nullptr, version);
+      ASSERT_TRUE(first.ok());
+      EXPECT_FALSE(first.resumed());
+      ASSERT_EQ(BodyOf(first.Get("/first")), "ok /first");
+      session = first.Session();
+      first.SendCloseNotify();  // a client ends cleanly, or OpenSSL drops its session
+    }
+    ASSERT_NE(session, nullptr);
+    // Eight connections: SO_REUSEPORT spreads them over both workers.
+    for (int i = 0; i < 8; ++i) {
+      TlsClient again(tls_port_, "a.test", session, version);
+      ASSERT_TRUE(again.ok());
+      EXPECT_TRUE(again.resumed()) << i;
+      EXPECT_EQ(BodyOf(again.Get("/again")), "ok /again");
+      again.SendCloseNotify();
+    }
+    ASSERT_EQ(AdminCall(h().admin_port(), "POST", "/reload").status, 200) << h().ProxyLog();
+    {
+      TlsClient after_reload(tls_port_, "a.test", session, version);
+      ASSERT_TRUE(after_reload.ok());
+      EXPECT_TRUE(after_reload.resumed()) << h().ProxyLog();
+      EXPECT_EQ(BodyOf(after_reload.Get("/after")), "ok /after");
+    }
+    SSL_SESSION_free(session);
+  }
+  // A session (and ticket) from another server: a full handshake, not an error.
+  const std::string d = h().dir();
+  ASSERT_TRUE(MakeTestCertificate(d + "/other.pem", d + "/other.key", "a.test"));
+  // The other server is openssl s_server with its own ticket keys.
+  const uint16_t other_port = FreePort();
+  ChildProcess other = ChildProcess::Start(
+      {"/usr/bin/openssl", "s_server", "-accept", "127.0.0.1:" + std::to_string(other_port),
+       "-cert", d + "/other.pem", "-key", d + "/other.key", "-www", "-quiet"},
+      d + "/s_server.log");
+  ASSERT_GT(other.pid(), 0);
+  ASSERT_TRUE(WaitFor([&] { return static_cast<bool>(ConnectTcp(other_port)); }, kIo));
+  SSL_SESSION* foreign = nullptr;
+  {
+    TlsClient there(other_port, "a.test", nullptr, TLS1_2_VERSION);
+    ASSERT_TRUE(there.ok());
+    there.Get("/");
+    foreign = there.Session();
+    there.SendCloseNotify();
+  }
+  ASSERT_NE(foreign, nullptr);
+  TlsClient here(tls_port_, "a.test", foreign, TLS1_2_VERSION);
+  ASSERT_TRUE(here.ok());
+  EXPECT_FALSE(here.resumed());
+  EXPECT_EQ(BodyOf(here.Get("/here")), "ok /here");
+  SSL_SESSION_free(foreign);
+}
+
+// The access log names the client's TLS: version, cipher suite, SNI name and resumption.
+TEST_F(TlsTest, TheAccessLogNamesTheClientsTls) {
+  ASSERT_TRUE(Start()) << h().ProxyLog();
+  {
+    TlsClient tls(tls_port_, "a.test", nullptr, TLS1_3_VERSION);
+    ASSERT_TRUE(tls.ok());
+    ASSERT_EQ(BodyOf(tls.Get("/over-tls")), "ok /over-tls");
+  }
+  ASSERT_EQ(BodyOf(HttpExchange(front(), GetRequest("/plain"))), "ok /plain");
+  std::string tls_line, plain_line;
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        const std::string log = h().AccessLog();
+        for (size_t at = 0; at < log.size();) {
+          size_t end = log.find('\n', at);
+          if (end == std::string::npos) end = log.size();
+          const std::string line = log.substr(at, end - at);
+          if (line.find("/over-tls") != std::string::npos) tls_line = line;
+          if (line.find("/plain") != std::string::npos) plain_line = line;
+          at = end + 1;
+        }
+        return !tls_line.empty() && !plain_line.empty();
+      },
+      kIo))
+      << h().AccessLog();
+  EXPECT_THAT(tls_line, HasSubstr("\"tls\":\"TLSv1.3\",\"tls_cipher\":\"TLS_"));
+  EXPECT_THAT(tls_line, HasSubstr("\"sni\":\"a.test\",\"tls_resumed\":false}"));
+  EXPECT_THAT(plain_line, Not(HasSubstr("\"tls")));
 }
 
 TEST_F(TlsTest, MinVersion13RefusesTls12) {

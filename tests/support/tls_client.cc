@@ -11,12 +11,15 @@
 
 namespace l7px::testing {
 
-TlsClient::TlsClient(uint16_t port, const std::string& sni) : fd_(ConnectTcp(port)) {
+TlsClient::TlsClient(uint16_t port, const std::string& sni, SSL_SESSION* resume, int max_version)
+    : fd_(ConnectTcp(port)) {
   // OpenSSL writes with write(2): a peer that closed must give an error, not kill the test.
   static const bool ignored = [] { return signal(SIGPIPE, SIG_IGN) != SIG_ERR; }();
   (void)ignored;
   ctx_ = SSL_CTX_new(TLS_client_method());
+  if (max_version != 0) SSL_CTX_set_max_proto_version(ctx_, max_version);
   ssl_ = SSL_new(ctx_);
+  if (resume != nullptr) SSL_set_session(ssl_, resume);
   if (!fd_) return;
   // Never blocks a test for good: a stalled read or write fails after 10 s.
   const timeval limit{10, 0};

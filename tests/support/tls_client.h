@@ -15,13 +15,23 @@ namespace l7px::testing {
 
 class TlsClient {
  public:
-  TlsClient(uint16_t port, const std::string& sni);
+  // `resume`: a session from an earlier connection to offer (its ticket); `max_version`: e.g.
+  // TLS1_2_VERSION to speak TLS 1.2 (0: the highest OpenSSL speaks).
+  TlsClient(uint16_t port, const std::string& sni, SSL_SESSION* resume = nullptr,
+            int max_version = 0);
   ~TlsClient();
   TlsClient(const TlsClient&) = delete;
   TlsClient& operator=(const TlsClient&) = delete;
 
   // The handshake completed.
   bool ok() const { return ok_; }
+
+  // The handshake resumed the offered session.
+  bool resumed() const { return ok_ && SSL_session_reused(ssl_) == 1; }
+
+  // This connection's session (with the ticket the server sent: call it after a response was
+  // read, which is when TLS 1.3 tickets have arrived); the caller frees it (SSL_SESSION_free).
+  SSL_SESSION* Session() const { return SSL_get1_session(ssl_); }
 
   // The subject CN of the certificate the server sent ("" when none).
   std::string PeerName() const;

@@ -88,7 +88,7 @@ void AdminServer::Run() {
   std::vector<Connection*> order;
   char buf[16384];
   while (!stop_.load()) {
-    control_->Reclaim();
+    control_->Tick();
     fds.clear();
     order.clear();
     if (listener_ && accepting_.load() && conns.size() < kMaxConnections)

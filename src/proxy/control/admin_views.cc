@@ -92,6 +92,18 @@ Json Instances(const slots::Pool& pool) {
 
 // Members are added in the order the admin API has always listed them (docs/operating.md, "Admin
 // API").
+AdminViews::TlsTotals AdminViews::SumTls() const {
+  TlsTotals t;
+  for (const WorkerStats* w : workers_) {
+    t.tls12 += Load(w->tls.handshakes_tls12);
+    t.tls13 += Load(w->tls.handshakes_tls13);
+    t.resumed12 += Load(w->tls.resumed_tls12);
+    t.resumed13 += Load(w->tls.resumed_tls13);
+    for (size_t i = 0; i < t.failures.size(); ++i) t.failures[i] += Load(w->tls.failures[i]);
+  }
+  return t;
+}
+
 Json AdminViews::Pools() const {
   Json list = Json::array();
   for (uint32_t id = 0; id < shared_->pools.size(); ++id) {
@@ -150,14 +162,9 @@ std::string AdminViews::StatsJson() const {
   uint64_t body_too_slow = 0;
   uint64_t stray_slots = 0;
   uint64_t send_timeouts = 0;
-  uint64_t tls12 = 0, tls13 = 0, resumptions = 0, tls_failures = 0;
   int64_t response_buffer_bytes = 0;
   for (const WorkerStats* s : workers_) {
     response_buffer_bytes += s->response_buffer_bytes.load(std::memory_order_relaxed);
-    tls12 += Load(s->tls.handshakes_tls12);
-    tls13 += Load(s->tls.handshakes_tls13);
-    resumptions += Load(s->tls.resumptions);
-    tls_failures += Load(s->tls.failures);
     connections += s->client_connections.load(std::memory_order_relaxed);
     requests += Load(s->requests);
     enobufs += Load(s->enobufs);
@@ -183,11 +190,19 @@ std::string AdminViews::StatsJson() const {
   // Memory held now for responses read ahead of slow clients (pool.response_buffer).
   json["response_buffer_bytes"] = response_buffer_bytes;
   // TLS handshakes on tls.listen (docs/configuration.md, "[tls]").
+  const TlsTotals t = SumTls();
   Json tls = Json::object();
-  tls["handshakes_tls12"] = tls12;
-  tls["handshakes_tls13"] = tls13;
-  tls["resumptions"] = resumptions;
-  tls["handshake_failures"] = tls_failures;
+  tls["handshakes_tls12"] = t.tls12;
+  tls["handshakes_tls13"] = t.tls13;
+  tls["resumptions"] = t.resumed12 + t.resumed13;
+  uint64_t failures = 0;
+  Json by_reason = Json::object();
+  for (size_t i = 0; i < t.failures.size(); ++i) {
+    failures += t.failures[i];
+    by_reason[transport::TlsFailureName(static_cast<transport::TlsFailure>(i))] = t.failures[i];
+  }
+  tls["handshake_failures"] = failures;
+  tls["handshake_failures_by_reason"] = std::move(by_reason);
   json["tls"] = std::move(tls);
   json["pools"] = Pools();
   return DumpJson(json) + "\n";
@@ -325,22 +340,20 @@ std::string AdminViews::MetricsText() const {
   for (const WorkerStats* s : workers_) connections += s->client_connections.load();
   put("# HELP l7px_client_connections Open client connections.\n");
   put("# TYPE l7px_client_connections gauge\nl7px_client_connections {}\n", connections);
-  uint64_t tls12 = 0, tls13 = 0, resumptions = 0, tls_failures = 0;
-  for (const WorkerStats* s : workers_) {
-    tls12 += Load(s->tls.handshakes_tls12);
-    tls13 += Load(s->tls.handshakes_tls13);
-    resumptions += Load(s->tls.resumptions);
-    tls_failures += Load(s->tls.failures);
-  }
-  put("# HELP l7px_tls_handshakes_total TLS handshakes completed, by protocol version.\n");
+  const TlsTotals tls = SumTls();
+  put("# HELP l7px_tls_handshakes_total TLS handshakes: completed by protocol version, failed by "
+      "reason.\n");
   put("# TYPE l7px_tls_handshakes_total counter\n");
-  put("l7px_tls_handshakes_total{{version=\"1.2\"}} {}\n", tls12);
-  put("l7px_tls_handshakes_total{{version=\"1.3\"}} {}\n", tls13);
-  put("# HELP l7px_tls_resumptions_total TLS handshakes that resumed a session.\n");
-  put("# TYPE l7px_tls_resumptions_total counter\nl7px_tls_resumptions_total {}\n", resumptions);
-  put("# HELP l7px_tls_handshake_failures_total TLS handshakes that failed.\n");
-  put("# TYPE l7px_tls_handshake_failures_total counter\nl7px_tls_handshake_failures_total {}\n",
-      tls_failures);
+  put("l7px_tls_handshakes_total{{result=\"ok\",version=\"1.2\"}} {}\n", tls.tls12);
+  put("l7px_tls_handshakes_total{{result=\"ok\",version=\"1.3\"}} {}\n", tls.tls13);
+  for (size_t i = 0; i < tls.failures.size(); ++i) {
+    put("l7px_tls_handshakes_total{{result=\"failed\",reason=\"{}\"}} {}\n",
+        transport::TlsFailureName(static_cast<transport::TlsFailure>(i)), tls.failures[i]);
+  }
+  put("# HELP l7px_tls_resumptions_total TLS handshakes that resumed a session (a ticket).\n");
+  put("# TYPE l7px_tls_resumptions_total counter\n");
+  put("l7px_tls_resumptions_total{{version=\"1.2\"}} {}\n", tls.resumed12);
+  put("l7px_tls_resumptions_total{{version=\"1.3\"}} {}\n", tls.resumed13);
   put("# HELP l7px_upgrades_total Upgrade handoffs in this process's lineage (each --takeover adds "
       "one).\n");
   put("# TYPE l7px_upgrades_total counter\nl7px_upgrades_total {}\n",

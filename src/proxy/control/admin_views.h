@@ -1,5 +1,6 @@
 #pragma once
 
+#include <array>
 #include <string>
 #include <vector>
 
@@ -23,7 +24,14 @@ class AdminViews {
   std::string MetricsText() const;  // Prometheus text exposition format 0.0.4
 
  private:
+  // Every worker's TLS handshake counters, summed.
+  struct TlsTotals {
+    uint64_t tls12 = 0, tls13 = 0, resumed12 = 0, resumed13 = 0;
+    std::array<uint64_t, static_cast<size_t>(transport::TlsFailure::kCount)> failures{};
+  };
+
   Json Pools() const;  // the array of pools
+  TlsTotals SumTls() const;
   SharedState* shared_;
   std::vector<const WorkerStats*> workers_;
 };

@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <ctime>
 
 #include "absl/strings/str_cat.h"
 #include "acceptor/acceptor.h"
@@ -184,6 +185,7 @@ absl::Status ControlPlane::Reload() {
   // needs no restart. One that does not load rejects the whole reload (before anything else
   // changed); new handshakes use the new ones, live connections keep theirs.
   std::shared_ptr<const transport::TlsContexts> tls;
+  std::shared_ptr<const transport::TicketKeys> ticket_keys;
   if (!cur.tls.listen.empty() && !next->tls.listen.empty()) {
     auto built = transport::TlsContexts::Build(next->tls);
     if (!built.ok()) {
@@ -191,6 +193,14 @@ absl::Status ControlPlane::Reload() {
       return built.status();
     }
     tls = std::move(*built);
+    if (next->tls.session_tickets) {
+      ticket_keys = CurrentTicketKeys();
+      if (ticket_keys == nullptr) {
+        auto fresh = transport::TicketKeys::Fresh(time(nullptr));
+        if (!fresh.ok()) return fresh.status();
+        ticket_keys = std::move(*fresh);
+      }
+    }
   }
 
   if (auto s = ApplyPools(next->pools, /*log_changes=*/true); !s.ok()) return s;
@@ -202,7 +212,7 @@ absl::Status ControlPlane::Reload() {
     return s;
   }
   shared_->PublishLimits(std::make_unique<ServerLimits>(LimitsFrom(next->server)));
-  if (tls != nullptr) shared_->PublishTls(std::move(tls));
+  if (tls != nullptr) shared_->PublishTls(std::move(tls), std::move(ticket_keys));
   SetLogLevel(next->log.level);
   running_ = std::move(*next);
   L7PX_LOG(kInfo, "config reloaded from {}: {} pools, {} routes", path_, running_.pools.size(),
@@ -278,8 +288,65 @@ void ControlPlane::ReopenAccessLog() {
   close(fd);
 }
 
-void ControlPlane::Reclaim() {
+absl::Status ControlPlane::InitTls(std::string_view inherited_ticket_keys) {
   std::lock_guard<std::mutex> lock(mu_);
+  if (running_.tls.listen.empty()) return absl::OkStatus();
+  auto contexts = transport::TlsContexts::Build(running_.tls);
+  if (!contexts.ok()) return contexts.status();
+  std::shared_ptr<const transport::TicketKeys> keys;
+  if (running_.tls.session_tickets) {
+    const int64_t now = time(nullptr);
+    if (!inherited_ticket_keys.empty()) {
+      auto parsed = transport::TicketKeys::Parse(inherited_ticket_keys, now);
+      if (parsed.ok()) {
+        keys = std::move(*parsed);
+        L7PX_LOG(kInfo,
+                 "tls: {} session ticket keys taken over: tickets issued before the "
+                 "upgrade still resume",
+                 keys->size());
+      } else {
+        L7PX_LOG(kWarn,
+                 "tls: the session ticket keys handed over are unusable ({}); new keys: "
+                 "clients make full handshakes once",
+                 ToStd(parsed.status().message()));
+      }
+    }
+    if (keys == nullptr) {
+      auto fresh = transport::TicketKeys::Fresh(now);
+      if (!fresh.ok()) return fresh.status();
+      keys = std::move(*fresh);
+    }
+  }
+  shared_->PublishTls(std::move(*contexts), std::move(keys));
+  return absl::OkStatus();
+}
+
+std::shared_ptr<const transport::TicketKeys> ControlPlane::CurrentTicketKeys() const {
+  const transport::TlsSnapshot* snapshot = shared_->tls.load();
+  return snapshot == nullptr ? nullptr : snapshot->ticket_keys;
+}
+
+std::string ControlPlane::TicketKeysForHandoff() {
+  std::lock_guard<std::mutex> lock(mu_);
+  const std::shared_ptr<const transport::TicketKeys> keys = CurrentTicketKeys();
+  return keys == nullptr ? std::string() : keys->Serialize();
+}
+
+void ControlPlane::Tick() {
+  std::lock_guard<std::mutex> lock(mu_);
+  const transport::TlsSnapshot* snapshot = shared_->tls.load();
+  const int64_t now = time(nullptr);
+  if (snapshot != nullptr && snapshot->ticket_keys != nullptr &&
+      snapshot->ticket_keys->RotationDue(now)) {
+    auto rotated = snapshot->ticket_keys->Rotated(now);
+    if (rotated.ok()) {
+      shared_->PublishTls(snapshot->contexts, std::move(*rotated));
+      L7PX_LOG(kInfo, "tls: session ticket key rotated");
+    } else {
+      L7PX_LOG_LIMITED(kError, "tls: rotating the session ticket key: {}",
+                       ToStd(rotated.status().message()));
+    }
+  }
   shared_->rcu.Reclaim();
 }
 

@@ -50,12 +50,23 @@ class ControlPlane {
   // SIGUSR1: reopen the access log file (log rotation).
   void ReopenAccessLog();
 
-  // Frees retired snapshots no worker can see any more. Call periodically.
-  void Reclaim();
+  // With TLS listeners: builds the certificates' contexts and publishes them with session
+  // ticket keys — the ones a predecessor handed over (`inherited_ticket_keys`, its
+  // TicketKeys::Serialize form) when they parse, else fresh ones. Before any worker starts.
+  absl::Status InitTls(std::string_view inherited_ticket_keys);
+
+  // The running ticket keys in TicketKeys::Serialize form ("" without any), for a successor.
+  std::string TicketKeysForHandoff();
+
+  // Periodic work (the admin thread, a few times a second): frees retired snapshots no worker
+  // can see any more and rotates the ticket keys when due.
+  void Tick();
 
  private:
   absl::Status ApplyPools(const std::vector<config::Pool>& pools, bool log_changes);
   absl::Status PublishRoutes();  // from routes_; mu_ held
+  // The ticket keys published now (mu_ held; only this thread publishes).
+  std::shared_ptr<const transport::TicketKeys> CurrentTicketKeys() const;
 
   std::mutex mu_;
   SharedState* shared_;

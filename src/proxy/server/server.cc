@@ -64,10 +64,8 @@ absl::Status Server::Start(std::unique_ptr<Takeover> takeover) {
                                             : std::vector<InheritedListener>{});
   auto front = listeners.Front(cfg.server.listen, workers);
   if (!front.ok()) return fail(front.status());
-  if (!cfg.tls.listen.empty()) {
-    auto contexts = transport::TlsContexts::Build(cfg.tls);
-    if (!contexts.ok()) return fail(contexts.status());
-    shared_.PublishTls(std::move(*contexts));
+  if (auto s = control_->InitTls(takeover != nullptr ? takeover->ticket_keys() : ""); !s.ok()) {
+    return fail(s);
   }
   auto tls_front = listeners.Front(cfg.tls.listen, workers, handoff::ListenerKind::kTls);
   if (!tls_front.ok()) return fail(tls_front.status());

@@ -40,6 +40,7 @@ class Server : public HandoffHost {
   const std::vector<ServedListener>& served_listeners() const override { return served_; }
   int64_t ClientConnections() const override;
   void SetAdminAccepting(bool on) override;
+  std::string TicketKeys() override { return control_->TicketKeysForHandoff(); }
 
  private:
   SharedState shared_;

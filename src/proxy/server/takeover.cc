@@ -2,6 +2,7 @@
 
 #include <unistd.h>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "base/clock.h"
 #include "base/log.h"
@@ -16,14 +17,12 @@ namespace {
 constexpr int kSlotWaitMs = 5 * 60 * 1000;
 }  // namespace
 
-absl::StatusOr<std::unique_ptr<Takeover>> Takeover::Begin(const std::string& socket_path) {
-  std::unique_ptr<Takeover> t(new Takeover());
-  t->start_ns_ = MonotonicNanos();
+absl::Status Takeover::Greet(const std::string& socket_path, uint16_t offer) {
   auto channel = handoff::Channel::Connect(socket_path);
   if (!channel.ok()) return channel.status();
-  t->channel_ = std::move(*channel);
+  channel_ = std::move(*channel);
 
-  auto cred = t->channel_.PeerCredentials();
+  auto cred = channel_.PeerCredentials();
   if (!cred.ok()) return cred.status();
   if (cred->uid != geteuid()) {
     return absl::PermissionDeniedError(absl::StrCat("the process at upgrade.socket ", socket_path,
@@ -32,28 +31,47 @@ absl::StatusOr<std::unique_ptr<Takeover>> Takeover::Begin(const std::string& soc
   }
   handoff::Message hello;
   hello.type = handoff::Type::kHello;
+  hello.hello.version = offer;
   hello.hello.pid = static_cast<uint32_t>(getpid());
   hello.hello.build = kVersion;
   // A busy old process refuses at once and closes, possibly before our Hello is sent: its
   // reason is still waiting in our receive queue.
-  const absl::Status sent = t->channel_.Send(hello);
-  auto reply =
-      t->channel_.Expect(handoff::Type::kHello, sent.ok() ? handoff::kHelloTimeoutMs : 100);
+  const absl::Status sent = channel_.Send(hello);
+  auto reply = channel_.Expect(handoff::Type::kHello, sent.ok() ? handoff::kHelloTimeoutMs : 100);
   if (!sent.ok() && !reply.ok() && !absl::IsAborted(reply.status())) return sent;
   if (!reply.ok()) return reply.status();
   const handoff::Hello& theirs = reply->message.hello;
-  if (theirs.version != handoff::kVersion) {
+  if (theirs.version < handoff::kMinVersion || theirs.version > offer) {
     return absl::FailedPreconditionError(absl::StrCat("the running l7px speaks handoff version ",
-                                                      theirs.version, ", we speak ",
-                                                      handoff::kVersion));
+                                                      theirs.version, ", we offered ", offer));
   }
   if (static_cast<pid_t>(theirs.pid) != cred->pid) {
     return absl::PermissionDeniedError(absl::StrCat("the peer says it is pid ", theirs.pid,
                                                     " but the socket belongs to pid ", cred->pid));
   }
-  t->old_pid_ = cred->pid;
-  t->old_upgrades_ = theirs.upgrades;
-  L7PX_LOG(kInfo, "takeover: connected to l7px {} (pid {})", theirs.build, t->old_pid_);
+  version_ = theirs.version;
+  old_pid_ = cred->pid;
+  old_upgrades_ = theirs.upgrades;
+  L7PX_LOG(kInfo, "takeover: connected to l7px {} (pid {}, handoff version {})", theirs.build,
+           old_pid_, version_);
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::unique_ptr<Takeover>> Takeover::Begin(const std::string& socket_path) {
+  std::unique_ptr<Takeover> t(new Takeover());
+  t->start_ns_ = MonotonicNanos();
+  absl::Status greeted = t->Greet(socket_path, handoff::kVersion);
+  // A version-1 l7px refuses every other version and closes; it speaks version 1 with us.
+  if (absl::IsAborted(greeted) && absl::StrContains(greeted.message(), "handoff version")) {
+    L7PX_LOG(kInfo, "takeover: the running l7px speaks an older handoff; offering version 1");
+    greeted = t->Greet(socket_path, 1);
+  }
+  if (!greeted.ok()) return greeted;
+  if (t->version_ >= 2) {
+    auto keys = t->channel_.Expect(handoff::Type::kTicketKeys, handoff::kHelloTimeoutMs);
+    if (!keys.ok()) return keys.status();
+    t->ticket_keys_ = std::move(keys->message.ticket_keys);
+  }
 
   for (uint32_t expected = 0;; ++expected) {
     auto batch = t->channel_.Expect(handoff::Type::kListeners, handoff::kHelloTimeoutMs);

@@ -29,6 +29,8 @@ class Takeover {
   pid_t old_pid() const { return old_pid_; }
   uint64_t old_upgrades() const { return old_upgrades_; }
   size_t listener_count() const { return listener_count_; }
+  // The TLS session ticket keys the old process handed over ("" if none or a version-1 peer).
+  const std::string& ticket_keys() const { return ticket_keys_; }
 
   // Tells the old process we could not start; it keeps serving.
   void Abort(std::string_view reason);
@@ -45,12 +47,16 @@ class Takeover {
 
  private:
   Takeover() = default;
+  // Connects, checks the peer and exchanges Hello offering handoff version `offer`.
+  absl::Status Greet(const std::string& socket_path, uint16_t offer);
 
   handoff::Channel channel_;
   std::vector<InheritedListener> listeners_;
   size_t listener_count_ = 0;
   pid_t old_pid_ = 0;
   uint64_t old_upgrades_ = 0;
+  uint16_t version_ = 0;  // the handoff version both speak
+  std::string ticket_keys_;
   int64_t start_ns_ = 0;
 };
 

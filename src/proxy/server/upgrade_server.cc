@@ -142,10 +142,12 @@ void UpgradeServer::Session(handoff::Channel channel) {
              ToStd(hello.status().message()));
     return;
   }
-  if (hello->message.hello.version != handoff::kVersion) {
+  if (hello->message.hello.version < handoff::kMinVersion) {
     return refuse(absl::StrCat("handoff version ", hello->message.hello.version,
-                               " is not supported (this l7px speaks ", handoff::kVersion, ")"));
+                               " is not supported (this l7px speaks ", handoff::kMinVersion, " to ",
+                               handoff::kVersion, ")"));
   }
+  const uint16_t version = std::min(hello->message.hello.version, handoff::kVersion);
   if (static_cast<pid_t>(hello->message.hello.pid) != cred->pid) {
     return refuse(absl::StrCat("the peer says it is pid ", hello->message.hello.pid,
                                " but the socket belongs to pid ", cred->pid));
@@ -156,10 +158,22 @@ void UpgradeServer::Session(handoff::Channel channel) {
   mine.type = handoff::Type::kHello;
   mine.hello.pid = static_cast<uint32_t>(getpid());
   mine.hello.upgrades = shared_.upgrades.load();
+  mine.hello.version = version;
   mine.hello.build = kVersion;
   if (auto s = channel.Send(mine); !s.ok()) {
     L7PX_LOG(kWarn, "takeover by pid {} failed: {}", successor, ToStd(s.message()));
     return;
+  }
+  if (version >= 2) {
+    // The successor seals and opens session tickets with these keys: clients resume across
+    // the upgrade.
+    handoff::Message keys;
+    keys.type = handoff::Type::kTicketKeys;
+    keys.ticket_keys = host_->TicketKeys();
+    if (auto s = channel.Send(keys); !s.ok()) {
+      L7PX_LOG(kWarn, "takeover by pid {} failed: {}", successor, ToStd(s.message()));
+      return;
+    }
   }
   if (auto s = SendListeners(channel); !s.ok()) {
     L7PX_LOG(kWarn, "takeover by pid {} failed while passing listeners: {}; nothing changed",

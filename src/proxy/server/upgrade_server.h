@@ -25,6 +25,8 @@ class HandoffHost {
   virtual const std::vector<ServedListener>& served_listeners() const = 0;
   virtual int64_t ClientConnections() const = 0;
   virtual void SetAdminAccepting(bool on) = 0;
+  // The TLS session ticket keys to hand to a successor (opaque; "" without TLS).
+  virtual std::string TicketKeys() = 0;
 };
 
 // The upgrade thread: serves upgrade.socket for a successor (`--takeover`), drains this process

@@ -76,8 +76,11 @@ struct SharedState {
     const RouteTable* old = routes.exchange(table.release(), std::memory_order_seq_cst);
     if (old != nullptr) rcu.Retire([old] { delete old; });
   }
-  void PublishTls(std::shared_ptr<const transport::TlsContexts> contexts) {
-    auto* next = new transport::TlsSnapshot{std::move(contexts)};
+  // Contexts and ticket keys travel together: a reload publishes new contexts with the current
+  // keys, a rotation the current contexts with new keys (the control thread, under its lock).
+  void PublishTls(std::shared_ptr<const transport::TlsContexts> contexts,
+                  std::shared_ptr<const transport::TicketKeys> ticket_keys) {
+    auto* next = new transport::TlsSnapshot{std::move(contexts), std::move(ticket_keys)};
     const transport::TlsSnapshot* old = tls.exchange(next, std::memory_order_seq_cst);
     if (old != nullptr) rcu.Retire([old] { delete old; });
   }

@@ -1,7 +1,14 @@
 #include "proxy/transport/tls_context.h"
 
+#include <openssl/core_names.h>
 #include <openssl/err.h>
+#include <openssl/evp.h>
+#include <openssl/rand.h>
 #include <openssl/x509v3.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cstring>
 
 #include "absl/strings/str_cat.h"
 #include "base/strings.h"
@@ -88,7 +95,58 @@ int OnAlpn(SSL* /*ssl*/, const unsigned char** out, unsigned char* out_len, cons
   return SSL_TLSEXT_ERR_OK;
 }
 
+// Seals (enc = 1) or opens (enc = 0) a session ticket with l7px's own keys (ticket_keys.h):
+// AES-256-CBC and HMAC-SHA256, the scheme OpenSSL's own keys use. Returns 1 (sealed, or opened
+// with the sealing key), 2 (opened with an older key: OpenSSL issues a fresh ticket), 0 (no
+// ticket issued / an unknown key: a full handshake) or -1 (an error).
+int OnTicket(SSL* ssl, unsigned char key_name[16], unsigned char iv[EVP_MAX_IV_LENGTH],
+             EVP_CIPHER_CTX* cipher, EVP_MAC_CTX* mac, int enc) {
+  const auto* current = static_cast<const std::atomic<const TlsSnapshot*>*>(
+      SSL_get_ex_data(ssl, TlsContexts::SnapshotIndex()));
+  if (current == nullptr) return 0;
+  const TlsSnapshot* snapshot = current->load(std::memory_order_acquire);
+  if (snapshot == nullptr || snapshot->ticket_keys == nullptr) return 0;
+  // Fetched once: the implicit fetch behind EVP_aes_256_cbc() would look it up per ticket.
+  static EVP_CIPHER* const aes = EVP_CIPHER_fetch(nullptr, "AES-256-CBC", nullptr);
+  if (aes == nullptr) return -1;
+  const TicketKeys& keys = *snapshot->ticket_keys;
+  const TicketKey* key = nullptr;
+  if (enc == 1) {
+    key = &keys.sealing();
+    if (RAND_bytes(iv, EVP_CIPHER_get_iv_length(aes)) != 1) return -1;
+    std::memcpy(key_name, key->name, sizeof(key->name));
+    if (EVP_EncryptInit_ex(cipher, aes, nullptr, key->aes, iv) != 1) return -1;
+  } else {
+    key = keys.Find(key_name);
+    if (key == nullptr) return 0;
+    if (EVP_DecryptInit_ex(cipher, aes, nullptr, key->aes, iv) != 1) return -1;
+  }
+  char digest[] = "SHA256";
+  const OSSL_PARAM params[] = {
+      OSSL_PARAM_construct_octet_string(OSSL_MAC_PARAM_KEY, const_cast<unsigned char*>(key->hmac),
+                                        sizeof(key->hmac)),
+      OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, digest, 0),
+      OSSL_PARAM_construct_end()};
+  if (EVP_MAC_CTX_set_params(mac, params) != 1) return -1;
+  return (enc == 0 && key != &keys.sealing()) ? 2 : 1;
+}
+
+// A session may resume only on the certificate it was made with (a ticket a client got for one
+// name is not good for another certificate's names).
+bool SetSessionContext(SSL_CTX* ctx) {
+  unsigned char digest[EVP_MAX_MD_SIZE];
+  unsigned int len = 0;
+  if (X509_digest(SSL_CTX_get0_certificate(ctx), EVP_sha256(), digest, &len) != 1) return false;
+  return SSL_CTX_set_session_id_context(ctx, digest,
+                                        std::min(len, unsigned{SSL_MAX_SID_CTX_LENGTH})) == 1;
+}
+
 }  // namespace
+
+int TlsContexts::SnapshotIndex() {
+  static const int index = SSL_get_ex_new_index(0, nullptr, nullptr, nullptr, nullptr);
+  return index;
+}
 
 absl::StatusOr<std::shared_ptr<const TlsContexts>> TlsContexts::Build(const config::Tls& tls) {
   std::shared_ptr<TlsContexts> out(new TlsContexts());
@@ -103,6 +161,13 @@ absl::StatusOr<std::shared_ptr<const TlsContexts>> TlsContexts::Build(const conf
     uint64_t options = SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION;
     if (!tls.session_tickets) options |= SSL_OP_NO_TICKET;
     SSL_CTX_set_options(ctx, options);
+    // Resumption is by tickets only: no server-side session cache (it would be one locked
+    // table per certificate shared by every worker, and lost in an upgrade).
+    SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
+    if (tls.session_tickets) {
+      SSL_CTX_set_tlsext_ticket_key_evp_cb(ctx, OnTicket);
+      SSL_CTX_set_timeout(ctx, TicketKeys::kTicketLifetimeSeconds);
+    }
     // Idle connections give their read and write buffers back to OpenSSL.
     SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
     SSL_CTX_set_dh_auto(ctx, 1);
@@ -124,6 +189,9 @@ absl::StatusOr<std::shared_ptr<const TlsContexts>> TlsContexts::Build(const conf
           where, ": key ", c.key, " does not match cert ", c.cert, ": ", OpenSslErrors()));
     }
     out->entries_.back().names = CertificateNames(SSL_CTX_get0_certificate(ctx));
+    if (!SetSessionContext(ctx)) {
+      return absl::InternalError(absl::StrCat(where, ": session context: ", OpenSslErrors()));
+    }
     SSL_CTX_set_tlsext_servername_callback(ctx, OnServerName);
     SSL_CTX_set_tlsext_servername_arg(ctx, out.get());
     SSL_CTX_set_alpn_select_cb(ctx, OnAlpn, nullptr);

@@ -19,15 +19,19 @@
 
 #include "absl/status/statusor.h"
 #include "config/config.h"
+#include "proxy/transport/ticket_keys.h"
 
 namespace l7px::proxy::transport {
 
 class TlsContexts;
 
-// What a TLS listener's new connections start with: published by the control plane (at start
-// and on each reload that builds new contexts) and read by workers (proxy/shared/rcu.h rules).
+// What a TLS listener's new connections start with: published by the control plane (at start,
+// on each reload that builds new contexts and on each ticket key rotation) and read by workers
+// (proxy/shared/rcu.h rules).
 struct TlsSnapshot {
   std::shared_ptr<const TlsContexts> contexts;
+  // Null when session_tickets is off: no tickets are issued or accepted then.
+  std::shared_ptr<const TicketKeys> ticket_keys;
 };
 
 class TlsContexts {
@@ -47,6 +51,12 @@ class TlsContexts {
   // The context for a client's SNI name (any case): the first certificate that carries it, else
   // the default.
   SSL_CTX* ForName(std::string_view name) const;
+
+  // Where a connection's SSL finds the published snapshot, for its session tickets: the
+  // connection sets SSL ex_data slot SnapshotIndex() to the `const std::atomic<const
+  // TlsSnapshot*>*` it was opened from. OpenSSL calls for ticket keys only inside SSL calls a
+  // worker makes within its loop pass, where reading the snapshot is safe.
+  static int SnapshotIndex();
 
   // The DNS names (lower case) the certificate of entry `i` is chosen for.
   const std::vector<std::string>& names(size_t i) const { return entries_[i].names; }

@@ -41,13 +41,64 @@ const BIO_METHOD* Method() {
   return method;
 }
 
+// The reason OpenSSL gave for a failed handshake (its error queue), as l7px counts it.
+TlsFailure Classify(int ssl_error) {
+  const unsigned long e = ERR_peek_error();
+  if (e == 0 || ERR_GET_LIB(e) != ERR_LIB_SSL) {
+    return ssl_error == SSL_ERROR_SYSCALL || ssl_error == SSL_ERROR_ZERO_RETURN
+               ? TlsFailure::kClosed
+               : TlsFailure::kProtocol;
+  }
+  switch (ERR_GET_REASON(e)) {
+    case SSL_R_UNSUPPORTED_PROTOCOL:
+    case SSL_R_VERSION_TOO_LOW:
+    case SSL_R_VERSION_TOO_HIGH:
+      return TlsFailure::kVersion;
+    case SSL_R_NO_SHARED_CIPHER:
+    case SSL_R_NO_SHARED_GROUPS:
+    case SSL_R_NO_SUITABLE_KEY_SHARE:
+    case SSL_R_NO_SHARED_SIGNATURE_ALGORITHMS:
+    case SSL_R_NO_SUITABLE_SIGNATURE_ALGORITHM:
+      return TlsFailure::kCipher;
+    case SSL_R_HTTP_REQUEST:
+      return TlsFailure::kPlainHttp;
+    default:
+      // Alerts the peer sent are reported as reasons SSL_AD_REASON_OFFSET + the alert.
+      return ERR_GET_REASON(e) >= SSL_AD_REASON_OFFSET ? TlsFailure::kAlert : TlsFailure::kProtocol;
+  }
+}
+
 }  // namespace
+
+const char* TlsFailureName(TlsFailure reason) {
+  switch (reason) {
+    case TlsFailure::kTimeout:
+      return "timeout";
+    case TlsFailure::kClosed:
+      return "closed";
+    case TlsFailure::kVersion:
+      return "version";
+    case TlsFailure::kCipher:
+      return "cipher";
+    case TlsFailure::kAlert:
+      return "alert";
+    case TlsFailure::kPlainHttp:
+      return "plain_http";
+    case TlsFailure::kProtocol:
+    case TlsFailure::kCount:
+      break;
+  }
+  return "protocol";
+}
 
 TlsTransport::TlsTransport(TlsTransportFactory* factory,
                            std::shared_ptr<const TlsContexts> contexts, SSL* ssl, TlsStats* stats)
     : factory_(factory), contexts_(std::move(contexts)), ssl_(ssl), stats_(stats) {}
 
 TlsTransport::~TlsTransport() {
+  // A client that sent part of a handshake and went away. One that sent nothing at all (a TCP
+  // health check, a port scan) made no handshake and is not counted.
+  if (handshake_started_ && !handshake_done_) HandshakeFailed(TlsFailure::kClosed);
   ReleaseWireBuffer();
   SSL_free(ssl_);  // and its BIO
 }
@@ -100,7 +151,7 @@ Decoded TlsTransport::Decode(const char* wire, uint32_t wire_len, char* out, uin
       wire_len_ = static_cast<uint32_t>(kPlainHttp.size());
       wire_sent_ = wire_plaintext_ = 0;
       failed_ = true;
-      TlsStats::Bump(stats_->failures);
+      HandshakeFailed(TlsFailure::kPlainHttp);
       d.consumed = wire_len;
       d.failed = true;
       return d;
@@ -124,16 +175,17 @@ void TlsTransport::Pump(char* out, uint32_t room, Decoded* d) {
     if (r != 1) {
       const int e = SSL_get_error(ssl_, r);
       if (failed_ || (e != SSL_ERROR_WANT_READ && e != SSL_ERROR_WANT_WRITE)) {
+        HandshakeFailed(failed_ ? TlsFailure::kProtocol : Classify(e));
         failed_ = true;
         d->failed = true;
-        TlsStats::Bump(stats_->failures);
       }
       return;
     }
     handshake_done_ = true;
-    TlsStats::Bump(SSL_version(ssl_) == TLS1_3_VERSION ? stats_->handshakes_tls13
-                                                       : stats_->handshakes_tls12);
-    if (SSL_session_reused(ssl_)) TlsStats::Bump(stats_->resumptions);
+    const bool v13 = SSL_version(ssl_) == TLS1_3_VERSION;
+    TlsStats::Bump(v13 ? stats_->handshakes_tls13 : stats_->handshakes_tls12);
+    if (SSL_session_reused(ssl_))
+      TlsStats::Bump(v13 ? stats_->resumed_tls13 : stats_->resumed_tls12);
   }
   while (d->produced < room) {
     const int r = SSL_read(ssl_, out + d->produced, static_cast<int>(room - d->produced));
@@ -160,6 +212,26 @@ bool TlsTransport::Finish() {
   ERR_clear_error();
   SSL_shutdown(ssl_);  // writes close_notify through the BIO into the wire buffer
   return has_output();
+}
+
+void TlsTransport::HandshakeFailed(TlsFailure reason) {
+  if (handshake_failed_ || handshake_done_) return;
+  handshake_failed_ = true;
+  stats_->Failed(reason);
+}
+
+void TlsTransport::HandshakeTimedOut() { HandshakeFailed(TlsFailure::kTimeout); }
+
+TransportInfo TlsTransport::info() const {
+  TransportInfo info;
+  if (!handshake_done_) return info;
+  info.version = SSL_get_version(ssl_);
+  if (const SSL_CIPHER* cipher = SSL_get_current_cipher(ssl_))
+    info.cipher = SSL_CIPHER_get_name(cipher);
+  if (const char* name = SSL_get_servername(ssl_, TLSEXT_NAMETYPE_host_name))
+    info.server_name = name;
+  info.resumed = SSL_session_reused(ssl_) == 1;
+  return info;
 }
 
 bool TlsTransport::has_output() const { return wire_ != nullptr && wire_sent_ < wire_len_; }
@@ -236,6 +308,9 @@ Transport* TlsTransportFactory::Open() {
     SSL_free(ssl);
     return nullptr;
   }
+  // Session tickets are sealed with the keys published then (tls_context.h, SnapshotIndex).
+  SSL_set_ex_data(ssl, TlsContexts::SnapshotIndex(),
+                  const_cast<std::atomic<const TlsSnapshot*>*>(current_));
   auto* transport = new TlsTransport(this, std::move(contexts), ssl, stats_);
   BIO_set_data(bio, transport);
   SSL_set_bio(ssl, bio, bio);  // the same BIO both ways: the SSL takes the one reference

@@ -30,17 +30,32 @@ namespace l7px::proxy::transport {
 
 class TlsTransportFactory;
 
+// Why a handshake failed (l7px_tls_handshakes_total{result="failed",reason}).
+enum class TlsFailure : uint8_t {
+  kTimeout,    // not done within handshake_timeout
+  kClosed,     // the client closed the connection mid-handshake
+  kVersion,    // no protocol version in common (TLS 1.1 and older, or 1.2 under min 1.3)
+  kCipher,     // no cipher suite, group or signature algorithm in common
+  kAlert,      // the client aborted with an alert (it did not accept the certificate, ...)
+  kPlainHttp,  // an HTTP request on the TLS port
+  kProtocol,   // anything else: bytes that are not TLS, a malformed handshake
+  kCount,
+};
+const char* TlsFailureName(TlsFailure reason);
+
 // Handshake counters of one worker's TLS connections: written by that worker only (relaxed),
 // read by the admin API.
 struct TlsStats {
   std::atomic<uint64_t> handshakes_tls12{0};
   std::atomic<uint64_t> handshakes_tls13{0};
-  std::atomic<uint64_t> resumptions{0};  // handshakes that resumed a session (tickets)
-  std::atomic<uint64_t> failures{0};     // handshakes that failed (bad input, no shared version)
+  std::atomic<uint64_t> resumed_tls12{0};  // of those, handshakes that resumed a session
+  std::atomic<uint64_t> resumed_tls13{0};
+  std::atomic<uint64_t> failures[static_cast<size_t>(TlsFailure::kCount)] = {};
 
   static void Bump(std::atomic<uint64_t>& counter) {
     counter.store(counter.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
   }
+  void Failed(TlsFailure reason) { Bump(failures[static_cast<size_t>(reason)]); }
 };
 
 class TlsTransport final : public Transport {
@@ -61,6 +76,8 @@ class TlsTransport final : public Transport {
   bool handshake_done() const { return handshake_done_; }
   bool ready() const override { return handshake_done_; }
   bool Finish() override;
+  void HandshakeTimedOut() override;
+  TransportInfo info() const override;
 
   // The BIO's callbacks (tls_transport.cc): OpenSSL reads the bytes Decode is offering and
   // writes into the wire buffer.
@@ -71,6 +88,8 @@ class TlsTransport final : public Transport {
   // The handshake, then plaintext into `out`, from the bytes on offer.
   void Pump(char* out, uint32_t room, Decoded* d);
   void ReleaseWireBuffer();
+  // The handshake failed: counted once, by its reason.
+  void HandshakeFailed(TlsFailure reason);
 
   TlsTransportFactory* factory_;
   std::shared_ptr<const TlsContexts> contexts_;  // alive while the connection may need SNI
@@ -81,6 +100,7 @@ class TlsTransport final : public Transport {
   uint32_t in_taken_ = 0;
   bool handshake_started_ = false;  // the first byte arrived
   bool handshake_done_ = false;
+  bool handshake_failed_ = false;  // counted as a failed handshake
   bool failed_ = false;
   bool more_plaintext_ = false;  // Decode stopped for want of room, not of records
   char* wire_ = nullptr;         // from the factory's pool while there is something to send

@@ -49,6 +49,15 @@ struct Encoded {
   uint32_t plaintext = 0;  // plaintext bytes these wire bytes carry (newly encoded or not)
 };
 
+// What a connection's transport negotiated, for the access log (views valid while the
+// connection lives; all empty for plain TCP).
+struct TransportInfo {
+  std::string_view version;      // "TLSv1.3"
+  std::string_view cipher;       // "TLS_AES_128_GCM_SHA256"
+  std::string_view server_name;  // the client's SNI ("" without one)
+  bool resumed = false;          // the handshake resumed a session
+};
+
 class Transport {
  public:
   virtual ~Transport() = default;
@@ -80,6 +89,12 @@ class Transport {
   // The transport carries application bytes now (TLS: the handshake is done). Until then the
   // connection is timed by the factory's handshake_timeout_ns, after it by header_timeout.
   virtual bool ready() const { return true; }
+
+  // The handshake did not complete within the factory's handshake_timeout_ns; the worker
+  // closes the connection next (the transport counts and classifies its failures).
+  virtual void HandshakeTimedOut() {}
+
+  virtual TransportInfo info() const { return {}; }
 };
 
 // One per listener per worker: gives each accepted connection its transport.

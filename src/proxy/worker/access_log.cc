@@ -78,7 +78,18 @@ void AccessLog::Append(const Entry& e) {
     AppendJsonEscaped(line, e.service);
     line.append(std::string_view("\",\"request_id\":\""));
     AppendJsonEscaped(line, e.request_id);
-    line.append(std::string_view("\"}\n"));
+    if (!e.tls_version.empty()) {
+      line.append(std::string_view("\",\"tls\":\""));
+      AppendJsonEscaped(line, e.tls_version);
+      line.append(std::string_view("\",\"tls_cipher\":\""));
+      AppendJsonEscaped(line, e.tls_cipher);
+      line.append(std::string_view("\",\"sni\":\""));
+      AppendJsonEscaped(line, e.tls_sni);
+      line.append(e.tls_resumed ? std::string_view("\",\"tls_resumed\":true}\n")
+                                : std::string_view("\",\"tls_resumed\":false}\n"));
+    } else {
+      line.append(std::string_view("\"}\n"));
+    }
   } else {
     static constexpr const char* kMonths[] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
                                               "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
@@ -93,9 +104,17 @@ void AccessLog::Append(const Entry& e) {
     AppendQuotedEscaped(line, e.referer.empty() ? std::string_view("-") : e.referer);
     line.append(std::string_view("\" \""));
     AppendQuotedEscaped(line, e.user_agent.empty() ? std::string_view("-") : e.user_agent);
-    fmt::format_to(std::back_inserter(line), "\" pool={} rt={:.3f} qt={:.3f}\n", e.pool,
+    fmt::format_to(std::back_inserter(line), "\" pool={} rt={:.3f} qt={:.3f}", e.pool,
                    static_cast<double>(e.duration_us) / 1e6,
                    static_cast<double>(e.queue_wait_us) / 1e6);
+    if (!e.tls_version.empty()) {
+      line.append(std::string_view(" tls="));
+      line.append(e.tls_version);
+      line.push_back('/');
+      line.append(e.tls_cipher);
+      if (e.tls_resumed) line.append(std::string_view("/resumed"));
+    }
+    line.push_back('\n');
   }
   if (line.size() > kBufferSize - used_[filling_]) {
     ++dropped_;

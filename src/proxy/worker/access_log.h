@@ -31,6 +31,11 @@ class AccessLog {
     std::string_view request_id;
     std::string_view user_agent;
     std::string_view referer;
+    // The client's TLS (all empty for plain HTTP): protocol version, cipher suite, SNI name.
+    std::string_view tls_version;
+    std::string_view tls_cipher;
+    std::string_view tls_sni;
+    bool tls_resumed = false;
   };
 
   AccessLog(int fd, config::AccessFormat format);

@@ -120,6 +120,11 @@ void Worker::Loop::LogRequest(Stream& s) {
                      ? http::ServiceRequestId(*s.head, s.request.trusted_peer,
                                               std::string_view(s.request.id, 32))
                      : std::string_view("-");
+  const transport::TransportInfo tls = c.transport->info();
+  e.tls_version = tls.version;
+  e.tls_cipher = tls.cipher;
+  e.tls_sni = tls.server_name;
+  e.tls_resumed = tls.resumed;
   access_log_.Append(e);
 }
 

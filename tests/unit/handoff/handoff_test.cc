@@ -51,6 +51,14 @@ TEST(HandoffMessage, EveryTypeRoundTrips) {
   EXPECT_EQ(l.listeners[1].address, "unix:/run/l7px.sock");
   EXPECT_EQ(l.fd_count(), 3u);
 
+  Message keys;
+  keys.type = Type::kTicketKeys;
+  keys.ticket_keys = std::string("\x01\x00secret\xff", 9);
+  const Message k = RoundTrip(keys);
+  EXPECT_EQ(k.type, Type::kTicketKeys);
+  EXPECT_EQ(k.ticket_keys, keys.ticket_keys);
+  EXPECT_EQ(k.fd_count(), 0u);
+
   Message slots;
   slots.type = Type::kSlots;
   slots.batch = 9;

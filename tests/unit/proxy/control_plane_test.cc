@@ -143,10 +143,10 @@ TEST_F(ControlPlaneTest, RetiredSnapshotsAreReclaimedOnceNoWorkerSeesThem) {
   config::Route r;
   r.pool = "a";
   ASSERT_TRUE(control_->AddRoute(r).ok());
-  control_->Reclaim();
+  control_->Tick();
   EXPECT_EQ(shared_.rcu.pending(), 1u);  // the worker may still read the old table
   shared_.rcu.Offline(0);
-  control_->Reclaim();
+  control_->Tick();
   EXPECT_EQ(shared_.rcu.pending(), 0u);
 }
 

@@ -4,6 +4,7 @@
 // cross-worker wake-up, which no integration test can arrange on purpose.
 #include "proxy/server/upgrade_server.h"
 
+#include <fcntl.h>
 #include <gtest/gtest.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -12,11 +13,12 @@
 #include <chrono>
 #include <memory>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "handoff/channel.h"
-#include "slots/slot.h"
 #include "io/ring.h"
+#include "slots/slot.h"
 #include "support/process.h"
 
 namespace l7px::proxy {
@@ -28,6 +30,7 @@ class FakeHost : public HandoffHost {
   const std::vector<ServedListener>& served_listeners() const override { return served_; }
   int64_t ClientConnections() const override { return clients.load(); }
   void SetAdminAccepting(bool) override {}
+  std::string TicketKeys() override { return "ticket-keys"; }
 
   std::atomic<int64_t> clients{1};
 
@@ -75,6 +78,8 @@ class UpgradeServerTest : public ::testing::Test {
     hello.hello.pid = static_cast<uint32_t>(getpid());
     EXPECT_TRUE(channel->Send(hello).ok());
     EXPECT_TRUE(channel->Expect(handoff::Type::kHello, 5000).ok());
+    auto keys = channel->Expect(handoff::Type::kTicketKeys, 5000);
+    EXPECT_TRUE(keys.ok()) << keys.status();
     auto listeners = channel->Expect(handoff::Type::kListeners, 5000);
     EXPECT_TRUE(listeners.ok()) << listeners.status();
     if (!listeners.ok()) return {};
@@ -137,6 +142,89 @@ TEST_F(UpgradeServerTest, NoSlotMovesWhileRequestsWaitHere) {
   EXPECT_EQ(pool_->registered.load(), 0);
   // Set right after Done is sent.
   EXPECT_TRUE(testing::WaitFor([&] { return server_->handed_off(); }, std::chrono::seconds(5)));
+}
+
+// The handoff versions: a successor offering version 1 (an older build, a rollback) is answered
+// in version 1 and gets no ticket keys; one offering a later version than ours is answered with
+// ours (and the keys); version 0 is refused.
+TEST_F(UpgradeServerTest, SuccessorsOfEveryVersionFromOneAreServedInTheirs) {
+  for (const uint16_t offer : {uint16_t{1}, uint16_t{3}, uint16_t{0}}) {
+    SCOPED_TRACE(offer);
+    auto channel = handoff::Channel::Connect(config_.socket);
+    ASSERT_TRUE(channel.ok()) << channel.status();
+    handoff::Message hello;
+    hello.type = handoff::Type::kHello;
+    hello.hello.version = offer;
+    hello.hello.pid = static_cast<uint32_t>(getpid());
+    ASSERT_TRUE(channel->Send(hello).ok());
+    auto reply = channel->Expect(handoff::Type::kHello, 5000);
+    if (offer == 0) {
+      ASSERT_FALSE(reply.ok());
+      EXPECT_NE(reply.status().message().find("handoff version 0 is not supported"),
+                std::string_view::npos)
+          << reply.status();
+      continue;
+    }
+    ASSERT_TRUE(reply.ok()) << reply.status();
+    EXPECT_EQ(reply->message.hello.version, std::min(offer, handoff::kVersion));
+    auto next = channel->Receive(5000);
+    ASSERT_TRUE(next.ok()) << next.status();
+    if (offer == 1) {
+      EXPECT_EQ(next->message.type, handoff::Type::kListeners);
+    } else {
+      ASSERT_EQ(next->message.type, handoff::Type::kTicketKeys);
+      EXPECT_EQ(next->message.ticket_keys, "ticket-keys");
+    }
+    handoff::Message abort;
+    abort.type = handoff::Type::kAbort;
+    abort.reason = "test";
+    ASSERT_TRUE(channel->Send(abort).ok());
+    // The old side is free for the next successor once this session ended.
+    ASSERT_TRUE(testing::WaitFor([&] { return !server_->busy(); }, std::chrono::seconds(5)));
+  }
+}
+
+// The new side against an old process that speaks only handoff version 1 (an upgrade from an
+// older build): its Hello offering version 2 is refused as a version-1 l7px refuses it, so it
+// connects again offering version 1 and takes the listeners without ticket keys.
+TEST(TakeoverTest, AVersionOneOldProcessIsOfferedVersionOneAfterItRefuses) {
+  const std::string path = testing::MakeTempDir("takeover_v1") + "/upgrade.sock";
+  auto listener = handoff::ListenUpgradeSocket(path);
+  ASSERT_TRUE(listener.ok()) << listener.status();
+  // The upgrade socket is non-blocking (l7px polls it); this old side waits in accept.
+  ASSERT_EQ(fcntl(listener->get(), F_SETFL, 0), 0);
+  std::vector<uint16_t> offers;
+  std::thread old_side([&] {
+    for (int attempt = 0; attempt < 2; ++attempt) {
+      handoff::Channel channel(UniqueFd(accept4(listener->get(), nullptr, nullptr, SOCK_CLOEXEC)));
+      auto hello = channel.Expect(handoff::Type::kHello, 5000);
+      if (!hello.ok()) return;
+      offers.push_back(hello->message.hello.version);
+      handoff::Message m;
+      if (hello->message.hello.version != 1) {  // what a version-1 l7px answers
+        m.type = handoff::Type::kRefuse;
+        m.reason = "handoff version 2 is not supported (this l7px speaks 1)";
+        (void)channel.Send(m);
+        continue;
+      }
+      m.type = handoff::Type::kHello;
+      m.hello.version = 1;
+      m.hello.pid = static_cast<uint32_t>(getpid());
+      (void)channel.Send(m);
+      handoff::Message listeners;
+      listeners.type = handoff::Type::kListeners;
+      listeners.last = true;
+      (void)channel.Send(listeners);
+      (void)channel.Expect(handoff::Type::kAck, 5000);
+      return;
+    }
+  });
+  auto takeover = Takeover::Begin(path);
+  old_side.join();
+  ASSERT_TRUE(takeover.ok()) << takeover.status();
+  EXPECT_EQ(offers, (std::vector<uint16_t>{handoff::kVersion, 1}));
+  EXPECT_EQ((*takeover)->old_pid(), getpid());
+  EXPECT_EQ((*takeover)->ticket_keys(), "");
 }
 
 }  // namespace

@@ -457,7 +457,7 @@ void Http1::OnTimeout(Connection& c) {
       // keepalive_timeout (or the handshake's); a second expiry while the closing bytes wait
       // for the client ends it for good.
       if (c.client.handshaking) {
-        transport::TlsStats::Bump(loop_.stats_->tls.failures);  // handshake_timeout
+        c.transport->HandshakeTimedOut();
         L7PX_LOG_LIMITED(kInfo, "client {}: handshake not done within handshake_timeout; closed",
                          std::string_view(c.ip, c.ip_len));
       }
