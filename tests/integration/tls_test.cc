@@ -252,6 +252,37 @@ TEST_F(TlsTest, TheAccessLogNamesTheClientsTls) {
   EXPECT_THAT(plain_line, Not(HasSubstr("\"tls")));
 }
 
+// Hostile input: TCP connections to the TLS port that send nothing (a flood of idle sockets,
+// health checks) hold no OpenSSL state: it is made with the first byte. 500 of them grow l7px's
+// memory by far less than one SSL object each (about 9 KB) would.
+TEST_F(TlsTest, ConnectionsThatSendNothingHoldNoTlsState) {
+  h().EnableAdmin();
+  ASSERT_TRUE(Start("handshake_timeout = \"60s\"\n")) << h().ProxyLog();
+  const std::string status = "/proc/" + std::to_string(h().proxy().pid()) + "/status";
+  // Warm up: a first TLS request makes OpenSSL's and the worker's one-time allocations.
+  {
+    TlsClient warm(tls_port_, "a.test");
+    ASSERT_TRUE(warm.ok());
+    ASSERT_EQ(BodyOf(warm.Get("/warm")), "ok /warm");
+  }
+  const long before = ProcStatusValue(status, "VmRSS");
+  ASSERT_GT(before, 0);
+  constexpr int kIdle = 500;
+  std::vector<UniqueFd> idle;
+  for (int i = 0; i < kIdle; ++i) {
+    idle.push_back(ConnectTcp(tls_port_));
+    ASSERT_TRUE(idle.back()) << i;
+  }
+  ASSERT_TRUE(
+      WaitFor([&] { return StatsCounter(h().admin_port(), "client_connections") >= kIdle; }, kIo));
+  const long grown_kib = ProcStatusValue(status, "VmRSS") - before;
+  EXPECT_LT(grown_kib, kIdle * 4) << "KiB for " << kIdle << " idle connections";
+  // They are still served once they speak.
+  TlsClient late(tls_port_, "a.test");
+  ASSERT_TRUE(late.ok());
+  EXPECT_EQ(BodyOf(late.Get("/late")), "ok /late");
+}
+
 TEST_F(TlsTest, MinVersion13RefusesTls12) {
   ASSERT_TRUE(Start("min_version = \"TLSv1.3\"\n")) << h().ProxyLog();
   CommandResult v12 = Curl("a.test", "a.pem", {"--tlsv1.2", "--tls-max", "1.2"});

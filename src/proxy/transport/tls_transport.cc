@@ -91,9 +91,25 @@ const char* TlsFailureName(TlsFailure reason) {
   return "protocol";
 }
 
-TlsTransport::TlsTransport(TlsTransportFactory* factory,
-                           std::shared_ptr<const TlsContexts> contexts, SSL* ssl, TlsStats* stats)
-    : factory_(factory), contexts_(std::move(contexts)), ssl_(ssl), stats_(stats) {}
+TlsTransport::TlsTransport(TlsTransportFactory* factory, TlsStats* stats)
+    : factory_(factory), stats_(stats) {}
+
+bool TlsTransport::Begin() {
+  std::shared_ptr<const TlsContexts> contexts = factory_->Contexts();
+  if (contexts == nullptr) return false;
+  ssl_ = contexts->NewConnection();
+  if (ssl_ == nullptr) return false;
+  BIO* bio = BIO_new(Method());
+  if (bio == nullptr) return false;  // the destructor frees ssl_
+  BIO_set_data(bio, this);
+  SSL_set_bio(ssl_, bio, bio);  // the same BIO both ways: the SSL takes the one reference
+  // Session tickets are sealed with the keys published then (tls_context.h, SnapshotIndex).
+  SSL_set_ex_data(ssl_, TlsContexts::SnapshotIndex(),
+                  const_cast<std::atomic<const TlsSnapshot*>*>(factory_->current()));
+  SSL_set_accept_state(ssl_);
+  contexts_ = std::move(contexts);
+  return true;
+}
 
 TlsTransport::~TlsTransport() {
   // A client that sent part of a handshake and went away. One that sent nothing at all (a TCP
@@ -156,7 +172,16 @@ Decoded TlsTransport::Decode(const char* wire, uint32_t wire_len, char* out, uin
       d.failed = true;
       return d;
     }
+    // OpenSSL's state for the connection is made with the first byte, so a connection that
+    // sends nothing (a health check, a flood of idle sockets) costs no SSL object.
+    if (!Begin()) {
+      failed_ = true;
+      HandshakeFailed(TlsFailure::kProtocol);
+      d.failed = true;
+      return d;
+    }
   }
+  if (ssl_ == nullptr) return d;  // nothing arrived yet
   in_ = wire;
   in_len_ = wire_len;
   in_taken_ = 0;
@@ -300,22 +325,12 @@ TlsTransportFactory::~TlsTransportFactory() {
 Transport* TlsTransportFactory::Open() {
   const TlsSnapshot* snapshot = current_->load(std::memory_order_acquire);
   if (snapshot == nullptr || snapshot->contexts == nullptr) return nullptr;
-  std::shared_ptr<const TlsContexts> contexts = snapshot->contexts;
-  SSL* ssl = contexts->NewConnection();
-  if (ssl == nullptr) return nullptr;
-  BIO* bio = BIO_new(Method());
-  if (bio == nullptr) {
-    SSL_free(ssl);
-    return nullptr;
-  }
-  // Session tickets are sealed with the keys published then (tls_context.h, SnapshotIndex).
-  SSL_set_ex_data(ssl, TlsContexts::SnapshotIndex(),
-                  const_cast<std::atomic<const TlsSnapshot*>*>(current_));
-  auto* transport = new TlsTransport(this, std::move(contexts), ssl, stats_);
-  BIO_set_data(bio, transport);
-  SSL_set_bio(ssl, bio, bio);  // the same BIO both ways: the SSL takes the one reference
-  SSL_set_accept_state(ssl);
-  return transport;
+  return new TlsTransport(this, stats_);
+}
+
+std::shared_ptr<const TlsContexts> TlsTransportFactory::Contexts() const {
+  const TlsSnapshot* snapshot = current_->load(std::memory_order_acquire);
+  return snapshot == nullptr ? nullptr : snapshot->contexts;
 }
 
 void TlsTransportFactory::Release(Transport* transport) { delete transport; }

@@ -63,8 +63,7 @@ class TlsTransport final : public Transport {
   static constexpr uint32_t kMaxPlaintextPerSend = 64 * 1024;
   static constexpr uint32_t kWireBufferSize = 80 * 1024;
 
-  TlsTransport(TlsTransportFactory* factory, std::shared_ptr<const TlsContexts> contexts, SSL* ssl,
-               TlsStats* stats);
+  TlsTransport(TlsTransportFactory* factory, TlsStats* stats);
   ~TlsTransport() override;
 
   Decoded Decode(const char* wire, uint32_t wire_len, char* out, uint32_t room) override;
@@ -85,6 +84,8 @@ class TlsTransport final : public Transport {
   int WriteForOpenSsl(BIO* bio, const char* in, int len);
 
  private:
+  // Makes the SSL object on the contexts published now (with the first byte received).
+  bool Begin();
   // The handshake, then plaintext into `out`, from the bytes on offer.
   void Pump(char* out, uint32_t room, Decoded* d);
   void ReleaseWireBuffer();
@@ -93,7 +94,7 @@ class TlsTransport final : public Transport {
 
   TlsTransportFactory* factory_;
   std::shared_ptr<const TlsContexts> contexts_;  // alive while the connection may need SNI
-  SSL* ssl_;
+  SSL* ssl_ = nullptr;                           // from the first byte received on
   TlsStats* stats_;
   const char* in_ = nullptr;  // received bytes on offer during a Decode
   uint32_t in_len_ = 0;
@@ -121,6 +122,9 @@ class TlsTransportFactory final : public TransportFactory {
 
   Transport* Open() override;
   void Release(Transport* transport) override;
+  // The contexts published now (a worker within its loop pass), and where they are published.
+  std::shared_ptr<const TlsContexts> Contexts() const;
+  const std::atomic<const TlsSnapshot*>* current() const { return current_; }
   std::string_view scheme() const override { return "https"; }
   int64_t handshake_timeout_ns() const override { return handshake_timeout_ns_; }
 

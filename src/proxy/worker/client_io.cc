@@ -71,11 +71,16 @@ void Worker::Loop::OnClientRecv(Connection& c, io_uring_cqe* cqe) {
 }
 
 void Worker::Loop::AcceptBytes(Connection& c, uint16_t bid, uint32_t len) {
-  EnsureInput(c);
+  // Until its handshake is done a transport produces no plaintext: no input buffer yet, so a
+  // connection that never finishes its handshake holds none.
+  const bool ready = c.transport->ready();
+  if (ready) EnsureInput(c);
   c.client.bytes_received += len;
   if (c.client.pend_head < 0) {
     const transport::Decoded d =
-        c.transport->Decode(buffers_.Buffer(bid), len, c.in + c.in_len, in_pool_.size() - c.in_len);
+        ready ? c.transport->Decode(buffers_.Buffer(bid), len, c.in + c.in_len,
+                                    in_pool_.size() - c.in_len)
+              : c.transport->Decode(buffers_.Buffer(bid), len, nullptr, 0);
     if (d.failed) {
       buffers_.Recycle(bid);
       TransportFailed(c);
@@ -101,6 +106,13 @@ void Worker::Loop::AcceptBytes(Connection& c, uint16_t bid, uint32_t len) {
   if (c.client.handshaking && c.transport->ready()) {
     c.client.handshaking = false;
     if (c.state == ConnState::kIdle) TimerFor(limits_->header_timeout_ns).Start(&c.timer, now_ns_);
+  }
+  // Records that followed the handshake's last one (a TLS 1.3 client's first request often
+  // shares a segment with its Finished) wait in the queue: decode them now.
+  if (!ready && c.transport->ready() && c.client.pend_head >= 0) {
+    EnsureInput(c);
+    DrainPending(c);
+    if (c.state == ConnState::kClosing || c.state == ConnState::kFree) return;
   }
   // A handshake record gives the protocol nothing to read (yet).
   if (c.in_len > c.in_scan || c.session != nullptr) c.protocol->OnInput(c);
