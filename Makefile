@@ -25,7 +25,7 @@ endif
 DEB_PACKAGES := build-essential cmake ninja-build pkg-config ccache curl \
   liburing-dev libabsl-dev libfmt-dev libtomlplusplus-dev libgtest-dev libgmock-dev \
   googletest libbenchmark-dev node-llhttp nlohmann-json3-dev golang-go clang libclang-rt-14-dev \
-  libssl-dev openssl
+  libssl-dev openssl python3
 
 GO_ENV := GOPROXY=off GOFLAGS=-mod=mod GOSUMDB=off GOTOOLCHAIN=local \
   GOCACHE=$(CURDIR)/.gocache GOPATH=$(CURDIR)/.gopath

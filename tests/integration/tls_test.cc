@@ -283,6 +283,46 @@ TEST_F(TlsTest, ConnectionsThatSendNothingHoldNoTlsState) {
   EXPECT_EQ(BodyOf(late.Get("/late")), "ok /late");
 }
 
+// Python's ssl module as the client (OpenSSL underneath, but its own defaults and session
+// handling): three keep-alive requests on one connection with certificate verification against
+// the test CA, then a second connection that resumes the first one's session (TLS 1.3 ticket).
+TEST_F(TlsTest, PythonSslClientKeepsAliveAndResumes) {
+  if (RunCommand({"python3", "-c", "import ssl"}).exit_code != 0) GTEST_SKIP() << "python3";
+  ASSERT_TRUE(Start()) << h().ProxyLog();
+  const std::string script = R"PY(
+import socket, ssl, sys
+port, ca = int(sys.argv[1]), sys.argv[2]
+ctx = ssl.create_default_context(cafile=ca)
+def connect(session=None):
+    raw = socket.create_connection(("127.0.0.1", port), timeout=10)
+    return ctx.wrap_socket(raw, server_hostname="a.test", session=session)
+def get(s, path):
+    s.sendall(("GET %s HTTP/1.1\r\nHost: a.test\r\n\r\n" % path).encode())
+    data = b""
+    while b"\r\n\r\n" not in data:
+        data += s.recv(4096)
+    head, body = data.split(b"\r\n\r\n", 1)
+    length = int([l.split(b":")[1] for l in head.split(b"\r\n") if l.lower().startswith(b"content-length")][0])
+    while len(body) < length:
+        body += s.recv(4096)
+    return head.split(b" ")[1].decode(), body.decode()
+s = connect()
+for i in range(3):
+    print(s.version(), *get(s, "/py/%d" % i))
+session = s.session
+s.unwrap().close()
+again = connect(session)
+print(again.version(), *get(again, "/py/again"), "reused" if again.session_reused else "new")
+again.unwrap().close()
+)PY";
+  const CommandResult r = RunCommand(
+      {"python3", "-c", script, std::to_string(tls_port_), Pem("a.pem")}, std::chrono::seconds(20));
+  ASSERT_EQ(r.exit_code, 0) << r.err << h().ProxyLog();
+  EXPECT_EQ(r.out,
+            "TLSv1.3 200 ok /py/0\nTLSv1.3 200 ok /py/1\nTLSv1.3 200 ok /py/2\n"
+            "TLSv1.3 200 ok /py/again reused\n");
+}
+
 TEST_F(TlsTest, MinVersion13RefusesTls12) {
   ASSERT_TRUE(Start("min_version = \"TLSv1.3\"\n")) << h().ProxyLog();
   CommandResult v12 = Curl("a.test", "a.pem", {"--tlsv1.2", "--tls-max", "1.2"});

@@ -89,7 +89,9 @@ void Http1::OnInput(Connection& c) {
 void Http1::OnEof(Connection& c) {
   switch (c.state) {
     case ConnState::kIdle:
-      loop_.Close(c);
+      // Between requests: a clean end, answered in kind (TLS: the client's close_notify gets
+      // ours, as a client that waits for it expects).
+      loop_.CloseGracefully(c);
       return;
     case ConnState::kReadingHead:
       // Truncated request, unless received bytes still wait for room in `in` (the checks
