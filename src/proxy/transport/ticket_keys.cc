@@ -33,6 +33,10 @@ absl::StatusOr<std::shared_ptr<const TicketKeys>> TicketKeys::Fresh(int64_t now_
   return std::shared_ptr<const TicketKeys>(std::move(ring));
 }
 
+TicketKeys::~TicketKeys() {
+  if (!keys_.empty()) OPENSSL_cleanse(keys_.data(), keys_.size() * sizeof(TicketKey));
+}
+
 bool TicketKeys::RotationDue(int64_t now_unix) const {
   const int64_t age = now_unix - sealing().created_unix;
   return age >= kRotateSeconds || age < -60;

@@ -47,6 +47,10 @@ class TicketKeys {
   // This ring with a new sealing key in front and the oldest dropped beyond kKept.
   absl::StatusOr<std::shared_ptr<const TicketKeys>> Rotated(int64_t now_unix) const;
 
+  ~TicketKeys();  // wipes the keys
+  TicketKeys(const TicketKeys&) = delete;
+  TicketKeys& operator=(const TicketKeys&) = delete;
+
   const TicketKey& sealing() const { return keys_.front(); }
   // The key whose name a ticket carries, or nullptr.
   const TicketKey* Find(const unsigned char name[16]) const;
