@@ -224,6 +224,8 @@ def run_keepalive(h, stack):
     return {"rps": r["rps"], "p50_us": r["p50_us"], "p99_us": r["p99_us"],
             "cpu_ka": r["proxy_cpu_us"], "ka_errors": r["errors"] + r["err_status"],
             "ka_requests": r["requests"], "ka_foreign_pct": foreign, "ka_client_pct": client,
+            "ka_proxy_pct": r["proxy_cpu_us"] * r["rps"] / 1e4,
+            "ka_svc_pct": r["svc_cpu_us"] * r["rps"] / 1e4,
             "steal_pct": r["steal_pct"]}
 
 
@@ -289,9 +291,9 @@ def quiet_run(h, k, what, fn, foreign_key):
 
 def measure(h, stacks):
     rows = []
-    total = h.rounds * len(CONFIGS)
+    total = h.rounds * len(h.configs)
     for rnd in range(h.rounds):
-        for i, k in enumerate(CONFIGS):
+        for i, k in enumerate(h.configs):
             s = stacks[k]
             row = {"config": k, "round": rnd}
             ka = quiet_run(h, k, "keep-alive", lambda: run_keepalive(h, s), "ka_foreign_pct")
@@ -318,13 +320,14 @@ def measure(h, stacks):
                 s.stop()
                 s.start()
             rows.append(row)
-            h.log(f"[{rnd * len(CONFIGS) + i + 1}/{total}] {k:8s} ka rps={row['rps']:>8,.0f} "
+            h.log(f"[{rnd * len(h.configs) + i + 1}/{total}] {k:8s} ka rps={row['rps']:>8,.0f} "
                   f"p99={row['p99_us'] / 1e3:.2f}ms cpu/req={row['cpu_ka']:.1f} | full "
                   f"{row['full_rate']:>6,.0f}/s cpu/req={row['cpu_full']:.0f} err="
                   f"{row['full_errors']} | resumed {row['resumed_rate']:>6,.0f}/s cpu/req="
                   f"{row['cpu_resumed']:.0f} | {row['cipher']} {row['group']} "
-                  f"tickets={row['tickets']:.1f} | client CPU {row['ka_client_pct']:.0f}/"
-                  f"{row['full_client_pct']:.0f}% | others' CPU {row['ka_foreign_pct']:.0f}/"
+                  f"tickets={row['tickets']:.1f} | ka CPU% proxy/service/client "
+                  f"{row['ka_proxy_pct']:.0f}/{row['ka_svc_pct']:.0f}/{row['ka_client_pct']:.0f}"
+                  f" | full hs client CPU {row['full_client_pct']:.0f}% | others' CPU {row['ka_foreign_pct']:.0f}/"
                   f"{row['full_foreign_pct']:.0f}/{row['res_foreign_pct']:.0f}%")
     return rows
 
@@ -333,6 +336,8 @@ def ratio_cells(rows, key, direction, bound):
     """l7px over the better peer (by median), per round and of the medians; met or not."""
     meds = {k: med([r[key] for r in rows if r["config"] == k]) for k in CONFIGS}
     peers = [k for k in CONFIGS if k != "l7px" and meds[k] is not None]
+    if meds["l7px"] is None or not peers:
+        return None
     pick = max if direction == "higher" else min
     best = pick(peers, key=lambda k: meds[k])
     ratio = meds["l7px"] / meds[best] if meds[best] else None
@@ -409,8 +414,10 @@ def markdown(h, rows, stamp):
               "| metric | l7px | better peer | peer | ratio | per round | target | |",
               "|---|---:|---|---:|---:|---:|---:|---|"]
     for key, label, direction, bound in TARGETS:
-        mine, peer, theirs, ratio, per_round, target, verdict = ratio_cells(rows, key,
-                                                                             direction, bound)
+        cells = ratio_cells(rows, key, direction, bound)
+        if cells is None:
+            continue  # --configs without l7px or without a peer
+        mine, peer, theirs, ratio, per_round, target, verdict = cells
         digits = 1 if key.startswith("cpu") else 0
         lines.append(f"| {label} | {mine:,.{digits}f} | {peer} | {theirs:,.{digits}f} | "
                      f"{'—' if ratio is None else f'{ratio:.2f}'} | {per_round} | {target} | "
@@ -461,6 +468,8 @@ def parse_args(argv):
     p.add_argument("--quiet-wait", type=float, default=30,
                    help="seconds to wait at most, before each run, for the machine to be idle "
                    "(below --max-others) (default 30)")
+    p.add_argument("--configs", default=",".join(CONFIGS),
+                   help=f"subset/order of {','.join(CONFIGS)}")
     p.add_argument("--pin", action="store_true",
                    help="taskset: proxy on CPU 0, client and service on the others")
     p.add_argument("--quick", action="store_true",
@@ -475,6 +484,10 @@ def parse_args(argv):
                            "quiet_wait": 2}.items():
             if "--" + key.replace("_", "-") not in argv:
                 setattr(a, key, value)
+    a.configs = [c.strip() for c in a.configs.split(",") if c.strip()]
+    for c in a.configs:
+        if c not in CONFIGS:
+            p.error(f"unknown configuration {c}")
     a.out = os.path.abspath(a.out or os.path.join(REPO, "benchmarks", "results",
                                                   "quick" if a.quick else ""))
     return a
@@ -497,7 +510,7 @@ def main():
              f"{git_commit()} · `benchmarks/e2e/compare.sh tls "
              f"{' '.join(shown(x) if os.path.isabs(x) else x for x in argv)}`_")
     t0 = time.monotonic()
-    stacks = {k: TlsStack(k, h) for k in CONFIGS}
+    stacks = {k: TlsStack(k, h) for k in h.configs}
     try:
         for s in stacks.values():
             s.start()
@@ -514,7 +527,7 @@ def main():
         f.write(md)
     write_csv(os.path.join(h.out, "tls.csv"), rows,
               ["config", "round", "rps", "p50_us", "p99_us", "cpu_ka", "ka_errors",
-               "ka_client_pct", "ka_foreign_pct", "steal_pct", "full_rate", "cpu_full", "full_p50_us",
+               "ka_proxy_pct", "ka_svc_pct", "ka_client_pct", "ka_foreign_pct", "steal_pct", "full_rate", "cpu_full", "full_p50_us",
                "full_p99_us", "full_errors", "full_client_pct", "full_foreign_pct", "tickets", "resumed_rate",
                "cpu_resumed", "res_errors", "res_foreign_pct", "reruns", "version", "cipher",
                "group"])
