@@ -269,6 +269,44 @@ TEST_F(TlsTest, AConnectionL7pxEndsCleanlyEndsWithCloseNotify) {
   EXPECT_TRUE(client.EndsWithCloseNotify());
 }
 
+// The chain sent is the cert file's, intermediates included; a leaf alone goes out alone.
+TEST_F(TlsTest, TheCertFilesChainIsSentAsItIs) {
+  const std::string d = h().dir();
+  // openssl with `args`, then an ECDSA P-256 key and `more`.
+  auto openssl = [](std::vector<std::string> args, const std::vector<std::string>& more) {
+    args.insert(args.begin(), "openssl");
+    for (const char* a : {"-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"}) {
+      args.push_back(a);
+    }
+    args.insert(args.end(), more.begin(), more.end());
+    return RunCommand(args).exit_code == 0;
+  };
+  ASSERT_TRUE(openssl({"req", "-x509"}, {"-keyout", d + "/ca.key", "-out", d + "/ca.pem", "-days",
+                                         "2", "-subj", "/CN=Test Intermediate"}));
+  ASSERT_TRUE(
+      openssl({"req"}, {"-keyout", d + "/c.key", "-out", d + "/c.csr", "-subj", "/CN=c.test"}));
+  ASSERT_EQ(
+      RunCommand({"openssl", "x509", "-req", "-in", d + "/c.csr", "-CA", d + "/ca.pem", "-CAkey",
+                  d + "/ca.key", "-CAcreateserial", "-out", d + "/c.crt", "-days", "2"})
+          .exit_code,
+      0);
+  {
+    std::ofstream chain(d + "/chain.pem");
+    for (const char* part : {"/c.crt", "/ca.pem"}) chain << std::ifstream(d + part).rdbuf();
+  }
+  ASSERT_TRUE(StartProxy(std::string(kDefaultPool) + "[tls]\nlisten = [\"127.0.0.1:" +
+                         std::to_string(tls_port_) + "\"]\n[[tls.certificate]]\ncert = \"" + d +
+                         "/chain.pem\"\nkey = \"" + d + "/c.key\"\n[[tls.certificate]]\n" +
+                         "cert = \"" + Pem("a.pem") + "\"\nkey = \"" + Pem("a.key") + "\"\n"))
+      << h().ProxyLog();
+  const std::string with_chain = SClient({"-servername", "c.test", "-showcerts"}).out;
+  EXPECT_THAT(with_chain, HasSubstr(" 0 s:CN = c.test"));
+  EXPECT_THAT(with_chain, HasSubstr(" 1 s:CN = Test Intermediate"));
+  const std::string leaf_only = SClient({"-servername", "a.test", "-showcerts"}).out;
+  EXPECT_THAT(leaf_only, HasSubstr(" 0 s:CN = a.test"));
+  EXPECT_THAT(leaf_only, Not(HasSubstr(" 1 s:")));
+}
+
 TEST_F(TlsTest, ConfigCheckLoadsEveryPairAndNamesTheBadOne) {
   const std::string dir = h().dir();
   auto check = [&](const std::string& tls) {

@@ -103,8 +103,11 @@ absl::StatusOr<std::shared_ptr<const TlsContexts>> TlsContexts::Build(const conf
     uint64_t options = SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION;
     if (!tls.session_tickets) options |= SSL_OP_NO_TICKET;
     SSL_CTX_set_options(ctx, options);
-    // Idle connections give their read and write buffers back to OpenSSL.
-    SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
+    // Idle connections give their read and write buffers back to OpenSSL. No automatic chain:
+    // the chain sent is the cert file's; OpenSSL would otherwise try to build one from this
+    // context's (empty) trust store on every full handshake, finding nothing, for about 1.5 %
+    // of a handshake's CPU (X509_verify_cert).
+    SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS | SSL_MODE_NO_AUTO_CHAIN);
     SSL_CTX_set_dh_auto(ctx, 1);
     const std::string& ciphers = tls.ciphers.empty() ? kIntermediateCiphers : tls.ciphers;
     if (SSL_CTX_set_cipher_list(ctx, ciphers.c_str()) != 1) {
