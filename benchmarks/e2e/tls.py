@@ -379,7 +379,8 @@ def markdown(h, rows, stamp):
     lines += ["", SESSION_NOTE, "",
               "| configuration | keep-alive RPS | p50 ms | p99 ms | CPU-µs/req | full "
               "handshakes/s | CPU-µs/req | conn p50 ms | conn p99 ms | resumed/s | CPU-µs/req | "
-              "errors | client CPU % | others' CPU % |", "|---|" + "---:|" * 13]
+              "errors | keep-alive CPU %: proxy / service / wrk | full handshakes: client CPU % | "
+              "others' CPU % |", "|---|" + "---:|" * 14]
     for k in CONFIGS:
         rs = [r for r in rows if r["config"] == k]
         if not rs:
@@ -395,7 +396,8 @@ def markdown(h, rows, stamp):
             f"{ms('full_p99_us', rs)} | {fmt_range([r['resumed_rate'] for r in rs])} | "
             f"{fmt_range([r['cpu_resumed'] for r in rs])} | {errors}"
             f"{' (a process died)' if any(r.get('died') for r in rs) else ''} | "
-            f"{fmt_range([r['ka_client_pct'] for r in rs], 0)} / "
+            f"{med([r['ka_proxy_pct'] for r in rs]):.0f} / {med([r['ka_svc_pct'] for r in rs]):.0f}"
+            f" / {med([r['ka_client_pct'] for r in rs]):.0f} | "
             f"{fmt_range([r['full_client_pct'] for r in rs], 0)} | {fmt_range(foreign, 0)} |")
     reruns = sum(r["reruns"] for r in rows)
     noisy = sum(1 for r in rows for key in ("ka_foreign_pct", "full_foreign_pct",
@@ -404,8 +406,12 @@ def markdown(h, rows, stamp):
               f"run again (up to {h.retries} times): {reruns} rerun(s); {noisy} run(s) still "
               "above it in the end (their numbers stand, marked by the last column)."
               if h.max_others > 0 else "Runs were not repeated for others' load."]
-    lines += ["", "Client CPU: wrk's / l7px-tls-load's (full handshakes) CPU time over the run, "
-              "in % of one CPU; near 100 % the client, not the proxy, set the rate. Others' CPU: "
+    lines += ["", "CPU %: CPU time over the run in % of one CPU (medians): in the keep-alive "
+              "runs the proxy's, the service's and wrk's, whose sum near the machine's 200 % "
+              "says the machine, not one process, set the rate (then a proxy's saving shows in "
+              "RPS only net of what the service behind it costs); in the handshake runs "
+              "l7px-tls-load's, near 100 %: the client, not the proxy, set the rate, and the "
+              "proxy's CPU per request is the measure that tells the proxies apart. Others' CPU: "
               "the machine's busy time during the run less the proxy's, the service's and the "
               "client's, as a share of all CPUs (the worst of the three runs of a round); high "
               "values mean a neighbour shared the machine.", "",
