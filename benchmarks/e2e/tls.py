@@ -25,7 +25,8 @@ For each configuration, interleaved, --rounds times, every run bounded in time:
 The table gives medians (min-max), the ratios of l7px to the better peer and the targets of
 issue #19 item 9. Like the side-by-side harness, nothing is pinned by default: proxy, service
 and client share the machine's CPUs as the scheduler decides; --pin puts the proxy on CPU 0 and
-the client and the service on the others (taskset).
+the client (wrk, l7px-tls-load) and the service on the others (taskset; not used for the
+results in benchmarks/results/tls.md).
 
 Loopback only; every process started is stopped by PID; the temporary directory (key included)
 is removed at the end unless --keep-tmp.
@@ -219,7 +220,13 @@ class Machine:
 
 def run_keepalive(h, stack):
     m = Machine(stack)
-    r = harness.run_wrk(h, stack, h.conns, h.duration)
+    mask = os.sched_getaffinity(0)
+    if h.pin and (os.cpu_count() or 1) > 1:  # wrk (harness.run_wrk) inherits the client CPUs
+        os.sched_setaffinity(0, set(range(1, os.cpu_count())))
+    try:
+        r = harness.run_wrk(h, stack, h.conns, h.duration)
+    finally:
+        os.sched_setaffinity(0, mask)
     foreign, client = m.end()
     return {"rps": r["rps"], "p50_us": r["p50_us"], "p99_us": r["p99_us"],
             "cpu_ka": r["proxy_cpu_us"], "ka_errors": r["errors"] + r["err_status"],
