@@ -4,6 +4,7 @@
 #   benchmarks/e2e/compare.sh [all|compare|experiments|qps|spike|slow|timewait|profile] [BUILD_DIR]
 #                             [--quick] [--workers N] [--conns 1,4,...] [--duration S]
 #                             [--repeat N] [--service PATH] [--unix] ...   (--help for all)
+#   benchmarks/e2e/compare.sh tls [BUILD_DIR] [--quick] [--rounds N] ...  TLS termination (tls.py)
 #
 # Installs Debian's nginx, haproxy, wrk, gnuplot and python3 when missing; builds nothing (run
 # `make build` first; BUILD_DIR defaults to build/). Results (markdown tables, CSV, PNG plots,
@@ -38,4 +39,8 @@ if ((${#need[@]} > 0)); then
   if ((created_policy)); then $sudo rm -f /usr/sbin/policy-rc.d; fi
 fi
 
+if [[ ${1:-} == tls ]]; then
+  shift
+  exec python3 "$here/tls.py" "$@"
+fi
 exec python3 "$here/harness.py" "$@"

@@ -513,7 +513,8 @@ end
 def run_wrk(h, stack, conns, duration, path="/", limit=0, timeout_s=5, think_ms=0):
     threads = max(1, min(h.wrk_threads, conns))
     argv = [h.wrk, "-t", str(threads), "-c", str(conns), "-d", f"{max(1, round(duration))}s", "--latency",
-            "--timeout", f"{timeout_s}s", "-s", h.lua, f"http://{LOOPBACK}:{stack.url_port}{path}"]
+            "--timeout", f"{timeout_s}s", "-s", h.lua,
+            f"{getattr(stack, 'scheme', 'http')}://{LOOPBACK}:{stack.url_port}{path}"]
     env = dict(os.environ, WRK_LIMIT=str(limit // threads if limit else 0),
                WRK_THINK_MS=str(think_ms))
     proxy_pids, svc_pids = stack.proxy_pids(), stack.service_pids()

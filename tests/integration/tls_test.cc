@@ -222,6 +222,30 @@ TEST_F(TlsTest, TicketsResumeOnEveryWorkerAndAcrossAReload) {
   SSL_SESSION_free(foreign);
 }
 
+// session_tickets = false: no ticket is sent (TLS 1.3 included: OpenSSL would otherwise send
+// stateful ones) and nothing resumes.
+TEST_F(TlsTest, SessionTicketsOffSendsNoTicketAndNothingResumes) {
+  ASSERT_TRUE(Start("session_tickets = false\n")) << h().ProxyLog();
+  for (const int version : {TLS1_2_VERSION, TLS1_3_VERSION}) {
+    SCOPED_TRACE(version);
+    SSL_SESSION* session = nullptr;
+    {
+      TlsClient first(tls_port_, "a.test", nullptr, version);
+      ASSERT_TRUE(first.ok());
+      ASSERT_EQ(BodyOf(first.Get("/first")), "ok /first");
+      session = first.Session();
+      first.SendCloseNotify();
+    }
+    ASSERT_NE(session, nullptr);
+    EXPECT_EQ(SSL_SESSION_has_ticket(session), 0);
+    TlsClient again(tls_port_, "a.test", session, version);
+    ASSERT_TRUE(again.ok());
+    EXPECT_FALSE(again.resumed());
+    EXPECT_EQ(BodyOf(again.Get("/again")), "ok /again");
+    SSL_SESSION_free(session);
+  }
+}
+
 // The access log names the client's TLS: version, cipher suite, SNI name and resumption.
 TEST_F(TlsTest, TheAccessLogNamesTheClientsTls) {
   ASSERT_TRUE(Start()) << h().ProxyLog();
@@ -447,6 +471,44 @@ TEST_F(TlsTest, AConnectionL7pxEndsCleanlyEndsWithCloseNotify) {
   const std::string resp = client.Get("/bye", "a.test\r\nConnection: close");
   EXPECT_EQ(BodyOf(resp), "ok /bye") << resp;
   EXPECT_TRUE(client.EndsWithCloseNotify());
+}
+
+// The chain sent is the cert file's, intermediates included; a leaf alone goes out alone.
+TEST_F(TlsTest, TheCertFilesChainIsSentAsItIs) {
+  const std::string d = h().dir();
+  // openssl with `args`, then an ECDSA P-256 key and `more`.
+  auto openssl = [](std::vector<std::string> args, const std::vector<std::string>& more) {
+    args.insert(args.begin(), "openssl");
+    for (const char* a : {"-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"}) {
+      args.push_back(a);
+    }
+    args.insert(args.end(), more.begin(), more.end());
+    return RunCommand(args).exit_code == 0;
+  };
+  ASSERT_TRUE(openssl({"req", "-x509"}, {"-keyout", d + "/ca.key", "-out", d + "/ca.pem", "-days",
+                                         "2", "-subj", "/CN=Test Intermediate"}));
+  ASSERT_TRUE(
+      openssl({"req"}, {"-keyout", d + "/c.key", "-out", d + "/c.csr", "-subj", "/CN=c.test"}));
+  ASSERT_EQ(
+      RunCommand({"openssl", "x509", "-req", "-in", d + "/c.csr", "-CA", d + "/ca.pem", "-CAkey",
+                  d + "/ca.key", "-CAcreateserial", "-out", d + "/c.crt", "-days", "2"})
+          .exit_code,
+      0);
+  {
+    std::ofstream chain(d + "/chain.pem");
+    for (const char* part : {"/c.crt", "/ca.pem"}) chain << std::ifstream(d + part).rdbuf();
+  }
+  ASSERT_TRUE(StartProxy(std::string(kDefaultPool) + "[tls]\nlisten = [\"127.0.0.1:" +
+                         std::to_string(tls_port_) + "\"]\n[[tls.certificate]]\ncert = \"" + d +
+                         "/chain.pem\"\nkey = \"" + d + "/c.key\"\n[[tls.certificate]]\n" +
+                         "cert = \"" + Pem("a.pem") + "\"\nkey = \"" + Pem("a.key") + "\"\n"))
+      << h().ProxyLog();
+  const std::string with_chain = SClient({"-servername", "c.test", "-showcerts"}).out;
+  EXPECT_THAT(with_chain, HasSubstr(" 0 s:CN = c.test"));
+  EXPECT_THAT(with_chain, HasSubstr(" 1 s:CN = Test Intermediate"));
+  const std::string leaf_only = SClient({"-servername", "a.test", "-showcerts"}).out;
+  EXPECT_THAT(leaf_only, HasSubstr(" 0 s:CN = a.test"));
+  EXPECT_THAT(leaf_only, Not(HasSubstr(" 1 s:")));
 }
 
 TEST_F(TlsTest, ConfigCheckLoadsEveryPairAndNamesTheBadOne) {

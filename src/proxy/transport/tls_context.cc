@@ -167,9 +167,14 @@ absl::StatusOr<std::shared_ptr<const TlsContexts>> TlsContexts::Build(const conf
     if (tls.session_tickets) {
       SSL_CTX_set_tlsext_ticket_key_evp_cb(ctx, OnTicket);
       SSL_CTX_set_timeout(ctx, TicketKeys::kTicketLifetimeSeconds);
+    } else {
+      // SSL_OP_NO_TICKET alone makes TLS 1.3 send stateful tickets instead: send none.
+      SSL_CTX_set_num_tickets(ctx, 0);
     }
-    // Idle connections give their read and write buffers back to OpenSSL.
-    SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
+    // Idle connections give their read and write buffers back to OpenSSL. No automatic chain:
+    // the chain sent is the cert file's; OpenSSL would otherwise try to build one from this
+    // context's (empty) trust store on every full handshake, finding nothing (X509_verify_cert).
+    SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS | SSL_MODE_NO_AUTO_CHAIN);
     SSL_CTX_set_dh_auto(ctx, 1);
     const std::string& ciphers = tls.ciphers.empty() ? kIntermediateCiphers : tls.ciphers;
     if (SSL_CTX_set_cipher_list(ctx, ciphers.c_str()) != 1) {
