@@ -178,12 +178,21 @@ TEST_F(TlsTest, TicketsResumeOnEveryWorkerAndAcrossAReload) {
       first.SendCloseNotify();  // a client ends cleanly, or OpenSSL drops its session
     }
     ASSERT_NE(session, nullptr);
-    // Eight connections: SO_REUSEPORT spreads them over both workers.
+    // Eight connections: SO_REUSEPORT spreads them over both workers. Each offers the newest
+    // session it has: a TLS 1.3 client uses a ticket once, so each resumption must bring a
+    // fresh ticket for the next (a TLS 1.2 one keeps its ticket).
     for (int i = 0; i < 8; ++i) {
       TlsClient again(tls_port_, "a.test", session, version);
       ASSERT_TRUE(again.ok());
       EXPECT_TRUE(again.resumed()) << i;
       EXPECT_EQ(BodyOf(again.Get("/again")), "ok /again");
+      if (version == TLS1_3_VERSION) {
+        SSL_SESSION* newer = again.Session();
+        ASSERT_NE(newer, nullptr);
+        EXPECT_NE(newer, session) << i << ": no new ticket on a TLS 1.3 resumption";
+        SSL_SESSION_free(session);
+        session = newer;
+      }
       again.SendCloseNotify();
     }
     ASSERT_EQ(AdminCall(h().admin_port(), "POST", "/reload").status, 200) << h().ProxyLog();

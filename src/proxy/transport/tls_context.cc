@@ -97,8 +97,8 @@ int OnAlpn(SSL* /*ssl*/, const unsigned char** out, unsigned char* out_len, cons
 
 // Seals (enc = 1) or opens (enc = 0) a session ticket with l7px's own keys (ticket_keys.h):
 // AES-256-CBC and HMAC-SHA256, the scheme OpenSSL's own keys use. Returns 1 (sealed, or opened
-// with the sealing key), 2 (opened with an older key: OpenSSL issues a fresh ticket), 0 (no
-// ticket issued / an unknown key: a full handshake) or -1 (an error).
+// and good as it is), 2 (opened, and OpenSSL issues a fresh ticket), 0 (no ticket issued / an
+// unknown key: a full handshake) or -1 (an error).
 int OnTicket(SSL* ssl, unsigned char key_name[16], unsigned char iv[EVP_MAX_IV_LENGTH],
              EVP_CIPHER_CTX* cipher, EVP_MAC_CTX* mac, int enc) {
   const auto* current = static_cast<const std::atomic<const TlsSnapshot*>*>(
@@ -128,7 +128,11 @@ int OnTicket(SSL* ssl, unsigned char key_name[16], unsigned char iv[EVP_MAX_IV_L
       OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, digest, 0),
       OSSL_PARAM_construct_end()};
   if (EVP_MAC_CTX_set_params(mac, params) != 1) return -1;
-  return (enc == 0 && key != &keys.sealing()) ? 2 : 1;
+  if (enc == 1) return 1;
+  // Opened: 2 asks OpenSSL for a fresh ticket. TLS 1.3 gets one on every resumption (clients
+  // use a ticket once, RFC 8446 C.4: without a new one their next connection is a full
+  // handshake); TLS 1.2 clients keep theirs until its key is no longer the sealing one.
+  return (key != &keys.sealing() || SSL_version(ssl) == TLS1_3_VERSION) ? 2 : 1;
 }
 
 // A session may resume only on the certificate it was made with (a ticket a client got for one
