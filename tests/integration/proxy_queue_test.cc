@@ -73,6 +73,39 @@ TEST_F(ProxyQueueTest, ServedCountsServiceResponsesNotShedRequests) {
       << AdminCall(h().admin_port(), "GET", "/pools").body;
 }
 
+// A queued upload whose client resets while l7px has stopped reading it (its input is full)
+// leaves the queue at once, not when queue_timeout (here 20 s) ends it: l7px watches for the
+// reset while it does not read. The request on the busy slot is not disturbed, and the next
+// request gets the slot as soon as it frees.
+TEST_F(ProxyQueueTest, AQueuedClientThatResetsLeavesTheQueueAtOnce) {
+  h().EnableAdmin();
+  ASSERT_TRUE(StartProxy("[[pool]]\nname = \"default\"\nqueue_timeout = \"20s\"\n"))
+      << h().ProxyLog();
+  ASSERT_NE(StartService({"--slots", "1"}), nullptr);
+  UniqueFd busy = ConnectTcp(front());
+  ASSERT_TRUE(SendAll(busy.get(), GetRequest("/delay/3000")));
+  ASSERT_TRUE(WaitFor([&] { return PoolCounter(h().admin_port(), "default", "busy") == 1; }, kIo));
+  UniqueFd upload = ConnectTcp(front());
+  ASSERT_TRUE(
+      SendAll(upload.get(), "POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 1000000\r\n\r\n" +
+                                std::string(200000, 'b')));
+  ASSERT_TRUE(
+      WaitFor([&] { return PoolCounter(h().admin_port(), "default", "waiting") == 1; }, kIo));
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));  // l7px stops reading it
+  const linger reset{1, 0};
+  setsockopt(upload.get(), SOL_SOCKET, SO_LINGER, &reset, sizeof(reset));
+  upload.Reset();
+  // Well before the busy request's 3 s end, let alone queue_timeout.
+  const auto start = std::chrono::steady_clock::now();
+  ASSERT_TRUE(WaitFor([&] { return PoolCounter(h().admin_port(), "default", "waiting") == 0; },
+                      std::chrono::milliseconds(1500)))
+      << h().ProxyLog();
+  EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::milliseconds(1500));
+  std::string rest;
+  EXPECT_EQ(BodyOf(RecvHttpResponse(busy.get(), &rest, kIo)), "ok /delay/3000");
+  EXPECT_EQ(BodyOf(HttpExchange(front(), GetRequest("/next"))), "ok /next");
+}
+
 TEST_F(ProxyQueueTest, NoSlotsLeftIs503AfterQueueTimeout) {
   ASSERT_TRUE(StartProxy("[[pool]]\nname = \"default\"\nqueue_timeout = \"300ms\"\n"))
       << h().ProxyLog();

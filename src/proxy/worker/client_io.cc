@@ -1,5 +1,7 @@
 // Worker::Loop, part of loop.h: client I/O: receives decoded through the transport into the
 // connection's input buffer, backpressure, sends to clients through the transport.
+#include <poll.h>
+
 #include "proxy/worker/loop.h"
 
 namespace l7px::proxy {
@@ -23,6 +25,30 @@ void Worker::Loop::CancelClientRecv(Connection& c) {
   io_uring_sqe_set_data64(sqe, TagOf(kOpCancel, c));
   c.client.recv_cancel_sent = true;
   ++c.client.ops;
+}
+
+void Worker::Loop::WatchClientHangup(Connection& c) {
+  if (c.client.hangup_watched || c.state == ConnState::kClosing) return;
+  io_uring_sqe* sqe = ring_.Sqe();
+  // Errors and hang-ups are always reported; no POLLIN, so bytes arriving do not wake it.
+  io_uring_prep_poll_add(sqe, c.fd.get(), POLLRDHUP);
+  io_uring_sqe_set_data64(sqe, TagOf(kOpClientHangup, c));
+  c.client.hangup_watched = true;
+  ++c.client.ops;
+}
+
+void Worker::Loop::OnClientHangup(Connection& c, int res) {
+  c.client.hangup_watched = false;
+  if (c.state == ConnState::kClosing || res <= 0) return;
+  // A reset (or both directions shut): nothing can reach the client any more, so what it
+  // started is given up now, not when a queue_timeout or a response finds the socket dead. A
+  // half-close alone (POLLRDHUP) is not acted on: complete requests may still wait unread
+  // before it, and reading on finds the end in order.
+  if ((res & (POLLERR | POLLHUP)) != 0) {
+    L7PX_LOG_LIMITED(kInfo, "client {}: reset while l7px was not reading; connection closed",
+                     std::string_view(c.ip, c.ip_len));
+    Close(c);
+  }
 }
 
 void Worker::Loop::OnClientRecv(Connection& c, io_uring_cqe* cqe) {
@@ -96,7 +122,10 @@ void Worker::Loop::AcceptBytes(Connection& c, uint16_t bid, uint32_t len) {
   } else {
     QueuePending(c, bid, len, 0);
   }
-  if (InputWaiting(c)) CancelClientRecv(c);  // stop reading until there is room
+  if (InputWaiting(c)) {
+    CancelClientRecv(c);  // stop reading until there is room
+    WatchClientHangup(c);
+  }
   // Bytes of the transport's own (a TLS handshake flight) go out before anything else.
   if (c.transport->has_output() && !c.client.send_busy) {
     SendToClient(c, {}, {});

@@ -36,9 +36,10 @@ struct ClientSide {
   int ops = 0;  // completions still expected on the client fd (a multishot recv counts once)
   bool recv_armed = false;
   bool recv_cancel_sent = false;
-  bool needs_rearm = false;  // a receive ran out of provided buffers: re-armed when some free
-  bool eof = false;          // the client half-closed (or closed)
-  bool close_after = false;  // close once the current response is fully sent
+  bool hangup_watched = false;  // a poll for the client's reset is armed (while not reading)
+  bool needs_rearm = false;     // a receive ran out of provided buffers: re-armed when some free
+  bool eof = false;             // the client half-closed (or closed)
+  bool close_after = false;     // close once the current response is fully sent
   bool send_busy = false;
   bool first_request = true;  // no response sent yet: the head timer runs since the accept
   // The transport gave up, or the connection ends cleanly (CloseGracefully): close once the

@@ -218,6 +218,10 @@ void Worker::Loop::Handle(io_uring_cqe* cqe) {
     case kOpCancel:
       --c.client.ops;
       break;
+    case kOpClientHangup:
+      --c.client.ops;
+      OnClientHangup(c, cqe->res);
+      break;
     default:
       break;
   }

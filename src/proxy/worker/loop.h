@@ -77,6 +77,7 @@ enum Op : uint8_t {
   kOpAcceptCancel = 10,
   kOpSlotProbe = 11,
   kOpSlotAck = 12,
+  kOpClientHangup = 13,
 };
 
 // A listener's accept: not armed, armed, or being cancelled.
@@ -179,6 +180,10 @@ class Worker::Loop {
 
   void CancelClientRecv(Connection& c);
 
+  // While l7px does not read a client (backpressure: its input waits for room), a poll notices
+  // the client's reset so a queued request of a client that is gone leaves the queue at once.
+  void WatchClientHangup(Connection& c);
+  void OnClientHangup(Connection& c, int res);
   void OnClientRecv(Connection& c, io_uring_cqe* cqe);
 
   // Decodes a provided buffer into the connection's input buffer (or queues it when full).
