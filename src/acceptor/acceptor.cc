@@ -8,6 +8,8 @@
 //    on a slot in use do not wake this thread (idle_watch.h).
 //  - A pending registration owns its fd until it becomes a Slot or is refused; at most one recv is
 //    in flight for it, and it is freed only after that recv completed.
+//  - A slot l7px dialed (a pool's upstreams, dialer.h) is a slot like any other here; the Dialer
+//    hears of each one filed (AddSlot) and freed (FinishRetire).
 #include "acceptor/acceptor.h"
 
 #include <netinet/in.h>
@@ -21,6 +23,7 @@
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
+#include "acceptor/dialer.h"
 #include "acceptor/idle_watch.h"
 #include "base/clock.h"
 #include "base/log.h"
@@ -44,7 +47,8 @@ enum Op : uint8_t {
   kOpTick = 4,
   kOpPostFailed = 5,
   kOpPollUpdate = 6,
-  kOpPollRemove = 7,  // completions of cancels we do not need to see
+  kOpPollRemove = 7,  // completions of cancels (and linked timeouts) we do not need to see
+  kOpConnect = 8,     // a dial of the Dialer
 };
 
 constexpr int64_t kTickNs = 100'000'000;
@@ -59,7 +63,13 @@ void SendSmall(int fd, std::string_view bytes) {
 
 class Acceptor::Loop {
  public:
-  Loop(AcceptorOptions& options, std::atomic<bool>& stop) : options_(options), stop_(stop) {}
+  Loop(AcceptorOptions& options, std::atomic<bool>& stop)
+      : options_(options),
+        stop_(stop),
+        dialer_(options.pools, &ring_,
+                [this](UniqueFd fd, slots::Pool& pool, const std::string& service,
+                       uint32_t entry) { return AddDialed(std::move(fd), pool, service, entry); },
+                kOpConnect, kOpPollRemove) {}
 
   absl::Status Init() { return ring_.Init(256); }
 
@@ -70,12 +80,15 @@ class Acceptor::Loop {
     accept_armed_.assign(options_.listeners.size(), false);
     UpdateAccepting();
     ArmTick();
+    dialer_.set_held(options_.hold_dials);
+    dialer_.Tick(MonotonicNanos());
     while (!stop_.load(std::memory_order_acquire)) {
       Quiescent(true);  // holds no pool settings while it waits
       ring_.SubmitAndWait(-1);
       Quiescent(false);
       ring_.Drain([this](io_uring_cqe* cqe) { Handle(cqe); });
       UpdateAccepting();
+      dialer_.Pump(MonotonicNanos());
     }
     Shutdown();
     Quiescent(true);
@@ -179,6 +192,9 @@ class Acceptor::Loop {
       case kMsgResumeRegistrations:
         SetAccepting(true);
         return;
+      case kMsgReleaseDials:
+        dialer_.set_held(false);
+        return;
       default:
         break;
     }
@@ -197,6 +213,9 @@ class Acceptor::Loop {
         break;  // -ENOENT when the poll fired first: OnPoll handles that one
       case kOpTick:
         OnTick();
+        break;
+      case kOpConnect:
+        dialer_.OnConnect(tag.index, tag.generation, cqe->res, MonotonicNanos());
         break;
       case kOpPostFailed:
         L7PX_LOG_LIMITED(kWarn, "acceptor: waking a worker failed: {}", strerror(-cqe->res));
@@ -357,9 +376,19 @@ class Acceptor::Loop {
     AddSlot(std::move(fd), *pool, service, instance);
   }
 
-  // A registered connection becomes an idle slot of `pool`, of instance `instance`.
-  void AddSlot(UniqueFd fd, slots::Pool& pool, const std::string& service,
-               const std::string& instance) {
+  // A connection the Dialer made to one of `pool`'s upstreams (`service`, also its instance).
+  slots::Slot* AddDialed(UniqueFd fd, slots::Pool& pool, const std::string& service,
+                         uint32_t entry) {
+    const int64_t limit = std::min<int64_t>(pool.settings().max_slots, pool.slot_capacity());
+    if (pool.closing() || pool.registered.load(std::memory_order_relaxed) >= limit) return nullptr;
+    L7PX_LOG(kDebug, "slot dialed: pool={} upstream={}", pool.name(), service);
+    return AddSlot(std::move(fd), pool, service, service, entry);
+  }
+
+  // A registered (or dialed: `upstream` is its Dialer entry) connection becomes an idle slot of
+  // `pool`, of instance `instance`. nullptr when it could not be filed (the fd is closed).
+  slots::Slot* AddSlot(UniqueFd fd, slots::Pool& pool, const std::string& service,
+                       const std::string& instance, uint32_t upstream = Dialer::kNone) {
     auto owned = std::make_unique<slots::Slot>(std::move(fd), pool.id(), service);
     if (!pool.AttachSlot(*owned, instance, MonotonicNanos())) {
       CompactIdle(pool);  // dead slots still in the stack give their cells back
@@ -368,7 +397,7 @@ class Acceptor::Loop {
         // than InstanceTable::kMaxInstances instances; never leak the fd.
         L7PX_LOG(kError, "pool {}: idle stack or instance table full; closing a new slot of {}",
                  pool.name(), service);
-        return;
+        return nullptr;
       }
     }
     slots::Slot* slot = owned.release();
@@ -381,11 +410,17 @@ class Acceptor::Loop {
       slots_.push_back(slot);
       ReserveAtLeast(compact_, slots_.size());  // CompactIdle then never allocates
     }
+    if (upstream != Dialer::kNone) {
+      slot->set_dialed();  // before any worker can see it
+      slot->upstream = upstream;
+      dialer_.Attach(*slot);
+    }
     pool.CountService(service, +1);
     pool.registered.fetch_add(1, std::memory_order_relaxed);
     ArmPoll(*slot, /*wide=*/true);
     pool.PushIdle(slot);  // benched with its instance, if that is benched
     WakeWaiter(pool);
+    return slot;
   }
 
   // A slot handed over by the process this one took over from: already upgraded, idle.
@@ -403,6 +438,12 @@ class Acceptor::Loop {
       return;
     }
     ++adopted_;
+    // A slot the other process dialed to one of this pool's upstreams carries the address as its
+    // service id: it counts toward that address's upstream_slots here.
+    if (const uint32_t entry = dialer_.Find(*pool, adopted->service); entry != Dialer::kNone) {
+      AddSlot(std::move(adopted->fd), *pool, adopted->service, adopted->service, entry);
+      return;
+    }
     // The handoff carries the service id only: one l7px wrote for a slot registered without an
     // id is its peer's "ip:port", whose instance is the IP.
     const absl::StatusOr<SocketAddress> as_peer = SocketAddress::Parse(adopted->service);
@@ -427,6 +468,7 @@ class Acceptor::Loop {
   void SetAccepting(bool on) {
     if (accepting_ == on) return;
     accepting_ = on;
+    dialer_.set_paused(!on);  // a successor takes this process's upstream slots too
     if (!on) {
       for (uint32_t i = 0; i < accept_armed_.size(); ++i) {
         if (!accept_armed_[i]) continue;
@@ -547,7 +589,7 @@ class Acceptor::Loop {
   void Retire(slots::Slot* slot) {
     slot->retiring = true;
     if (slot->poll_armed) {
-      ::shutdown(slot->fd(), SHUT_RDWR);  // completes the poll; FinishRetire runs then
+      slot->ShutDown();  // completes the poll; FinishRetire runs then
       return;
     }
     FinishRetire(*slot);
@@ -555,6 +597,7 @@ class Acceptor::Loop {
 
   void FinishRetire(slots::Slot& slot) {
     options_.pools->at(slot.pool_id())->idle().Unbind(&slot);
+    if (slot.upstream != Dialer::kNone) dialer_.SlotGone(slot, MonotonicNanos());
     const uint32_t index = slot.table_index;
     slots_[index] = nullptr;
     free_slots_.push_back(index);
@@ -568,6 +611,7 @@ class Acceptor::Loop {
     ReturnBenchedInstances();
     WidenIdleWatches();
     const int64_t now = MonotonicNanos();
+    dialer_.Tick(now);
     for (uint32_t i = 0; i < pending_.size(); ++i) {
       Pending* p = pending_[i].get();
       if (p != nullptr && !p->closing && now > p->deadline_ns) {
@@ -637,6 +681,7 @@ class Acceptor::Loop {
   uint64_t refused_peers_ = 0;
   uint64_t adopted_ = 0;
   bool accepting_ = true;  // false while a handoff drains this process
+  Dialer dialer_;           // after ring_: it submits on it
 };
 
 Acceptor::Acceptor(AcceptorOptions options) : options_(std::move(options)) {}

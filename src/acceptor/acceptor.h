@@ -28,6 +28,8 @@ inline constexpr uint8_t kMsgAdoptSlot = 0xA3;
 // Stop / resume accepting registrations (during an upgrade handoff).
 inline constexpr uint8_t kMsgPauseRegistrations = 0xA4;
 inline constexpr uint8_t kMsgResumeRegistrations = 0xA5;
+// A takeover received every slot it will: dial what the pools' upstreams still miss.
+inline constexpr uint8_t kMsgReleaseDials = 0xA6;
 // Message kinds the acceptor posts into a worker's ring.
 inline constexpr uint8_t kMsgSlotAvailable = 0xB1;  // payload: pool id
 
@@ -54,6 +56,9 @@ struct AcceptorOptions {
   // reads them only while it handles completions: it calls quiescent(true) before each wait for
   // more (it holds none then) and quiescent(false) when it wakes. Optional.
   std::function<void(bool quiescent)> quiescent;
+  // Taking over from another process: dial no upstream (dialer.h) before kMsgReleaseDials, so
+  // the slots adopted from it count first.
+  bool hold_dials = false;
 };
 
 // The in-process control plane for slots, on its own thread and io_uring: accepts registration

@@ -309,6 +309,32 @@ class Loader {
     return true;
   }
 
+  // Addresses l7px dials (pool.upstreams): IP literals with a port, or unix: paths; no two alike.
+  bool GetUpstreams(const toml::node& node, std::string_view path,
+                    std::vector<SocketAddress>* out) {
+    out->clear();
+    const bool ok =
+        ForEachString(node, path, [&](const toml::node& n, std::string_view p, std::string_view t) {
+          absl::StatusOr<SocketAddress> addr = SocketAddress::Parse(t);
+          if (!addr.ok()) return FailStatus(n, p, addr.status());
+          const bool any = addr->ToString().starts_with("0.0.0.0:") ||
+                           addr->ToString().starts_with("[::]:");
+          if (!addr->is_unix() && (addr->port() == 0 || any)) {
+            return Fail(n, p,
+                        absl::StrCat("cannot dial ", Shown(t),
+                                     " (needs an IP that is not a wildcard and a port 1..65535)"));
+          }
+          if (std::find(out->begin(), out->end(), *addr) != out->end()) {
+            return Fail(n, p, absl::StrCat("duplicate upstream ", Shown(t)));
+          }
+          out->push_back(*addr);
+          return true;
+        });
+    if (!ok) return false;
+    if (out->empty()) return Fail(node, path, "needs at least one address");
+    return true;
+  }
+
   bool GetCidrs(const toml::node& node, std::string_view path, std::vector<Cidr>* out) {
     out->clear();
     return ForEachString(node, path,
@@ -659,6 +685,8 @@ class Loader {
       Pool pool;
       pool.line = LineOf(element);
       bool has_name = false;
+      int upstreams_line = pool.line;
+      int upstream_slots_line = pool.line;
       for (auto&& [key, value] : *table) {
         const std::string_view k = key.str();
         const std::string path = Join(base, k);
@@ -690,15 +718,33 @@ class Loader {
           ok = GetU32(value, path, 0, 1'000'000, &pool.max_tunnels);
         } else if (k == "tunnel_idle_timeout") {
           ok = GetDuration(value, path, std::chrono::milliseconds(1), &pool.tunnel_idle_timeout);
+        } else if (k == "upstreams") {
+          ok = GetUpstreams(value, path, &pool.upstreams);
+          upstreams_line = LineOf(value);
+        } else if (k == "upstream_slots") {
+          ok = GetU32(value, path, 1, 1'000'000, &pool.upstream_slots);
+          upstream_slots_line = LineOf(value);
         } else {
           return UnknownKey(key, value, base,
                             {"name", "max_slots", "queue", "queue_timeout", "response_timeout",
                              "token", "retries", "eject_after", "eject_time", "max_ejected",
-                             "response_buffer", "max_tunnels", "tunnel_idle_timeout"});
+                             "response_buffer", "max_tunnels", "tunnel_idle_timeout",
+                             "upstreams", "upstream_slots"});
         }
         if (!ok) return false;
       }
       if (!has_name) return Fail(element, base, "missing required key \"name\"");
+      if (pool.upstream_slots > pool.max_slots) {
+        return Fail(upstream_slots_line, Join(base, "upstream_slots"),
+                    absl::StrCat(pool.upstream_slots, " is more than max_slots (", pool.max_slots,
+                                 ")"));
+      }
+      if (uint64_t{pool.upstream_slots} * pool.upstreams.size() > pool.max_slots) {
+        return Fail(upstreams_line, Join(base, "upstreams"),
+                    absl::StrCat(pool.upstreams.size(), " addresses x upstream_slots ",
+                                 pool.upstream_slots, " is more than max_slots (", pool.max_slots,
+                                 ")"));
+      }
       for (const Pool& other : *out) {
         if (other.name == pool.name) {
           return Fail(*table->get("name"), Join(base, "name"),

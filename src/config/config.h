@@ -109,6 +109,11 @@ struct Pool {
   // (0 = upgrades answered 503), and how long a tunnel may stay silent both ways.
   uint32_t max_tunnels = 1024;
   Duration tunnel_idle_timeout = std::chrono::hours(1);
+  // A service that only listens (docs/configuration.md#services-that-only-listen): l7px itself
+  // keeps upstream_slots keep-alive connections to each address (TCP or unix:) and files them as
+  // slots of this pool. upstream_slots x addresses fits max_slots.
+  std::vector<SocketAddress> upstreams;
+  uint32_t upstream_slots = 8;
   int line = 0;  // where it was declared (0 = implicit)
 };
 

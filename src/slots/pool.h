@@ -10,6 +10,7 @@
 #include <string_view>
 #include <vector>
 
+#include "base/address.h"
 #include "base/clock.h"
 #include "slots/instance.h"
 #include "slots/slot.h"
@@ -49,6 +50,10 @@ struct PoolSettings {
   EjectionSettings eject;
   // Upgrade requests under way plus open tunnels (Pool::TryClaimTunnel); 0 = no upgrades.
   uint32_t max_tunnels = 1024;
+  // Addresses the acceptor dials itself, keeping upstream_slots connections to each as slots of
+  // this pool (acceptor/dialer.h); empty for a pool whose services dial in.
+  std::vector<SocketAddress> upstreams;
+  uint32_t upstream_slots = 0;
   bool operator==(const PoolSettings&) const = default;
 };
 

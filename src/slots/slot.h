@@ -41,6 +41,24 @@ class Slot {
   const std::string& service_id() const { return service_id_; }
   // A TCP connection (not a UNIX socket): its peer may hold bytes back for an ACK (Nagle).
   bool tcp() const { return tcp_; }
+  // A connection l7px dialed itself (a pool's upstreams, acceptor/dialer.h), not one a service
+  // registered. Set by the acceptor before the slot is first pushed; constant afterwards.
+  bool dialed() const { return dialed_; }
+  void set_dialed() { dialed_ = true; }
+
+  // Ends the connection now, for the service and for every operation on it (they complete).
+  // Any thread that made the slot DEAD (slot_lifecycle.h), or the acceptor retiring it. A slot
+  // l7px dialed over TCP is reset (connect(AF_UNSPEC); its SO_LINGER is {1, 0} too): with a FIN
+  // the side that closes first keeps a TIME_WAIT socket, and for dialed slots that would be
+  // l7px, once per closed connection. Registered slots get shutdown(): their services dialed.
+  void ShutDown() const {
+    if (dialed_ && tcp_) {
+      sockaddr unspec{};
+      unspec.sa_family = AF_UNSPEC;
+      if (::connect(fd_.get(), &unspec, sizeof(unspec)) == 0) return;
+    }
+    ::shutdown(fd_.get(), SHUT_RDWR);
+  }
 
   State state() const { return static_cast<State>(word_.load(std::memory_order_acquire) & 3); }
   uint64_t epoch() const { return word_.load(std::memory_order_acquire) >> 2; }
@@ -81,6 +99,7 @@ class Slot {
   bool poll_armed = false;
   bool retiring = false;
   uint32_t table_index = 0;  // position in the acceptor's slot table (completion tags)
+  uint32_t upstream = UINT32_MAX;  // a dialed slot's address in the acceptor's Dialer
   // The liveness watch (idle_watch.h): its mode, the generation in its completion tag, and what
   // the last tick saw.
   bool watch_wide = false;
@@ -102,6 +121,7 @@ class Slot {
   std::string service_id_;
   std::atomic<uint64_t> word_{0};
   bool tcp_;
+  bool dialed_ = false;
 
   static bool IsTcp(int fd) {
     int domain = 0;

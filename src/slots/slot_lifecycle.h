@@ -18,7 +18,7 @@ namespace l7px::slots {
 inline void AccountIdleSlotKilled(Pool& pool, Slot& slot) {
   pool.registered.fetch_sub(1, std::memory_order_relaxed);
   pool.SlotGone(slot);
-  ::shutdown(slot.fd(), SHUT_RDWR);
+  slot.ShutDown();
 }
 
 // The leaseholder handed the slot's connection to another process (upgrade handoff): it leaves
@@ -35,7 +35,7 @@ inline void AccountLeasedSlotMoved(Pool& pool, Slot& slot) {
 // moved slot, and the connection shut down.
 inline void KillLeasedSlot(Pool& pool, Slot& slot) {
   AccountLeasedSlotMoved(pool, slot);
-  ::shutdown(slot.fd(), SHUT_RDWR);
+  slot.ShutDown();
 }
 
 // The leaseholder's slot became a tunnel (its service answered 101): it leaves the pool's slot
@@ -58,7 +58,7 @@ inline void AccountLeasedSlotTunneled(Pool& pool, Slot& slot) {
 inline void KillTunnelSlot(Pool& pool, Slot& slot) {
   slot.MarkDead();
   pool.tunnels.fetch_sub(1, std::memory_order_relaxed);
-  ::shutdown(slot.fd(), SHUT_RDWR);
+  slot.ShutDown();
 }
 
 // A worker that leased the slot returns it idle and pushes it back to the idle stack. Returns

@@ -46,6 +46,8 @@ slots::PoolSettings PoolSettingsFrom(const config::Pool& p) {
   settings.eject.max_percent = p.max_ejected_percent;
   settings.max_tunnels = p.max_tunnels;
   settings.request.tunnel_idle_timeout_ns = ToNanos(p.tunnel_idle_timeout);
+  settings.upstreams = p.upstreams;
+  settings.upstream_slots = p.upstream_slots;
   return settings;
 }
 

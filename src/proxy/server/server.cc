@@ -110,6 +110,7 @@ absl::Status Server::Start(std::unique_ptr<Takeover> takeover) {
   acceptor_options.pools = &shared_.pools;
   acceptor_options.worker_ring_fds = shared_.worker_ring_fds;
   acceptor_options.handshake_timeout_ns = ToNanos(cfg.server.header_timeout);
+  acceptor_options.hold_dials = takeover != nullptr;  // until the adopted slots are in
   acceptor_options.quiescent = [rcu = &shared_.rcu](bool quiescent) {
     if (quiescent) {
       rcu->Offline(Rcu::kAcceptorReader);

@@ -95,6 +95,11 @@ void UpgradeServer::CompleteTakeover(Takeover& takeover) {
       delete raw;  // closes the fd: the service re-registers
     }
   });
+  // Every slot it handed over is adopted (the messages arrive in order): the acceptor now dials
+  // only what the pools' upstreams still miss.
+  if (!poster_.Post(acceptor_fd, io::PackMessage(acceptor::kMsgReleaseDials, 0)).ok()) {
+    L7PX_LOG(kError, "takeover: telling the acceptor to dial upstreams failed");
+  }
   shared_.upgrades.store(takeover.old_upgrades() + 1);
   if (!result.ok()) {
     L7PX_LOG(kError, "takeover from pid {}: {}", takeover.old_pid(),

@@ -335,6 +335,47 @@ TEST(ConfigTest, TunnelKeys) {
   EXPECT_EQ(c.pools[1].tunnel_idle_timeout, seconds(90));
 }
 
+TEST(ConfigTest, UpstreamKeys) {
+  Config c = MustParse(Lines({"[[pool]]", "name = \"default\"",
+                              "upstreams = [\"127.0.0.1:3000\", \"[::1]:3001\", \"unix:/run/a.sock\"]",
+                              "upstream_slots = 16", "[[pool]]", "name = \"b\""}));
+  ASSERT_EQ(c.pools[0].upstreams.size(), 3u);
+  EXPECT_EQ(c.pools[0].upstreams[0].ToString(), "127.0.0.1:3000");
+  EXPECT_EQ(c.pools[0].upstreams[1].ToString(), "[::1]:3001");
+  EXPECT_EQ(c.pools[0].upstreams[2].ToString(), "unix:/run/a.sock");
+  EXPECT_EQ(c.pools[0].upstream_slots, 16u);
+  EXPECT_TRUE(c.pools[1].upstreams.empty());
+  EXPECT_EQ(c.pools[1].upstream_slots, 8u);
+  EXPECT_EQ(MustParse("[[pool]]\nname = \"default\"\nupstreams = \"127.0.0.1:1\"\n")
+                .pools[0]
+                .upstreams.size(),
+            1u);
+}
+
+TEST(ConfigTest, UpstreamErrorsNameTheLine) {
+  const std::string head = "[[pool]]\nname = \"default\"\n";
+  EXPECT_EQ(ErrorOf(head + "upstreams = [\"example.com:80\"]"),
+            "t.toml:3: pool[0].upstreams[0]: bad IPv4 address \"example.com:80\" (host names are "
+            "not resolved; use an IP)");
+  EXPECT_THAT(ErrorOf(head + "upstreams = [\"127.0.0.1:0\"]"),
+              HasSubstr("t.toml:3: pool[0].upstreams[0]: cannot dial \"127.0.0.1:0\""));
+  EXPECT_THAT(ErrorOf(head + "upstreams = [\"*:80\"]"), HasSubstr("cannot dial \"*:80\""));
+  EXPECT_THAT(ErrorOf(head + "upstreams = [\"[::]:80\"]"), HasSubstr("cannot dial"));
+  EXPECT_THAT(ErrorOf(head + "upstreams = [\"127.0.0.1:80\", \"127.0.0.1:80\"]"),
+              HasSubstr("t.toml:3: pool[0].upstreams[1]: duplicate upstream \"127.0.0.1:80\""));
+  EXPECT_THAT(ErrorOf(head + "upstreams = []"),
+              HasSubstr("t.toml:3: pool[0].upstreams: needs at least one address"));
+  EXPECT_THAT(ErrorOf(head + "upstreams = [1]"), HasSubstr("expected a string"));
+  EXPECT_THAT(ErrorOf(head + "upstream_slots = 0"),
+              HasSubstr("t.toml:3: pool[0].upstream_slots:"));
+  EXPECT_EQ(ErrorOf(head + "max_slots = 4\nupstream_slots = 5"),
+            "t.toml:4: pool[0].upstream_slots: 5 is more than max_slots (4)");
+  EXPECT_EQ(ErrorOf(head + "max_slots = 10\nupstream_slots = 4\n"
+                           "upstreams = [\"127.0.0.1:1\", \"127.0.0.1:2\", \"unix:/a\"]"),
+            "t.toml:5: pool[0].upstreams: 3 addresses x upstream_slots 4 is more than max_slots "
+            "(10)");
+}
+
 TEST(ConfigTest, HostForms) {
   for (auto [in, out] : std::initializer_list<std::pair<std::string_view, std::string_view>>{
            {"*", "*"},

@@ -1,0 +1,264 @@
+// Integration: upstream slots, for services that only listen. A pool's `upstreams` are dialed by
+// l7px itself, upstream_slots keep-alive connections to each, and used as slots. The service is
+// an unmodified HTTP/1.1 server (Python's http.server, written to the test's directory) that
+// counts the connections it accepted, holds open and the requests it runs at once; the tests
+// read those counts, the admin API, the log and `ss`.
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+#include <signal.h>
+
+#include <atomic>
+#include <chrono>
+#include <fstream>
+#include <map>
+#include <mutex>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "support/admin.h"
+#include "support/clients.h"
+#include "support/integration.h"
+#include "support/load.h"
+#include "support/net.h"
+
+namespace l7px::testing {
+namespace {
+
+using std::chrono::milliseconds;
+using std::chrono::seconds;
+using ::testing::HasSubstr;
+
+// argv: name, listen address ("127.0.0.1:PORT" or "unix:/path"), stats file, idle timeout (s).
+constexpr char kServiceScript[] = R"PY(
+import http.server, os, socketserver, sys, threading, time
+name, listen, stats_path = sys.argv[1], sys.argv[2], sys.argv[3]
+idle = float(sys.argv[4]) if len(sys.argv) > 4 else 0
+lock = threading.Lock()
+st = {"accepted": 0, "open": 0, "inflight": 0, "max_inflight": 0, "requests": 0}
+def dump():
+    tmp = stats_path + ".tmp"
+    with open(tmp, "w") as f:
+        f.write(" ".join("%s=%d" % kv for kv in st.items()) + "\n")
+    os.replace(tmp, stats_path)
+class Handler(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    # One write per response (flushed after each request): with the default (unbuffered), the
+    # head and the body go out in two writes and Nagle holds the body for l7px's delayed ACK.
+    wbufsize = -1
+    timeout = idle or None
+    def setup(self):
+        super().setup()
+        with lock:
+            st["accepted"] += 1
+            st["open"] += 1
+            dump()
+    def finish(self):
+        try:
+            super().finish()
+        finally:
+            with lock:
+                st["open"] -= 1
+                dump()
+    def do_GET(self):
+        with lock:
+            st["inflight"] += 1
+            st["requests"] += 1
+            st["max_inflight"] = max(st["max_inflight"], st["inflight"])
+        try:
+            if self.path.startswith("/slow"):
+                time.sleep(0.002)
+            body = (name + " " + self.path).encode()
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.send_header("X-Service", name)
+            if self.path.startswith("/close"):
+                self.send_header("Connection", "close")
+            self.end_headers()
+            self.wfile.write(body)
+        finally:
+            with lock:
+                st["inflight"] -= 1
+                dump()
+    def log_message(self, *args):
+        pass
+class Tcp(socketserver.ThreadingMixIn, http.server.HTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+class Unix(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
+    daemon_threads = True
+if listen.startswith("unix:"):
+    path = listen[5:]
+    if os.path.exists(path):
+        os.unlink(path)
+    server = Unix(path, Handler)
+else:
+    host, port = listen.rsplit(":", 1)
+    server = Tcp((host, int(port)), Handler)
+with lock:
+    dump()
+print("ready", flush=True)
+server.serve_forever()
+)PY";
+
+struct ServiceStats {
+  int accepted = -1;
+  int open = -1;
+  int max_inflight = -1;
+  int requests = -1;
+};
+
+class UpstreamTest : public IntegrationTest {
+ protected:
+  uint16_t admin() { return h().admin_port(); }
+  std::string Script() {
+    const std::string path = h().dir() + "/service.py";
+    if (ReadFile(path).empty()) std::ofstream(path) << kServiceScript;
+    return path;
+  }
+  std::string StatsPath(const std::string& name) { return h().dir() + "/" + name + ".stats"; }
+
+  // Starts (or restarts) the listening service `name` on `listen`; waits for its stats file.
+  ChildProcess& Service(const std::string& name, const std::string& listen,
+                        const std::string& idle = "0") {
+    std::remove(StatsPath(name).c_str());
+    services_[name] = ChildProcess::Start(
+        {"/usr/bin/env", "python3", Script(), name, listen, StatsPath(name), idle},
+        h().dir() + "/" + name + ".log");
+    EXPECT_TRUE(WaitFor([&] { return Stats(name).accepted >= 0; }, kIo))
+        << ReadFile(h().dir() + "/" + name + ".log");
+    return services_[name];
+  }
+  ServiceStats Stats(const std::string& name) {
+    ServiceStats s;
+    std::istringstream in(ReadFile(StatsPath(name)));
+    std::string field;
+    while (in >> field) {
+      const size_t eq = field.find('=');
+      if (eq == std::string::npos) continue;
+      const int v = std::stoi(field.substr(eq + 1));
+      const std::string key = field.substr(0, eq);
+      if (key == "accepted") s.accepted = v;
+      if (key == "open") s.open = v;
+      if (key == "max_inflight") s.max_inflight = v;
+      if (key == "requests") s.requests = v;
+    }
+    return s;
+  }
+
+  // The pool "legacy" (every route's) with these lines.
+  bool Start(const std::string& pool_lines) {
+    h().EnableAdmin();
+    return StartProxy("[[pool]]\nname = \"legacy\"\n" + pool_lines, "",
+                      "default_pool = \"legacy\"\n");
+  }
+  std::string Config(const std::string& pool_lines) {
+    return h().WriteConfig("[[pool]]\nname = \"legacy\"\n" + pool_lines, "",
+                           "default_pool = \"legacy\"\n");
+  }
+  static std::string Tcp(uint16_t port) { return "127.0.0.1:" + std::to_string(port); }
+  static std::string Upstreams(const std::vector<std::string>& addresses, int slots) {
+    std::string out = "upstreams = [";
+    for (size_t i = 0; i < addresses.size(); ++i) {
+      out += (i ? ", \"" : "\"") + addresses[i] + "\"";
+    }
+    return out + "]\nupstream_slots = " + std::to_string(slots) + "\n";
+  }
+  int64_t Registered() { return RegisteredSlots(admin(), "legacy"); }
+  // Slots of the pool whose service id is `address`.
+  int64_t SlotsOf(const std::string& address) {
+    const Json pool = PoolEntry(admin(), "legacy");
+    const Json* services = FindMember(pool, "services");
+    const Json* n = services != nullptr ? FindMember(*services, address) : nullptr;
+    return n != nullptr ? JsonInt64(n).value_or(-1) : 0;
+  }
+  // TIME_WAIT sockets whose peer port is `port`: l7px's side of connections to a service there.
+  static int TimeWaitToward(uint16_t port) {
+    const CommandResult r = RunCommand(
+        {"ss", "-Htan", "state", "time-wait", "( dport = :" + std::to_string(port) + " )"});
+    return CountOf(r.out, "\n");
+  }
+  // `n` GETs of `path` over `clients` keep-alive connections; answers by "<status> <X-Service>".
+  std::map<std::string, int> Load(int clients, int n, const std::string& path) {
+    std::mutex mu;
+    std::map<std::string, int> seen;
+    std::atomic<int> left{n};
+    std::vector<std::thread> threads;
+    for (int c = 0; c < clients; ++c) {
+      threads.emplace_back([&] {
+        UniqueFd fd;
+        std::string carry;
+        while (left.fetch_sub(1) > 0) {
+          if (!fd) {
+            fd = ConnectTcp(front());
+            carry.clear();
+          }
+          std::string resp;
+          if (fd && SendAll(fd.get(), GetRequest(path))) {
+            resp = RecvHttpResponse(fd.get(), &carry, kIo);
+          }
+          const std::string key =
+              resp.empty() ? "none"
+                           : std::to_string(StatusOf(resp)) + " " + HeaderOf(resp, "X-Service");
+          if (resp.empty() || HeaderOf(resp, "Connection") == "close") fd.Reset();
+          std::lock_guard<std::mutex> lock(mu);
+          ++seen[key];
+        }
+      });
+    }
+    for (std::thread& t : threads) t.join();
+    return seen;
+  }
+
+  std::map<std::string, ChildProcess> services_;
+};
+
+// Item 1: at most upstream_slots connections per address, never more requests at once at the
+// service, and no TIME_WAIT on l7px's side when l7px closes them (a reload removing the address,
+// then l7px's exit).
+TEST_F(UpstreamTest, FixedConnectionsPerAddressAndNoTimeWaitOnL7pxSide) {
+  const uint16_t port = FreePort();
+  Service("a", Tcp(port));
+  ASSERT_TRUE(Start(Upstreams({Tcp(port)}, 4))) << h().ProxyLog();
+  ASSERT_TRUE(WaitFor([&] { return Registered() == 4; }, kIo)) << h().ProxyLog();
+  EXPECT_TRUE(WaitFor(
+      [&] {
+        return h().ProxyLog().find("upstream " + Tcp(port) + " up: 4 slots") != std::string::npos;
+      },
+      kIo))
+      << h().ProxyLog();
+
+  const auto seen = Load(16, 2000, "/slow");
+  EXPECT_EQ(seen.size(), 1u) << ::testing::PrintToString(seen);
+  EXPECT_EQ(seen.count("200 a") ? seen.at("200 a") : 0, 2000);
+  const ServiceStats s = Stats("a");
+  EXPECT_EQ(s.requests, 2000);
+  EXPECT_EQ(s.accepted, 4);
+  EXPECT_EQ(s.open, 4);
+  EXPECT_LE(s.max_inflight, 4);
+  EXPECT_GE(s.max_inflight, 2);  // the load did overlap
+  EXPECT_EQ(SlotsOf(Tcp(port)), 4);
+
+  // A reload that drops the address: l7px closes its 4 connections itself.
+  Config("");
+  h().proxy().Signal(SIGHUP);
+  ASSERT_TRUE(WaitFor([&] { return Registered() == 0 && Stats("a").open == 0; }, kIo))
+      << h().ProxyLog();
+  EXPECT_THAT(h().ProxyLog(), HasSubstr("upstream " + Tcp(port) + " removed"));
+  EXPECT_EQ(TimeWaitToward(port), 0);
+
+  // Back, then l7px exits with them open.
+  Config(Upstreams({Tcp(port)}, 4));
+  h().proxy().Signal(SIGHUP);
+  ASSERT_TRUE(WaitFor([&] { return Registered() == 4 && Stats("a").open == 4; }, kIo));
+  h().proxy().Signal(SIGTERM);
+  EXPECT_NE(h().proxy().WaitExit(seconds(10)), -1);
+  EXPECT_TRUE(WaitFor([&] { return Stats("a").open == 0; }, kIo));
+  EXPECT_EQ(TimeWaitToward(port), 0);
+  EXPECT_EQ(Stats("a").accepted, 8);
+}
+
+}  // namespace
+}  // namespace l7px::testing
