@@ -123,6 +123,7 @@ uint32_t Dialer::Find(const slots::Pool& pool, const std::string& service) {
 }
 
 void Dialer::Attach(slots::Slot& slot) {
+  slot.filed_ns = MonotonicNanos();
   entries_[slot.upstream]->slots.push_back(&slot);
   dirty_ = true;
 }
@@ -136,13 +137,14 @@ void Dialer::SlotGone(const slots::Slot& slot, int64_t now_ns) {
   e.slots.pop_back();
   dirty_ = true;
   if (e.slots.size() >= e.target) return;  // closed because it was beyond the target
-  if (slot.epoch() > 0) {
-    // It carried at least one exchange: the address works, replace it now.
+  if (slot.epoch() > 0 || now_ns - slot.filed_ns >= kIdleCloseNs) {
+    // It carried an exchange, or lived long enough to be closed by an idle timeout of the
+    // service: the address works, replace it now.
     e.failures = 0;
     e.next_dial_ns = now_ns;
   } else {
-    // Closed unused (an idle timeout at the service, or a service that ends every connection
-    // at once): do not dial it again in a loop.
+    // Closed unused and soon (a service that ends fresh connections, or one whose idle
+    // timeout is shorter than kIdleCloseNs): do not dial it again in a loop.
     ++e.failures;
     e.next_dial_ns = now_ns + Backoff(e.failures);
   }

@@ -28,10 +28,11 @@ namespace l7px::acceptor {
 //   - a failed connect benches the address: "down" is logged once, then one probe at a time
 //     after a jittered back-off (50 ms doubling to 5 s); the first connect that works dials the
 //     rest, and "up: N slots" is logged once they are all in;
-//   - a slot that carried at least one exchange and is gone (the service closed it, answered
-//     `Connection: close`, or it failed) is re-dialed at once and resets the back-off; one that
-//     is gone without carrying any (the service closed it unused) waits for the back-off, which
-//     it doubles, so a service that keeps closing fresh connections is not dialed in a loop;
+//   - a slot that carried at least one exchange or lived kIdleCloseNs is gone (the service
+//     closed it, answered `Connection: close`, its idle timeout passed, or it failed): it is
+//     re-dialed at once and the back-off is reset; one gone sooner without carrying any waits
+//     for the back-off, which it doubles, so a service that keeps closing fresh connections is
+//     not dialed in a loop;
 //   - settings are followed on every tick: new addresses are dialed, removed ones (and a closing
 //     pool's) lose their slots as soon as each is idle, a lower upstream_slots closes idle slots
 //     beyond it, a higher one dials the difference;
@@ -43,6 +44,7 @@ class Dialer {
   static constexpr int64_t kConnectTimeoutNs = 3'000'000'000;
   static constexpr int64_t kFirstBackoffNs = 50'000'000;
   static constexpr int64_t kMaxBackoffNs = 5'000'000'000;
+  static constexpr int64_t kIdleCloseNs = 1'000'000'000;
 
   // Files a connected socket as an idle slot of `pool` with this service id (the address), with
   // slot->upstream = `entry`, or closes it and returns nullptr (the pool is full).

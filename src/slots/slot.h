@@ -98,8 +98,9 @@ class Slot {
   // Acceptor-thread-only bookkeeping.
   bool poll_armed = false;
   bool retiring = false;
-  uint32_t table_index = 0;  // position in the acceptor's slot table (completion tags)
+  uint32_t table_index = 0;        // position in the acceptor's slot table (completion tags)
   uint32_t upstream = UINT32_MAX;  // a dialed slot's address in the acceptor's Dialer
+  int64_t filed_ns = 0;            // when the Dialer got it (monotonic)
   // The liveness watch (idle_watch.h): its mode, the generation in its completion tag, and what
   // the last tick saw.
   bool watch_wide = false;

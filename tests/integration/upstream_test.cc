@@ -260,5 +260,117 @@ TEST_F(UpstreamTest, FixedConnectionsPerAddressAndNoTimeWaitOnL7pxSide) {
   EXPECT_EQ(Stats("a").accepted, 8);
 }
 
+// Item 2: a slot the service ends after an exchange (`Connection: close`) is dialed again at once;
+// every such exchange costs one connection.
+TEST_F(UpstreamTest, SlotClosedAfterAnExchangeIsRedialed) {
+  const uint16_t port = FreePort();
+  Service("a", Tcp(port));
+  ASSERT_TRUE(Start(Upstreams({Tcp(port)}, 2))) << h().ProxyLog();
+  ASSERT_TRUE(WaitFor([&] { return Registered() == 2; }, kIo)) << h().ProxyLog();
+  const auto seen = Load(1, 30, "/close");
+  EXPECT_EQ(seen.count("200 a") ? seen.at("200 a") : 0, 30) << ::testing::PrintToString(seen);
+  // Each exchange cost a connection: the first 2, then one re-dial per closed slot.
+  EXPECT_TRUE(WaitFor([&] { return Stats("a").accepted == 32 && Registered() == 2; }, kIo))
+      << Stats("a").accepted << " " << Registered();
+  EXPECT_EQ(Stats("a").open, 2);
+  EXPECT_EQ(TimeWaitToward(port), 0);  // the service closed first: its TIME_WAIT, not ours
+  const auto after = Load(2, 20, "/");
+  EXPECT_EQ(after.count("200 a") ? after.at("200 a") : 0, 20);
+}
+
+// Item 2: slots the service closes unused within a second (a very short idle timeout) are dialed
+// again, with a back-off that grows while they keep closing unused: not in a loop.
+TEST_F(UpstreamTest, SlotsClosedUnusedAreRedialedWithBackoff) {
+  const uint16_t port = FreePort();
+  Service("a", Tcp(port), "0.2");  // closes a connection idle for 200 ms
+  ASSERT_TRUE(Start(Upstreams({Tcp(port)}, 2) + "queue_timeout = \"8s\"\n")) << h().ProxyLog();
+  ASSERT_TRUE(WaitFor([&] { return Stats("a").accepted >= 4; }, kIo)) << h().ProxyLog();
+  std::this_thread::sleep_for(seconds(3));  // what is measured is how little happens meanwhile
+  // Re-dialed at once, 2 slots living 200 ms each would have made ~30 connections in 3 s.
+  const int accepted = Stats("a").accepted;
+  EXPECT_LE(accepted, 16);
+  EXPECT_THAT(h().ProxyLog(), HasSubstr("closed an idle slot; pruned"));
+  // And they do come back: a request is served (it may wait in the queue for a re-dial).
+  EXPECT_EQ(StatusOf(HttpExchange(front(), GetRequest("/"))), 200);
+}
+
+// Item 3: an address that refuses is benched and logged once; the pool answers from the other
+// one; an address that comes up is dialed without a reload; with every address down requests are
+// shed at queue_timeout, and a restarted service gets its slots back.
+TEST_F(UpstreamTest, DownAddressIsLoggedOnceAndComesBackWithoutAReload) {
+  const uint16_t port_a = FreePort();
+  const uint16_t port_b = FreePort();
+  Service("a", Tcp(port_a));
+  ASSERT_TRUE(Start(Upstreams({Tcp(port_a), Tcp(port_b)}, 2) + "queue_timeout = \"300ms\"\n"))
+      << h().ProxyLog();
+  ASSERT_TRUE(WaitFor([&] { return Registered() == 2; }, kIo)) << h().ProxyLog();
+  const std::string down_b =
+      "pool legacy: upstream " + Tcp(port_b) + " down: Connection refused; retrying";
+  ASSERT_TRUE(WaitFor([&] { return h().ProxyLog().find(down_b) != std::string::npos; }, kIo));
+  std::this_thread::sleep_for(milliseconds(1500));  // several retries, none logged again
+  EXPECT_EQ(CountOf(h().ProxyLog(), down_b), 1) << h().ProxyLog();
+  auto seen = Load(2, 20, "/");
+  EXPECT_EQ(seen.count("200 a") ? seen.at("200 a") : 0, 20) << ::testing::PrintToString(seen);
+
+  Service("b", Tcp(port_b));
+  ASSERT_TRUE(WaitFor([&] { return SlotsOf(Tcp(port_b)) == 2; }, seconds(15))) << h().ProxyLog();
+  EXPECT_TRUE(WaitFor(
+      [&] { return CountOf(h().ProxyLog(), "upstream " + Tcp(port_b) + " up: 2 slots") == 1; },
+      kIo))
+      << h().ProxyLog();
+  seen = Load(4, 200, "/slow");
+  EXPECT_GT(seen["200 a"], 0) << ::testing::PrintToString(seen);
+  EXPECT_GT(seen["200 b"], 0) << ::testing::PrintToString(seen);
+  EXPECT_EQ(seen["200 a"] + seen["200 b"], 200) << ::testing::PrintToString(seen);
+
+  // a dies: b answers everything.
+  services_["a"].Kill();
+  seen = Load(2, 40, "/");
+  EXPECT_EQ(seen["200 b"], 40) << ::testing::PrintToString(seen);
+  EXPECT_TRUE(WaitFor(
+      [&] {
+        return CountOf(h().ProxyLog(), "upstream " + Tcp(port_a) + " down: Connection refused") ==
+               1;
+      },
+      kIo))
+      << h().ProxyLog();
+
+  // Both dead: shed at queue_timeout, nobody hangs.
+  services_["b"].Kill();
+  ASSERT_TRUE(WaitFor([&] { return Registered() == 0; }, kIo));
+  const auto t0 = std::chrono::steady_clock::now();
+  EXPECT_EQ(StatusOf(HttpExchange(front(), GetRequest("/"))), 503);
+  EXPECT_LT(MillisSince(t0), 2000);
+
+  // a is back on its port: its slots come back by themselves.
+  Service("a", Tcp(port_a));
+  ASSERT_TRUE(WaitFor([&] { return SlotsOf(Tcp(port_a)) == 2; }, seconds(15))) << h().ProxyLog();
+  EXPECT_EQ(StatusOf(HttpExchange(front(), GetRequest("/"))), 200);
+  EXPECT_EQ(CountOf(h().ProxyLog(), "upstream " + Tcp(port_a) + " up: 2 slots"), 2);
+}
+
+// Item 4: two addresses (one a UNIX socket) and a registered service in one pool all serve it.
+TEST_F(UpstreamTest, TcpAndUnixUpstreamsAndRegisteredSlotsShareAPool) {
+  const uint16_t port = FreePort();
+  const std::string sock = "unix:" + h().dir() + "/b.sock";
+  Service("a", Tcp(port));
+  Service("b", sock);
+  ASSERT_TRUE(Start(Upstreams({Tcp(port), sock}, 2))) << h().ProxyLog();
+  ASSERT_NE(StartService({"--slots", "2", "--pool", "legacy", "--service-id", "reg"}), nullptr);
+  ASSERT_TRUE(WaitFor([&] { return Registered() == 6; }, kIo)) << h().ProxyLog();
+  EXPECT_EQ(SlotsOf(Tcp(port)), 2);
+  EXPECT_EQ(SlotsOf(sock), 2);
+  EXPECT_EQ(SlotsOf("reg"), 2);
+  auto seen = Load(6, 600, "/slow");
+  EXPECT_GT(seen["200 a"], 0) << ::testing::PrintToString(seen);
+  EXPECT_GT(seen["200 b"], 0) << ::testing::PrintToString(seen);
+  EXPECT_GT(seen["200 reg"], 0) << ::testing::PrintToString(seen);
+  EXPECT_EQ(seen["200 a"] + seen["200 b"] + seen["200 reg"], 600) << ::testing::PrintToString(seen);
+  EXPECT_EQ(Stats("a").accepted, 2);
+  EXPECT_EQ(Stats("b").accepted, 2);
+  EXPECT_LE(Stats("a").max_inflight, 2);
+  EXPECT_LE(Stats("b").max_inflight, 2);
+}
+
 }  // namespace
 }  // namespace l7px::testing

@@ -336,9 +336,10 @@ TEST(ConfigTest, TunnelKeys) {
 }
 
 TEST(ConfigTest, UpstreamKeys) {
-  Config c = MustParse(Lines({"[[pool]]", "name = \"default\"",
-                              "upstreams = [\"127.0.0.1:3000\", \"[::1]:3001\", \"unix:/run/a.sock\"]",
-                              "upstream_slots = 16", "[[pool]]", "name = \"b\""}));
+  Config c =
+      MustParse(Lines({"[[pool]]", "name = \"default\"",
+                       "upstreams = [\"127.0.0.1:3000\", \"[::1]:3001\", \"unix:/run/a.sock\"]",
+                       "upstream_slots = 16", "[[pool]]", "name = \"b\""}));
   ASSERT_EQ(c.pools[0].upstreams.size(), 3u);
   EXPECT_EQ(c.pools[0].upstreams[0].ToString(), "127.0.0.1:3000");
   EXPECT_EQ(c.pools[0].upstreams[1].ToString(), "[::1]:3001");
@@ -366,8 +367,7 @@ TEST(ConfigTest, UpstreamErrorsNameTheLine) {
   EXPECT_THAT(ErrorOf(head + "upstreams = []"),
               HasSubstr("t.toml:3: pool[0].upstreams: needs at least one address"));
   EXPECT_THAT(ErrorOf(head + "upstreams = [1]"), HasSubstr("expected a string"));
-  EXPECT_THAT(ErrorOf(head + "upstream_slots = 0"),
-              HasSubstr("t.toml:3: pool[0].upstream_slots:"));
+  EXPECT_THAT(ErrorOf(head + "upstream_slots = 0"), HasSubstr("t.toml:3: pool[0].upstream_slots:"));
   EXPECT_EQ(ErrorOf(head + "max_slots = 4\nupstream_slots = 5"),
             "t.toml:4: pool[0].upstream_slots: 5 is more than max_slots (4)");
   EXPECT_EQ(ErrorOf(head + "max_slots = 10\nupstream_slots = 4\n"
