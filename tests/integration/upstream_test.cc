@@ -112,6 +112,17 @@ struct ServiceStats {
 
 class UpstreamTest : public IntegrationTest {
  protected:
+  // A SIGUSR2 successor is not our child: the one the pid file names goes, however the test ended.
+  void TearDown() override {
+    std::ifstream in(h().dir() + "/l7px.pid");
+    long pid = 0;
+    if (in >> pid && pid > 0 &&
+        ReadFile("/proc/" + std::to_string(pid) + "/cmdline").find(h().dir()) !=
+            std::string::npos) {
+      kill(static_cast<pid_t>(pid), SIGKILL);
+    }
+    IntegrationTest::TearDown();
+  }
   uint16_t admin() { return h().admin_port(); }
   std::string Script() {
     const std::string path = h().dir() + "/service.py";
@@ -370,6 +381,87 @@ TEST_F(UpstreamTest, TcpAndUnixUpstreamsAndRegisteredSlotsShareAPool) {
   EXPECT_EQ(Stats("b").accepted, 2);
   EXPECT_LE(Stats("a").max_inflight, 2);
   EXPECT_LE(Stats("b").max_inflight, 2);
+}
+
+// Item 5: a reload dials added addresses, grows and shrinks upstream_slots, and closes a removed
+// address's slots (a busy one after its response).
+TEST_F(UpstreamTest, ReloadAddsResizesAndRemovesAddresses) {
+  const uint16_t port_a = FreePort();
+  const uint16_t port_b = FreePort();
+  Service("a", Tcp(port_a));
+  Service("b", Tcp(port_b));
+  ASSERT_TRUE(Start(Upstreams({Tcp(port_a)}, 4))) << h().ProxyLog();
+  ASSERT_TRUE(WaitFor([&] { return Stats("a").open == 4 && Registered() == 4; }, kIo));
+
+  Config(Upstreams({Tcp(port_a), Tcp(port_b)}, 2));
+  h().proxy().Signal(SIGHUP);
+  ASSERT_TRUE(WaitFor([&] { return Stats("a").open == 2 && Stats("b").open == 2; }, kIo))
+      << Stats("a").open << " " << Stats("b").open << "\n"
+      << h().ProxyLog();
+  EXPECT_TRUE(WaitFor([&] { return Registered() == 4; }, kIo));
+
+  Config(Upstreams({Tcp(port_a), Tcp(port_b)}, 3));
+  h().proxy().Signal(SIGHUP);
+  ASSERT_TRUE(WaitFor([&] { return Stats("a").open == 3 && Stats("b").open == 3; }, kIo));
+
+  // b removed while requests run: they all complete, b's connections close.
+  std::atomic<bool> stop{false};
+  std::map<std::string, int> seen;
+  std::thread load([&] {
+    while (!stop.load()) {
+      for (const auto& [k, n] : Load(4, 40, "/slow")) seen[k] += n;
+    }
+  });
+  Config(Upstreams({Tcp(port_a)}, 3));
+  h().proxy().Signal(SIGHUP);
+  const bool closed = WaitFor([&] { return Stats("b").open == 0; }, kIo);
+  stop = true;
+  load.join();
+  EXPECT_TRUE(closed) << h().ProxyLog();
+  EXPECT_EQ(seen.size(), seen.count("200 a") + seen.count("200 b"))
+      << ::testing::PrintToString(seen);
+  EXPECT_TRUE(WaitFor([&] { return Registered() == 3; }, kIo));
+  EXPECT_EQ(Stats("a").open, 3);
+  EXPECT_EQ(TimeWaitToward(port_a) + TimeWaitToward(port_b), 0);
+}
+
+// Item 6: an upgrade (SIGUSR2) under light load moves the upstream slots with the others; the
+// successor counts them toward upstream_slots and dials only what is missing.
+TEST_F(UpstreamTest, UpgradeMovesUpstreamSlotsWithoutDialingMore) {
+  const uint16_t port = FreePort();
+  Service("a", Tcp(port));
+  const std::string pid_file = h().dir() + "/l7px.pid";
+  h().SetUpgradeExtra("pid_file = \"" + pid_file + "\"\ndrain_timeout = \"10s\"\n");
+  ASSERT_TRUE(Start(Upstreams({Tcp(port)}, 4) + "queue_timeout = \"5s\"\n")) << h().ProxyLog();
+  ASSERT_TRUE(WaitFor([&] { return Registered() == 4 && Stats("a").open == 4; }, kIo));
+  auto read_pid = [&] {
+    std::ifstream in(pid_file);
+    long pid = 0;
+    return in >> pid ? static_cast<pid_t>(pid) : 0;
+  };
+  ASSERT_EQ(read_pid(), h().proxy().pid());
+
+  LoadClient load(front(), 2, "/slow");
+  load.Start();
+  ASSERT_TRUE(WaitFor([&] { return load.ok() > 100; }, kIo));
+  h().proxy().Signal(SIGUSR2);
+  EXPECT_NE(h().proxy().WaitExit(seconds(20)), -1) << Tail(h().ProxyLog());
+  const pid_t successor = read_pid();
+  ASSERT_NE(successor, h().proxy().pid());
+  const uint64_t before = load.ok();
+  ASSERT_TRUE(WaitFor([&] { return load.ok() > before + 100; }, kIo));
+  const LoadClient::Totals totals = load.Stop();
+  EXPECT_EQ(totals.connection_errors, 0u) << totals.first_error;
+  EXPECT_EQ(totals.bad_status, 0u) << totals.first_error;
+
+  EXPECT_TRUE(WaitFor([&] { return Registered() == 4; }, kIo));
+  // The 4 connections moved: the service was never dialed again.
+  EXPECT_EQ(Stats("a").accepted, 4);
+  EXPECT_EQ(Stats("a").open, 4);
+  EXPECT_LE(Stats("a").max_inflight, 4);
+  kill(successor, SIGTERM);
+  EXPECT_TRUE(WaitFor([&] { return Stats("a").open == 0; }, kIo));
+  EXPECT_EQ(TimeWaitToward(port), 0);
 }
 
 }  // namespace
