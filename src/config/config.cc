@@ -734,7 +734,8 @@ class Loader {
         if (!ok) return false;
       }
       if (!has_name) return Fail(element, base, "missing required key \"name\"");
-      if (pool.upstream_slots > pool.max_slots) {
+      // The default (8) is not held against a small max_slots in a pool without upstreams.
+      if (upstream_slots_line != pool.line && pool.upstream_slots > pool.max_slots) {
         return Fail(upstream_slots_line, Join(base, "upstream_slots"),
                     absl::StrCat(pool.upstream_slots, " is more than max_slots (", pool.max_slots,
                                  ")"));

@@ -368,6 +368,10 @@ TEST(ConfigTest, UpstreamErrorsNameTheLine) {
               HasSubstr("t.toml:3: pool[0].upstreams: needs at least one address"));
   EXPECT_THAT(ErrorOf(head + "upstreams = [1]"), HasSubstr("expected a string"));
   EXPECT_THAT(ErrorOf(head + "upstream_slots = 0"), HasSubstr("t.toml:3: pool[0].upstream_slots:"));
+  EXPECT_EQ(MustParse(head + "max_slots = 2").pools[0].max_slots, 2u);  // default 8 not held
+  EXPECT_EQ(
+      ErrorOf(head + "max_slots = 2\nupstreams = [\"127.0.0.1:1\"]"),
+      "t.toml:4: pool[0].upstreams: 1 addresses x upstream_slots 8 is more than max_slots (2)");
   EXPECT_EQ(ErrorOf(head + "max_slots = 4\nupstream_slots = 5"),
             "t.toml:4: pool[0].upstream_slots: 5 is more than max_slots (4)");
   EXPECT_EQ(ErrorOf(head + "max_slots = 10\nupstream_slots = 4\n"
