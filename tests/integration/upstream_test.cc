@@ -8,6 +8,7 @@
 #include <gtest/gtest.h>
 #include <signal.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <fstream>
@@ -135,6 +136,9 @@ class UpstreamTest : public IntegrationTest {
   ChildProcess& Service(const std::string& name, const std::string& listen,
                         const std::string& idle = "0") {
     std::remove(StatsPath(name).c_str());
+    if (!listen.starts_with("unix:")) {
+      TimeWaitToward(static_cast<uint16_t>(std::stoi(listen.substr(listen.rfind(':') + 1))));
+    }
     services_[name] = ChildProcess::Start(
         {"/usr/bin/env", "python3", Script(), name, listen, StatsPath(name), idle},
         h().dir() + "/" + name + ".log");
@@ -185,8 +189,15 @@ class UpstreamTest : public IntegrationTest {
     const Json* n = services != nullptr ? FindMember(*services, address) : nullptr;
     return n != nullptr ? JsonInt64(n).value_or(-1) : 0;
   }
-  // TIME_WAIT sockets whose peer port is `port`: l7px's side of connections to a service there.
-  static int TimeWaitToward(uint16_t port) {
+  // TIME_WAIT sockets whose peer port is `port`, l7px's side of connections to a service there,
+  // beyond those there were when the test started: a port FreePort returns may have served
+  // another test a moment ago, whose clients' TIME_WAIT sockets stay for a minute.
+  int TimeWaitToward(uint16_t port) {
+    auto [it, added] = time_wait_before_.emplace(port, 0);
+    if (added) it->second = TimeWaitNow(port);
+    return std::max(0, TimeWaitNow(port) - it->second);
+  }
+  static int TimeWaitNow(uint16_t port) {
     const CommandResult r = RunCommand(
         {"ss", "-Htan", "state", "time-wait", "( dport = :" + std::to_string(port) + " )"});
     return CountOf(r.out, "\n");
@@ -224,6 +235,7 @@ class UpstreamTest : public IntegrationTest {
   }
 
   std::map<std::string, ChildProcess> services_;
+  std::map<uint16_t, int> time_wait_before_;
 };
 
 // Item 1: at most upstream_slots connections per address, never more requests at once at the
