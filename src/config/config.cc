@@ -1,4 +1,5 @@
-// TOML -> Config. The only translation unit that includes toml++ (a heavy header).
+// TOML -> Config: the sections and their keys, on the readers of toml_reader.h (with it, the
+// only translation units that include toml++, a heavy header).
 // Every error is "<source>:<line>: <key path>: <problem>"; the first error found wins.
 
 #include "config/config.h"
@@ -22,44 +23,14 @@
 #include "base/unique_fd.h"
 #include "config/quote.h"
 #include "config/route_rules.h"
+#include "config/toml_reader.h"
 #include "config/toml_traps.h"
 
 namespace l7px::config {
 namespace {
 
-constexpr Duration kMaxTimeout = std::chrono::hours(24);
 constexpr Duration kMaxBusyPoll = std::chrono::milliseconds(10);
 constexpr uint64_t kMaxConfigBytes = 16u << 20;
-
-std::string Shown(std::string_view text) { return QuoteForMessage(text, /*keep_utf8=*/true); }
-
-std::string_view TypeName(toml::node_type type) {
-  switch (type) {
-    case toml::node_type::none:
-      return "nothing";
-    case toml::node_type::table:
-      return "a table";
-    case toml::node_type::array:
-      return "an array";
-    case toml::node_type::string:
-      return "a string";
-    case toml::node_type::integer:
-      return "an integer";
-    case toml::node_type::floating_point:
-      return "a float";
-    case toml::node_type::boolean:
-      return "a boolean";
-    case toml::node_type::date:
-      return "a date";
-    case toml::node_type::time:
-      return "a time";
-    case toml::node_type::date_time:
-      return "a date-time";
-  }
-  return "an unknown type";
-}
-
-int LineOf(const toml::node& node) { return static_cast<int>(node.source().begin.line); }
 
 struct Listener {
   std::string path;
@@ -67,9 +38,9 @@ struct Listener {
   SocketAddress addr;
 };
 
-class Loader {
+class Loader : public TomlReader {
  public:
-  explicit Loader(std::string_view source) : source_(source) {}
+  explicit Loader(std::string_view source) : TomlReader(source) {}
 
   absl::StatusOr<Config> Load(const toml::table& root) {
     Config config;
@@ -79,220 +50,6 @@ class Loader {
   }
 
  private:
-  // Records an error; returns false so callers can `return Fail(...)`.
-  bool Fail(int line, std::string_view path, std::string_view problem) {
-    if (path.empty()) {
-      error_ = absl::StrCat(ToAbsl(source_), ":", line, ": ", ToAbsl(problem));
-    } else {
-      error_ = absl::StrCat(ToAbsl(source_), ":", line, ": ", ToAbsl(path), ": ", ToAbsl(problem));
-    }
-    return false;
-  }
-  bool Fail(const toml::node& node, std::string_view path, std::string_view problem) {
-    return Fail(LineOf(node), path, problem);
-  }
-  bool FailStatus(const toml::node& node, std::string_view path, const absl::Status& status) {
-    return Fail(node, path, ToStd(status.message()));
-  }
-  bool WrongType(const toml::node& node, std::string_view path, std::string_view expected) {
-    return Fail(
-        node, path,
-        absl::StrCat("expected ", ToAbsl(expected), ", got ", ToAbsl(TypeName(node.type()))));
-  }
-
-  static std::string Join(std::string_view path, std::string_view key) {
-    if (path.empty()) return std::string(key);
-    return absl::StrCat(ToAbsl(path), ".", ToAbsl(key));
-  }
-  static std::string Index(std::string_view path, size_t i) {
-    return absl::StrCat(ToAbsl(path), "[", i, "]");
-  }
-
-  bool UnknownKey(const toml::key& key, const toml::node& node, std::string_view path,
-                  std::initializer_list<std::string_view> allowed) {
-    std::string problem = absl::StrCat("unknown key ", Shown(key.str()));
-    std::string_view best;
-    size_t best_distance = 3;
-    if (key.str().size() <= 64) {
-      for (std::string_view candidate : allowed) {
-        size_t d = EditDistance(key.str(), candidate);
-        // "retry" -> "retries": a long shared prefix is as good a hint as a typo.
-        const std::string_view k = key.str();
-        size_t common = 0;
-        while (common < k.size() && common < candidate.size() && k[common] == candidate[common]) {
-          ++common;
-        }
-        if (common >= 4 || (common >= 3 && common == k.size())) d = std::min<size_t>(d, 2);
-        if (d < best_distance) {
-          best_distance = d;
-          best = candidate;
-        }
-      }
-    }
-    if (!best.empty()) {
-      absl::StrAppend(&problem, " (did you mean \"", ToAbsl(best), "\"?)");
-    } else {
-      std::vector<std::string> names(allowed.begin(), allowed.end());
-      absl::StrAppend(&problem, " (expected one of: ", absl::StrJoin(names, ", "), ")");
-    }
-    const int line =
-        key.source().begin.line != 0 ? static_cast<int>(key.source().begin.line) : LineOf(node);
-    if (!path.empty()) return Fail(line, path, problem);
-    // A top-level key is its own path, unless it is unprintable (then the problem names it).
-    const bool plain = key.str().size() <= 64 && !HasControlChar(key.str());
-    return Fail(line, plain ? key.str() : std::string_view(), problem);
-  }
-
-  // ---- scalar readers -------------------------------------------------------------------
-
-  bool GetTable(const toml::node& node, std::string_view path, const toml::table** out) {
-    *out = node.as_table();
-    return *out != nullptr || WrongType(node, path, "a table");
-  }
-
-  bool GetString(const toml::node& node, std::string_view path, std::string* out) {
-    const auto* s = node.as_string();
-    if (s == nullptr) return WrongType(node, path, "a string");
-    *out = s->get();
-    return true;
-  }
-
-  // A string without control characters (it may end up in headers, logs or paths).
-  bool GetCleanString(const toml::node& node, std::string_view path, std::string* out) {
-    if (!GetString(node, path, out)) return false;
-    if (HasControlChar(*out)) return Fail(node, path, "must not contain control characters");
-    return true;
-  }
-
-  bool GetInt(const toml::node& node, std::string_view path, int64_t lo, int64_t hi, int64_t* out) {
-    const auto* i = node.as_integer();
-    if (i == nullptr) return WrongType(node, path, "an integer");
-    const int64_t v = i->get();
-    if (v < lo || v > hi) {
-      return Fail(node, path, absl::StrCat(v, " is out of range (", lo, "..", hi, ")"));
-    }
-    *out = v;
-    return true;
-  }
-
-  bool GetU32(const toml::node& node, std::string_view path, uint32_t lo, uint32_t hi,
-              uint32_t* out) {
-    int64_t v = 0;
-    if (!GetInt(node, path, lo, hi, &v)) return false;
-    *out = static_cast<uint32_t>(v);
-    return true;
-  }
-
-  bool GetDuration(const toml::node& node, std::string_view path, Duration min, Duration* out) {
-    Duration d{};
-    if (const auto* i = node.as_integer()) {
-      const int64_t seconds = i->get();
-      if (seconds < 0) {
-        return Fail(node, path, absl::StrCat("bad duration ", seconds, " (must not be negative)"));
-      }
-      if (seconds > std::chrono::duration_cast<std::chrono::seconds>(kMaxTimeout).count()) {
-        return Fail(node, path, absl::StrCat("duration ", seconds, "s is longer than 24h"));
-      }
-      d = std::chrono::seconds(seconds);
-    } else if (const auto* s = node.as_string()) {
-      absl::StatusOr<Duration> parsed = ParseDuration(s->get());
-      if (!parsed.ok()) return FailStatus(node, path, parsed.status());
-      d = *parsed;
-      if (d > kMaxTimeout) {
-        return Fail(node, path, absl::StrCat("duration ", Shown(s->get()), " is longer than 24h"));
-      }
-    } else {
-      return WrongType(node, path, "a duration (\"500ms\", \"1s\") or integer seconds");
-    }
-    if (d < min) {
-      return Fail(node, path, absl::StrCat("must be at least ", ToNanos(min) / 1'000'000, "ms"));
-    }
-    *out = d;
-    return true;
-  }
-
-  bool GetSize(const toml::node& node, std::string_view path, uint64_t lo, uint64_t hi,
-               uint64_t* out) {
-    uint64_t v = 0;
-    if (const auto* i = node.as_integer()) {
-      if (i->get() < 0) return Fail(node, path, absl::StrCat("bad size ", i->get()));
-      v = static_cast<uint64_t>(i->get());
-    } else if (const auto* s = node.as_string()) {
-      absl::StatusOr<uint64_t> parsed = ParseSize(s->get());
-      if (!parsed.ok()) return FailStatus(node, path, parsed.status());
-      v = *parsed;
-    } else {
-      return WrongType(node, path, "a size (integer bytes or \"16KiB\")");
-    }
-    if (v < lo || v > hi) {
-      return Fail(node, path, absl::StrCat("size ", v, " is out of range (", lo, "..", hi, ")"));
-    }
-    *out = v;
-    return true;
-  }
-
-  // Bytes per second: an integer, or a string "<size>/s".
-  bool GetRate(const toml::node& node, std::string_view path, uint64_t hi, uint64_t* out) {
-    uint64_t v = 0;
-    if (const auto* i = node.as_integer()) {
-      if (i->get() < 0) return Fail(node, path, absl::StrCat("bad rate ", i->get()));
-      v = static_cast<uint64_t>(i->get());
-    } else if (const auto* s = node.as_string()) {
-      absl::StatusOr<uint64_t> parsed = ParseRate(s->get());
-      if (!parsed.ok()) return FailStatus(node, path, parsed.status());
-      v = *parsed;
-    } else {
-      return WrongType(node, path, "a rate (integer bytes per second or \"1KiB/s\")");
-    }
-    if (v > hi) return Fail(node, path, absl::StrCat("rate ", v, "/s is too large"));
-    *out = v;
-    return true;
-  }
-
-  // A share: a string "0%".."100%" (whole percents).
-  bool GetPercent(const toml::node& node, std::string_view path, uint32_t* out) {
-    const auto* s = node.as_string();
-    if (s == nullptr) return WrongType(node, path, "a percentage (\"50%\")");
-    const std::string_view text = s->get();
-    uint32_t v = 0;
-    bool ok = text.size() >= 2 && text.size() <= 4 && text.back() == '%';
-    for (size_t i = 0; ok && i + 1 < text.size(); ++i) {
-      ok = text[i] >= '0' && text[i] <= '9';
-      v = v * 10 + static_cast<uint32_t>(text[i] - '0');
-    }
-    if (!ok || v > 100) {
-      return Fail(node, path,
-                  absl::StrCat("bad percentage ", Shown(text), " (use \"0%\"..\"100%\")"));
-    }
-    *out = v;
-    return true;
-  }
-
-  bool GetPoolName(const toml::node& node, std::string_view path, std::string* out) {
-    if (!GetString(node, path, out)) return false;
-    if (!IsValidPoolName(*out)) {
-      return Fail(node, path,
-                  absl::StrCat("bad pool name ", Shown(*out), " (1..64 of A-Z a-z 0-9 _ - .)"));
-    }
-    return true;
-  }
-
-  // A string or an array of strings, each handed to `each(node, path, text)`.
-  template <typename Fn>
-  bool ForEachString(const toml::node& node, std::string_view path, Fn each) {
-    if (const auto* s = node.as_string()) return each(node, path, s->get());
-    const auto* array = node.as_array();
-    if (array == nullptr) return WrongType(node, path, "a string or an array of strings");
-    for (size_t i = 0; i < array->size(); ++i) {
-      const toml::node& element = *array->get(i);
-      const std::string element_path = Index(path, i);
-      const auto* s = element.as_string();
-      if (s == nullptr) return WrongType(element, element_path, "a string");
-      if (!each(element, element_path, s->get())) return false;
-    }
-    return true;
-  }
-
   bool GetAddresses(const toml::node& node, std::string_view path,
                     std::vector<SocketAddress>* out) {
     out->clear();
@@ -317,8 +74,8 @@ class Loader {
         ForEachString(node, path, [&](const toml::node& n, std::string_view p, std::string_view t) {
           absl::StatusOr<SocketAddress> addr = SocketAddress::Parse(t);
           if (!addr.ok()) return FailStatus(n, p, addr.status());
-          const bool any = addr->ToString().starts_with("0.0.0.0:") ||
-                           addr->ToString().starts_with("[::]:");
+          const bool any =
+              addr->ToString().starts_with("0.0.0.0:") || addr->ToString().starts_with("[::]:");
           if (!addr->is_unix() && (addr->port() == 0 || any)) {
             return Fail(n, p,
                         absl::StrCat("cannot dial ", Shown(t),
@@ -725,26 +482,26 @@ class Loader {
           ok = GetU32(value, path, 1, 1'000'000, &pool.upstream_slots);
           upstream_slots_line = LineOf(value);
         } else {
-          return UnknownKey(key, value, base,
-                            {"name", "max_slots", "queue", "queue_timeout", "response_timeout",
-                             "token", "retries", "eject_after", "eject_time", "max_ejected",
-                             "response_buffer", "max_tunnels", "tunnel_idle_timeout",
-                             "upstreams", "upstream_slots"});
+          return UnknownKey(
+              key, value, base,
+              {"name", "max_slots", "queue", "queue_timeout", "response_timeout", "token",
+               "retries", "eject_after", "eject_time", "max_ejected", "response_buffer",
+               "max_tunnels", "tunnel_idle_timeout", "upstreams", "upstream_slots"});
         }
         if (!ok) return false;
       }
       if (!has_name) return Fail(element, base, "missing required key \"name\"");
       // The default (8) is not held against a small max_slots in a pool without upstreams.
       if (upstream_slots_line != pool.line && pool.upstream_slots > pool.max_slots) {
-        return Fail(upstream_slots_line, Join(base, "upstream_slots"),
-                    absl::StrCat(pool.upstream_slots, " is more than max_slots (", pool.max_slots,
-                                 ")"));
+        return Fail(
+            upstream_slots_line, Join(base, "upstream_slots"),
+            absl::StrCat(pool.upstream_slots, " is more than max_slots (", pool.max_slots, ")"));
       }
       if (uint64_t{pool.upstream_slots} * pool.upstreams.size() > pool.max_slots) {
-        return Fail(upstreams_line, Join(base, "upstreams"),
-                    absl::StrCat(pool.upstreams.size(), " addresses x upstream_slots ",
-                                 pool.upstream_slots, " is more than max_slots (", pool.max_slots,
-                                 ")"));
+        return Fail(
+            upstreams_line, Join(base, "upstreams"),
+            absl::StrCat(pool.upstreams.size(), " addresses x upstream_slots ", pool.upstream_slots,
+                         " is more than max_slots (", pool.max_slots, ")"));
       }
       for (const Pool& other : *out) {
         if (other.name == pool.name) {
@@ -877,8 +634,6 @@ class Loader {
     return true;
   }
 
-  std::string source_;
-  std::string error_;
   std::vector<Listener> listeners_;
   bool admin_seen_ = false;
   int default_pool_line_ = 0;
