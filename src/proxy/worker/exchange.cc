@@ -29,13 +29,7 @@ void Worker::Loop::StartExchange(Stream& s, slots::Slot* slot) {
 }
 
 void Worker::Loop::ProbeSlot(Stream& s) {
-  if (ack_before_probe_ && s.upstream.slot->tcp()) {
-    static constexpr int kOne = 1;
-    io_uring_sqe* ack = ring_.Sqe();
-    io::PrepSetSockOptInt(ack, s.upstream.slot->fd(), IPPROTO_TCP, TCP_QUICKACK, &kOne);
-    ack->flags |= IOSQE_CQE_SKIP_SUCCESS;  // only a failure completes
-    io_uring_sqe_set_data64(ack, io::Tag{kOpSlotAck, 0, 0}.Pack());
-  }
+  AckSlotNow(s);
   io_uring_sqe* sqe = ring_.Sqe();
   io_uring_prep_recv(sqe, s.upstream.slot->fd(), s.resp_buf, resp_pool_.size(), MSG_DONTWAIT);
   io_uring_sqe_set_data64(sqe, TagOf(kOpSlotProbe, s));
@@ -132,8 +126,19 @@ void Worker::Loop::OnSlotSent(Stream& s, int res) {
   PumpRequestBody(s);
 }
 
+void Worker::Loop::AckSlotNow(Stream& s) {
+  if (!ack_before_probe_ || !s.upstream.slot->tcp()) return;
+  static constexpr int kOne = 1;
+  io_uring_sqe* ack = ring_.Sqe();
+  io::PrepSetSockOptInt(ack, s.upstream.slot->fd(), IPPROTO_TCP, TCP_QUICKACK, &kOne);
+  ack->flags |= IOSQE_CQE_SKIP_SUCCESS;  // only a failure completes
+  io_uring_sqe_set_data64(ack, io::Tag{kOpSlotAck, 0, 0}.Pack());
+}
+
 void Worker::Loop::ArmSlotRecv(Stream& s, bool expect_wait) {
   if (s.upstream.recv_busy || s.upstream.dead) return;
+  // Part of a response is here and l7px reads on: acknowledge what came at once (see AckSlotNow).
+  if (!expect_wait && s.state == StreamState::kExchange) AckSlotNow(s);
   io_uring_sqe* sqe = ring_.Sqe();
   io_uring_prep_recv(sqe, s.upstream.slot->fd(), s.resp_buf + s.resp_len,
                      resp_pool_.size() - s.resp_len, 0);

@@ -319,6 +319,13 @@ class Worker::Loop {
   // released before the look (on loopback, delivered within that same call).
   void ProbeSlot(Stream& s);
 
+  // TCP_QUICKACK on a TCP slot, in the next submission: the kernel acknowledges what the slot
+  // received at once instead of up to 40 ms later. Before a probe (above), and whenever part of
+  // a response is here and l7px reads on: a service that writes a response in pieces with Nagle
+  // on (Python's http.server writes the head and the body apart) holds the last small piece
+  // until that acknowledgement, and no request of l7px's follows for it to ride on.
+  void AckSlotNow(Stream& s);
+
   void OnSlotProbed(Stream& s, int res);
 
   // The slot is clean: the rewritten head (and any body bytes here) go out, and the response is

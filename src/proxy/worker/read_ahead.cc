@@ -83,6 +83,7 @@ void Worker::Loop::PumpReadAhead(Stream& s) {
     }
     if (chunk - a.first < a.chunks.size()) {
       const uint32_t off = static_cast<uint32_t>(a.rx % size);
+      AckSlotNow(s);  // part of the response is here: acknowledge it at once (AckSlotNow)
       io_uring_sqe* sqe = ring_.Sqe();
       io_uring_prep_recv(sqe, s.upstream.slot->fd(), a.chunks[chunk - a.first] + off,
                          static_cast<uint32_t>(size) - off, 0);
