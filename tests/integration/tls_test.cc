@@ -255,6 +255,24 @@ TEST_F(TlsTest, SessionTicketsOffSendsNoTicketAndNothingResumes) {
   }
 }
 
+// A client that asks for key updates (TLS 1.3 KeyUpdate) while a response streams to it: l7px
+// answers each with one of its own, and the response goes on to its end. (The answers once
+// stalled the response until response_timeout, which then blamed the service.)
+TEST_F(TlsTest, KeyUpdatesDuringAStreamedResponseDoNotStallIt) {
+  ASSERT_TRUE(
+      StartProxy("[[pool]]\nname = \"default\"\nresponse_buffer = 0\n"
+                 "response_timeout = \"5s\"\n" +
+                 TlsSection()))
+      << h().ProxyLog();
+  ASSERT_NE(StartService({"--slots", "2"}), nullptr);
+  for (int i = 0; i < 3; ++i) {
+    TlsClient c(tls_port_, "a.test", nullptr, TLS1_3_VERSION);
+    ASSERT_TRUE(c.ok());
+    EXPECT_EQ(c.GetWithKeyUpdates("/size/4000000", 40), 4000000) << i << h().ProxyLog();
+  }
+  EXPECT_THAT(h().ProxyLog(), Not(HasSubstr("silent past response_timeout")));
+}
+
 // The access log names the client's TLS: version, cipher suite, SNI name and resumption.
 TEST_F(TlsTest, TheAccessLogNamesTheClientsTls) {
   ASSERT_TRUE(Start()) << h().ProxyLog();

@@ -61,6 +61,29 @@ std::string TlsClient::Get(const std::string& path, const std::string& host) {
   }
 }
 
+long TlsClient::GetWithKeyUpdates(const std::string& path, int updates) {
+  const std::string req = GetRequest(path, "a.test");
+  if (!ok_ || SSL_write(ssl_, req.data(), static_cast<int>(req.size())) <= 0) return -1;
+  std::string resp;
+  size_t head = std::string::npos;
+  size_t want = 0;
+  char buf[16384];
+  while (head == std::string::npos || resp.size() < head + 4 + want) {
+    const int n = SSL_read(ssl_, buf, sizeof(buf));
+    if (n <= 0) break;
+    resp.append(buf, static_cast<size_t>(n));
+    if (head == std::string::npos && (head = resp.find("\r\n\r\n")) != std::string::npos) {
+      want = std::stoul(HeaderOf(resp, "Content-Length"));
+    }
+    if (updates > 0 && SSL_key_update(ssl_, SSL_KEY_UPDATE_REQUESTED) == 1) {
+      --updates;
+      SSL_do_handshake(ssl_);  // sends the KeyUpdate now
+    }
+  }
+  if (head == std::string::npos) return -1;
+  return static_cast<long>(resp.size() - head - 4);
+}
+
 bool TlsClient::EndsWithCloseNotify() {
   char buf[4096];
   while (true) {

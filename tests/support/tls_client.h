@@ -40,6 +40,11 @@ class TlsClient {
   // arrived before the connection ended ("" when the request could not be sent).
   std::string Get(const std::string& path, const std::string& host = "a.test");
 
+  // As Get, but after each read of the response asks the server to update its keys (a TLS 1.3
+  // KeyUpdate, answered by one of the server's own), up to `updates` times. Returns the body's
+  // length as received (or -1 when the response head never came).
+  long GetWithKeyUpdates(const std::string& path, int updates);
+
   // Sends close_notify (the TLS end of this side), leaving the TCP connection open.
   void SendCloseNotify() { SSL_shutdown(ssl_); }
 

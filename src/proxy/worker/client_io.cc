@@ -162,10 +162,10 @@ void Worker::Loop::TransportFailed(Connection& c) {
   c.client.transport_failed = true;
   // Its last words first (a TLS alert, or the 400 for plain HTTP on a TLS port), then the end.
   if (c.transport->has_output()) {
-    if (!c.client.send_busy) SendToClient(c, {}, {});
+    if (!c.client.send_busy) SendToClient(c, {}, {});  // else after the send in flight
     return;
   }
-  ::shutdown(c.fd.get(), SHUT_RDWR);
+  Close(c);  // its streams end now: a slot waiting on a response is not held for nothing
 }
 
 void Worker::Loop::QueuePending(Connection& c, uint16_t bid, uint32_t len,
@@ -260,7 +260,19 @@ void Worker::Loop::OnClientSent(Connection& c, int res) {
   }
   // Counted by plaintext: for TLS the wire bytes include record overhead, and a record partly
   // sent has sent none of its plaintext yet.
-  c.protocol->OnSent(c, c.transport->Sent(static_cast<uint32_t>(res)));
+  const uint32_t plaintext = c.transport->Sent(static_cast<uint32_t>(res));
+  if (c.client.transport_failed) {
+    // The transport gave up (or the connection ends cleanly): only its own last bytes (an
+    // alert, close_notify) still go out, then the connection closes; a response in progress
+    // cannot go on through a failed transport.
+    if (c.transport->has_output()) {
+      SendToClient(c, {}, {});
+    } else {
+      Close(c);
+    }
+    return;
+  }
+  c.protocol->OnSent(c, plaintext);
   // Bytes of the transport's own still to go (the rest of a handshake flight, an alert).
   // (OnSent may have closed the connection, and freed it when nothing else was in flight.)
   if (c.state == ConnState::kClosing || c.state == ConnState::kFree || c.client.send_busy) return;

@@ -192,8 +192,12 @@ void Worker::Loop::OnSlotRecv(Stream& s, int res) {
     return;
   }
   TimeService(s);  // silence, per read
-  // An interim response (or l7px's 100 Continue) is going out: parsed after it.
-  if (s.conn->client.send_busy) return;
+  // An interim response (or l7px's 100 Continue) is going out: parsed after it (ResponseSent).
+  // Or the transport's own bytes are: parsed once they went out (the protocol's OnSent).
+  if (s.conn->client.send_busy) {
+    s.upstream.parse_deferred = true;
+    return;
+  }
   ProcessResponse(s);
 }
 
@@ -314,6 +318,7 @@ void Worker::Loop::ResponseSent(Stream& s) {
     return;
   }
   const bool interim = std::exchange(s.upstream.interim_pending, false);
+  s.upstream.parse_deferred = false;  // ContinueResponse below parses what waits
   switch (s.state) {
     case StreamState::kTunnel:
       s.resp_len = s.resp_scan = 0;

@@ -50,12 +50,15 @@ struct SlotSide {
   bool unusable = false;         // the service broke the protocol: do not reuse the slot
   bool retry_pending = false;    // re-dispatch once the failed slot's operations drained
   bool interim_pending = false;  // a 1xx (or 100 Continue) is being sent; go on after it
-  uint8_t interim_count = 0;     // 1xx responses forwarded in this exchange
-  bool head_done = false;        // the final response head was parsed
-  bool done = false;             // the response is complete
-  bool decode_body = false;      // the client gets the body without chunked framing
-  bool released = false;         // the exchange is over for the slot (ReleaseUpstream)
-  bool tunnel = false;           // the slot became a tunnel: it left its pool's slot counts
+  // Slot bytes arrived while the transport's own bytes (a TLS KeyUpdate answer) were going out:
+  // the protocol has them parsed once those are sent (ContinueResponse).
+  bool parse_deferred = false;
+  uint8_t interim_count = 0;  // 1xx responses forwarded in this exchange
+  bool head_done = false;     // the final response head was parsed
+  bool done = false;          // the response is complete
+  bool decode_body = false;   // the client gets the body without chunked framing
+  bool released = false;      // the exchange is over for the slot (ReleaseUpstream)
+  bool tunnel = false;        // the slot became a tunnel: it left its pool's slot counts
 };
 
 // A response read ahead of the client (pool.response_buffer; worker/read_ahead.cc): the

@@ -357,7 +357,13 @@ void Http1::OnSent(Connection& c, uint32_t plaintext) {
   Http1Exchange* x = Of(c);
   if (x == nullptr) return;
   if (!x->sending) {  // the transport's own bytes went out
-    if (x->send_wanted) SendHead(x->stream);
+    Stream& s = x->stream;
+    if (x->send_wanted) {
+      SendHead(s);
+    } else if (s.upstream.parse_deferred) {
+      s.upstream.parse_deferred = false;
+      loop_.ContinueResponse(s);  // slot bytes that came meanwhile
+    }
     return;
   }
   x->sending = false;
