@@ -122,7 +122,11 @@ TEST_F(TlsTest, HandshakesResumptionsAndFailuresAreCounted) {
   const CommandResult second = SClient({"-servername", "a.test", "-tls1_2", "-sess_in", session});
   EXPECT_THAT(second.out, HasSubstr("Reused, TLSv1.2")) << second.out;
   EXPECT_NE(SClient({"-servername", "a.test", "-tls1_1"}).exit_code, 0);
-  UniqueFd silent = ConnectTcp(tls_port_);  // never starts its handshake: handshake_timeout
+  UniqueFd stalled = ConnectTcp(tls_port_);  // starts a handshake, never ends it: timeout
+  ASSERT_TRUE(SendAll(stalled.get(), std::string("\x16\x03\x01", 3)));
+  EXPECT_TRUE(WaitPeerClosed(stalled.get(), kIo));
+  // One that sends nothing is closed at handshake_timeout too, but made no handshake.
+  UniqueFd silent = ConnectTcp(tls_port_);
   ASSERT_TRUE(silent);
   EXPECT_TRUE(WaitPeerClosed(silent.get(), kIo));
   UniqueFd garbage = ConnectTcp(tls_port_);

@@ -245,7 +245,10 @@ void TlsTransport::HandshakeFailed(TlsFailure reason) {
   stats_->Failed(reason);
 }
 
-void TlsTransport::HandshakeTimedOut() { HandshakeFailed(TlsFailure::kTimeout); }
+void TlsTransport::HandshakeTimedOut() {
+  // One that never sent a byte made no handshake (as for one that closes, ~TlsTransport).
+  if (handshake_started_) HandshakeFailed(TlsFailure::kTimeout);
+}
 
 TransportInfo TlsTransport::info() const {
   TransportInfo info;
