@@ -235,6 +235,51 @@ TEST_F(TlsTest, TicketsResumeOnEveryWorkerAndAcrossAReload) {
   SSL_SESSION_free(foreign);
 }
 
+// A session resumes only on the certificate it was made with: a ticket for a.test offered with
+// the name b.test (another certificate) gets a full handshake with b.test's certificate, and
+// the other way round; a name the same certificate carries (x.wild.test) resumes. TLS 1.2 and
+// 1.3. (It resumed on any certificate when the certificate was chosen after OpenSSL had looked
+// at the session: found by the outside attack.)
+TEST_F(TlsTest, ASessionResumesOnlyOnItsOwnCertificate) {
+  ASSERT_TRUE(Start()) << h().ProxyLog();
+  auto session_for = [&](const std::string& sni, int version) -> SSL_SESSION* {
+    TlsClient c(tls_port_, sni, nullptr, version);
+    if (!c.ok() || BodyOf(c.Get("/s")) != "ok /s") return nullptr;
+    SSL_SESSION* s = c.Session();
+    c.SendCloseNotify();
+    return s;
+  };
+  for (const int version : {TLS1_2_VERSION, TLS1_3_VERSION}) {
+    SCOPED_TRACE(version);
+    SSL_SESSION* a = session_for("a.test", version);
+    SSL_SESSION* b = session_for("b.test", version);
+    ASSERT_NE(a, nullptr);
+    ASSERT_NE(b, nullptr);
+    {
+      TlsClient cross(tls_port_, "b.test", a, version);
+      ASSERT_TRUE(cross.ok());
+      EXPECT_FALSE(cross.resumed());
+      EXPECT_EQ(cross.PeerName(), "b.test");
+      EXPECT_EQ(BodyOf(cross.Get("/x")), "ok /x");
+    }
+    {
+      TlsClient cross(tls_port_, "a.test", b, version);
+      ASSERT_TRUE(cross.ok());
+      EXPECT_FALSE(cross.resumed());
+      EXPECT_EQ(cross.PeerName(), "a.test");
+    }
+    {
+      TlsClient same(tls_port_, "x.wild.test", a, version);
+      ASSERT_TRUE(same.ok());
+      EXPECT_TRUE(same.resumed());
+      EXPECT_EQ(BodyOf(same.Get("/y")), "ok /y");
+      same.SendCloseNotify();
+    }
+    SSL_SESSION_free(a);
+    SSL_SESSION_free(b);
+  }
+}
+
 // session_tickets = false: no ticket is sent (TLS 1.3 included: OpenSSL would otherwise send
 // stateful ones) and nothing resumes.
 TEST_F(TlsTest, SessionTicketsOffSendsNoTicketAndNothingResumes) {

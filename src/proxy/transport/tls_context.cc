@@ -76,6 +76,39 @@ std::vector<std::string> CertificateNames(X509* leaf) {
   return names;
 }
 
+// The host name in a ClientHello's server_name extension (RFC 6066 section 3), or empty: a
+// list (u16 length) of entries (u8 type, u16 length, bytes); type 0 is a host name.
+std::string_view HostNameOf(const unsigned char* ext, size_t len) {
+  if (len < 2 || ((size_t{ext[0]} << 8) | ext[1]) != len - 2) return {};
+  size_t at = 2;
+  while (at + 3 <= len) {
+    const uint8_t type = ext[at];
+    const size_t n = (size_t{ext[at + 1]} << 8) | ext[at + 2];
+    at += 3;
+    if (n > len - at) return {};
+    if (type == TLSEXT_NAMETYPE_host_name) return {reinterpret_cast<const char*>(ext + at), n};
+    at += n;
+  }
+  return {};
+}
+
+// The certificate is chosen as the ClientHello arrives, before OpenSSL looks at a session the
+// client offers: a session then resumes only on the certificate (context) it was made with,
+// whose session id context it carries. (The servername callback below runs after that lookup,
+// too late for it; it stays for the name OpenSSL records.)
+int OnClientHello(SSL* ssl, int* /*alert*/, void* arg) {
+  const unsigned char* ext = nullptr;
+  size_t len = 0;
+  if (SSL_client_hello_get0_ext(ssl, TLSEXT_TYPE_server_name, &ext, &len) != 1) {
+    return SSL_CLIENT_HELLO_SUCCESS;  // no SNI: the default certificate
+  }
+  const std::string_view name = HostNameOf(ext, len);
+  if (name.empty()) return SSL_CLIENT_HELLO_SUCCESS;
+  SSL_CTX* ctx = static_cast<const TlsContexts*>(arg)->ForName(name);
+  if (ctx != SSL_get_SSL_CTX(ssl)) SSL_set_SSL_CTX(ssl, ctx);
+  return SSL_CLIENT_HELLO_SUCCESS;
+}
+
 int OnServerName(SSL* ssl, int* /*alert*/, void* arg) {
   const char* name = SSL_get_servername(ssl, TLSEXT_NAMETYPE_host_name);
   if (name == nullptr) return SSL_TLSEXT_ERR_OK;  // no SNI: the default certificate
@@ -203,6 +236,7 @@ absl::StatusOr<std::shared_ptr<const TlsContexts>> TlsContexts::Build(const conf
     }
     SSL_CTX_set_tlsext_servername_callback(ctx, OnServerName);
     SSL_CTX_set_tlsext_servername_arg(ctx, out.get());
+    SSL_CTX_set_client_hello_cb(ctx, OnClientHello, out.get());
     SSL_CTX_set_alpn_select_cb(ctx, OnAlpn, nullptr);
   }
   if (out->entries_.empty()) return absl::InvalidArgumentError("tls: no certificate");
