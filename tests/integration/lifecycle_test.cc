@@ -343,6 +343,28 @@ TEST_F(UpgradeLifecycleTest, TlsClientsResumeTheirSessionsAfterAnUpgrade) {
   }
 }
 
+// A client that connected just before an upgrade and sends its first request (or finishes its
+// TLS handshake) a moment later is served: the drain's one-second grace is for idle keep-alive
+// connections, not for clients on their way in (found by the outside attack: they were cut
+// after 1 s).
+TEST_F(UpgradeLifecycleTest, AClientOnItsWayInDuringAnUpgradeIsServed) {
+  h().SetUpgradeExtra("pid_file = \"" + PidFile() + "\"\n");
+  ASSERT_TRUE(StartProxy("[[pool]]\nname = \"default\"\n")) << h().ProxyLog();
+  ASSERT_NE(StartService({"--slots", "2"}), nullptr);
+  const pid_t first = h().proxy().pid();
+  UniqueFd early = ConnectTcp(front());
+  ASSERT_TRUE(early);
+  ASSERT_EQ(StatusOf(HttpExchange(front(), GetRequest("/warm"))), 200);  // it was accepted
+  ASSERT_EQ(kill(first, SIGUSR2), 0);
+  ASSERT_TRUE(WaitForLog("stopped accepting; draining")) << h().ProxyLog();
+  std::this_thread::sleep_for(milliseconds(1500));  // past the drain's idle grace
+  ASSERT_TRUE(SendAll(early.get(), GetRequest("/late")));
+  std::string rest;
+  const std::string resp = RecvHttpResponse(early.get(), &rest, kIo);
+  EXPECT_EQ(StatusOf(resp), 200) << resp << h().ProxyLog();
+  EXPECT_EQ(BodyOf(resp), "ok /late");
+}
+
 // Issue #16, item 4. A SIGUSR2 successor killed after it began serving: the old process takes
 // back what it had not handed over, accepts again, reaps and logs the successor, and the next
 // SIGUSR2 works.

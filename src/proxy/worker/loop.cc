@@ -316,9 +316,12 @@ void Worker::Loop::SetDraining(bool on, bool stop_listening) {
   UpdateAccepting();  // cancels the accepts, or re-arms them when a handoff failed
   if (!on) return;
   // Idle connections get the short grace instead of keepalive_timeout; busy ones close after
-  // their response (DrainWantsClose).
+  // their response (DrainWantsClose). A connection still in its handshake, or yet to send its
+  // first request, keeps its timer (handshake_timeout, header_timeout): it is a client on its
+  // way in, not an idle one, and cutting it would fail a request the upgrade should not touch.
   for (auto& c : conns_) {
     if (c == nullptr || c->state != ConnState::kIdle) continue;
+    if (c->client.handshaking || c->client.first_request) continue;
     TimerList::Unlink(&c->timer);
     IdleTimer().Start(&c->timer, now_ns_);
   }
