@@ -84,6 +84,18 @@ long TlsClient::GetWithKeyUpdates(const std::string& path, int updates) {
   return static_cast<long>(resp.size() - head - 4);
 }
 
+std::string TlsClient::WriteThenCloseNotify(const std::string& bytes) {
+  if (!ok_ || SSL_write(ssl_, bytes.data(), static_cast<int>(bytes.size())) <= 0) return "";
+  SSL_shutdown(ssl_);
+  std::string all;
+  char buf[16384];
+  while (true) {
+    const int n = SSL_read(ssl_, buf, sizeof(buf));
+    if (n <= 0) return all;
+    all.append(buf, static_cast<size_t>(n));
+  }
+}
+
 bool TlsClient::EndsWithCloseNotify() {
   char buf[4096];
   while (true) {

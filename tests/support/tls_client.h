@@ -45,6 +45,10 @@ class TlsClient {
   // length as received (or -1 when the response head never came).
   long GetWithKeyUpdates(const std::string& path, int updates);
 
+  // Writes `bytes` (e.g. many pipelined requests) and close_notify right behind them, then
+  // reads until the server ends the connection; returns everything read.
+  std::string WriteThenCloseNotify(const std::string& bytes);
+
   // Sends close_notify (the TLS end of this side), leaving the TCP connection open.
   void SendCloseNotify() { SSL_shutdown(ssl_); }
 

@@ -145,6 +145,10 @@ void Worker::Loop::AcceptBytes(Connection& c, uint16_t bid, uint32_t len) {
   }
   // A handshake record gives the protocol nothing to read (yet).
   if (c.in_len > c.in_scan || c.session != nullptr) c.protocol->OnInput(c);
+  DeliverPeerClose(c);
+}
+
+void Worker::Loop::DeliverPeerClose(Connection& c) {
   // The client closed its sending side inside the transport (TLS close_notify): as a TCP EOF.
   if (c.client.peer_closed && !c.client.eof && c.state != ConnState::kClosing &&
       c.state != ConnState::kFree) {
@@ -195,6 +199,7 @@ void Worker::Loop::DrainPending(Connection& c) {
       TransportFailed(c);
       return;
     }
+    if (d.peer_closed) c.client.peer_closed = true;  // told after this (DeliverPeerClose)
     c.in_len += d.produced;
     c.client.pend_off += d.consumed;
     if (c.client.pend_off < pend_len_[bid]) {
@@ -214,6 +219,7 @@ void Worker::Loop::DrainPending(Connection& c) {
       TransportFailed(c);
       return;
     }
+    if (d.peer_closed) c.client.peer_closed = true;
     if (d.produced == 0) break;
     c.in_len += d.produced;
   }

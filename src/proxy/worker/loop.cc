@@ -225,6 +225,7 @@ void Worker::Loop::Handle(io_uring_cqe* cqe) {
     default:
       break;
   }
+  DeliverPeerClose(c);
   MaybeFree(c);
 }
 
@@ -253,6 +254,7 @@ void Worker::Loop::HandleSlotOp(const io::Tag& tag, int res) {
     OnSlotRecv(s, res);
   }
   if (s.upstream.slot != nullptr && s.upstream.dead && s.upstream.ops == 0) RetireSlot(s);
+  DeliverPeerClose(c);  // a close_notify decoded from queued input meanwhile (DrainPending)
   MaybeFree(c);
 }
 

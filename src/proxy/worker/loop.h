@@ -182,6 +182,10 @@ class Worker::Loop {
 
   // While l7px does not read a client (backpressure: its input waits for room), a poll notices
   // the client's reset so a queued request of a client that is gone leaves the queue at once.
+  // The transport saw the client's end (TLS close_notify): the protocol hears it as an EOF.
+  // Called where no protocol code is running (after a completion was handled), since the end
+  // may be decoded deep inside it (DrainPending, which only records it).
+  void DeliverPeerClose(Connection& c);
   void WatchClientHangup(Connection& c);
   void OnClientHangup(Connection& c, int res);
   void OnClientRecv(Connection& c, io_uring_cqe* cqe);
