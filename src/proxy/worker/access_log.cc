@@ -5,23 +5,38 @@
 #include <cstdlib>
 #include <cstring>
 
+#include "base/strings.h"
 #include "fmt/format.h"
 
 namespace l7px::proxy {
 namespace {
 
-// Appends a JSON string body (without quotes), escaping what JSON requires.
+// Appends a JSON string body (without quotes), escaping what JSON requires. Bytes that are not
+// well-formed UTF-8 (a client's TLS server name may be any bytes) become U+FFFD, as the admin
+// API's JSON does, so every line stays valid JSON.
 void AppendJsonEscaped(fmt::memory_buffer& out, std::string_view s) {
-  for (char c : s) {
+  for (size_t i = 0; i < s.size();) {
+    const char c = s[i];
     const auto u = static_cast<unsigned char>(c);
     if (c == '"' || c == '\\') {
       out.push_back('\\');
       out.push_back(c);
     } else if (u < 0x20 || u == 0x7f) {
       fmt::format_to(std::back_inserter(out), "\\u{:04x}", u);
+    } else if (u >= 0x80) {
+      const size_t n = Utf8SequenceAt(s, i);
+      if (n == 0) {
+        out.append(std::string_view("\\ufffd"));
+        ++i;
+      } else {
+        out.append(s.substr(i, n));
+        i += n;
+      }
+      continue;
     } else {
       out.push_back(c);
     }
+    ++i;
   }
 }
 

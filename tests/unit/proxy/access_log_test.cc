@@ -57,6 +57,25 @@ TEST(AccessLogTest, JsonLineEscapesAndCarriesEveryField) {
             "\"request_id\":\"abc\"}\n");
 }
 
+// A TLS server name is whatever bytes the client sent: bytes that are not UTF-8 become U+FFFD
+// (the line stays valid JSON); well-formed UTF-8 passes as it is.
+TEST(AccessLogTest, JsonLineIsValidUtf8WhateverTheClientSent) {
+  AccessLog::Entry e = SampleEntry();
+  e.tls_version = "TLSv1.3";
+  e.tls_cipher = "TLS_AES_128_GCM_SHA256";
+  e.tls_sni =
+      "\xff\xfe\x80"
+      "a"
+      "\xc3\xa9\xe2\x82\xac\xed\xa0\x80\xf0\x9f\x98\x80\xc0\xaf";
+  const std::string line = Render(config::AccessFormat::kJson, e);
+  EXPECT_NE(line.find("\"sni\":\"\\ufffd\\ufffd\\ufffd"
+                      "a"
+                      "\xc3\xa9\xe2\x82\xac"
+                      "\\ufffd\\ufffd\\ufffd\xf0\x9f\x98\x80\\ufffd\\ufffd\","),
+            std::string::npos)
+      << line;
+}
+
 TEST(AccessLogTest, CombinedLine) {
   EXPECT_EQ(Render(config::AccessFormat::kCombined, SampleEntry()),
             "127.0.0.1 - - [14/Nov/2023:22:13:20 +0000] \"GET /a\\x22b HTTP/1.1\" 200 42 \"-\" "
