@@ -12,6 +12,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdlib>
+#include <filesystem>
 #include <fstream>
 #include <regex>
 #include <string>
@@ -363,6 +364,31 @@ TEST_F(UpgradeLifecycleTest, AClientOnItsWayInDuringAnUpgradeIsServed) {
   const std::string resp = RecvHttpResponse(early.get(), &rest, kIo);
   EXPECT_EQ(StatusOf(resp), 200) << resp << h().ProxyLog();
   EXPECT_EQ(BodyOf(resp), "ok /late");
+}
+
+// A symlink deployment: l7px started as ".../current" (a link to a release) runs, on SIGUSR2,
+// the release the link names then, as NGINX does (it ran the old release again, the path
+// having been resolved at start: found by the outside attack).
+TEST_F(UpgradeLifecycleTest, Sigusr2RunsTheReleaseASymlinkNamesNow) {
+  namespace fs = std::filesystem;
+  const std::string d = h().dir();
+  for (const char* release : {"/rel1", "/rel2"}) {
+    fs::create_directories(d + release);
+    fs::copy_file(L7PX_BINARY, d + release + "/l7px");
+  }
+  fs::create_symlink(d + "/rel1/l7px", d + "/current");
+  h().SetProxyBinary(d + "/current");
+  h().SetUpgradeExtra("pid_file = \"" + PidFile() + "\"\n");
+  ASSERT_TRUE(StartProxy("[[pool]]\nname = \"default\"\n")) << h().ProxyLog();
+  ASSERT_NE(StartService({"--slots", "2"}), nullptr);
+  const pid_t first = h().proxy().pid();
+  EXPECT_EQ(fs::read_symlink("/proc/" + std::to_string(first) + "/exe"), d + "/rel1/l7px");
+  fs::remove(d + "/current");
+  fs::create_symlink(d + "/rel2/l7px", d + "/current");
+  const pid_t next = UpgradeBySignal(first);
+  ASSERT_NE(next, 0) << h().ProxyLog();
+  EXPECT_EQ(fs::read_symlink("/proc/" + std::to_string(next) + "/exe"), d + "/rel2/l7px");
+  EXPECT_EQ(SequentialOks(5), 5);
 }
 
 // Issue #16, item 4. A SIGUSR2 successor killed after it began serving: the old process takes

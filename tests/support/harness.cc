@@ -67,7 +67,7 @@ std::string ProxyHarness::WriteConfig(const std::string& pools_and_routes,
 
 bool ProxyHarness::StartProxy(const std::string& config_path) {
   std::vector<std::string> argv = launcher_;
-  argv.insert(argv.end(), {L7PX_BINARY, "-c", config_path});
+  argv.insert(argv.end(), {binary_, "-c", config_path});
   proxy_ = ChildProcess::Start(argv, dir_ + "/l7px.log");
   // Stop waiting as soon as the proxy exits (e.g. it rejected the config).
   auto up = [&](uint16_t port) {

@@ -45,6 +45,8 @@ class ProxyHarness {
   // Words put before the l7px command line by later StartProxy calls, for a launcher that execs
   // it (so the pid stays l7px's), e.g. {"prlimit", "--nofile=32:32", "--"}.
   void SetProxyLauncher(std::vector<std::string> launcher) { launcher_ = std::move(launcher); }
+  // The l7px path later StartProxy calls run (default: the one built with the tests).
+  void SetProxyBinary(std::string path) { binary_ = std::move(path); }
   ChildProcess& proxy() { return proxy_; }
   std::string ProxyLog() const { return proxy_.ReadLog(); }
   std::string AccessLog() const;
@@ -68,6 +70,7 @@ class ProxyHarness {
   std::string log_extra_;
   std::string upgrade_extra_;
   std::vector<std::string> launcher_;
+  std::string binary_ = L7PX_BINARY;
   ChildProcess proxy_;
   std::deque<ChildProcess> services_;  // deque: references stay valid
   int service_count_ = 0;

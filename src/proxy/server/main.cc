@@ -113,10 +113,21 @@ int main(int argc, char** argv) {
   pthread_sigmask(SIG_BLOCK, &set, nullptr);
   signal(SIGPIPE, SIG_IGN);
 
-  // Resolved now: after a binary upgrade on disk, SIGUSR2 runs the new file at this path.
-  char self[4096];
-  const ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
-  reexec.binary = n > 0 ? std::string(self, static_cast<size_t>(n)) : std::string(argv[0]);
+  // What SIGUSR2 runs: the path l7px was started by, when it names a file (absolute, or made so
+  // against the starting directory), so that a new file at that path — also a symlink
+  // ("current" -> a release) repointed to a new release — is what starts, as with NGINX.
+  // Started through PATH: the file this process runs from, resolved now.
+  const std::string_view arg0 = argv[0];
+  if (arg0.find('/') != std::string_view::npos) {
+    char cwd[4096];
+    reexec.binary = arg0.front() == '/' || getcwd(cwd, sizeof(cwd)) == nullptr
+                        ? std::string(arg0)
+                        : std::string(cwd) + "/" + std::string(arg0);
+  } else {
+    char self[4096];
+    const ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+    reexec.binary = n > 0 ? std::string(self, static_cast<size_t>(n)) : std::string(arg0);
+  }
 
   std::unique_ptr<l7px::proxy::Takeover> handoff;
   if (takeover) {
