@@ -355,7 +355,22 @@ TEST_F(TlsTest, TheAccessLogNamesTheClientsTls) {
     ASSERT_EQ(BodyOf(tls.Get("/over-tls")), "ok /over-tls");
   }
   ASSERT_EQ(BodyOf(HttpExchange(front(), GetRequest("/plain"))), "ok /plain");
-  std::string tls_line, plain_line;
+  // A TLS 1.2 session made for a.test, resumed under another name of the same certificate: the
+  // log names the name the client sent this time (OpenSSL keeps the session's first one).
+  SSL_SESSION* session = nullptr;
+  {
+    TlsClient first(tls_port_, "a.test", nullptr, TLS1_2_VERSION);
+    ASSERT_EQ(BodyOf(first.Get("/first12")), "ok /first12");
+    session = first.Session();
+    first.SendCloseNotify();
+  }
+  {
+    TlsClient wild(tls_port_, "x.wild.test", session, TLS1_2_VERSION);
+    ASSERT_TRUE(wild.resumed());
+    ASSERT_EQ(BodyOf(wild.Get("/resumed-wild")), "ok /resumed-wild");
+  }
+  SSL_SESSION_free(session);
+  std::string tls_line, plain_line, resumed_line;
   ASSERT_TRUE(WaitFor(
       [&] {
         const std::string log = h().AccessLog();
@@ -365,15 +380,18 @@ TEST_F(TlsTest, TheAccessLogNamesTheClientsTls) {
           const std::string line = log.substr(at, end - at);
           if (line.find("/over-tls") != std::string::npos) tls_line = line;
           if (line.find("/plain") != std::string::npos) plain_line = line;
+          if (line.find("/resumed-wild") != std::string::npos) resumed_line = line;
           at = end + 1;
         }
-        return !tls_line.empty() && !plain_line.empty();
+        return !tls_line.empty() && !plain_line.empty() && !resumed_line.empty();
       },
       kIo))
       << h().AccessLog();
   EXPECT_THAT(tls_line, HasSubstr("\"tls\":\"TLSv1.3\",\"tls_cipher\":\"TLS_"));
   EXPECT_THAT(tls_line, HasSubstr("\"sni\":\"a.test\",\"tls_resumed\":false}"));
   EXPECT_THAT(plain_line, Not(HasSubstr("\"tls")));
+  EXPECT_THAT(resumed_line, HasSubstr("\"tls\":\"TLSv1.2\""));
+  EXPECT_THAT(resumed_line, HasSubstr("\"sni\":\"x.wild.test\",\"tls_resumed\":true}"));
 }
 
 // Hostile input: TCP connections to the TLS port that send nothing (a flood of idle sockets,

@@ -17,6 +17,16 @@ namespace l7px::proxy::transport {
 
 namespace {
 
+void FreeServerName(void* /*parent*/, void* ptr, CRYPTO_EX_DATA* /*ad*/, int /*idx*/, long /*argl*/,
+                    void* /*argp*/) {
+  OPENSSL_free(ptr);
+}
+// SSL ex_data: the client's server name (OPENSSL_strndup'ed, freed with the SSL).
+int ServerNameIndex() {
+  static const int index = SSL_get_ex_new_index(0, nullptr, nullptr, nullptr, FreeServerName);
+  return index;
+}
+
 // Mozilla's "intermediate" TLS 1.2 suites (TLS 1.3 suites are OpenSSL's defaults, all AEAD).
 constexpr char kIntermediateCiphers[] =
     "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384:"
@@ -104,6 +114,10 @@ int OnClientHello(SSL* ssl, int* /*alert*/, void* arg) {
   }
   const std::string_view name = HostNameOf(ext, len);
   if (name.empty()) return SSL_CLIENT_HELLO_SUCCESS;
+  // Kept for the access log (a HelloRetryRequest calls back again: the first name stays).
+  if (SSL_get_ex_data(ssl, ServerNameIndex()) == nullptr) {
+    SSL_set_ex_data(ssl, ServerNameIndex(), OPENSSL_strndup(name.data(), name.size()));
+  }
   SSL_CTX* ctx = static_cast<const TlsContexts*>(arg)->ForName(name);
   if (ctx != SSL_get_SSL_CTX(ssl)) SSL_set_SSL_CTX(ssl, ctx);
   return SSL_CLIENT_HELLO_SUCCESS;
@@ -179,6 +193,10 @@ bool SetSessionContext(SSL_CTX* ctx) {
 }
 
 }  // namespace
+
+const char* TlsContexts::ClientServerName(const SSL* ssl) {
+  return static_cast<const char*>(SSL_get_ex_data(ssl, ServerNameIndex()));
+}
 
 int TlsContexts::SnapshotIndex() {
   static const int index = SSL_get_ex_new_index(0, nullptr, nullptr, nullptr, nullptr);

@@ -58,6 +58,10 @@ class TlsContexts {
   // worker makes within its loop pass, where reading the snapshot is safe.
   static int SnapshotIndex();
 
+  // The server name this connection's client sent (SNI), as the handshake found it; nullptr
+  // when it sent none. (SSL_get_servername gives a resumed TLS 1.2 session's original name.)
+  static const char* ClientServerName(const SSL* ssl);
+
   // The DNS names (lower case) the certificate of entry `i` is chosen for.
   const std::vector<std::string>& names(size_t i) const { return entries_[i].names; }
   size_t size() const { return entries_.size(); }

@@ -256,8 +256,7 @@ TransportInfo TlsTransport::info() const {
   info.version = SSL_get_version(ssl_);
   if (const SSL_CIPHER* cipher = SSL_get_current_cipher(ssl_))
     info.cipher = SSL_CIPHER_get_name(cipher);
-  if (const char* name = SSL_get_servername(ssl_, TLSEXT_NAMETYPE_host_name))
-    info.server_name = name;
+  if (const char* name = TlsContexts::ClientServerName(ssl_)) info.server_name = name;
   info.resumed = SSL_session_reused(ssl_) == 1;
   return info;
 }
