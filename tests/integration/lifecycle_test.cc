@@ -113,6 +113,18 @@ class UpgradeLifecycleTest : public IntegrationTest {
     return next != pid && LiveProcess(next) ? next : 0;
   }
 
+  // l7px with a pid file and a TLS listener (a.test's certificate, made now): its port, or 0.
+  uint16_t StartTlsProxy() {
+    const std::string d = h().dir();
+    if (!MakeTestCertificate(d + "/a.pem", d + "/a.key", "a.test")) return 0;
+    const uint16_t port = FreePort();
+    h().SetUpgradeExtra("pid_file = \"" + PidFile() + "\"\n");
+    const bool up = StartProxy(
+        "[[pool]]\nname = \"default\"\n[tls]\nlisten = [\"127.0.0.1:" + std::to_string(port) +
+        "\"]\n[[tls.certificate]]\ncert = \"" + d + "/a.pem\"\nkey = \"" + d + "/a.key\"\n");
+    return up ? port : 0;
+  }
+
   // Sequential requests on fresh connections: how many got a 200.
   int SequentialOks(int n = 20) {
     int ok = 0;
@@ -239,14 +251,8 @@ TEST_F(UpgradeLifecycleTest, FailedSigusr2SuccessorIsReapedAndTheNextUpgradeWork
 // closes its connection, as for plain clients) and every client that reconnects gets the
 // successor, on the same port, with the same certificate. Nothing fails.
 TEST_F(UpgradeLifecycleTest, TwentyTlsClientsThroughAnUpgradeSeeNoFailure) {
-  const std::string d = h().dir();
-  ASSERT_TRUE(MakeTestCertificate(d + "/a.pem", d + "/a.key", "a.test"));
-  const uint16_t tls_port = FreePort();
-  h().SetUpgradeExtra("pid_file = \"" + PidFile() + "\"\n");
-  ASSERT_TRUE(StartProxy(
-      "[[pool]]\nname = \"default\"\n[tls]\nlisten = [\"127.0.0.1:" + std::to_string(tls_port) +
-      "\"]\n[[tls.certificate]]\ncert = \"" + d + "/a.pem\"\nkey = \"" + d + "/a.key\"\n"))
-      << h().ProxyLog();
+  const uint16_t tls_port = StartTlsProxy();
+  ASSERT_NE(tls_port, 0) << h().ProxyLog();
   ASSERT_NE(StartService({"--slots", "8"}), nullptr);
   const pid_t first = h().proxy().pid();
   constexpr int kClients = 20;
@@ -301,25 +307,12 @@ TEST_F(UpgradeLifecycleTest, TwentyTlsClientsThroughAnUpgradeSeeNoFailure) {
 // ticket from the old process resumes with the successor (TLS 1.2 and 1.3) as before the
 // upgrade, and a ticket from a process that did not hand over its keys is not accepted.
 TEST_F(UpgradeLifecycleTest, TlsClientsResumeTheirSessionsAfterAnUpgrade) {
-  const std::string d = h().dir();
-  ASSERT_TRUE(MakeTestCertificate(d + "/a.pem", d + "/a.key", "a.test"));
-  const uint16_t tls_port = FreePort();
-  h().SetUpgradeExtra("pid_file = \"" + PidFile() + "\"\n");
-  ASSERT_TRUE(StartProxy(
-      "[[pool]]\nname = \"default\"\n[tls]\nlisten = [\"127.0.0.1:" + std::to_string(tls_port) +
-      "\"]\n[[tls.certificate]]\ncert = \"" + d + "/a.pem\"\nkey = \"" + d + "/a.key\"\n"))
-      << h().ProxyLog();
+  const uint16_t tls_port = StartTlsProxy();
+  ASSERT_NE(tls_port, 0) << h().ProxyLog();
   ASSERT_NE(StartService({"--slots", "2"}), nullptr);
   const pid_t first = h().proxy().pid();
-  auto session_of = [&](int version) -> SSL_SESSION* {
-    TlsClient c(tls_port, "a.test", nullptr, version);
-    if (!c.ok() || BodyOf(c.Get("/before")) != "ok /before") return nullptr;
-    SSL_SESSION* s = c.Session();
-    c.SendCloseNotify();
-    return s;
-  };
-  SSL_SESSION* v12 = session_of(TLS1_2_VERSION);
-  SSL_SESSION* v13 = session_of(TLS1_3_VERSION);
+  SSL_SESSION* v12 = FetchSession(tls_port, "a.test", TLS1_2_VERSION, "/before");
+  SSL_SESSION* v13 = FetchSession(tls_port, "a.test", TLS1_3_VERSION, "/before");
   ASSERT_NE(v12, nullptr);
   ASSERT_NE(v13, nullptr);
 

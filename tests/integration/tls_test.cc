@@ -242,17 +242,10 @@ TEST_F(TlsTest, TicketsResumeOnEveryWorkerAndAcrossAReload) {
 // at the session: found by the outside attack.)
 TEST_F(TlsTest, ASessionResumesOnlyOnItsOwnCertificate) {
   ASSERT_TRUE(Start()) << h().ProxyLog();
-  auto session_for = [&](const std::string& sni, int version) -> SSL_SESSION* {
-    TlsClient c(tls_port_, sni, nullptr, version);
-    if (!c.ok() || BodyOf(c.Get("/s")) != "ok /s") return nullptr;
-    SSL_SESSION* s = c.Session();
-    c.SendCloseNotify();
-    return s;
-  };
   for (const int version : {TLS1_2_VERSION, TLS1_3_VERSION}) {
     SCOPED_TRACE(version);
-    SSL_SESSION* a = session_for("a.test", version);
-    SSL_SESSION* b = session_for("b.test", version);
+    SSL_SESSION* a = FetchSession(tls_port_, "a.test", version);
+    SSL_SESSION* b = FetchSession(tls_port_, "b.test", version);
     ASSERT_NE(a, nullptr);
     ASSERT_NE(b, nullptr);
     {
@@ -286,14 +279,7 @@ TEST_F(TlsTest, SessionTicketsOffSendsNoTicketAndNothingResumes) {
   ASSERT_TRUE(Start("session_tickets = false\n")) << h().ProxyLog();
   for (const int version : {TLS1_2_VERSION, TLS1_3_VERSION}) {
     SCOPED_TRACE(version);
-    SSL_SESSION* session = nullptr;
-    {
-      TlsClient first(tls_port_, "a.test", nullptr, version);
-      ASSERT_TRUE(first.ok());
-      ASSERT_EQ(BodyOf(first.Get("/first")), "ok /first");
-      session = first.Session();
-      first.SendCloseNotify();
-    }
+    SSL_SESSION* session = FetchSession(tls_port_, "a.test", version, "/first");
     ASSERT_NE(session, nullptr);
     EXPECT_EQ(SSL_SESSION_has_ticket(session), 0);
     TlsClient again(tls_port_, "a.test", session, version);
@@ -357,13 +343,8 @@ TEST_F(TlsTest, TheAccessLogNamesTheClientsTls) {
   ASSERT_EQ(BodyOf(HttpExchange(front(), GetRequest("/plain"))), "ok /plain");
   // A TLS 1.2 session made for a.test, resumed under another name of the same certificate: the
   // log names the name the client sent this time (OpenSSL keeps the session's first one).
-  SSL_SESSION* session = nullptr;
-  {
-    TlsClient first(tls_port_, "a.test", nullptr, TLS1_2_VERSION);
-    ASSERT_EQ(BodyOf(first.Get("/first12")), "ok /first12");
-    session = first.Session();
-    first.SendCloseNotify();
-  }
+  SSL_SESSION* session = FetchSession(tls_port_, "a.test", TLS1_2_VERSION, "/first12");
+  ASSERT_NE(session, nullptr);
   {
     TlsClient wild(tls_port_, "x.wild.test", session, TLS1_2_VERSION);
     ASSERT_TRUE(wild.resumed());

@@ -105,6 +105,19 @@ bool TlsClient::EndsWithCloseNotify() {
   }
 }
 
+SSL_SESSION* FetchSession(uint16_t port, const std::string& sni, int max_version,
+                          const std::string& path) {
+  TlsClient c(port, sni, nullptr, max_version);
+  const std::string resp = c.Get(path);
+  if (!c.ok() || resp.size() < path.size() + 3 ||
+      resp.compare(resp.size() - path.size() - 3, std::string::npos, "ok " + path) != 0) {
+    return nullptr;
+  }
+  SSL_SESSION* session = c.Session();
+  c.SendCloseNotify();  // a client ends cleanly, or OpenSSL drops its session
+  return session;
+}
+
 bool MakeTestCertificate(const std::string& cert_path, const std::string& key_path,
                          const std::string& cn, const std::string& extra_sans, bool rsa) {
   std::vector<std::string> argv = {"openssl", "req", "-x509", "-newkey"};

@@ -65,6 +65,11 @@ class TlsClient {
   bool ok_ = false;
 };
 
+// One connection that GETs `path` (expecting "ok <path>"), then ends with close_notify: its
+// session (with the server's ticket), or nullptr. The caller frees it (SSL_SESSION_free).
+SSL_SESSION* FetchSession(uint16_t port, const std::string& sni, int max_version,
+                          const std::string& path = "/s");
+
 // Makes a self-signed certificate and key (PEM) for `cn` (also its subjectAltName, plus any
 // `extra_sans` "DNS:..." entries) with the openssl command: ECDSA P-256, or RSA 2048 when `rsa`.
 // True when both files were written.
