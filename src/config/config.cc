@@ -50,14 +50,17 @@ class Loader : public TomlReader {
   }
 
  private:
-  bool GetAddresses(const toml::node& node, std::string_view path,
-                    std::vector<SocketAddress>* out) {
+  // A string or an array of address strings, at least one; `accept(node, path, text, addr)`
+  // checks each parsed address and may refuse it (returning Fail's false).
+  template <typename Fn>
+  bool GetAddressList(const toml::node& node, std::string_view path,
+                      std::vector<SocketAddress>* out, Fn accept) {
     out->clear();
     const bool ok =
         ForEachString(node, path, [&](const toml::node& n, std::string_view p, std::string_view t) {
           absl::StatusOr<SocketAddress> addr = SocketAddress::Parse(t);
           if (!addr.ok()) return FailStatus(n, p, addr.status());
-          listeners_.push_back({std::string(p), LineOf(n), *addr});
+          if (!accept(n, p, t, *addr)) return false;
           out->push_back(*addr);
           return true;
         });
@@ -66,30 +69,36 @@ class Loader : public TomlReader {
     return true;
   }
 
+  // Addresses l7px listens on (checked for collisions later, CheckListenersDistinct).
+  bool GetAddresses(const toml::node& node, std::string_view path,
+                    std::vector<SocketAddress>* out) {
+    return GetAddressList(
+        node, path, out,
+        [&](const toml::node& n, std::string_view p, std::string_view, const SocketAddress& addr) {
+          listeners_.push_back({std::string(p), LineOf(n), addr});
+          return true;
+        });
+  }
+
   // Addresses l7px dials (pool.upstreams): IP literals with a port, or unix: paths; no two alike.
   bool GetUpstreams(const toml::node& node, std::string_view path,
                     std::vector<SocketAddress>* out) {
-    out->clear();
-    const bool ok =
-        ForEachString(node, path, [&](const toml::node& n, std::string_view p, std::string_view t) {
-          absl::StatusOr<SocketAddress> addr = SocketAddress::Parse(t);
-          if (!addr.ok()) return FailStatus(n, p, addr.status());
+    return GetAddressList(
+        node, path, out,
+        [&](const toml::node& n, std::string_view p, std::string_view t,
+            const SocketAddress& addr) {
           const bool any =
-              addr->ToString().starts_with("0.0.0.0:") || addr->ToString().starts_with("[::]:");
-          if (!addr->is_unix() && (addr->port() == 0 || any)) {
+              addr.ToString().starts_with("0.0.0.0:") || addr.ToString().starts_with("[::]:");
+          if (!addr.is_unix() && (addr.port() == 0 || any)) {
             return Fail(n, p,
                         absl::StrCat("cannot dial ", Shown(t),
                                      " (needs an IP that is not a wildcard and a port 1..65535)"));
           }
-          if (std::find(out->begin(), out->end(), *addr) != out->end()) {
+          if (std::find(out->begin(), out->end(), addr) != out->end()) {
             return Fail(n, p, absl::StrCat("duplicate upstream ", Shown(t)));
           }
-          out->push_back(*addr);
           return true;
         });
-    if (!ok) return false;
-    if (out->empty()) return Fail(node, path, "needs at least one address");
-    return true;
   }
 
   bool GetCidrs(const toml::node& node, std::string_view path, std::vector<Cidr>* out) {

@@ -103,6 +103,11 @@ class UpgradeLifecycleTest : public IntegrationTest {
   // old process said Done and it can be upgraded in turn). Returns the successor's pid, 0 if none.
   pid_t UpgradeBySignal(pid_t pid) {
     if (kill(pid, SIGUSR2) != 0) return 0;
+    return SuccessorOf(pid);
+  }
+
+  // Waits (up to 30 s) until a successor of `pid` took over; its pid, 0 if none did.
+  pid_t SuccessorOf(pid_t pid) {
     pid_t next = 0;
     WaitFor(
         [&] {
@@ -284,14 +289,8 @@ TEST_F(UpgradeLifecycleTest, TwentyTlsClientsThroughAnUpgradeSeeNoFailure) {
   for (int r = 0; r < 10; ++r) round(r);
   ASSERT_EQ(kill(first, SIGUSR2), 0);
   for (int r = 10; r < 60; ++r) round(r);
-  pid_t next = 0;
-  ASSERT_TRUE(WaitFor(
-      [&] {
-        next = PidInFile(PidFile());
-        return next != first && LiveProcess(next);
-      },
-      seconds(30)))
-      << h().ProxyLog();
+  const pid_t next = SuccessorOf(first);
+  ASSERT_NE(next, 0) << h().ProxyLog();
   EXPECT_EQ(failed, 0);
   EXPECT_EQ(ok, kClients * 60);
   EXPECT_GE(reconnects, kClients) << "every client's connection to the old process ended";
@@ -317,14 +316,8 @@ TEST_F(UpgradeLifecycleTest, TlsClientsResumeTheirSessionsAfterAnUpgrade) {
   ASSERT_NE(v13, nullptr);
 
   ASSERT_EQ(kill(first, SIGUSR2), 0);
-  pid_t next = 0;
-  ASSERT_TRUE(WaitFor(
-      [&] {
-        next = PidInFile(PidFile());
-        return next != first && LiveProcess(next);
-      },
-      seconds(30)))
-      << h().ProxyLog();
+  const pid_t next = SuccessorOf(first);
+  ASSERT_NE(next, 0) << h().ProxyLog();
   EXPECT_EQ(h().proxy().WaitExit(seconds(20)), 0) << h().ProxyLog();
   EXPECT_THAT(h().ProxyLog(), HasSubstr("session ticket keys taken over"));
   for (SSL_SESSION* s : {v12, v13}) {
