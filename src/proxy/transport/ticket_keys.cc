@@ -38,8 +38,9 @@ TicketKeys::~TicketKeys() {
 }
 
 bool TicketKeys::RotationDue(int64_t now_unix) const {
-  const int64_t age = now_unix - sealing().created_unix;
-  return age >= kRotateSeconds || age < -60;
+  // Compared, not subtracted: a key's time came from another process and may be anything.
+  const int64_t created = sealing().created_unix;
+  return created <= now_unix - kRotateSeconds || created > now_unix + 60;
 }
 
 absl::StatusOr<std::shared_ptr<const TicketKeys>> TicketKeys::Rotated(int64_t now_unix) const {
@@ -94,7 +95,7 @@ absl::StatusOr<std::shared_ptr<const TicketKeys>> TicketKeys::Parse(std::string_
     k.created_unix = static_cast<int64_t>(t);
     p += kKeyWireBytes;
     // A key that sealed its last ticket more than kKept - 1 rotations ago opens nothing valid.
-    if (now_unix - k.created_unix > static_cast<int64_t>(kKept) * kRotateSeconds) continue;
+    if (k.created_unix < now_unix - static_cast<int64_t>(kKept) * kRotateSeconds) continue;
     ring->keys_.push_back(k);
   }
   if (ring->keys_.empty()) return absl::InvalidArgumentError("ticket keys: all expired");

@@ -51,6 +51,22 @@ TEST(TicketKeysTest, TheWireFormRoundTripsAndDropsExpiredKeys) {
   EXPECT_FALSE(TicketKeys::Parse(wire, kNow + 100 * TicketKeys::kRotateSeconds).ok());
 }
 
+// A ring comes from another process: its times may be anything, and are compared without
+// overflowing (the fuzzer found a subtraction with INT64_MIN).
+TEST(TicketKeysTest, ExtremeTimesAreHandledWithoutOverflow) {
+  std::string wire = (*TicketKeys::Fresh(kNow))->Serialize();
+  for (const uint64_t t : {uint64_t{1} << 63, ~(uint64_t{1} << 63)}) {
+    for (int j = 0; j < 8; ++j) wire[1 + 80 + j] = static_cast<char>(t >> (56 - 8 * j));
+    auto keys = TicketKeys::Parse(wire, kNow);
+    if (t == (uint64_t{1} << 63)) {
+      EXPECT_FALSE(keys.ok());  // created at INT64_MIN: long expired
+    } else {
+      ASSERT_TRUE(keys.ok());  // from the far future: kept, and due for rotation at once
+      EXPECT_TRUE((*keys)->RotationDue(kNow));
+    }
+  }
+}
+
 TEST(TicketKeysTest, MalformedWireFormsAreRejected) {
   const std::string wire = (*TicketKeys::Fresh(kNow))->Serialize();
   EXPECT_FALSE(TicketKeys::Parse("", kNow).ok());
