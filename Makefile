@@ -7,7 +7,8 @@
 #   make test SANITIZE=thread    the same under TSan (build-tsan/)
 #   make fuzz [FUZZ_SECONDS=60]  run every fuzz target (make test runs each for 5 s)
 #   make bench                   micro-benchmarks (Google Benchmark)
-#   make bench-e2e               l7px vs NGINX and HAProxy (plain, TLS), the papers' experiments
+#   make bench-e2e               l7px vs NGINX and HAProxy (plain, TLS, listening services), the
+#                                papers' experiments
 #   make build | make format | make clean
 
 SANITIZE ?=
@@ -71,6 +72,7 @@ bench-e2e: build
 	python3 benchmarks/e2e/pool_health.py --l7px $(BUILD)/l7px \
 	  --service $(BUILD)/tests/l7px_test_service | tee benchmarks/results/pool_health.txt
 	benchmarks/e2e/compare.sh tls $(BUILD)
+	benchmarks/e2e/compare.sh upstreams $(BUILD)
 
 format:
 	clang-format -i $$(git ls-files '*.h' '*.cc')

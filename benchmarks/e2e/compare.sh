@@ -5,6 +5,8 @@
 #                             [--quick] [--workers N] [--conns 1,4,...] [--duration S]
 #                             [--repeat N] [--service PATH] [--unix] ...   (--help for all)
 #   benchmarks/e2e/compare.sh tls [BUILD_DIR] [--quick] [--rounds N] ...  TLS termination (tls.py)
+#   benchmarks/e2e/compare.sh upstreams [BUILD_DIR] [--quick] [--rounds N] ...  l7px dialing a
+#                             listening service (pool `upstreams`) (upstreams.py)
 #
 # Installs Debian's nginx, haproxy, wrk, gnuplot and python3 when missing; builds nothing (run
 # `make build` first; BUILD_DIR defaults to build/). Results (markdown tables, CSV, PNG plots,
@@ -42,5 +44,9 @@ fi
 if [[ ${1:-} == tls ]]; then
   shift
   exec python3 "$here/tls.py" "$@"
+fi
+if [[ ${1:-} == upstreams ]]; then
+  shift
+  exec python3 "$here/upstreams.py" "$@"
 fi
 exec python3 "$here/harness.py" "$@"
