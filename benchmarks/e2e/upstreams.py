@@ -12,7 +12,8 @@ One unmodified listening service (`l7px-bench-service --listen`, --size bytes, n
 each of:
   l7px-up      l7px, 1 worker, the pool's `upstreams = [service]`, `upstream_slots = --slots`:
                l7px's acceptor dials the keep-alive connections itself;
-  l7px-up@N    the same with upstream_slots = N, for each N of --slot-sweep (the effect of N);
+  l7px-up@N    the same with upstream_slots = N, for each N of --slot-sweep (the effect of N),
+               at the connection counts of --sweep-conns only;
   nginx-ka     NGINX, 1 worker_process, `upstream { keepalive 256; }`, proxy_http_version 1.1,
                Connection "" (harness.nginx_config);
   haproxy      HAProxy, nbthread 1, http-reuse always (harness.haproxy_config);
@@ -215,32 +216,33 @@ def run_one(h, stack, conns):
 
 def measure(h, stacks):
     rows = []
-    total = h.rounds * len(h.conns) * len(h.configs)
+    plan = [(conns, k) for conns in h.conns for k in h.configs
+            if "@" not in k or conns in h.sweep_conns]
+    total = h.rounds * len(plan)
     i = 0
     for rnd in range(h.rounds):
-        for conns in h.conns:
-            for k in h.configs:
-                s = stacks[k]
-                r = quiet_run(h, f"{k} c={conns}", "run", lambda: run_one(h, s, conns),
-                              "foreign_pct")
-                r.update({"config": k, "conns": conns, "round": rnd, "slots": s.slots})
-                dead = s.dead()
-                if dead:
-                    r["died"] = "+".join(dead)
-                    h.log(f"WARNING: {k}: {' and '.join(dead)} exited (logs in {h.tmp}); "
-                          "restarting")
-                    h.keep_tmp = True
-                    s.stop()
-                    s.start()
-                rows.append(r)
-                i += 1
-                agent = (f" agent cpu/req={r['agent_cpu_us']:.1f}" if "agent_cpu_us" in r
-                         else "")
-                h.log(f"[{i}/{total}] {k:12s} c={conns:<3d} rps={r['rps']:>8,.0f} "
-                      f"p99={r['p99_us'] / 1e3:.2f}ms cpu/req={r['proxy_cpu_us']:.1f} "
-                      f"csw/req={r['proxy_csw']:.3f} svc cpu/req={r['svc_cpu_us']:.1f}{agent} "
-                      f"svc conns={r['svc_conns']} others {r['foreign_pct']:.0f}% "
-                      f"errors={r['errors']}")
+        for conns, k in plan:
+            s = stacks[k]
+            r = quiet_run(h, f"{k} c={conns}", "run", lambda: run_one(h, s, conns),
+                          "foreign_pct")
+            r.update({"config": k, "conns": conns, "round": rnd, "slots": s.slots})
+            dead = s.dead()
+            if dead:
+                r["died"] = "+".join(dead)
+                h.log(f"WARNING: {k}: {' and '.join(dead)} exited (logs in {h.tmp}); "
+                      "restarting")
+                h.keep_tmp = True
+                s.stop()
+                s.start()
+            rows.append(r)
+            i += 1
+            agent = (f" agent cpu/req={r['agent_cpu_us']:.1f}" if "agent_cpu_us" in r
+                     else "")
+            h.log(f"[{i}/{total}] {k:12s} c={conns:<3d} rps={r['rps']:>8,.0f} "
+                  f"p99={r['p99_us'] / 1e3:.2f}ms cpu/req={r['proxy_cpu_us']:.1f} "
+                  f"csw/req={r['proxy_csw']:.3f} svc cpu/req={r['svc_cpu_us']:.1f}{agent} "
+                  f"svc conns={r['svc_conns']} others {r['foreign_pct']:.0f}% "
+                  f"errors={r['errors']}")
     return rows
 
 
@@ -419,6 +421,8 @@ def parse_args(argv):
     p.add_argument("--slot-sweep", default="4,64",
                    help="more upstream_slots values, each a configuration of its own "
                    "(l7px-up@N); '' for none")
+    p.add_argument("--sweep-conns", default="16",
+                   help="the connection counts at which the --slot-sweep rows run (default 16)")
     p.add_argument("--size", type=int, default=128, help="response body bytes")
     p.add_argument("--configs", default=",".join(BASE_CONFIGS),
                    help=f"subset/order of {','.join(BASE_CONFIGS)} (l7px-up@N as well)")
@@ -428,9 +432,9 @@ def parse_args(argv):
                    help="run a run again when other processes used more than this percentage "
                    "of all CPUs during it (default 25; 0 = never)")
     p.add_argument("--retries", type=int, default=1, help="how many times at most (default 1)")
-    p.add_argument("--quiet-wait", type=float, default=10,
+    p.add_argument("--quiet-wait", type=float, default=5,
                    help="seconds to wait at most, before each run, for the machine to be idle "
-                   "(below --max-others) (default 10)")
+                   "(below --max-others) (default 5)")
     p.add_argument("--quick", action="store_true",
                    help="1 round of 1 s runs, 16 connections, no sweep, no reruns (~1 min)")
     p.add_argument("--port-base", type=int, default=26200)
@@ -444,6 +448,7 @@ def parse_args(argv):
             if "--" + key.replace("_", "-") not in argv:
                 setattr(a, key, value)
     a.conns = [int(c) for c in str(a.conns).split(",") if c.strip()]
+    a.sweep_conns = [int(c) for c in str(a.sweep_conns).split(",") if c.strip()]
     a.configs = [c.strip() for c in a.configs.split(",") if c.strip()]
     if "l7px-up" in a.configs:
         at = a.configs.index("l7px-up") + 1
