@@ -356,6 +356,77 @@ def markdown(h, rows, stamp, agent_note):
     return "\n".join(lines) + "\n"
 
 
+# The kernel work that l7px's lease-time look causes (exchange.cc ProbeSlot): the TCP_QUICKACK
+# (a pure acknowledgement sent now, through the whole loopback path) and the non-blocking
+# receive that finds nothing. Counted before harness.KERNEL_CLASSES.
+LOOK_FUNCS = {"__tcp_sock_set_quickack", "tcp_sock_set_quickack", "do_tcp_setsockopt",
+              "io_uring_cmd_sock", "io_uring_cmd", "io_uring_cmd_getsockopt"}
+
+
+def profile(h, stacks):
+    """perf record -g on each proxy's processes during one run per configuration and round at
+    the first --conns; the CPU per request split by where it went (harness's classes, and the
+    lease-time look's setsockopt apart)."""
+    if not shutil.which("perf"):
+        sys.exit("upstreams: perf is missing (Debian package linux-perf)")
+    conns = h.conns[0]
+    columns = ["own code", "libraries", "TCP_QUICKACK (setsockopt)"] + \
+        [c for c, _ in harness.KERNEL_CLASSES] + ["other kernel"]
+    counts = {k: dict.fromkeys(columns, 0) for k in h.configs}
+    symbols = {k: {} for k in h.configs}
+    runs = {k: [] for k in h.configs}
+    for rnd in range(h.rounds):
+        for k in h.configs:
+            s = stacks[k]
+            own = os.path.basename(s.proxy.args[0])
+            data = os.path.join(h.tmp, f"perf-{k}-{rnd}.data")
+            perf = start(["perf", "record", "-F", "1999", "-g", "-o", data, "-p",
+                          ",".join(str(p) for p in s.proxy_pids())], f"{data}.log")
+            time.sleep(0.5)  # perf attaches to every thread before the load starts
+            r = run_one(h, s, conns)
+            perf.send_signal(harness.signal.SIGINT)
+            try:
+                perf.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                harness.stop(perf)
+            runs[k].append(r)
+            n = 0
+            for leaf, dso, frames in harness.perf_samples(data):
+                if "kernel.kallsyms" in dso and set(frames) & LOOK_FUNCS:
+                    cls = "TCP_QUICKACK (setsockopt)"
+                else:
+                    cls = harness.classify_sample(dso, frames, own)
+                counts[k][cls] += 1
+                key = f"{leaf} ({os.path.basename(dso).strip('[]')})"
+                symbols[k][key] = symbols[k].get(key, 0) + 1
+                n += 1
+            os.unlink(data)
+            if n == 0:
+                sys.exit(f"upstreams: perf recorded nothing for {k}; see {data}.log")
+            h.log(f"[{rnd + 1}/{h.rounds}] {k:12s} c={conns} rps={r['rps']:>8,.0f} "
+                  f"cpu/req={r['proxy_cpu_us']:.1f} samples={n} others {r['foreign_pct']:.0f}%")
+    lines = [f"Where each proxy's CPU goes at {conns} connections: `perf record -g -F 1999` on "
+             f"the proxy's processes during {h.rounds} interleaved run(s) of {h.duration} s "
+             "each (the classes of `compare.sh profile`, with the stacks under l7px's "
+             "TCP_QUICKACK setsockopt apart). Per request: the class's share of the proxy's "
+             "CPU-µs per request (median of the runs).", "",
+             "| configuration | RPS | proxy CPU-µs/req | " + " | ".join(columns) + " |",
+             "|---|---:|---:|" + "---:|" * len(columns)]
+    for k in h.configs:
+        total = sum(counts[k].values()) or 1
+        cpu = med([r["proxy_cpu_us"] for r in runs[k]])
+        lines.append(f"| {label(k)} | {med([r['rps'] for r in runs[k]]):,.0f} | {cpu:.2f} | " +
+                     " | ".join(f"{counts[k][c] / total * cpu:.2f} ({counts[k][c] / total:.0%})"
+                                for c in columns) + " |")
+    lines += ["", "Hottest functions (share of each proxy's samples, where the sample landed):",
+              ""]
+    for k in h.configs:
+        total = sum(counts[k].values()) or 1
+        top = sorted(symbols[k].items(), key=lambda kv: -kv[1])[:12]
+        lines.append(f"- {label(k)}: " + "; ".join(f"`{name}` {c / total:.1%}" for name, c in top))
+    return "\n".join(lines) + "\n"
+
+
 def machine_lines(h):
     cpu = "?"
     try:
@@ -435,6 +506,10 @@ def parse_args(argv):
     p.add_argument("--quiet-wait", type=float, default=5,
                    help="seconds to wait at most, before each run, for the machine to be idle "
                    "(below --max-others) (default 5)")
+    p.add_argument("--profile", action="store_true",
+                   help="instead of the comparison: perf record -g on each proxy during one run "
+                   "per configuration and round at the first --conns (default 16), into "
+                   "upstreams-profile.md")
     p.add_argument("--quick", action="store_true",
                    help="1 round of 1 s runs, 16 connections, no sweep, no reruns (~1 min)")
     p.add_argument("--port-base", type=int, default=26200)
@@ -447,6 +522,8 @@ def parse_args(argv):
                            "quiet_wait": 2, "conns": "16", "slot_sweep": ""}.items():
             if "--" + key.replace("_", "-") not in argv:
                 setattr(a, key, value)
+    if a.profile and "--conns" not in argv:
+        a.conns = str(TARGET_CONNS)
     a.conns = [int(c) for c in str(a.conns).split(",") if c.strip()]
     a.sweep_conns = [int(c) for c in str(a.sweep_conns).split(",") if c.strip()]
     a.configs = [c.strip() for c in a.configs.split(",") if c.strip()]
@@ -495,11 +572,21 @@ def main():
             h.remember_config(s)
             if h.warmup > 0:
                 harness.run_wrk(h, s, max(h.conns), h.warmup)
-        rows = measure(h, stacks)
+        if h.profile:
+            md = stamp + "\n\n" + profile(h, stacks)
+        else:
+            rows = measure(h, stacks)
     finally:
         for s in stacks.values():
             s.stop()
         harness._kill_all()
+    if h.profile:
+        with open(os.path.join(h.out, "upstreams-profile.md"), "w") as f:
+            f.write(md + "\n".join(machine_lines(h)))
+        print(md)
+        if not h.keep_tmp:
+            shutil.rmtree(h.tmp, ignore_errors=True)
+        return
     md = markdown(h, rows, stamp, agent_note) + "\n".join(machine_lines(h))
     with open(os.path.join(h.out, "upstreams.md"), "w") as f:
         f.write(md)
