@@ -188,6 +188,20 @@ class UpstreamTest : public IntegrationTest {
     const Json* n = services != nullptr ? FindMember(*services, address) : nullptr;
     return n != nullptr ? JsonInt64(n).value_or(-1) : 0;
   }
+  // A member of the pool's /pools "upstreams" entry for `address` ("" when there is none).
+  std::string UpstreamField(const std::string& address, const std::string& field) {
+    const Json pool = PoolEntry(admin(), "legacy");
+    const Json* list = FindMember(pool, "upstreams");
+    if (list == nullptr || !list->is_array()) return "";
+    for (const Json& u : *list) {
+      const Json* a = FindMember(u, "address");
+      const Json* f = FindMember(u, field);
+      if (a != nullptr && a->is_string() && a->get<std::string>() == address && f != nullptr) {
+        return f->is_string() ? f->get<std::string>() : f->dump();
+      }
+    }
+    return "";
+  }
   // TIME_WAIT sockets whose peer port is `port`, l7px's side of connections to a service there,
   // beyond those there were when the test started: a port FreePort returns may have served
   // another test a moment ago, whose clients' TIME_WAIT sockets stay for a minute.
@@ -354,6 +368,17 @@ TEST_F(UpstreamTest, DownAddressIsLoggedOnceAndComesBackWithoutAReload) {
   ASSERT_TRUE(WaitFor([&] { return h().ProxyLog().find(down_b) != std::string::npos; }, kIo));
   std::this_thread::sleep_for(milliseconds(1500));  // several retries, none logged again
   EXPECT_EQ(CountOf(h().ProxyLog(), down_b), 1) << h().ProxyLog();
+  // The admin API and the metrics tell the same.
+  EXPECT_EQ(UpstreamField(Tcp(port_b), "state"), "down");
+  EXPECT_EQ(UpstreamField(Tcp(port_b), "error"), "Connection refused");
+  EXPECT_EQ(UpstreamField(Tcp(port_b), "slots"), "0");
+  EXPECT_EQ(UpstreamField(Tcp(port_a), "state"), "up");
+  EXPECT_EQ(UpstreamField(Tcp(port_a), "slots"), "2");
+  const std::string metrics = AdminCall(admin(), "GET", "/metrics").body;
+  EXPECT_THAT(metrics,
+              HasSubstr("l7px_upstream_up{pool=\"legacy\",address=\"" + Tcp(port_b) + "\"} 0\n"));
+  EXPECT_THAT(metrics,
+              HasSubstr("l7px_upstream_up{pool=\"legacy\",address=\"" + Tcp(port_a) + "\"} 1\n"));
   auto seen = Load(2, 20, "/");
   EXPECT_EQ(seen.count("200 a") ? seen.at("200 a") : 0, 20) << ::testing::PrintToString(seen);
 
@@ -391,6 +416,9 @@ TEST_F(UpstreamTest, DownAddressIsLoggedOnceAndComesBackWithoutAReload) {
   Service("a", Tcp(port_a));
   ASSERT_TRUE(WaitFor([&] { return SlotsOf(Tcp(port_a)) == 2; }, seconds(15))) << h().ProxyLog();
   EXPECT_EQ(StatusOf(HttpExchange(front(), GetRequest("/"))), 200);
+  EXPECT_TRUE(WaitFor([&] { return UpstreamField(Tcp(port_a), "state") == "up"; }, kIo));
+  EXPECT_EQ(UpstreamField(Tcp(port_a), "error"), "");
+  EXPECT_EQ(UpstreamField(Tcp(port_b), "state"), "down");
   EXPECT_EQ(CountOf(h().ProxyLog(), "upstream " + Tcp(port_a) + " up: 2 slots"), 2);
 }
 
@@ -493,6 +521,10 @@ TEST_F(UpstreamTest, UpgradeMovesUpstreamSlotsWithoutDialingMore) {
   EXPECT_EQ(Stats("a").accepted, 4);
   EXPECT_EQ(Stats("a").open, 4);
   EXPECT_LE(Stats("a").max_inflight, 4);
+  // The successor reports the address up with the slots it adopted.
+  EXPECT_TRUE(WaitFor([&] { return UpstreamField(Tcp(port), "state") == "up"; }, kIo))
+      << UpstreamField(Tcp(port), "state");
+  EXPECT_EQ(UpstreamField(Tcp(port), "slots"), "4");
   kill(successor, SIGTERM);
   EXPECT_TRUE(WaitFor([&] { return Stats("a").open == 0; }, kIo));
   EXPECT_EQ(TimeWaitToward(port), 0);
