@@ -69,8 +69,7 @@ void Agent::ThreadEnded() {
   cv_.notify_all();
 }
 
-void Agent::StartTunnel(UniqueFd slot, UniqueFd local, std::string to_local,
-                        std::string to_slot) {
+void Agent::StartTunnel(UniqueFd slot, UniqueFd local, std::string to_local, std::string to_slot) {
   std::lock_guard<std::mutex> lock(mu_);
   ++running_;
   TunnelThread& t = tunnels_.emplace_back();
@@ -260,8 +259,8 @@ int Agent::Run(int signal_fd) {
     std::fprintf(stderr, "l7px connect: cannot create eventfds: %s\n", ErrnoText(errno).c_str());
     return 1;
   }
-  L7PX_LOG(kInfo, "connect: forwarding to {} with {} slots per proxy ({}){}", o_.to.text,
-           o_.slots, ProxyList(o_.proxies), o_.pool.empty() ? "" : ", pool " + o_.pool);
+  L7PX_LOG(kInfo, "connect: forwarding to {} with {} slots per proxy ({}){}", o_.to.text, o_.slots,
+           ProxyList(o_.proxies), o_.pool.empty() ? "" : ", pool " + o_.pool);
   Backoff probe(kProbeMin, kProbeMax, static_cast<uint32_t>(std::random_device{}()));
   enum class Service { kUnknown, kUp, kDown } service = Service::kUnknown;
   while (true) {
@@ -302,8 +301,10 @@ int Agent::Run(int signal_fd) {
     if (fds[0].revents != 0) {
       signalfd_siginfo si;
       [[maybe_unused]] ssize_t r = read(signal_fd, &si, sizeof(si));
-      L7PX_LOG(kInfo, "connect: {}: closing idle slots, letting requests in flight finish "
-               "(grace {} ms)", strsignal(static_cast<int>(si.ssi_signo)), o_.grace.count());
+      L7PX_LOG(kInfo,
+               "connect: {}: closing idle slots, letting requests in flight finish "
+               "(grace {} ms)",
+               strsignal(static_cast<int>(si.ssi_signo)), o_.grace.count());
       break;
     }
   }

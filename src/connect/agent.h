@@ -81,7 +81,7 @@ class Agent : public RelayHooks {
   std::mutex mu_;
   std::condition_variable cv_;
   int running_ = 0;
-  std::list<TunnelThread> tunnels_;  // under mu_
+  std::list<TunnelThread> tunnels_;       // under mu_
   std::vector<std::string> proxy_state_;  // under mu_: the last state logged per proxy
 };
 

@@ -28,8 +28,8 @@ class LocalPool {
   LocalPool(Endpoint to, int limit) : to_(std::move(to)), limit_(limit) {}
 
   struct Lease {
-    bool ok = false;   // false: stopped while waiting (no lease held)
-    UniqueFd fd;       // an idle connection, or invalid: the holder dials (DialFor)
+    bool ok = false;  // false: stopped while waiting (no lease held)
+    UniqueFd fd;      // an idle connection, or invalid: the holder dials (DialFor)
     bool reused = false;
   };
   // Waits for a free lease (fewer than `limit` leased) until `stops` says so for `kind`.
@@ -51,6 +51,7 @@ class LocalPool {
   // Wakes every Acquire so it re-checks its stops.
   void Wake() { cv_.notify_all(); }
   int limit() const { return limit_; }
+  bool unix_socket() const { return to_.is_unix; }
 
  private:
   static bool ClosedByPeer(int fd);

@@ -95,8 +95,7 @@ WaitResult WaitFd(int fd, short events, const Stops& stops, WaitKind kind,
 namespace {
 
 UniqueFd ConnectOne(int family, const sockaddr* sa, socklen_t len, const Stops& stops,
-                    WaitKind kind, Clock::time_point deadline, bool keepalive,
-                    std::string* error) {
+                    WaitKind kind, Clock::time_point deadline, bool keepalive, std::string* error) {
   UniqueFd fd(socket(family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
   if (!fd) {
     *error = "socket: " + ErrnoText(errno);

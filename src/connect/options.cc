@@ -89,9 +89,8 @@ absl::StatusOr<ConnectOptions> ParseConnectOptions(const std::vector<std::string
       flag = flag.substr(0, eq);
       has_value = true;
     }
-    static constexpr std::string_view kFlags[] = {"--proxy", "--pool",  "--slots",
-                                                    "--token", "--to",    "--service",
-                                                    "--grace", "--log-level"};
+    static constexpr std::string_view kFlags[] = {"--proxy", "--pool",    "--slots", "--token",
+                                                  "--to",    "--service", "--grace", "--log-level"};
     bool known = false;
     for (std::string_view f : kFlags) known = known || f == flag;
     if (!known) return Bad("unknown flag " + std::string(flag));

@@ -1,5 +1,7 @@
 #include "connect/relay.h"
 
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <poll.h>
 #include <sys/socket.h>
 
@@ -96,7 +98,8 @@ Relay::Relay(LocalPool& pool, RelayHooks& hooks, Stops stops)
       resp_(new char[kBufferSize]),
       head_out_(new char[kBufferSize]),
       req_parser_(http::Parser::Kind::kRequest, RequestLimits()),
-      resp_parser_(http::Parser::Kind::kResponse, ResponseLimits()) {}
+      resp_parser_(http::Parser::Kind::kResponse, ResponseLimits()),
+      quick_ack_(!pool.unix_socket()) {}
 
 void Relay::WriteError(int slot_fd, int status, bool close) {
   const std::string_view reason = http::ReasonPhrase(status, "Error");
@@ -107,8 +110,8 @@ void Relay::WriteError(int slot_fd, int status, bool close) {
                                   "Content-Length: {}\r\n{}\r\n{} {}\n",
                                   status, reason, reason.size() + 5,
                                   close ? "Connection: close\r\n" : "", status, reason);
-  SendAll(slot_fd, std::string_view(buf, std::min(r.size, sizeof(buf))), stops_,
-          WaitKind::kBusy, Clock::now() + std::chrono::seconds(10));
+  SendAll(slot_fd, std::string_view(buf, std::min(r.size, sizeof(buf))), stops_, WaitKind::kBusy,
+          Clock::now() + std::chrono::seconds(10));
 }
 
 Relay::Result Relay::Serve(UniqueFd& slot, std::string_view pending) {
@@ -305,6 +308,7 @@ Relay::Outcome Relay::Exchange(UniqueFd& slot, UniqueFd& local, bool* local_keep
   resp_parser_.Begin(resp_.get());
   resp_parser_.set_head_request(head_request_);
   bool got_response_byte = false;
+  bool read_local = false;  // the last round read from the service
   while (true) {
     if (!ParseRequest()) {
       *local_keep = false;
@@ -316,6 +320,14 @@ Relay::Outcome Relay::Exchange(UniqueFd& slot, UniqueFd& local, bool* local_keep
       *local_keep = false;
       return fail;
     }
+    if (read_local && !resp_done_ && quick_ack_) {
+      // Part of a response is here: acknowledge it now. A service that writes a response in
+      // pieces with Nagle on (Python's http.server: head, then body) holds the next piece
+      // until then, which the kernel's delayed ACK would make up to 40 ms a response.
+      const int one = 1;
+      setsockopt(lfd, IPPROTO_TCP, TCP_QUICKACK, &one, sizeof(one));
+    }
+    read_local = false;
     if (tunnel_) {
       *local_keep = false;
       return StartTunnel(slot, local) ? Outcome::kTunnel : Outcome::kSlotGone;
@@ -404,6 +416,7 @@ Relay::Outcome Relay::Exchange(UniqueFd& slot, UniqueFd& local, bool* local_keep
       if (n > 0) {
         plen_ += static_cast<uint32_t>(n);
         got_response_byte = true;
+        read_local = true;
         progress = true;
       } else if (n < 0 && WouldBlock()) {
         local_events |= POLLIN;

@@ -59,9 +59,9 @@ class Relay {
   Relay& operator=(const Relay&) = delete;
 
   enum class End {
-    kStopped,     // a stop came while the slot was idle: closed by the caller
-    kClosed,      // l7px closed the slot, an exchange failed, or the slot had to close
-    kTunnel,      // the slot became a tunnel (the fd was moved to it)
+    kStopped,  // a stop came while the slot was idle: closed by the caller
+    kClosed,   // l7px closed the slot, an exchange failed, or the slot had to close
+    kTunnel,   // the slot became a tunnel (the fd was moved to it)
   };
   struct Result {
     End end = End::kClosed;
@@ -73,10 +73,10 @@ class Relay {
 
  private:
   enum class Outcome {
-    kDone,          // response relayed; slot_keep_ says whether the slot goes on
-    kFailedEarly,   // the service failed before any response byte (nothing sent to the slot)
-    kBadResponse,   // the service sent something that is not a response (nothing sent yet)
-    kSlotGone,      // the slot failed or closed, or a response broke off after bytes were sent
+    kDone,         // response relayed; slot_keep_ says whether the slot goes on
+    kFailedEarly,  // the service failed before any response byte (nothing sent to the slot)
+    kBadResponse,  // the service sent something that is not a response (nothing sent yet)
+    kSlotGone,     // the slot failed or closed, or a response broke off after bytes were sent
     kTunnel,
     kAborted,
   };
@@ -111,6 +111,7 @@ class Relay {
   bool slot_written_ = false;  // some response byte went to the slot
   bool slot_keep_ = true;
   bool tunnel_ = false;
+  const bool quick_ack_;  // the service is reached over TCP
 };
 
 // Relays bytes both ways between `a` and `b` until both directions ended (an EOF is passed on
