@@ -78,6 +78,11 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     (void)parser.pool();
     (void)parser.token();
     (void)parser.has_token();
+    // Only an upgrade head can ask for PTTH; the 101 always exists for what was asked.
+    if (mode != HandshakeParser::Mode::kUpgrade) {
+      L7PX_FUZZ_CHECK(parser.protocol() == HandshakeParser::Protocol::kSlotV1);
+    }
+    L7PX_FUZZ_CHECK(!l7px::acceptor::SwitchingProtocolsResponse(parser.protocol()).empty());
   }
   (void)l7px::acceptor::RefusalResponse(400, parser.reject_reason());
   return 0;

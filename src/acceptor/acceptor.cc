@@ -259,7 +259,8 @@ class Acceptor::Loop {
     }
     io::TuneStreamSocket(fd.get());
     if (options_.handshake == HandshakeParser::Mode::kNone) {
-      Register(std::move(fd), peer, "", "", false, peer.ToString(), InstanceKey("", peer));
+      Register(std::move(fd), peer, "", "", false, peer.ToString(), InstanceKey("", peer),
+               HandshakeParser::Protocol::kSlotV1);
       return;
     }
     uint32_t index;
@@ -332,8 +333,9 @@ class Acceptor::Loop {
     const std::string pool = p.parser.pool();
     const std::string token = p.parser.token();
     const bool has_token = p.parser.has_token();
+    const HandshakeParser::Protocol protocol = p.parser.protocol();
     FreePending(index);
-    Register(std::move(fd), peer, pool, token, has_token, service, instance);
+    Register(std::move(fd), peer, pool, token, has_token, service, instance, protocol);
   }
 
   // What a slot's instance is called: its L7px-Service id, or without one its peer's IP.
@@ -346,7 +348,7 @@ class Acceptor::Loop {
 
   void Register(UniqueFd fd, const SocketAddress& peer, const std::string& pool_name,
                 const std::string& token, bool has_token, const std::string& service,
-                const std::string& instance) {
+                const std::string& instance, HandshakeParser::Protocol protocol) {
     slots::Pool* pool = options_.pools->Find(pool_name.empty() ? options_.default_pool : pool_name);
     auto refuse = [&](int status, std::string_view why) {
       if (pool != nullptr) pool->registrations_refused.fetch_add(1, std::memory_order_relaxed);
@@ -368,11 +370,11 @@ class Acceptor::Loop {
       return refuse(503, "pool is at max_slots");
     }
     if (options_.handshake == HandshakeParser::Mode::kUpgrade) {
-      SendSmall(fd.get(), SwitchingProtocolsResponse());
+      SendSmall(fd.get(), SwitchingProtocolsResponse(protocol));
     }
     pool->registrations_ok.fetch_add(1, std::memory_order_relaxed);
-    L7PX_LOG(kDebug, "slot registered: pool={} service={} peer={}", pool->name(), service,
-             peer.ToString());
+    L7PX_LOG(kDebug, "slot registered: pool={} service={} peer={}{}", pool->name(), service,
+             peer.ToString(), protocol == HandshakeParser::Protocol::kPtth ? " (ptth)" : "");
     AddSlot(std::move(fd), *pool, service, instance);
   }
 

@@ -33,6 +33,7 @@ struct Dialer::Entry {
   uint32_t failures = 0;  // in a row: failed connects and slots gone unused
   int64_t next_dial_ns = 0;
   State state = State::kStarting;
+  std::string error;      // the last connect error while down
   bool declared = false;  // scratch for Tick
   std::vector<slots::Slot*> slots;
 };
@@ -80,6 +81,7 @@ void Dialer::Tick(int64_t now_ns) {
     if (!e || e->declared || e->target == 0) continue;
     L7PX_LOG(kInfo, "pool {}: upstream {} removed: closing its {} slots as they become idle",
              pools_->at(e->pool_id)->name(), e->key, Alive(*e));
+    pools_->at(e->pool_id)->ForgetUpstream(e->key);
     e->target = 0;
     dirty_ = true;
   }
@@ -110,8 +112,19 @@ uint32_t Dialer::FindOrAdd(uint32_t pool_id, const SocketAddress& address) {
     free = static_cast<uint32_t>(entries_.size());
     entries_.push_back(nullptr);
   }
+  Publish(*e);
   entries_[free] = std::move(e);
   return free;
+}
+
+void Dialer::Publish(const Entry& e) {
+  timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  slots::Pool::UpstreamStatus status;
+  status.state = e.state == State::kUp ? "up" : e.state == State::kDown ? "down" : "starting";
+  if (e.state == State::kDown) status.error = e.error;
+  status.changed_ms = int64_t{ts.tv_sec} * 1000 + ts.tv_nsec / 1'000'000;
+  pools_->at(e.pool_id)->SetUpstreamStatus(e.key, std::move(status));
 }
 
 uint32_t Dialer::Find(const slots::Pool& pool, const std::string& service) {
@@ -170,6 +183,8 @@ void Dialer::Pump(int64_t now_ns) {
       continue;
     }
     if (!held_ && !paused_) DialMissing(*e, i, now_ns);
+    // Slots adopted in an upgrade fill the target without a dial of this process.
+    if (e->state == State::kStarting && e->dialing == 0 && alive >= e->target) MaybeUp(*e);
   }
 }
 
@@ -266,6 +281,7 @@ void Dialer::OnConnect(uint32_t a, uint32_t generation, int res, int64_t now_ns)
   }
   if (e.state == State::kDown) {
     e.state = State::kStarting;  // it answers again: dial the rest now
+    Publish(e);
     e.next_dial_ns = now_ns;
     if (!held_ && !paused_) DialMissing(e, index, now_ns);
   }
@@ -275,6 +291,7 @@ void Dialer::OnConnect(uint32_t a, uint32_t generation, int res, int64_t now_ns)
 void Dialer::MaybeUp(Entry& e) {
   if (e.state != State::kStarting || e.dialing > 0) return;
   e.state = State::kUp;
+  Publish(e);
   L7PX_LOG(kInfo, "pool {}: upstream {} up: {} slots", pools_->at(e.pool_id)->name(), e.key,
            Alive(e));
 }
@@ -283,8 +300,17 @@ void Dialer::Failed(Entry& e, int error, int64_t now_ns) {
   ++e.failures;
   e.next_dial_ns = now_ns + Backoff(e.failures);
   if (next_due_ns_ == 0 || e.next_dial_ns < next_due_ns_) next_due_ns_ = e.next_dial_ns;
-  if (e.target == 0 || e.state == State::kDown) return;
+  if (e.target == 0) return;
+  if (e.state == State::kDown) {
+    if (e.error != strerror(error)) {  // a different reason now (refused -> timed out)
+      e.error = strerror(error);
+      Publish(e);
+    }
+    return;
+  }
   e.state = State::kDown;
+  e.error = strerror(error);
+  Publish(e);
   L7PX_LOG(kWarn, "pool {}: upstream {} down: {}; retrying", pools_->at(e.pool_id)->name(), e.key,
            strerror(error));
 }

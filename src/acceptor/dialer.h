@@ -90,6 +90,8 @@ class Dialer {
   struct Attempt;
 
   uint32_t FindOrAdd(uint32_t pool_id, const SocketAddress& address);
+  // Tells the pool (admin API, metrics) the entry's state; on state changes only.
+  void Publish(const Entry& e);
   void DialMissing(Entry& e, uint32_t index, int64_t now_ns);
   void StartDial(Entry& e, uint32_t index);
   void Failed(Entry& e, int error, int64_t now_ns);

@@ -5,6 +5,7 @@
 
 #include <cstring>
 
+#include "absl/strings/escaping.h"
 #include "base/strings.h"
 #include "fmt/format.h"
 #include "http/status_text.h"
@@ -24,6 +25,11 @@ namespace {
 
 constexpr std::string_view kRegisterPath = "/.l7px/register";
 constexpr std::string_view kSlotProtocol = "l7px-slot/1";
+// draft-kazuho-ptth-ptth, HTTP/1.1: the upgrade token, and the one protocol a slot speaks, as an
+// ALPN field (RFC 7639) spells it.
+constexpr std::string_view kPtthProtocol = "ptth";
+constexpr std::string_view kHttp11AlpnId = "http/1.1";
+constexpr size_t kMaxPoolName = 64;  // the config's rule for pool names
 
 constexpr char kMxSignature[12] = {'\r', '\n', '\r', '\n', 'M', 'X', 'P', 'R', 'O', 'X', 'Y', '\n'};
 constexpr size_t kMxFixedBytes = 16;  // signature, version, family, 16-bit length
@@ -57,7 +63,103 @@ struct HeadFields {
   std::string token;
   bool has_token = false;
   std::string service;
+  HandshakeParser::Protocol protocol = HandshakeParser::Protocol::kSlotV1;
 };
+
+// A pool name as the config allows it (1..64 of A-Z a-z 0-9 _ - .), minus the two dot-segments a
+// client library might normalise away before sending.
+bool IsPoolPathSegment(std::string_view s) {
+  if (s.empty() || s.size() > kMaxPoolName || s == "." || s == "..") return false;
+  for (char c : s) {
+    const bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                    c == '_' || c == '-' || c == '.';
+    if (!ok) return false;
+  }
+  return true;
+}
+
+int HexValue(char c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  return -1;
+}
+
+// RFC 7639: the ALPN field is a list of protocol ids, each a token in which "%" starts a
+// percent-encoded octet. Sets *offers_http11 when one of them decodes to "http/1.1". False when
+// an item is not such a token.
+bool ParseAlpnList(std::string_view list, bool* offers_http11) {
+  *offers_http11 = false;
+  while (!list.empty()) {
+    const size_t comma = list.find(',');
+    const std::string_view item = TrimOws(list.substr(0, comma));
+    std::string id;
+    for (size_t i = 0; i < item.size(); ++i) {
+      if (item[i] == '%') {
+        if (i + 2 >= item.size()) return false;
+        const int hi = HexValue(item[i + 1]), lo = HexValue(item[i + 2]);
+        if (hi < 0 || lo < 0) return false;
+        id.push_back(static_cast<char>(hi * 16 + lo));
+        i += 2;
+      } else if (IsTokenChar(item[i])) {
+        id.push_back(item[i]);
+      } else {
+        return false;
+      }
+    }
+    if (id == kHttp11AlpnId) *offers_http11 = true;
+    if (comma == std::string_view::npos) break;
+    list.remove_prefix(comma + 1);
+  }
+  return true;
+}
+
+// Strict base64 (RFC 4648 alphabet, padded, nothing else), so that what a service meant is never
+// a guess.
+bool IsStrictBase64(std::string_view s) {
+  if (s.empty() || s.size() % 4 != 0) return false;
+  size_t pad = 0;
+  while (pad < 2 && s[s.size() - 1 - pad] == '=') ++pad;
+  for (size_t i = 0; i < s.size() - pad; ++i) {
+    const char c = s[i];
+    const bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                    c == '+' || c == '/';
+    if (!ok) return false;
+  }
+  return true;
+}
+
+// The token (and, for Basic, the service id) a PTTH head carries in Authorization (RFC 9110
+// 11.6.2: scheme, then credentials after one or more SP). Returns a reject reason or nullptr.
+const char* ParseAuthorization(std::string_view value, std::string* token, std::string* service) {
+  const size_t sp = value.find(' ');
+  if (sp == std::string_view::npos) return "bad Authorization";
+  const std::string_view scheme = value.substr(0, sp);
+  std::string_view credentials = value.substr(sp);
+  while (!credentials.empty() && credentials.front() == ' ') credentials.remove_prefix(1);
+  if (credentials.empty() || credentials.find_first_of(" \t") != std::string_view::npos) {
+    return "bad Authorization";
+  }
+  if (EqualsIgnoreCase(scheme, "Bearer")) {
+    token->assign(credentials);
+    return nullptr;
+  }
+  if (!EqualsIgnoreCase(scheme, "Basic")) return "unsupported Authorization scheme";
+  std::string decoded;
+  if (!IsStrictBase64(credentials) ||
+      !absl::Base64Unescape(absl::string_view(credentials.data(), credentials.size()), &decoded)) {
+    return "bad Authorization";
+  }
+  const size_t colon = decoded.find(':');
+  if (colon == std::string::npos) return "bad Authorization";
+  for (char c : decoded) {  // RFC 7617: no control characters in user-id or password
+    const auto u = static_cast<unsigned char>(c);
+    if (u < 0x20 || u == 0x7f) return "bad Authorization";
+  }
+  service->assign(decoded, 0, colon);
+  token->assign(decoded, colon + 1);
+  return nullptr;
+}
 
 // Parses a complete head (request line and header lines, CRLF-separated, without the final
 // blank line). CR and LF only occur as CRLF pairs here. Returns a reject reason or nullptr.
@@ -76,11 +178,24 @@ const char* ParseHead(std::string_view head, HeadFields* out) {
     return "bad request line";
   }
   if (request_line.substr(0, sp1) != "GET") return "bad method";
-  if (request_line.substr(sp1 + 1, sp2 - sp1 - 1) != kRegisterPath) return "bad path";
+  // The target is the register path, or (PTTH only, checked once Upgrade is known) the register
+  // path with one more segment naming the pool.
+  const std::string_view target = request_line.substr(sp1 + 1, sp2 - sp1 - 1);
+  std::string_view path_pool;
+  if (target != kRegisterPath) {
+    if (!target.starts_with(kRegisterPath) || target.size() < kRegisterPath.size() + 2 ||
+        target[kRegisterPath.size()] != '/' ||
+        !IsPoolPathSegment(target.substr(kRegisterPath.size() + 1))) {
+      return "bad path";
+    }
+    path_pool = target.substr(kRegisterPath.size() + 1);
+  }
   if (request_line.substr(sp2 + 1) != "HTTP/1.1") return "bad version";
 
   bool has_host = false, has_upgrade = false, connection_upgrade = false;
-  bool has_pool = false, has_service = false;
+  bool has_pool = false, has_service = false, has_alpn = false, has_authorization = false;
+  std::string alpn;
+  std::string_view authorization;
   while (!head.empty()) {
     const std::string_view line = next_line();
     if (line.empty()) return "malformed header";  // cannot happen: the blank line ends the head
@@ -105,7 +220,13 @@ const char* ParseHead(std::string_view head, HeadFields* out) {
       if (ListContainsToken(value, "upgrade")) connection_upgrade = true;
     } else if (EqualsIgnoreCase(name, "Upgrade")) {
       if (has_upgrade) return "duplicate Upgrade";
-      if (!EqualsIgnoreCase(value, kSlotProtocol)) return "unsupported Upgrade";
+      if (EqualsIgnoreCase(value, kSlotProtocol)) {
+        out->protocol = HandshakeParser::Protocol::kSlotV1;
+      } else if (EqualsIgnoreCase(value, kPtthProtocol)) {
+        out->protocol = HandshakeParser::Protocol::kPtth;
+      } else {
+        return "unsupported Upgrade";
+      }
       has_upgrade = true;
     } else if (EqualsIgnoreCase(name, "Content-Length") ||
                EqualsIgnoreCase(name, "Transfer-Encoding")) {
@@ -122,11 +243,46 @@ const char* ParseHead(std::string_view head, HeadFields* out) {
       if (has_service) return "duplicate L7px-Service";
       has_service = true;
       out->service.assign(value);
+    } else if (EqualsIgnoreCase(name, "ALPN")) {
+      // A list field: several lines are one list (RFC 9110 5.3).
+      if (has_alpn) alpn.push_back(',');
+      has_alpn = true;
+      alpn.append(value);
+    } else if (EqualsIgnoreCase(name, "Authorization")) {
+      if (has_authorization) return "duplicate Authorization";
+      has_authorization = true;
+      authorization = value;
     }
   }
   if (!has_host) return "missing Host";
   if (!has_upgrade) return "missing Upgrade";
   if (!connection_upgrade) return "missing Connection: upgrade";
+  if (out->protocol == HandshakeParser::Protocol::kSlotV1) {
+    // v1 stays exactly as specified: Authorization and ALPN mean nothing to it.
+    if (!path_pool.empty()) return "pool in path needs Upgrade: ptth";
+    return nullptr;
+  }
+
+  // PTTH: the draft requires ALPN; slots speak HTTP/1.1 only.
+  if (!has_alpn) return "missing ALPN";
+  bool offers_http11 = false;
+  if (!ParseAlpnList(alpn, &offers_http11)) return "bad ALPN";
+  if (!offers_http11) return "ALPN offers no http/1.1";
+  if (!path_pool.empty()) {
+    if (has_pool) return "pool in both path and L7px-Pool";
+    out->pool.assign(path_pool);
+  }
+  if (has_authorization) {
+    std::string token, service;
+    if (const char* reason = ParseAuthorization(authorization, &token, &service)) return reason;
+    if (out->has_token) return "token in both Authorization and L7px-Token";
+    out->has_token = true;
+    out->token = std::move(token);
+    if (!service.empty()) {
+      if (has_service) return "service in both Authorization and L7px-Service";
+      out->service = std::move(service);
+    }
+  }
   return nullptr;
 }
 
@@ -180,6 +336,7 @@ HandshakeParser::Status HandshakeParser::Feed(const char* data, size_t len, size
         token_ = std::move(fields.token);
         has_token_ = fields.has_token;
         service_ = std::move(fields.service);
+        protocol_ = fields.protocol;
         buffer_.clear();
         buffer_.shrink_to_fit();
         return finish(Status::kDone);
@@ -226,7 +383,11 @@ HandshakeParser::Status HandshakeParser::Feed(const char* data, size_t len, size
   return finish(Status::kNeedMore);
 }
 
-std::string_view SwitchingProtocolsResponse() {
+std::string_view SwitchingProtocolsResponse(HandshakeParser::Protocol protocol) {
+  if (protocol == HandshakeParser::Protocol::kPtth) {
+    return "HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: ptth\r\n"
+           "ALPN: http%2F1.1\r\n\r\n";
+  }
   return "HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: l7px-slot/1\r\n\r\n";
 }
 

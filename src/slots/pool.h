@@ -207,6 +207,26 @@ class Pool {
     return services_;
   }
 
+  // What the acceptor's dialer (acceptor/dialer.h) last found of one of `upstreams`, for the
+  // admin API and metrics. Written on state changes only (never per request).
+  struct UpstreamStatus {
+    std::string state;       // "starting" (first slots dialing), "up" or "down"
+    std::string error;       // why it is down: the last connect error; "" otherwise
+    int64_t changed_ms = 0;  // wall-clock time of the last state change (Unix ms)
+  };
+  void SetUpstreamStatus(const std::string& address, UpstreamStatus status) {
+    std::lock_guard<std::mutex> lock(services_mu_);
+    upstreams_[address] = std::move(status);
+  }
+  void ForgetUpstream(const std::string& address) {
+    std::lock_guard<std::mutex> lock(services_mu_);
+    upstreams_.erase(address);
+  }
+  std::map<std::string, UpstreamStatus> Upstreams() const {
+    std::lock_guard<std::mutex> lock(services_mu_);
+    return upstreams_;
+  }
+
   // Gauges and counters (relaxed; read by stats).
   std::atomic<int64_t> registered{0};  // live slots: idle + busy
   std::atomic<int64_t> busy{0};
@@ -233,6 +253,7 @@ class Pool {
   std::atomic<bool> closing_{false};
   mutable std::mutex services_mu_;
   std::map<std::string, int> services_;
+  std::map<std::string, UpstreamStatus> upstreams_;  // under services_mu_
   SlotStack idle_;
   InstanceTable instances_;
   alignas(64) std::atomic<uint64_t> sync_{0};

@@ -59,7 +59,7 @@ TEST_F(AdminJsonTest, BodiesListMembersInTheirDocumentedOrder) {
             "{\"pools\":[{\"name\":\"default\",\"registered\":2,\"idle\":2,\"busy\":0,"
             "\"waiting\":0,\"served\":0,\"shed\":{\"queue_full\":0,\"queue_timeout\":0,"
             "\"closing\":0,\"max_tunnels\":0},\"retries\":0,\"draining\":false,"
-            "\"services\":{\"svc-1\":2},"
+            "\"services\":{\"svc-1\":2},\"upstreams\":[],"
             "\"instances\":[{\"id\":\"svc-1\",\"state\":\"healthy\",\"slots\":2,"
             "\"consecutive_failures\":0,\"ejections\":0,\"ejected_until\":null,"
             "\"ejected_ms_left\":0}],\"instances_ejected\":0,\"ejections\":0,\"tunnels\":0,"

@@ -61,6 +61,22 @@ void WriteText(const std::string& path, const std::string& text) {
   out << text;
 }
 
+// ------------------------------------------------------------------ the build's version
+
+// --version names the commit the binary was built from when the source is a git checkout, so the
+// old and the new process of an upgrade can be told apart in its log.
+TEST(VersionTest, VersionNamesTheCommitOfAGitCheckout) {
+  const CommandResult version = RunCommand({L7PX_BINARY, "--version"});
+  ASSERT_EQ(version.exit_code, 0) << version.err;
+  EXPECT_TRUE(std::regex_match(
+      version.out, std::regex(R"(l7px [0-9]+\.[0-9]+\.[0-9]+(\+g[0-9a-f]{12}(\.dirty)?)?\n)")))
+      << version.out;
+  const CommandResult head =
+      RunCommand({"git", "-C", L7PX_SOURCE_DIR, "rev-parse", "--short=12", "HEAD"});
+  if (head.exit_code != 0) GTEST_SKIP() << "the source is not a git checkout: " << head.err;
+  EXPECT_THAT(version.out, HasSubstr("+g" + head.out.substr(0, 12))) << version.out;
+}
+
 // ------------------------------------------------------------------ upgrades (SIGUSR2)
 
 class UpgradeLifecycleTest : public IntegrationTest {

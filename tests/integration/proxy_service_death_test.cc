@@ -3,7 +3,9 @@
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
+#include <sys/socket.h>
 
+#include <chrono>
 #include <string>
 
 #include "support/admin.h"
@@ -13,6 +15,8 @@
 
 namespace l7px::testing {
 namespace {
+
+using ::testing::HasSubstr;
 
 class ProxyServiceDeathTest : public IntegrationTest {};
 
@@ -135,6 +139,57 @@ TEST_F(ProxyServiceDeathTest, DieDuringResponseAbortsClient) {
 
   const std::string ok = HttpExchange(front(), GetRequest("/after"));
   EXPECT_EQ(StatusOf(ok), 200) << ok;
+}
+
+// The line of the (JSON) access log that names `target`; "" while there is none.
+std::string AccessLogLineOf(const std::string& log, const std::string& target) {
+  const size_t at = log.find("\"target\":\"" + target + "\"");
+  if (at == std::string::npos) return "";
+  const size_t begin = log.rfind('\n', at);
+  const size_t end = log.find('\n', at);
+  return log.substr(begin == std::string::npos ? 0 : begin + 1,
+                    end == std::string::npos ? std::string::npos : end - begin - 1);
+}
+
+// Requests cut short are logged too, as NGINX logs them: a response the service aborted
+// mid-body with the status that went out and the bytes sent; a request whose client went away
+// before any answer with 499.
+TEST_F(ProxyServiceDeathTest, RequestsCutShortGetTheirAccessLogLine) {
+  h().EnableAdmin();
+  ASSERT_TRUE(StartProxy("[[pool]]\nname = \"default\"\nqueue_timeout = \"5s\"\n"))
+      << h().ProxyLog();
+  ASSERT_NE(StartService({"--slots", "1"}), nullptr);
+
+  UniqueFd aborted = ConnectTcp(front());
+  ASSERT_TRUE(SendAll(aborted.get(), GetRequest("/die-during")));
+  std::string seen;
+  ASSERT_TRUE(WaitPeerClosed(aborted.get(), kIo, &seen)) << seen;
+  std::string line;
+  ASSERT_TRUE(WaitFor(
+      [&] { return !(line = AccessLogLineOf(h().AccessLog(), "/die-during")).empty(); }, kIo))
+      << "no access-log line for a response aborted mid-body:\n"
+      << h().AccessLog();
+  EXPECT_THAT(line, HasSubstr("\"status\":200,")) << line;
+
+  // The only slot (re-dialed) is busy for a while; a second client queues and resets.
+  EXPECT_EQ(StatusOf(HttpExchange(front(), GetRequest("/up"))), 200);
+  UniqueFd busy = ConnectTcp(front());
+  ASSERT_TRUE(SendAll(busy.get(), GetRequest("/delay/1500")));
+  ASSERT_TRUE(WaitFor([&] { return PoolCounter(h().admin_port(), "default", "busy") == 1; }, kIo));
+  UniqueFd gone = ConnectTcp(front());
+  ASSERT_TRUE(SendAll(gone.get(), GetRequest("/left-the-queue")));
+  ASSERT_TRUE(
+      WaitFor([&] { return PoolCounter(h().admin_port(), "default", "waiting") == 1; }, kIo));
+  const linger reset{1, 0};
+  setsockopt(gone.get(), SOL_SOCKET, SO_LINGER, &reset, sizeof(reset));
+  gone.Reset();
+  ASSERT_TRUE(WaitFor(
+      [&] { return !(line = AccessLogLineOf(h().AccessLog(), "/left-the-queue")).empty(); }, kIo))
+      << "no access-log line for a client that left the queue:\n"
+      << h().AccessLog();
+  EXPECT_THAT(line, HasSubstr("\"status\":499,")) << line;
+  std::string carry;
+  EXPECT_EQ(StatusOf(RecvHttpResponse(busy.get(), &carry, kIo)), 200);
 }
 
 TEST_F(ProxyServiceDeathTest, ServiceKilledAndReplaced) {

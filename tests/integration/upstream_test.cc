@@ -13,6 +13,7 @@
 #include <chrono>
 #include <fstream>
 #include <map>
+#include <memory>
 #include <mutex>
 #include <sstream>
 #include <string>
@@ -22,6 +23,7 @@
 #include "support/admin.h"
 #include "support/clients.h"
 #include "support/integration.h"
+#include "support/listening_service.h"
 #include "support/load.h"
 #include "support/net.h"
 
@@ -32,83 +34,7 @@ using std::chrono::milliseconds;
 using std::chrono::seconds;
 using ::testing::HasSubstr;
 
-// argv: name, listen address ("127.0.0.1:PORT" or "unix:/path"), stats file, idle timeout (s).
-constexpr char kServiceScript[] = R"PY(
-import http.server, os, socketserver, sys, threading, time
-name, listen, stats_path = sys.argv[1], sys.argv[2], sys.argv[3]
-idle = float(sys.argv[4]) if len(sys.argv) > 4 else 0
-lock = threading.Lock()
-st = {"accepted": 0, "open": 0, "inflight": 0, "max_inflight": 0, "requests": 0}
-def dump():
-    tmp = stats_path + ".tmp"
-    with open(tmp, "w") as f:
-        f.write(" ".join("%s=%d" % kv for kv in st.items()) + "\n")
-    os.replace(tmp, stats_path)
-class Handler(http.server.BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    # Python's defaults: Nagle on, and unbuffered writes, so the head and the body of a response
-    # go out in two writes and the kernel holds the body until l7px acknowledges the head.
-    timeout = idle or None
-    def setup(self):
-        super().setup()
-        with lock:
-            st["accepted"] += 1
-            st["open"] += 1
-            dump()
-    def finish(self):
-        try:
-            super().finish()
-        finally:
-            with lock:
-                st["open"] -= 1
-                dump()
-    def do_GET(self):
-        with lock:
-            st["inflight"] += 1
-            st["requests"] += 1
-            st["max_inflight"] = max(st["max_inflight"], st["inflight"])
-        try:
-            if self.path.startswith("/slow"):
-                time.sleep(0.002)
-            body = (name + " " + self.path).encode()
-            self.send_response(200)
-            self.send_header("Content-Length", str(len(body)))
-            self.send_header("X-Service", name)
-            if self.path.startswith("/close"):
-                self.send_header("Connection", "close")
-            self.end_headers()
-            self.wfile.write(body)
-        finally:
-            with lock:
-                st["inflight"] -= 1
-                dump()
-    def log_message(self, *args):
-        pass
-class Tcp(socketserver.ThreadingMixIn, http.server.HTTPServer):
-    daemon_threads = True
-    allow_reuse_address = True
-class Unix(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
-    daemon_threads = True
-if listen.startswith("unix:"):
-    path = listen[5:]
-    if os.path.exists(path):
-        os.unlink(path)
-    server = Unix(path, Handler)
-else:
-    host, port = listen.rsplit(":", 1)
-    server = Tcp((host, int(port)), Handler)
-with lock:
-    dump()
-print("ready", flush=True)
-server.serve_forever()
-)PY";
-
-struct ServiceStats {
-  int accepted = -1;
-  int open = -1;
-  int max_inflight = -1;
-  int requests = -1;
-};
+using ServiceStats = ListeningServiceStats;
 
 class UpstreamTest : public IntegrationTest {
  protected:
@@ -124,43 +50,15 @@ class UpstreamTest : public IntegrationTest {
     IntegrationTest::TearDown();
   }
   uint16_t admin() { return h().admin_port(); }
-  std::string Script() {
-    const std::string path = h().dir() + "/service.py";
-    if (ReadFile(path).empty()) std::ofstream(path) << kServiceScript;
-    return path;
-  }
-  std::string StatsPath(const std::string& name) { return h().dir() + "/" + name + ".stats"; }
-
   // Starts (or restarts) the listening service `name` on `listen`; waits for its stats file.
   ChildProcess& Service(const std::string& name, const std::string& listen,
                         const std::string& idle = "0") {
-    std::remove(StatsPath(name).c_str());
     if (!listen.starts_with("unix:")) {
       TimeWaitToward(static_cast<uint16_t>(std::stoi(listen.substr(listen.rfind(':') + 1))));
     }
-    services_[name] = ChildProcess::Start(
-        {"/usr/bin/env", "python3", Script(), name, listen, StatsPath(name), idle},
-        h().dir() + "/" + name + ".log");
-    EXPECT_TRUE(WaitFor([&] { return Stats(name).accepted >= 0; }, kIo))
-        << ReadFile(h().dir() + "/" + name + ".log");
-    return services_[name];
+    return services().Start(name, listen, idle);
   }
-  ServiceStats Stats(const std::string& name) {
-    ServiceStats s;
-    std::istringstream in(ReadFile(StatsPath(name)));
-    std::string field;
-    while (in >> field) {
-      const size_t eq = field.find('=');
-      if (eq == std::string::npos) continue;
-      const int v = std::stoi(field.substr(eq + 1));
-      const std::string key = field.substr(0, eq);
-      if (key == "accepted") s.accepted = v;
-      if (key == "open") s.open = v;
-      if (key == "max_inflight") s.max_inflight = v;
-      if (key == "requests") s.requests = v;
-    }
-    return s;
-  }
+  ServiceStats Stats(const std::string& name) { return services().Stats(name); }
 
   // The pool "legacy" (every route's) with these lines.
   bool Start(const std::string& pool_lines) {
@@ -188,6 +86,20 @@ class UpstreamTest : public IntegrationTest {
     const Json* n = services != nullptr ? FindMember(*services, address) : nullptr;
     return n != nullptr ? JsonInt64(n).value_or(-1) : 0;
   }
+  // A member of the pool's /pools "upstreams" entry for `address` ("" when there is none).
+  std::string UpstreamField(const std::string& address, const std::string& field) {
+    const Json pool = PoolEntry(admin(), "legacy");
+    const Json* list = FindMember(pool, "upstreams");
+    if (list == nullptr || !list->is_array()) return "";
+    for (const Json& u : *list) {
+      const Json* a = FindMember(u, "address");
+      const Json* f = FindMember(u, field);
+      if (a != nullptr && a->is_string() && a->get<std::string>() == address && f != nullptr) {
+        return f->is_string() ? f->get<std::string>() : f->dump();
+      }
+    }
+    return "";
+  }
   // TIME_WAIT sockets whose peer port is `port`, l7px's side of connections to a service there,
   // beyond those there were when the test started: a port FreePort returns may have served
   // another test a moment ago, whose clients' TIME_WAIT sockets stay for a minute.
@@ -201,39 +113,16 @@ class UpstreamTest : public IntegrationTest {
         {"ss", "-Htan", "state", "time-wait", "( dport = :" + std::to_string(port) + " )"});
     return CountOf(r.out, "\n");
   }
-  // `n` GETs of `path` over `clients` keep-alive connections; answers by "<status> <X-Service>".
   std::map<std::string, int> Load(int clients, int n, const std::string& path) {
-    std::mutex mu;
-    std::map<std::string, int> seen;
-    std::atomic<int> left{n};
-    std::vector<std::thread> threads;
-    for (int c = 0; c < clients; ++c) {
-      threads.emplace_back([&] {
-        UniqueFd fd;
-        std::string carry;
-        while (left.fetch_sub(1) > 0) {
-          if (!fd) {
-            fd = ConnectTcp(front());
-            carry.clear();
-          }
-          std::string resp;
-          if (fd && SendAll(fd.get(), GetRequest(path))) {
-            resp = RecvHttpResponse(fd.get(), &carry, kIo);
-          }
-          const std::string key =
-              resp.empty() ? "none"
-                           : std::to_string(StatusOf(resp)) + " " + HeaderOf(resp, "X-Service");
-          if (resp.empty() || HeaderOf(resp, "Connection") == "close") fd.Reset();
-          std::lock_guard<std::mutex> lock(mu);
-          ++seen[key];
-        }
-      });
-    }
-    for (std::thread& t : threads) t.join();
-    return seen;
+    return CountAnswersByService(front(), clients, n, path);
   }
 
-  std::map<std::string, ChildProcess> services_;
+  // Made on first use: the harness (and its directory) exists only from SetUp on.
+  ListeningServices& services() {
+    if (!services_) services_ = std::make_unique<ListeningServices>(h().dir());
+    return *services_;
+  }
+  std::unique_ptr<ListeningServices> services_;
   std::map<uint16_t, int> time_wait_before_;
 };
 
@@ -354,6 +243,17 @@ TEST_F(UpstreamTest, DownAddressIsLoggedOnceAndComesBackWithoutAReload) {
   ASSERT_TRUE(WaitFor([&] { return h().ProxyLog().find(down_b) != std::string::npos; }, kIo));
   std::this_thread::sleep_for(milliseconds(1500));  // several retries, none logged again
   EXPECT_EQ(CountOf(h().ProxyLog(), down_b), 1) << h().ProxyLog();
+  // The admin API and the metrics tell the same.
+  EXPECT_EQ(UpstreamField(Tcp(port_b), "state"), "down");
+  EXPECT_EQ(UpstreamField(Tcp(port_b), "error"), "Connection refused");
+  EXPECT_EQ(UpstreamField(Tcp(port_b), "slots"), "0");
+  EXPECT_EQ(UpstreamField(Tcp(port_a), "state"), "up");
+  EXPECT_EQ(UpstreamField(Tcp(port_a), "slots"), "2");
+  const std::string metrics = AdminCall(admin(), "GET", "/metrics").body;
+  EXPECT_THAT(metrics,
+              HasSubstr("l7px_upstream_up{pool=\"legacy\",address=\"" + Tcp(port_b) + "\"} 0\n"));
+  EXPECT_THAT(metrics,
+              HasSubstr("l7px_upstream_up{pool=\"legacy\",address=\"" + Tcp(port_a) + "\"} 1\n"));
   auto seen = Load(2, 20, "/");
   EXPECT_EQ(seen.count("200 a") ? seen.at("200 a") : 0, 20) << ::testing::PrintToString(seen);
 
@@ -369,7 +269,7 @@ TEST_F(UpstreamTest, DownAddressIsLoggedOnceAndComesBackWithoutAReload) {
   EXPECT_EQ(seen["200 a"] + seen["200 b"], 200) << ::testing::PrintToString(seen);
 
   // a dies: b answers everything.
-  services_["a"].Kill();
+  services()["a"].Kill();
   seen = Load(2, 40, "/");
   EXPECT_EQ(seen["200 b"], 40) << ::testing::PrintToString(seen);
   EXPECT_TRUE(WaitFor(
@@ -381,7 +281,7 @@ TEST_F(UpstreamTest, DownAddressIsLoggedOnceAndComesBackWithoutAReload) {
       << h().ProxyLog();
 
   // Both dead: shed at queue_timeout, nobody hangs.
-  services_["b"].Kill();
+  services()["b"].Kill();
   ASSERT_TRUE(WaitFor([&] { return Registered() == 0; }, kIo));
   const auto t0 = std::chrono::steady_clock::now();
   EXPECT_EQ(StatusOf(HttpExchange(front(), GetRequest("/"))), 503);
@@ -391,6 +291,9 @@ TEST_F(UpstreamTest, DownAddressIsLoggedOnceAndComesBackWithoutAReload) {
   Service("a", Tcp(port_a));
   ASSERT_TRUE(WaitFor([&] { return SlotsOf(Tcp(port_a)) == 2; }, seconds(15))) << h().ProxyLog();
   EXPECT_EQ(StatusOf(HttpExchange(front(), GetRequest("/"))), 200);
+  EXPECT_TRUE(WaitFor([&] { return UpstreamField(Tcp(port_a), "state") == "up"; }, kIo));
+  EXPECT_EQ(UpstreamField(Tcp(port_a), "error"), "");
+  EXPECT_EQ(UpstreamField(Tcp(port_b), "state"), "down");
   EXPECT_EQ(CountOf(h().ProxyLog(), "upstream " + Tcp(port_a) + " up: 2 slots"), 2);
 }
 
@@ -493,6 +396,10 @@ TEST_F(UpstreamTest, UpgradeMovesUpstreamSlotsWithoutDialingMore) {
   EXPECT_EQ(Stats("a").accepted, 4);
   EXPECT_EQ(Stats("a").open, 4);
   EXPECT_LE(Stats("a").max_inflight, 4);
+  // The successor reports the address up with the slots it adopted.
+  EXPECT_TRUE(WaitFor([&] { return UpstreamField(Tcp(port), "state") == "up"; }, kIo))
+      << UpstreamField(Tcp(port), "state");
+  EXPECT_EQ(UpstreamField(Tcp(port), "slots"), "4");
   kill(successor, SIGTERM);
   EXPECT_TRUE(WaitFor([&] { return Stats("a").open == 0; }, kIo));
   EXPECT_EQ(TimeWaitToward(port), 0);

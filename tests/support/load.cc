@@ -1,6 +1,7 @@
 #include "support/load.h"
 
 #include "support/clients.h"
+#include "support/integration.h"
 #include "support/net.h"
 
 namespace l7px::testing {
@@ -83,6 +84,38 @@ void LoadClient::Run() {
       fd.Reset();
     }
   }
+}
+
+std::map<std::string, int> CountAnswersByService(uint16_t port, int clients, int n,
+                                                 const std::string& path) {
+  std::mutex mu;
+  std::map<std::string, int> seen;
+  std::atomic<int> left{n};
+  std::vector<std::thread> threads;
+  for (int c = 0; c < clients; ++c) {
+    threads.emplace_back([&] {
+      UniqueFd fd;
+      std::string carry;
+      while (left.fetch_sub(1) > 0) {
+        if (!fd) {
+          fd = ConnectTcp(port);
+          carry.clear();
+        }
+        std::string resp;
+        if (fd && SendAll(fd.get(), GetRequest(path))) {
+          resp = RecvHttpResponse(fd.get(), &carry, kIo);
+        }
+        const std::string key =
+            resp.empty() ? "none"
+                         : std::to_string(StatusOf(resp)) + " " + HeaderOf(resp, "X-Service");
+        if (resp.empty() || HeaderOf(resp, "Connection") == "close") fd.Reset();
+        std::lock_guard<std::mutex> lock(mu);
+        ++seen[key];
+      }
+    });
+  }
+  for (std::thread& t : threads) t.join();
+  return seen;
 }
 
 }  // namespace l7px::testing

@@ -3,6 +3,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <map>
 #include <mutex>
 #include <string>
 #include <thread>
@@ -57,5 +58,12 @@ class LoadClient {
   std::mutex mu_;
   std::string first_error_;
 };
+
+// `n` GETs of `path` on port `port` over `clients` keep-alive connections (a connection is
+// opened again after a response with Connection: close, or none). Returns how many answers
+// came by "<status> <X-Service field>", and "none" for a request without an answer. Bounded:
+// each response waits at most kIo.
+std::map<std::string, int> CountAnswersByService(uint16_t port, int clients, int n,
+                                                 const std::string& path);
 
 }  // namespace l7px::testing

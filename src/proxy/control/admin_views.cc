@@ -50,6 +50,16 @@ std::string Label(std::string_view v) {
   return out;
 }
 
+// "2026-11-21T23:21:17.888Z" for a Unix time in milliseconds.
+std::string FormatIsoMillis(int64_t unix_ms) {
+  const time_t secs = static_cast<time_t>(unix_ms / 1000);
+  tm utc{};
+  gmtime_r(&secs, &utc);
+  return fmt::format("{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z", utc.tm_year + 1900,
+                     utc.tm_mon + 1, utc.tm_mday, utc.tm_hour, utc.tm_min, utc.tm_sec,
+                     unix_ms % 1000);
+}
+
 // The instances of a pool with slots or benched (docs/operating.md, "Pools that stay healthy").
 Json Instances(const slots::Pool& pool) {
   const int64_t mono = MonotonicNanos();
@@ -71,13 +81,7 @@ Json Instances(const slots::Pool& pool) {
     j["ejections"] = in.ejections.load(std::memory_order_relaxed);
     if (until != 0) {
       const int64_t left_ns = std::max<int64_t>(0, until - mono);
-      const int64_t at_ms = (real_ns + left_ns) / 1'000'000;
-      const time_t at_s = static_cast<time_t>(at_ms / 1000);
-      tm utc{};
-      gmtime_r(&at_s, &utc);
-      j["ejected_until"] = fmt::format("{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z",
-                                       utc.tm_year + 1900, utc.tm_mon + 1, utc.tm_mday, utc.tm_hour,
-                                       utc.tm_min, utc.tm_sec, at_ms % 1000);
+      j["ejected_until"] = FormatIsoMillis((real_ns + left_ns) / 1'000'000);
       j["ejected_ms_left"] = left_ns / 1'000'000;
     } else {
       j["ejected_until"] = nullptr;
@@ -132,9 +136,23 @@ Json AdminViews::Pools() const {
     p["shed"] = std::move(shed_by_reason);
     p["retries"] = t.retries;
     p["draining"] = pool.closing();
+    const std::map<std::string, int> service_slots = pool.Services();
     Json services = Json::object();
-    for (const auto& [service, slots] : pool.Services()) services[service] = slots;
+    for (const auto& [service, slots] : service_slots) services[service] = slots;
     p["services"] = std::move(services);
+    // The addresses l7px dials itself (`upstreams`): state, slots held, why one is down.
+    Json upstreams = Json::array();
+    for (const auto& [address, status] : pool.Upstreams()) {
+      Json u = Json::object();
+      u["address"] = address;
+      u["state"] = status.state;
+      const auto held = service_slots.find(address);
+      u["slots"] = held != service_slots.end() ? held->second : 0;
+      u["error"] = status.error;
+      u["since"] = FormatIsoMillis(status.changed_ms);
+      upstreams.push_back(std::move(u));
+    }
+    p["upstreams"] = std::move(upstreams);
     p["instances"] = Instances(pool);
     p["instances_ejected"] = std::max<int32_t>(0, pool.instances().ejected.load());
     p["ejections"] = pool.ejections_total.load(std::memory_order_relaxed);
@@ -315,6 +333,16 @@ std::string AdminViews::MetricsText() const {
   gauge_per_pool("l7px_instances_ejected", "Instances benched now.", [](const slots::Pool& p) {
     return std::max<int32_t>(0, p.instances().ejected.load());
   });
+
+  put("# HELP l7px_upstream_up Whether an address of a pool's upstreams answers (1) or not (0).\n");
+  put("# TYPE l7px_upstream_up gauge\n");
+  for (uint32_t id = 0; id < pools; ++id) {
+    const slots::Pool& pool = *shared_->pools.at(id);
+    for (const auto& [address, status] : pool.Upstreams()) {
+      put("l7px_upstream_up{{pool=\"{}\",address=\"{}\"}} {}\n", Label(pool.name()), Label(address),
+          status.state == "down" ? 0 : 1);
+    }
+  }
 
   gauge_per_pool("l7px_tunnels", "Open tunnels (slots that left the pool after a 101).",
                  [](const slots::Pool& p) { return std::max<int64_t>(0, p.tunnels.load()); });

@@ -10,6 +10,7 @@
 
 #include "base/log.h"
 #include "config/config.h"
+#include "connect/agent.h"
 #include "proxy/ctl/ctl.h"
 #include "proxy/server/server.h"
 #include "proxy/server/version.h"
@@ -24,6 +25,8 @@ constexpr const char* kUsage =
     "       l7px ctl [--admin ADDR] [--token T] [--json] stats|pools|routes|reload|drain POOL\n"
     "       l7px ctl route add --host H --path P [--cidr C]... [--header N[=V]] --pool X\n"
     "       l7px ctl route del ID\n"
+    "       l7px connect --proxy ADDR[,ADDR...] --slots N --to ADDR [--pool NAME] [--token T]\n"
+    "                    (beside a service that only listens; l7px connect --help)\n"
     "       l7px --version | --help\n"
     "\n"
     "l7px is an HTTP/1.1 reverse proxy: services dial in and register keep-alive\n"
@@ -52,6 +55,8 @@ int Usage(const char* error) {
 int main(int argc, char** argv) {
   if (argc >= 2 && std::string_view(argv[1]) == "ctl")
     return l7px::proxy::RunCtl(argc - 2, argv + 2);
+  if (argc >= 2 && std::string_view(argv[1]) == "connect")
+    return l7px::connect::RunConnect(argc - 2, argv + 2);
   std::string config_path;
   bool test_only = false;
   bool takeover = false;

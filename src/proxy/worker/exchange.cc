@@ -380,6 +380,12 @@ void Worker::Loop::ReleaseUpstream(Stream& s) {
 }
 
 void Worker::Loop::CancelStream(Stream& s) {
+  // A request cut short (the client went away, or its response was aborted mid-body) still gets
+  // its access-log line: the status sent with the bytes that went out, or 499 when nothing did.
+  // A tunnel's line was written when it opened.
+  if (s.head != nullptr && s.state != StreamState::kNone && s.state != StreamState::kTunnel) {
+    LogRequest(s, s.request.response_started || s.state == StreamState::kAnswering);
+  }
   if (s.state == StreamState::kTunnel) EndTunnel(s);
   ReleaseTunnelClaim(s);
   if (s.state == StreamState::kQueued) Dequeue(s);

@@ -266,7 +266,10 @@ class Worker::Loop {
   // The stream's response_timeout starts (again): the service's silence is timed.
   void TimeService(Stream& s);
 
-  void LogRequest(Stream& s);
+  // Writes the request's access-log line and counts its response, once per request (later
+  // calls do nothing). `answered` false: the client went away before any response byte (status
+  // 499 in the log, as NGINX writes it; no response is counted).
+  void LogRequest(Stream& s, bool answered = true);
 
   void FlushAccessLog();
 

@@ -96,6 +96,7 @@ struct RequestState {
   bool tunnel_slot_shut = false;   // ... and that was passed on to the slot (SHUT_WR)
   bool tunnel_slot_eof = false;    // the service half-closed; passed on to the client
   bool tunnel_claimed = false;     // an upgrade request holding room for a tunnel (max_tunnels)
+  bool logged = false;             // its access-log line is written (LogRequest)
   uint64_t body_window_from = 0;   // the connection's bytes_received when this window started
   int64_t body_window_start_ns = 0;
   char id[32];  // X-Request-Id l7px generated

@@ -69,12 +69,15 @@ void Worker::Loop::OnResponseTimeout(Stream& s) {
   }
 }
 
-void Worker::Loop::LogRequest(Stream& s) {
+void Worker::Loop::LogRequest(Stream& s, bool answered) {
+  if (s.request.logged) return;
+  s.request.logged = true;
+  if (!answered) s.request.status = 499;
   const int cls = s.request.status / 100;
-  if (cls >= 1 && cls <= 5) {
+  if (answered && cls >= 1 && cls <= 5) {
     Bump(stats_->responses_by_class[cls]);
   }
-  if (s.request.pool != nullptr && s.request.status >= 100 && s.request.status < 600) {
+  if (answered && s.request.pool != nullptr && s.request.status >= 100 && s.request.status < 600) {
     PoolMetrics& m = stats_->pools.For(s.request.pool->id());
     Bump(m.responses[s.request.status]);
     if (s.state != StreamState::kTunnel) {  // a tunnel's life is no response time

@@ -38,6 +38,7 @@ struct Outcome {
   std::string reason;
   std::string pool, token, service;
   bool has_token = false;
+  HandshakeParser::Protocol protocol = HandshakeParser::Protocol::kSlotV1;
 };
 
 // Feeds `input` in pieces cut at `cuts` (ascending offsets), stopping at the first non-kNeedMore.
@@ -64,6 +65,7 @@ Outcome FeedPieces(Mode mode, std::string_view input, const std::vector<size_t>&
   out.token = parser.token();
   out.service = parser.service();
   out.has_token = parser.has_token();
+  out.protocol = parser.protocol();
   return out;
 }
 
@@ -80,6 +82,7 @@ void ExpectSameAtEverySplit(Mode mode, std::string_view input, const Outcome& wh
     EXPECT_EQ(o.token, whole.token) << how;
     EXPECT_EQ(o.has_token, whole.has_token) << how;
     EXPECT_EQ(o.service, whole.service) << how;
+    EXPECT_EQ(o.protocol, whole.protocol) << how;
     if (whole.status == Status::kDone) {
       EXPECT_EQ(o.consumed, whole.consumed) << how;
     }
@@ -446,7 +449,176 @@ TEST(HandshakeMxproxyTest, BadVersionOrLengthRejected) {
   }
 }
 
+// ---- kUpgrade: the PTTH form (draft-kazuho-ptth-ptth, HTTP/1.1) ----
+
+using Protocol = HandshakeParser::Protocol;
+
+// The draft's own example head, with the pool named in the path.
+const std::string kPtthDraftHead =
+    "GET /.l7px/register/api HTTP/1.1\r\n"
+    "Host: example.com\r\n"
+    "Connection: upgrade\r\n"
+    "Upgrade: ptth\r\n"
+    "Authorization: Basic YmlsbGluZy03ZjljOnMzY3IzdA==\r\n"  // billing-7f9c:s3cr3t
+    "ALPN: h2, http%2F1.1\r\n"
+    "\r\n";
+
+TEST(HandshakePtthTest, DraftExampleHeadYieldsPoolTokenService) {
+  const Outcome o = FeedWhole(Mode::kUpgrade, kPtthDraftHead);
+  ASSERT_EQ(o.status, Status::kDone) << o.reason;
+  EXPECT_EQ(o.consumed, kPtthDraftHead.size());
+  EXPECT_EQ(o.protocol, Protocol::kPtth);
+  EXPECT_EQ(o.pool, "api");
+  EXPECT_EQ(o.token, "s3cr3t");
+  EXPECT_TRUE(o.has_token);
+  EXPECT_EQ(o.service, "billing-7f9c");
+  ExpectSameAtEverySplit(Mode::kUpgrade, kPtthDraftHead, o);
+}
+
+TEST(HandshakePtthTest, V1HeadsSayV1) {
+  EXPECT_EQ(FeedWhole(Mode::kUpgrade, kMinimalHead).protocol, Protocol::kSlotV1);
+  EXPECT_EQ(FeedWhole(Mode::kUpgrade, kFullHead).protocol, Protocol::kSlotV1);
+}
+
+TEST(HandshakePtthTest, MappingVariantsAreAccepted) {
+  const std::string rl = "GET /.l7px/register HTTP/1.1\r\n";
+  const std::string base = "Host: x\r\nConnection: Upgrade\r\nUpgrade: ptth\r\n";
+  const std::string alpn = "ALPN: http%2F1.1\r\n";
+  const std::vector<ValidCase> cases = {
+      {"no pool, no token: the default pool", rl + base + alpn + "\r\n", "", "", "", false},
+      {"v1 fields work on PTTH too",
+       rl + base + alpn + "L7px-Pool: web\r\nL7px-Token: t\r\nL7px-Service: s\r\n\r\n", "web", "t",
+       "s", true},
+      {"bearer token, scheme case-insensitive",
+       rl + base + alpn + "Authorization: bEARER abc.DEF-123_~+/==\r\n\r\n", "",
+       "abc.DEF-123_~+/==", "", true},
+      {"bearer after several spaces", rl + base + alpn + "Authorization: Bearer   tok\r\n\r\n", "",
+       "tok", "", true},
+      {"basic with an empty user-id names no service",
+       rl + base + alpn + "Authorization: Basic OnMzY3IzdA==\r\n\r\n", "", "s3cr3t", "", true},
+      {"basic with an empty password is an empty token",
+       rl + base + alpn + "Authorization: basic c3ZjOg==\r\n\r\n", "", "", "svc", true},
+      {"basic user-id with L7px-Pool",
+       rl + base + alpn + "L7px-Pool: p\r\nAuthorization: Basic OnMzY3IzdA==\r\n\r\n", "p",
+       "s3cr3t", "", true},
+      {"path pool with L7px-Service and L7px-Token",
+       "GET /.l7px/register/My_pool-1.v2 HTTP/1.1\r\n" + base + alpn +
+           "L7px-Service: s\r\nL7px-Token: t\r\n\r\n",
+       "My_pool-1.v2", "t", "s", true},
+      {"upgrade token case-insensitive, ALPN over two lines, lower-case hex",
+       rl + "Host: x\r\nConnection: keep-alive, upgrade\r\nUpgrade: PTTH\r\nALPN: h2\r\n"
+            "ALPN: , http%2f1.1 ,\r\n\r\n",
+       "", "", "", false},
+      {"ALPN with other percent-encoded ids", rl + base + "ALPN: h3, x%25y, http%2F1.1\r\n\r\n", "",
+       "", "", false},
+  };
+  for (const ValidCase& c : cases) {
+    SCOPED_TRACE(c.name);
+    const Outcome o = FeedWhole(Mode::kUpgrade, c.head);
+    ASSERT_EQ(o.status, Status::kDone) << o.reason;
+    EXPECT_EQ(o.protocol, Protocol::kPtth);
+    EXPECT_EQ(o.consumed, c.head.size());
+    EXPECT_EQ(o.pool, c.pool);
+    EXPECT_EQ(o.token, c.token);
+    EXPECT_EQ(o.has_token, c.has_token);
+    EXPECT_EQ(o.service, c.service);
+    ExpectSameAtEverySplit(Mode::kUpgrade, c.head, o);
+  }
+}
+
+// Authorization and ALPN mean nothing to l7px-slot/1: unchanged v1 behaviour.
+TEST(HandshakePtthTest, V1IgnoresAuthorizationAndAlpn) {
+  const std::string head =
+      "GET /.l7px/register HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: l7px-slot/1\r\n"
+      "Authorization: Digest whatever\r\nALPN: h2\r\nL7px-Token: t\r\n\r\n";
+  const Outcome o = FeedWhole(Mode::kUpgrade, head);
+  ASSERT_EQ(o.status, Status::kDone) << o.reason;
+  EXPECT_EQ(o.protocol, Protocol::kSlotV1);
+  EXPECT_EQ(o.token, "t");
+}
+
+TEST(HandshakePtthTest, EveryRefusalReason) {
+  const std::string rl = "GET /.l7px/register HTTP/1.1\r\n";
+  const std::string base = "Host: x\r\nConnection: Upgrade\r\nUpgrade: ptth\r\n";
+  const std::string alpn = "ALPN: http%2F1.1\r\n";
+  const std::string ok = base + alpn;
+  const std::string v1 = "Host: x\r\nConnection: Upgrade\r\nUpgrade: l7px-slot/1\r\n";
+  auto path = [](const std::string& p) { return "GET " + p + " HTTP/1.1\r\n"; };
+  const std::vector<RejectCase> cases = {
+      {"POST /.l7px/register HTTP/1.1\r\n" + ok + "\r\n", "bad method"},
+      {"GET /.l7px/register HTTP/1.0\r\n" + ok + "\r\n", "bad version"},
+      {path("/reverse-endpoint") + ok + "\r\n", "bad path"},
+      {path("/.l7px/register/") + ok + "\r\n", "bad path"},
+      {path("/.l7px/register/a/b") + ok + "\r\n", "bad path"},
+      {path("/.l7px/register/.") + ok + "\r\n", "bad path"},
+      {path("/.l7px/register/..") + ok + "\r\n", "bad path"},
+      {path("/.l7px/register/a%20b") + ok + "\r\n", "bad path"},
+      {path("/.l7px/register/a?x=1") + ok + "\r\n", "bad path"},
+      {path("/.l7px/registerapi") + ok + "\r\n", "bad path"},
+      {path("/.l7px/register/" + std::string(65, 'p')) + ok + "\r\n", "bad path"},
+      {path("/.l7px/register/api") + v1 + "\r\n", "pool in path needs Upgrade: ptth"},
+      {rl + "Host: x\r\nConnection: Upgrade\r\nUpgrade: PTTH/1.0\r\n" + alpn + "\r\n",
+       "unsupported Upgrade"},
+      {rl + "Host: x\r\nConnection: Upgrade\r\nUpgrade: ptth, h2c\r\n" + alpn + "\r\n",
+       "unsupported Upgrade"},
+      {rl + "Host: x\r\nUpgrade: ptth\r\n" + alpn + "\r\n", "missing Connection: upgrade"},
+      {rl + "Connection: Upgrade\r\nUpgrade: ptth\r\n" + alpn + "\r\n", "missing Host"},
+      {rl + ok + "Content-Length: 0\r\n\r\n", "body not allowed"},
+      {rl + base + "\r\n", "missing ALPN"},
+      {rl + base + "ALPN: h2\r\n\r\n", "ALPN offers no http/1.1"},
+      {rl + base + "ALPN:\r\n\r\n", "ALPN offers no http/1.1"},
+      {rl + base + "ALPN: http/1.1\r\n\r\n", "bad ALPN"},
+      {rl + base + "ALPN: http%2\r\n\r\n", "bad ALPN"},
+      {rl + base + "ALPN: http%2G1.1\r\n\r\n", "bad ALPN"},
+      {rl + base + "ALPN: h2 http%2F1.1\r\n\r\n", "bad ALPN"},
+      {rl + ok + "Authorization: Bearer\r\n\r\n", "bad Authorization"},
+      {rl + ok + "Authorization: Bearer a b\r\n\r\n", "bad Authorization"},
+      {rl + ok + "Authorization: Bearer\ta\r\n\r\n", "bad Authorization"},
+      {rl + ok + "Authorization: Basic bm9jb2xvbg==\r\n\r\n", "bad Authorization"},  // nocolon
+      {rl + ok + "Authorization: Basic YTpiAQ==\r\n\r\n", "bad Authorization"},      // a:b\x01
+      {rl + ok + "Authorization: Basic OnMzY3IzdA\r\n\r\n", "bad Authorization"},    // no padding
+      {rl + ok + "Authorization: Basic OnMz*3IzdA==\r\n\r\n", "bad Authorization"},
+      {rl + ok + "Authorization: Basic ====\r\n\r\n", "bad Authorization"},
+      {rl + ok + "Authorization: Digest username=\"a\"\r\n\r\n",
+       "unsupported Authorization scheme"},
+      {rl + ok + "Authorization: Bearer a\r\nAuthorization: Bearer a\r\n\r\n",
+       "duplicate Authorization"},
+      {path("/.l7px/register/api") + ok + "L7px-Pool: api\r\n\r\n",
+       "pool in both path and L7px-Pool"},
+      {rl + ok + "L7px-Token: t\r\nAuthorization: Bearer t\r\n\r\n",
+       "token in both Authorization and L7px-Token"},
+      {rl + ok + "L7px-Service: s\r\nAuthorization: Basic c3ZjOg==\r\n\r\n",
+       "service in both Authorization and L7px-Service"},
+  };
+  for (const RejectCase& c : cases) {
+    SCOPED_TRACE(::testing::PrintToString(c.head));
+    const Outcome o = FeedWhole(Mode::kUpgrade, c.head);
+    ASSERT_EQ(o.status, Status::kRejected);
+    EXPECT_EQ(o.reason, c.reason);
+    ExpectSameAtEverySplit(Mode::kUpgrade, c.head, o);
+  }
+}
+
+TEST(HandshakePtthTest, BytesAfterThePtthHeadAreRejected) {
+  HandshakeParser parser(Mode::kUpgrade);
+  const std::string input = kPtthDraftHead + "HTTP/1.1 200 OK\r\n";
+  size_t consumed = 0;
+  ASSERT_EQ(parser.Feed(input.data(), input.size(), &consumed), Status::kDone);
+  EXPECT_EQ(consumed, kPtthDraftHead.size());
+  EXPECT_EQ(parser.Feed(input.data() + consumed, input.size() - consumed, &consumed),
+            Status::kRejected);
+  EXPECT_EQ(parser.reject_reason(), "bytes after request head");
+}
+
 // ---- responses ----
+
+TEST(HandshakeResponseTest, PtthSwitchingProtocolsEchoesPtthAndChoosesHttp11) {
+  EXPECT_EQ(SwitchingProtocolsResponse(HandshakeParser::Protocol::kPtth),
+            "HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: ptth\r\n"
+            "ALPN: http%2F1.1\r\n\r\n");
+  EXPECT_EQ(SwitchingProtocolsResponse(HandshakeParser::Protocol::kSlotV1),
+            SwitchingProtocolsResponse());
+}
 
 TEST(HandshakeResponseTest, SwitchingProtocols) {
   EXPECT_EQ(SwitchingProtocolsResponse(),

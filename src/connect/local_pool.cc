@@ -1,0 +1,87 @@
+#include "connect/local_pool.h"
+
+#include <poll.h>
+#include <sys/socket.h>
+
+#include <chrono>
+
+namespace l7px::connect {
+
+namespace {
+constexpr std::chrono::milliseconds kLocalConnectTimeout{3000};
+}  // namespace
+
+bool LocalPool::ClosedByPeer(int fd) {
+  // An idle connection has nothing to read: readable means EOF, a reset, or bytes the service
+  // sent unasked; none of them leaves it usable.
+  pollfd p{fd, POLLIN, 0};
+  return poll(&p, 1, 0) != 0;
+}
+
+LocalPool::Lease LocalPool::TakeLocked() {
+  Lease lease;
+  lease.ok = true;
+  ++leased_;
+  while (!idle_.empty()) {
+    UniqueFd fd = std::move(idle_.back());
+    idle_.pop_back();
+    if (!ClosedByPeer(fd.get())) {
+      lease.fd = std::move(fd);
+      lease.reused = true;
+      break;
+    }
+  }
+  return lease;
+}
+
+LocalPool::Lease LocalPool::Acquire(const Stops& stops, WaitKind kind) {
+  std::unique_lock<std::mutex> lock(mu_);
+  while (leased_ >= limit_) {
+    if (stops.Stopped(kind)) return Lease{};
+    // Bounded, so a stop whose Wake() came between the check and the wait is seen anyway.
+    cv_.wait_for(lock, std::chrono::milliseconds(100));
+  }
+  return TakeLocked();
+}
+
+LocalPool::Lease LocalPool::TryAcquire() {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (leased_ >= limit_) return Lease{};
+  return TakeLocked();
+}
+
+UniqueFd LocalPool::Dial(const Stops& stops, std::string* error) const {
+  return connect::Dial(to_, stops, WaitKind::kBusy, kLocalConnectTimeout, false, error);
+}
+
+void LocalPool::Release(UniqueFd fd, bool keep) {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    --leased_;
+    if (keep && fd.valid()) idle_.push_back(std::move(fd));
+  }
+  fd.Reset();  // outside the lock
+  cv_.notify_one();
+}
+
+int LocalPool::Prune() {
+  std::vector<UniqueFd> closed;
+  std::lock_guard<std::mutex> lock(mu_);
+  for (size_t i = 0; i < idle_.size();) {
+    if (ClosedByPeer(idle_[i].get())) {
+      closed.push_back(std::move(idle_[i]));
+      idle_.erase(idle_.begin() + static_cast<ptrdiff_t>(i));
+    } else {
+      ++i;
+    }
+  }
+  return leased_ + static_cast<int>(idle_.size());
+}
+
+void LocalPool::CloseIdle() {
+  std::vector<UniqueFd> closed;
+  std::lock_guard<std::mutex> lock(mu_);
+  closed.swap(idle_);
+}
+
+}  // namespace l7px::connect
