@@ -18,36 +18,60 @@ bool LocalPool::ClosedByPeer(int fd) {
   return poll(&p, 1, 0) != 0;
 }
 
-LocalPool::Lease LocalPool::TakeLocked() {
+UniqueFd LocalPool::TakeLocked() {
+  ++leased_;
+  if (idle_.empty()) return UniqueFd();
+  UniqueFd fd = std::move(idle_.back());
+  idle_.pop_back();
+  return fd;
+}
+
+// The check for a closed idle connection is a syscall: it is made after the lock is let go, so
+// slot threads never queue on the lock behind one (on a small machine that turned every
+// request into several futex waits). A closed one is dropped and the next idle one taken; the
+// lease is already held, so the bound is kept throughout.
+LocalPool::Lease LocalPool::Checked(UniqueFd fd) {
   Lease lease;
   lease.ok = true;
-  ++leased_;
-  while (!idle_.empty()) {
-    UniqueFd fd = std::move(idle_.back());
-    idle_.pop_back();
+  while (fd.valid()) {
     if (!ClosedByPeer(fd.get())) {
       lease.fd = std::move(fd);
       lease.reused = true;
       break;
     }
+    fd.Reset();
+    std::lock_guard<std::mutex> lock(mu_);
+    if (idle_.empty()) break;
+    fd = std::move(idle_.back());
+    idle_.pop_back();
   }
   return lease;
 }
 
 LocalPool::Lease LocalPool::Acquire(const Stops& stops, WaitKind kind) {
-  std::unique_lock<std::mutex> lock(mu_);
-  while (leased_ >= limit_) {
-    if (stops.Stopped(kind)) return Lease{};
-    // Bounded, so a stop whose Wake() came between the check and the wait is seen anyway.
-    cv_.wait_for(lock, std::chrono::milliseconds(100));
+  UniqueFd fd;
+  {
+    std::unique_lock<std::mutex> lock(mu_);
+    while (leased_ >= limit_) {
+      if (stops.Stopped(kind)) return Lease{};
+      // Bounded, so a stop whose Wake() came between the check and the wait is seen anyway.
+      ++waiting_;
+      cv_.wait_for(lock, std::chrono::milliseconds(100));
+      --waiting_;
+    }
+    fd = TakeLocked();
   }
-  return TakeLocked();
+  return Checked(std::move(fd));
 }
 
 LocalPool::Lease LocalPool::TryAcquire() {
-  std::lock_guard<std::mutex> lock(mu_);
-  if (leased_ >= limit_) return Lease{};
-  return TakeLocked();
+  UniqueFd fd;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (leased_ >= limit_) return Lease{};
+    fd = TakeLocked();
+  }
+  return Checked(std::move(fd));
 }
 
 UniqueFd LocalPool::Dial(const Stops& stops, std::string* error) const {
@@ -55,13 +79,15 @@ UniqueFd LocalPool::Dial(const Stops& stops, std::string* error) const {
 }
 
 void LocalPool::Release(UniqueFd fd, bool keep) {
+  bool wake = false;
   {
     std::lock_guard<std::mutex> lock(mu_);
     --leased_;
     if (keep && fd.valid()) idle_.push_back(std::move(fd));
+    wake = waiting_ > 0;
   }
   fd.Reset();  // outside the lock
-  cv_.notify_one();
+  if (wake) cv_.notify_one();
 }
 
 int LocalPool::Prune() {

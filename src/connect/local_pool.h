@@ -55,7 +55,10 @@ class LocalPool {
 
  private:
   static bool ClosedByPeer(int fd);
-  Lease TakeLocked();
+  // Takes a lease (and the most recent idle connection, if any) under mu_.
+  UniqueFd TakeLocked();
+  // Makes a lease of it, once checked (without mu_) that the service did not close it.
+  Lease Checked(UniqueFd fd);
 
   const Endpoint to_;
   const int limit_;
@@ -63,6 +66,7 @@ class LocalPool {
   std::condition_variable cv_;
   std::vector<UniqueFd> idle_;
   int leased_ = 0;
+  int waiting_ = 0;  // threads in Acquire waiting for a lease
 };
 
 }  // namespace l7px::connect
