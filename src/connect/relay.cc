@@ -157,8 +157,10 @@ Relay::Result Relay::Serve(UniqueFd& slot, std::string_view pending) {
     upgrade_request_ = head.upgrade;
     const bool replayable = Replayable(head);
 
-    LocalPool::Lease lease = pool_.Acquire(stops_, WaitKind::kBusy);
-    if (!lease.ok) return result;  // aborted
+    // Waiting for one of the N connections also watches the slot: when l7px closes it (the
+    // client left), the request is dropped here, never sent to the service.
+    LocalPool::Lease lease = pool_.Acquire(stops_, WaitKind::kBusy, slot.get());
+    if (!lease.ok) return result;  // aborted, or l7px closed the slot
     UniqueFd local = std::move(lease.fd);
     bool reused = lease.reused;
     rsent_ = 0;

@@ -213,7 +213,8 @@ TEST_F(ConnectFailuresTest, InterimAnswersPassThrough) {
 
 // Two proxies, one connection to the service (--slots 1): a request on the second waits in the
 // agent while the first runs, and is served when it ends. A waiting request whose client left
-// holds no lease: the next requests are served on both proxies.
+// (l7px keeps the slot and drops the answer, so the agent runs it) holds no lease after: the
+// next requests are served on both proxies.
 TEST_F(ConnectFailuresTest, ARequestWaitsForAConnectionAndAGoneClientHoldsNone) {
   const uint16_t port = FreePort();
   services().Start("a", LoopbackAddr(port));
@@ -253,6 +254,37 @@ TEST_F(ConnectFailuresTest, ARequestWaitsForAConnectionAndAGoneClientHoldsNone) 
             "a /b1");
   EXPECT_EQ(BodyOf(HttpExchange(front(), GetRequest("/a1"), milliseconds(5000))), "a /a1");
   EXPECT_EQ(services().Stats("a").max_inflight, 1);
+}
+
+// A request waiting in the agent for the one connection (--slots 1) until l7px gives up on it
+// (the second l7px's response_timeout: 504, slot closed) is dropped then, never sent to the
+// service when the connection frees; the slot is replaced and nothing stays leased.
+TEST_F(ConnectFailuresTest, AWaitingRequestL7pxGaveUpOnIsNeverSent) {
+  const uint16_t port = FreePort();
+  services().Start("a", LoopbackAddr(port));
+  ASSERT_TRUE(StartL7px("5s")) << h().ProxyLog();
+  ProxyHarness second("ConnectGaveUpSecond");
+  second.EnableAdmin();
+  ASSERT_TRUE(second.StartProxy(
+      second.WriteConfig(SvcPool("5s", "response_timeout = \"300ms\"\n"), "", kSvcRegister)))
+      << second.ProxyLog();
+  StartAgent({h().register_port(), second.register_port()}, port, 1);
+  ASSERT_TRUE(
+      WaitFor([&] { return Registered() == 1 && Registered(second.admin_port()) == 1; }, kIo));
+
+  auto slow = std::async(std::launch::async,
+                         [&] { return HttpExchange(front(), GetRequest("/sleep/1500")); });
+  ASSERT_TRUE(WaitFor([&] { return services().Stats("a").requests == 1; }, kIo));
+  const auto start = std::chrono::steady_clock::now();
+  const std::string resp = HttpExchange(second.front_port(), GetRequest("/gave-up"));
+  EXPECT_EQ(StatusOf(resp), 504) << resp;
+  EXPECT_LT(MillisSince(start), 1400);  // answered while /sleep/1500 still runs
+  // The slot l7px closed is replaced while the connection is still busy.
+  EXPECT_TRUE(WaitFor([&] { return Registered(second.admin_port()) == 1; }, milliseconds(1000)));
+  EXPECT_EQ(BodyOf(slow.get()), "a /sleep/1500");
+  EXPECT_EQ(BodyOf(HttpExchange(second.front_port(), GetRequest("/b1"))), "a /b1");
+  EXPECT_EQ(BodyOf(HttpExchange(front(), GetRequest("/a1"))), "a /a1");
+  EXPECT_EQ(services().Stats("a").requests, 3) << "the service ran /gave-up";
 }
 
 // SIGTERM with a request running past --grace: the agent exits at the grace (status 0, as
