@@ -109,6 +109,20 @@ TEST_F(ConnectSetupTest, APoolAtMaxSlotsRefusesTheRestAndTheOthersServe) {
   const std::string log = agent_.ReadLog();
   EXPECT_EQ(CountOf(log, "503 Service Unavailable: the pool is at max_slots"), 1) << log;
   EXPECT_EQ(BodyOf(HttpExchange(front(), GetRequest("/x"))), "a /x");
+
+  // A slot that ends (a close-delimited answer closes it) registers again, and the one left
+  // over meets the 503 in turn: the proxy's state is the same, so no new line either time.
+  for (int i = 0; i < 2; ++i) {
+    const int64_t before = RegistrationsMetric(h().admin_port(), "svc", "refused");
+    const CurlResult r = RunCurl({FrontUrl(front(), "/until-close")});
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+    ASSERT_TRUE(WaitFor(
+        [&] { return RegistrationsMetric(h().admin_port(), "svc", "refused") > before; }, kIo));
+  }
+  EXPECT_TRUE(WaitFor([&] { return Registered() == 2; }, kIo));
+  const std::string after = agent_.ReadLog();
+  EXPECT_EQ(CountOf(after, "503 Service Unavailable: the pool is at max_slots"), 1) << after;
+  EXPECT_EQ(CountOf(after, "registered with proxy"), 1) << after;
 }
 
 // The token from L7PX_TOKEN (off the command line).
