@@ -35,13 +35,6 @@ class Handler(http.server.BaseHTTPRequestHandler):
             st["accepted"] += 1
             st["open"] += 1
             dump()
-    def finish(self):
-        try:
-            super().finish()
-        finally:
-            with lock:
-                st["open"] -= 1
-                dump()
     def counted(self, fn):
         with lock:
             st["inflight"] += 1
@@ -164,10 +157,20 @@ class Handler(http.server.BaseHTTPRequestHandler):
     do_PUT = do_POST
     def log_message(self, *args):
         pass
-class Tcp(socketserver.ThreadingMixIn, http.server.HTTPServer):
+class Closing:
+    # "open" drops once the connection is closed (not when its handler returns, just before):
+    # a test that sees it drop knows the peer can see the close.
+    def shutdown_request(self, request):
+        try:
+            super().shutdown_request(request)
+        finally:
+            with lock:
+                st["open"] -= 1
+                dump()
+class Tcp(Closing, socketserver.ThreadingMixIn, http.server.HTTPServer):
     daemon_threads = True
     allow_reuse_address = True
-class Unix(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
+class Unix(Closing, socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
     daemon_threads = True
 if listen.startswith("unix:"):
     path = listen[5:]
