@@ -7,7 +7,10 @@
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <poll.h>
 #include <signal.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 
 #include <chrono>
@@ -31,6 +34,36 @@ using std::chrono::milliseconds;
 using ::testing::HasSubstr;
 
 class ConnectFailuresTest : public ConnectTest {};
+
+// A listener on a kernel-chosen loopback port, playing l7px's register listener by hand.
+UniqueFd ListenLoopback(uint16_t* port) {
+  UniqueFd fd(socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t len = sizeof(a);
+  if (!fd || bind(fd.get(), reinterpret_cast<sockaddr*>(&a), len) != 0 ||
+      listen(fd.get(), 8) != 0 ||
+      getsockname(fd.get(), reinterpret_cast<sockaddr*>(&a), &len) != 0) {
+    return UniqueFd();
+  }
+  *port = ntohs(a.sin_port);
+  return fd;
+}
+
+// Accepts one registration on `listener` within the I/O bound and answers it 101: a slot.
+UniqueFd AcceptSlot(int listener) {
+  pollfd p{listener, POLLIN, 0};
+  if (poll(&p, 1, static_cast<int>(milliseconds(kIo).count())) != 1) return UniqueFd();
+  UniqueFd fd(accept4(listener, nullptr, nullptr, SOCK_CLOEXEC));
+  if (!fd || RecvUntil(fd.get(), "\r\n\r\n", kIo).find("\r\n\r\n") == std::string::npos ||
+      !SendAll(fd.get(),
+               "HTTP/1.1 101 Switching Protocols\r\nUpgrade: l7px-slot/1\r\n"
+               "Connection: Upgrade\r\n\r\n")) {
+    return UniqueFd();
+  }
+  return fd;
+}
 
 std::string PostRequest(const std::string& path, const std::string& body,
                         const std::string& extra = "") {
@@ -285,6 +318,31 @@ TEST_F(ConnectFailuresTest, AWaitingRequestL7pxGaveUpOnIsNeverSent) {
   EXPECT_EQ(BodyOf(HttpExchange(second.front_port(), GetRequest("/b1"))), "a /b1");
   EXPECT_EQ(BodyOf(HttpExchange(front(), GetRequest("/a1"))), "a /a1");
   EXPECT_EQ(services().Stats("a").requests, 3) << "the service ran /gave-up";
+}
+
+// A request whose body does not parse (written by hand on a slot: l7px itself re-frames
+// bodies and never sends one) ends its slot and gives its lease back: with --slots 1, the next
+// request on the next slot is served.
+TEST_F(ConnectFailuresTest, AMalformedRequestBodyOnASlotLeavesNoLeaseBehind) {
+  const uint16_t port = FreePort();
+  services().Start("a", LoopbackAddr(port));
+  uint16_t proxy_port = 0;
+  UniqueFd listener = ListenLoopback(&proxy_port);
+  ASSERT_TRUE(listener);
+  StartAgent({proxy_port}, port, 1);
+  UniqueFd slot = AcceptSlot(listener.get());
+  ASSERT_TRUE(slot);
+  ASSERT_TRUE(SendAll(slot.get(),
+                      "POST /bad HTTP/1.1\r\nHost: test.local\r\nTransfer-Encoding: chunked\r\n"
+                      "\r\nzz\r\n"));
+  EXPECT_TRUE(WaitPeerClosed(slot.get(), kIo));
+  slot = AcceptSlot(listener.get());  // the agent dials again
+  ASSERT_TRUE(slot);
+  ASSERT_TRUE(SendAll(slot.get(), GetRequest("/next")));
+  std::string carry;
+  const std::string resp = RecvHttpResponse(slot.get(), &carry, milliseconds(5000));
+  EXPECT_EQ(BodyOf(resp), "a /next") << resp;
+  EXPECT_EQ(services().Stats("a").requests, 1);  // the malformed one never went out
 }
 
 // SIGTERM with a request running past --grace: the agent exits at the grace (status 0, as
