@@ -6,6 +6,7 @@
 #include <sys/signalfd.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdio>
 #include <cstdlib>
@@ -45,7 +46,9 @@ Agent::Agent(ConnectOptions options)
       registration_head_(sdk::RegistrationHead(o_.pool, o_.token, o_.service_id)),
       pool_(o_.to, o_.slots),
       wake_(eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)),
-      proxy_state_(o_.proxies.size()) {}
+      proxy_log_(o_.proxies.size()) {
+  for (ProxyLog& p : proxy_log_) p.slot.resize(static_cast<size_t>(o_.slots));
+}
 
 Agent::~Agent() {
   process_stop_.Abort();
@@ -85,10 +88,20 @@ void Agent::StartTunnel(UniqueFd slot, UniqueFd local, std::string to_local, std
   });
 }
 
-void Agent::LogProxy(size_t proxy, const std::string& state, const std::string& line) {
+void Agent::LogProxy(size_t proxy, int index, const std::string& state, const std::string& line) {
   std::lock_guard<std::mutex> lock(mu_);
-  if (proxy_state_[proxy] == state) return;
-  proxy_state_[proxy] = state;
+  ProxyLog& p = proxy_log_[proxy];
+  std::string& mine = p.slot[static_cast<size_t>(index)];
+  if (mine == state) return;
+  mine = state;
+  if (state == "registered") {
+    const auto registered = std::count(p.slot.begin(), p.slot.end(), state);
+    if (registered == static_cast<ptrdiff_t>(p.slot.size())) p.logged.clear();  // all well
+    if (registered != 1) return;  // not the first after none
+  } else {
+    if (std::find(p.logged.begin(), p.logged.end(), state) != p.logged.end()) return;
+    p.logged.push_back(state);
+  }
   if (state.starts_with("refused:40")) {
     L7PX_LOG(kError, "{}", line);
   } else if (state == "registered") {
@@ -115,7 +128,10 @@ void Agent::StartGeneration() {
   {
     std::lock_guard<std::mutex> lock(mu_);
     running_ += static_cast<int>(o_.proxies.size()) * o_.slots;
-    for (std::string& s : proxy_state_) s.clear();
+    for (ProxyLog& p : proxy_log_) {
+      for (std::string& s : p.slot) s.clear();
+      p.logged.clear();
+    }
   }
   gen->running.store(static_cast<int>(o_.proxies.size()) * o_.slots);
   for (size_t p = 0; p < o_.proxies.size(); ++p) {
@@ -164,7 +180,7 @@ void Agent::SlotThread(size_t proxy, int index, Generation* gen) {
                         static_cast<uint32_t>(proxy * 7919 + static_cast<size_t>(index)));
     while (!stops.Stopped(WaitKind::kIdle)) {
       const auto started = Clock::now();
-      const SlotEnd end = RunSlot(proxy, relay, stops);
+      const SlotEnd end = RunSlot(proxy, index, relay, stops);
       if (end == SlotEnd::kStop) break;
       if (end == SlotEnd::kServed) {
         backoff.SetRange(kDialMin, kDialMax);
@@ -184,20 +200,20 @@ void Agent::SlotThread(size_t proxy, int index, Generation* gen) {
   ThreadEnded();
 }
 
-Agent::SlotEnd Agent::RunSlot(size_t p, Relay& relay, const Stops& stops) {
+Agent::SlotEnd Agent::RunSlot(size_t p, int index, Relay& relay, const Stops& stops) {
   const Endpoint& proxy = o_.proxies[p];
   std::string error;
   UniqueFd fd = Dial(proxy, stops, WaitKind::kIdle, kProxyConnectTimeout, true, &error);
   if (!fd) {
     if (stops.Stopped(WaitKind::kIdle)) return SlotEnd::kStop;
-    LogProxy(p, "down:" + error,
+    LogProxy(p, index, "down:" + error,
              "connect: proxy " + proxy.text + " unreachable: " + error + "; retrying");
     return SlotEnd::kFailed;
   }
   const auto deadline = Clock::now() + kHandshakeTimeout;
   if (!SendAll(fd.get(), registration_head_, stops, WaitKind::kIdle, deadline)) {
     if (stops.Stopped(WaitKind::kIdle)) return SlotEnd::kStop;
-    LogProxy(p, "down:write", "connect: proxy " + proxy.text + " closed the registration");
+    LogProxy(p, index, "down:write", "connect: proxy " + proxy.text + " closed the registration");
     return SlotEnd::kFailed;
   }
   std::string reply_bytes;
@@ -210,7 +226,7 @@ Agent::SlotEnd Agent::RunSlot(size_t p, Relay& relay, const Stops& stops) {
       if (w == WaitResult::kReady) continue;
     }
     if (n <= 0) {
-      LogProxy(p, "down:noanswer",
+      LogProxy(p, index, "down:noanswer",
                "connect: proxy " + proxy.text + " gave no answer to the registration");
       return SlotEnd::kFailed;
     }
@@ -218,7 +234,7 @@ Agent::SlotEnd Agent::RunSlot(size_t p, Relay& relay, const Stops& stops) {
     const sdk::HandshakeReply reply = sdk::ParseHandshakeReply(reply_bytes);
     if (reply.state == sdk::HandshakeReply::State::kIncomplete) continue;
     if (reply.state == sdk::HandshakeReply::State::kMalformed) {
-      LogProxy(p, "malformed",
+      LogProxy(p, index, "malformed",
                "connect: proxy " + proxy.text +
                    " answered the registration with something else than HTTP (is it a "
                    "register.listen address?); retrying");
@@ -235,12 +251,12 @@ Agent::SlotEnd Agent::RunSlot(size_t p, Relay& relay, const Stops& stops) {
       }
       if (reply.status == 503) why = ": the pool is at max_slots";
       const bool config_error = reply.status == 403 || reply.status == 404;
-      LogProxy(p, "refused:" + std::to_string(reply.status),
+      LogProxy(p, index, "refused:" + std::to_string(reply.status),
                "connect: proxy " + proxy.text + " refused the registration with " + status + why +
                    (config_error ? "; a configuration error, retrying slowly" : "; retrying"));
       return config_error ? SlotEnd::kSlowFailed : SlotEnd::kFailed;
     }
-    LogProxy(p, "registered",
+    LogProxy(p, index, "registered",
              "connect: registered with proxy " + proxy.text +
                  (o_.pool.empty() ? "" : " pool " + o_.pool) + " (" + std::to_string(o_.slots) +
                  " slots, service id " + o_.service_id + ")");

@@ -14,8 +14,11 @@
 //   generation is joined once all its threads ended (never blocking Run on a busy one).
 // - Every wait of every thread watches the process Stopper (SIGTERM: quit; grace over: abort)
 //   and its generation's, so a stop ends them all without signals reaching the threads.
-// - Each proxy's state (registered, down, refused) is logged when it changes, not per attempt;
-//   so is the service's (up, down).
+// - Each proxy's state is logged when it changes, not per attempt; so is the service's (up,
+//   down). A proxy's state is that of its N slots, which may differ (a pool at max_slots takes
+//   some and refuses the rest): "registered" is logged when the first slot registers after
+//   none was, and each problem (down: why, refused: status) once until every slot is
+//   registered again; a slot re-registering or meeting the same refusal in turn logs nothing.
 // - running_ counts every slot and tunnel thread not yet finished; it changes under mu_ and
 //   each change notifies cv_ (the grace wait at exit).
 
@@ -63,8 +66,10 @@ class Agent : public RelayHooks {
   void Withdraw();
   void Reap(bool all);
   void SlotThread(size_t proxy, int index, Generation* gen);
-  SlotEnd RunSlot(size_t proxy, Relay& relay, const Stops& stops);
-  void LogProxy(size_t proxy, const std::string& state, const std::string& line);
+  SlotEnd RunSlot(size_t proxy, int index, Relay& relay, const Stops& stops);
+  // Records slot `index`'s state with `proxy` and logs `line` when the proxy's state changed
+  // (see the invariants).
+  void LogProxy(size_t proxy, int index, const std::string& state, const std::string& line);
   void ThreadEnded();
 
   const ConnectOptions o_;
@@ -81,8 +86,12 @@ class Agent : public RelayHooks {
   std::mutex mu_;
   std::condition_variable cv_;
   int running_ = 0;
-  std::list<TunnelThread> tunnels_;       // under mu_
-  std::vector<std::string> proxy_state_;  // under mu_: the last state logged per proxy
+  std::list<TunnelThread> tunnels_;  // under mu_
+  struct ProxyLog {
+    std::vector<std::string> slot;    // each slot's last state ("" before its first attempt)
+    std::vector<std::string> logged;  // problems logged since every slot was registered
+  };
+  std::vector<ProxyLog> proxy_log_;  // under mu_
 };
 
 // `l7px connect ARGS`: parses the flags (exit 2 with a message on a bad one), blocks the

@@ -18,6 +18,13 @@ bool LocalPool::ClosedByPeer(int fd) {
   return poll(&p, 1, 0) != 0;
 }
 
+bool LocalPool::HungUp(int fd) {
+  // l7px closes a slot whose client left (it cannot be reused mid-exchange): the FIN shows as
+  // POLLRDHUP even while request bytes are still unread.
+  pollfd p{fd, POLLRDHUP, 0};
+  return poll(&p, 1, 0) > 0 && (p.revents & (POLLRDHUP | POLLHUP | POLLERR)) != 0;
+}
+
 UniqueFd LocalPool::TakeLocked() {
   ++leased_;
   if (idle_.empty()) return UniqueFd();
@@ -48,12 +55,15 @@ LocalPool::Lease LocalPool::Checked(UniqueFd fd) {
   return lease;
 }
 
-LocalPool::Lease LocalPool::Acquire(const Stops& stops, WaitKind kind) {
+LocalPool::Lease LocalPool::Acquire(const Stops& stops, WaitKind kind, int watch_fd) {
   UniqueFd fd;
   {
     std::unique_lock<std::mutex> lock(mu_);
     while (leased_ >= limit_) {
       if (stops.Stopped(kind)) return Lease{};
+      // Checked at each wake-up (at least every 100 ms): l7px gave up on the request. Only
+      // while waiting, when every lease is taken anyway.
+      if (watch_fd >= 0 && HungUp(watch_fd)) return Lease{};
       // Bounded, so a stop whose Wake() came between the check and the wait is seen anyway.
       ++waiting_;
       cv_.wait_for(lock, std::chrono::milliseconds(100));

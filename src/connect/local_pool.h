@@ -32,10 +32,12 @@ class LocalPool {
     UniqueFd fd;      // an idle connection, or invalid: the holder dials (DialFor)
     bool reused = false;
   };
-  // Waits for a free lease (fewer than `limit` leased) until `stops` says so for `kind`.
-  // An idle connection that the service closed meanwhile (readable: EOF or stray bytes) is
-  // dropped here rather than handed out.
-  Lease Acquire(const Stops& stops, WaitKind kind);
+  // Waits for a free lease (fewer than `limit` leased) until `stops` says so for `kind`, or
+  // until the peer of `watch_fd` (when >= 0: the slot whose request waits) hung up, so that a
+  // request whose client left is never sent (ok false in both cases). An idle connection that
+  // the service closed meanwhile (readable: EOF or stray bytes) is dropped here rather than
+  // handed out.
+  Lease Acquire(const Stops& stops, WaitKind kind, int watch_fd = -1);
   // Like Acquire, but returns at once (ok false) when no lease is free.
   Lease TryAcquire();
   // Dials a fresh connection for a lease holder.
@@ -55,6 +57,7 @@ class LocalPool {
 
  private:
   static bool ClosedByPeer(int fd);
+  static bool HungUp(int fd);
   // Takes a lease (and the most recent idle connection, if any) under mu_.
   UniqueFd TakeLocked();
   // Makes a lease of it, once checked (without mu_) that the service did not close it.

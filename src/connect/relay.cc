@@ -157,15 +157,19 @@ Relay::Result Relay::Serve(UniqueFd& slot, std::string_view pending) {
     upgrade_request_ = head.upgrade;
     const bool replayable = Replayable(head);
 
-    LocalPool::Lease lease = pool_.Acquire(stops_, WaitKind::kBusy);
-    if (!lease.ok) return result;  // aborted
-    UniqueFd local = std::move(lease.fd);
-    bool reused = lease.reused;
     rsent_ = 0;
     req_done_ = false;
     req_discard_ = false;
     req_intact_ = true;
+    // Before the lease: a body that does not parse ends the slot with nothing held.
     if (!ParseRequest()) return result;  // a body without a request: l7px never sends one
+
+    // Waiting for one of the N connections also watches the slot: when l7px closes it (the
+    // client left), the request is dropped here, never sent to the service.
+    LocalPool::Lease lease = pool_.Acquire(stops_, WaitKind::kBusy, slot.get());
+    if (!lease.ok) return result;  // aborted, or l7px closed the slot
+    UniqueFd local = std::move(lease.fd);
+    bool reused = lease.reused;
     Outcome outcome = Outcome::kFailedEarly;
     bool local_keep = false;
     for (int attempt = 0; attempt < 2; ++attempt) {

@@ -19,6 +19,7 @@
 
 #include "support/admin.h"
 #include "support/clients.h"
+#include "support/connect_agent.h"
 #include "support/integration.h"
 #include "support/listening_service.h"
 #include "support/load.h"
@@ -29,55 +30,6 @@ namespace {
 
 using std::chrono::milliseconds;
 using ::testing::HasSubstr;
-
-// The pool the agent registers in. The default queue_timeout is generous: under load a request
-// waits for one of the agent's N requests at the service.
-std::string SvcPool(const std::string& queue_timeout = "2s") {
-  return "[[pool]]\nname = \"svc\"\nqueue_timeout = \"" + queue_timeout + "\"\n";
-}
-constexpr char kSvcRegister[] = "default_pool = \"svc\"\n";
-
-std::string LoopbackAddr(uint16_t port) { return "127.0.0.1:" + std::to_string(port); }
-
-class ConnectTest : public IntegrationTest {
- protected:
-  void TearDown() override {
-    if (HasFailure()) {
-      std::cerr << "---- agent log (tail) ----\n" << Tail(agent_.ReadLog()) << "\n";
-      if (services_) std::cerr << "---- service log ----\n" << Tail(services_->LogOf("a")) << "\n";
-    }
-    agent_.Kill();
-    IntegrationTest::TearDown();
-  }
-
-  ListeningServices& services() {
-    if (!services_) services_ = std::make_unique<ListeningServices>(h().dir());
-    return *services_;
-  }
-  bool StartL7px(const std::string& queue_timeout = "2s") {
-    h().EnableAdmin();
-    return StartProxy(SvcPool(queue_timeout), "", kSvcRegister);
-  }
-  // The agent with these proxies (register addresses), `slots` and extra flags.
-  void StartAgent(const std::vector<uint16_t>& proxies, uint16_t service_port, int slots,
-                  const std::vector<std::string>& extra = {}) {
-    std::string list;
-    for (uint16_t p : proxies) list += (list.empty() ? "" : ",") + LoopbackAddr(p);
-    std::vector<std::string> argv = {L7PX_BINARY, "connect",
-                                     "--proxy",   list,
-                                     "--pool",    "svc",
-                                     "--slots",   std::to_string(slots),
-                                     "--to",      LoopbackAddr(service_port),
-                                     "--service", "agent"};
-    argv.insert(argv.end(), extra.begin(), extra.end());
-    agent_ = ChildProcess::Start(argv, h().dir() + "/agent.log");
-  }
-  int64_t Registered(uint16_t admin_port) { return RegisteredSlots(admin_port, "svc"); }
-  int64_t Registered() { return Registered(h().admin_port()); }
-
-  ChildProcess agent_;
-  std::unique_ptr<ListeningServices> services_;
-};
 
 // Many requests over many clients: every one answered by the service, which never sees more
 // than N connections or N requests at once.

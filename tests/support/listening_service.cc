@@ -17,7 +17,7 @@ import http.server, os, socketserver, sys, threading, time
 name, listen, stats_path = sys.argv[1], sys.argv[2], sys.argv[3]
 idle = float(sys.argv[4]) if len(sys.argv) > 4 else 0
 lock = threading.Lock()
-st = {"accepted": 0, "open": 0, "inflight": 0, "max_inflight": 0, "requests": 0}
+st = {"accepted": 0, "open": 0, "inflight": 0, "max_inflight": 0, "requests": 0, "dropped": 0}
 def dump():
     tmp = stats_path + ".tmp"
     with open(tmp, "w") as f:
@@ -30,17 +30,11 @@ class Handler(http.server.BaseHTTPRequestHandler):
     timeout = idle or None
     def setup(self):
         super().setup()
+        self.answered = 0  # requests answered on this connection
         with lock:
             st["accepted"] += 1
             st["open"] += 1
             dump()
-    def finish(self):
-        try:
-            super().finish()
-        finally:
-            with lock:
-                st["open"] -= 1
-                dump()
     def counted(self, fn):
         with lock:
             st["inflight"] += 1
@@ -53,7 +47,36 @@ class Handler(http.server.BaseHTTPRequestHandler):
             with lock:
                 st["inflight"] -= 1
                 dump()
+    def drops(self):
+        # /drop... closes the connection without answering, after reading the whole request:
+        # /drop-reused only on a connection that answered before (the keep-alive race as the
+        # agent sees it), /drop-always on any.
+        p = self.path
+        return p.startswith("/drop-always") or (p.startswith("/drop-reused") and self.answered)
     def answer(self, body, send_body):
+        if self.drops():
+            with lock:
+                st["dropped"] += 1
+                dump()
+            self.close_connection = True
+            return
+        self.answered += 1
+        if self.path.startswith("/early-hints"):
+            self.send_response_only(103)
+            self.send_header("Link", "</s.css>; rel=preload")
+            self.end_headers()
+            self.wfile.flush()
+        if self.path.startswith("/until-close"):
+            return self.until_close(body)
+        if self.path.startswith("/abort-mid"):
+            # The head and part of a body of Content-Length 100000, then the connection closes.
+            self.send_response(200)
+            self.send_header("Content-Length", "100000")
+            self.end_headers()
+            self.wfile.write(b"x" * 1000)
+            self.wfile.flush()
+            self.close_connection = True
+            return
         if self.path.startswith("/slow"):
             time.sleep(0.002)
         if self.path.startswith("/sleep/"):
@@ -69,6 +92,20 @@ class Handler(http.server.BaseHTTPRequestHandler):
         self.end_headers()
         if send_body:
             self.wfile.write(body)
+    def until_close(self, body):
+        # A body delimited by the connection's close (no Content-Length, no chunked): 200 KB of
+        # "<name> <path>" repeated; /until-close10 as HTTP/1.0, else HTTP/1.1 with
+        # Connection: close.
+        if self.path.startswith("/until-close10"):
+            self.protocol_version = "HTTP/1.0"
+        self.send_response(200)
+        self.send_header("Connection", "close")
+        self.end_headers()
+        self.close_connection = True
+        data = (body * (200000 // len(body) + 1))[:200000]
+        for i in range(0, len(data), 50000):
+            self.wfile.write(data[i:i + 50000])
+            self.wfile.flush()
     def body_for_get(self):
         if self.path.startswith("/xff"):
             return (self.headers.get("X-Forwarded-For") or "").encode()
@@ -120,10 +157,20 @@ class Handler(http.server.BaseHTTPRequestHandler):
     do_PUT = do_POST
     def log_message(self, *args):
         pass
-class Tcp(socketserver.ThreadingMixIn, http.server.HTTPServer):
+class Closing:
+    # "open" drops once the connection is closed (not when its handler returns, just before):
+    # a test that sees it drop knows the peer can see the close.
+    def shutdown_request(self, request):
+        try:
+            super().shutdown_request(request)
+        finally:
+            with lock:
+                st["open"] -= 1
+                dump()
+class Tcp(Closing, socketserver.ThreadingMixIn, http.server.HTTPServer):
     daemon_threads = True
     allow_reuse_address = True
-class Unix(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
+class Unix(Closing, socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
     daemon_threads = True
 if listen.startswith("unix:"):
     path = listen[5:]
@@ -174,6 +221,7 @@ ListeningServiceStats ListeningServices::Stats(const std::string& name) const {
     if (key == "open") s.open = v;
     if (key == "max_inflight") s.max_inflight = v;
     if (key == "requests") s.requests = v;
+    if (key == "dropped") s.dropped = v;
   }
   return s;
 }

@@ -10,7 +10,13 @@
 //   GET /...           200 "<name> <path>", X-Service: <name>; /slow... sleeps 2 ms,
 //                      /sleep/<ms> sleeps that long, /close... adds Connection: close,
 //                      /xff answers the X-Forwarded-For it got, /http10 answers as HTTP/1.0
-//                      (and closes)
+//                      (and closes), /early-hints sends a 103 (Link) before its 200,
+//                      /until-close... answers 200 KB of "<name> <path>" repeated, delimited by
+//                      its close (/until-close10 as HTTP/1.0), /abort-mid sends a head with
+//                      Content-Length 100000 and 1000 bytes, then closes
+//   /drop-always...    (any method) reads the request, then closes without answering;
+//   /drop-reused...    the same, but only on a connection that answered a request before
+//                      (counted in `dropped` and in `requests`)
 //   GET with "Upgrade: echo"  101, then echoes raw bytes until the peer closes
 //   HEAD               the head GET would send, no body
 //   POST, PUT          reads the body (Content-Length or chunked) in pieces, answers
@@ -29,7 +35,8 @@ struct ListeningServiceStats {
   int accepted = -1;  // -1 until the service wrote its first stats
   int open = -1;
   int max_inflight = -1;
-  int requests = -1;
+  int requests = -1;  // started, including the dropped ones
+  int dropped = -1;
 };
 
 // The services of one test, by name; each one's files live in `dir`.
@@ -38,8 +45,8 @@ class ListeningServices {
   explicit ListeningServices(std::string dir) : dir_(std::move(dir)) {}
 
   // Starts (or restarts) the service `name` on `listen` ("127.0.0.1:PORT" or "unix:/path"),
-  // closing a connection idle for `idle_seconds` ("0": never), and waits for its stats file
-  // (a test failure when it never comes).
+  // closing a connection idle for `idle_seconds` ("0": never; "0.2": 200 ms), and waits for its
+  // stats file (a test failure when it never comes).
   ChildProcess& Start(const std::string& name, const std::string& listen,
                       const std::string& idle_seconds = "0");
   ListeningServiceStats Stats(const std::string& name) const;
