@@ -6,7 +6,9 @@
 #include <sys/socket.h>
 
 #include <chrono>
+#include <cstdlib>
 #include <string>
+#include <thread>
 
 #include "support/admin.h"
 #include "support/clients.h"
@@ -180,6 +182,7 @@ TEST_F(ProxyServiceDeathTest, RequestsCutShortGetTheirAccessLogLine) {
   ASSERT_TRUE(SendAll(gone.get(), GetRequest("/left-the-queue")));
   ASSERT_TRUE(
       WaitFor([&] { return PoolCounter(h().admin_port(), "default", "waiting") == 1; }, kIo));
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));  // its time in the queue
   const linger reset{1, 0};
   setsockopt(gone.get(), SOL_SOCKET, SO_LINGER, &reset, sizeof(reset));
   gone.Reset();
@@ -188,8 +191,38 @@ TEST_F(ProxyServiceDeathTest, RequestsCutShortGetTheirAccessLogLine) {
       << "no access-log line for a client that left the queue:\n"
       << h().AccessLog();
   EXPECT_THAT(line, HasSubstr("\"status\":499,")) << line;
+  // Its time in the queue, until it left.
+  const size_t q = line.find("\"queue_ms\":");
+  ASSERT_NE(q, std::string::npos) << line;
+  EXPECT_GE(std::atof(line.c_str() + q + 11), 250.0) << line;
   std::string carry;
   EXPECT_EQ(StatusOf(RecvHttpResponse(busy.get(), &carry, kIo)), 200);
+}
+
+// l7px's own answers after a request took a slot are logged with their status, not as 499: a
+// 502 (the service died before answering) and a 504 (silent past response_timeout).
+TEST_F(ProxyServiceDeathTest, OwnAnswersAfterASlotWasTakenAreLoggedWithTheirStatus) {
+  ASSERT_TRUE(
+      StartProxy("[[pool]]\nname = \"default\"\nqueue_timeout = \"5s\"\n"
+                 "response_timeout = \"300ms\"\n"))
+      << h().ProxyLog();
+  ASSERT_NE(StartService({"--slots", "2"}), nullptr);
+  EXPECT_EQ(StatusOf(HttpExchange(
+                front(), "POST /die-before HTTP/1.1\r\nHost: t\r\nContent-Length: 1\r\n\r\nx")),
+            502);
+  EXPECT_EQ(StatusOf(HttpExchange(front(), GetRequest("/delay/1500"))), 504);
+  std::string died;
+  std::string silent;
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        died = AccessLogLineOf(h().AccessLog(), "/die-before");
+        silent = AccessLogLineOf(h().AccessLog(), "/delay/1500");
+        return !died.empty() && !silent.empty();
+      },
+      kIo))
+      << h().AccessLog();
+  EXPECT_THAT(died, HasSubstr("\"status\":502,")) << died;
+  EXPECT_THAT(silent, HasSubstr("\"status\":504,")) << silent;
 }
 
 TEST_F(ProxyServiceDeathTest, ServiceKilledAndReplaced) {

@@ -60,7 +60,7 @@ class Downstream {
   // last started on Connection::timer).
   virtual void OnTimeout(Connection& c) = 0;
 
-  // The connection is closing: end every stream (Loop::CancelStream for each). Its state is
+  // The connection is closing: end every stream (Loop::EndStreamOnClose for each). Its state is
   // returned in Release, once no operation is in flight.
   virtual void OnClose(Connection& c) = 0;
 

@@ -379,13 +379,20 @@ void Worker::Loop::ReleaseUpstream(Stream& s) {
   }
 }
 
-void Worker::Loop::CancelStream(Stream& s) {
+void Worker::Loop::EndStreamOnClose(Stream& s) {
   // A request cut short (the client went away, or its response was aborted mid-body) still gets
   // its access-log line: the status sent with the bytes that went out, or 499 when nothing did.
-  // A tunnel's line was written when it opened.
+  // A tunnel's line is written when it ends (EndTunnel).
   if (s.head != nullptr && s.state != StreamState::kNone && s.state != StreamState::kTunnel) {
+    if (s.state == StreamState::kQueued) {
+      s.request.queue_wait_ns += now_ns_ - s.waiter.enqueued_ns;  // its wait until it left
+    }
     LogRequest(s, s.request.response_started || s.state == StreamState::kAnswering);
   }
+  CancelStream(s);
+}
+
+void Worker::Loop::CancelStream(Stream& s) {
   if (s.state == StreamState::kTunnel) EndTunnel(s);
   ReleaseTunnelClaim(s);
   if (s.state == StreamState::kQueued) Dequeue(s);

@@ -403,6 +403,9 @@ class Worker::Loop {
 
   // The client is gone or the stream is answered otherwise: off the queue, its slot killed.
   void CancelStream(Stream& s);
+  // The stream's connection is closing (the protocol's OnClose): a request cut short gets its
+  // access-log line (LogRequest; 499 when no answer went out), then CancelStream.
+  void EndStreamOnClose(Stream& s);
 
   // ---------------------------------------------------------------- tunnel (after 101)
 

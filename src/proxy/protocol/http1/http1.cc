@@ -500,7 +500,7 @@ void Http1::OnTimeout(Connection& c) {
   loop_.Close(c);
 }
 
-void Http1::OnClose(Connection& c) { loop_.CancelStream(Of(c)->stream); }
+void Http1::OnClose(Connection& c) { loop_.EndStreamOnClose(Of(c)->stream); }
 
 bool Http1::DrainWantsClose(const Connection& c) const {
   if (!loop_.draining_) return false;
