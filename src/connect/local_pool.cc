@@ -1,5 +1,7 @@
 #include "connect/local_pool.h"
 
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <poll.h>
 #include <sys/socket.h>
 
@@ -11,9 +13,18 @@ namespace {
 constexpr std::chrono::milliseconds kLocalConnectTimeout{3000};
 }  // namespace
 
-bool LocalPool::ClosedByPeer(int fd) {
+bool LocalPool::ClosedByPeer(int fd, bool tcp) {
   // An idle connection has nothing to read: readable means EOF, a reset, or bytes the service
-  // sent unasked; none of them leaves it usable.
+  // sent unasked; none of them leaves it usable. A TCP service may hold such bytes back (Nagle)
+  // until the agent acknowledges its last response, and the agent's kernel delays that
+  // acknowledgement to ride on the next request: the bytes would then arrive right after the
+  // request went out, be taken for its response, and leave the connection one response behind
+  // for good. So the acknowledgement is sent now (TCP_QUICKACK), before the look; on loopback
+  // the held bytes are delivered within that call.
+  if (tcp) {
+    const int one = 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_QUICKACK, &one, sizeof(one));
+  }
   pollfd p{fd, POLLIN, 0};
   return poll(&p, 1, 0) != 0;
 }
@@ -41,7 +52,7 @@ LocalPool::Lease LocalPool::Checked(UniqueFd fd) {
   Lease lease;
   lease.ok = true;
   while (fd.valid()) {
-    if (!ClosedByPeer(fd.get())) {
+    if (!ClosedByPeer(fd.get(), !to_.is_unix)) {
       lease.fd = std::move(fd);
       lease.reused = true;
       break;
@@ -104,7 +115,7 @@ int LocalPool::Prune() {
   std::vector<UniqueFd> closed;
   std::lock_guard<std::mutex> lock(mu_);
   for (size_t i = 0; i < idle_.size();) {
-    if (ClosedByPeer(idle_[i].get())) {
+    if (ClosedByPeer(idle_[i].get(), !to_.is_unix)) {
       closed.push_back(std::move(idle_[i]));
       idle_.erase(idle_.begin() + static_cast<ptrdiff_t>(i));
     } else {

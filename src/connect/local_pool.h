@@ -56,7 +56,8 @@ class LocalPool {
   bool unix_socket() const { return to_.is_unix; }
 
  private:
-  static bool ClosedByPeer(int fd);
+  // Whether an idle connection is unusable (see local_pool.cc); `tcp`: acknowledge first.
+  static bool ClosedByPeer(int fd, bool tcp);
   static bool HungUp(int fd);
   // Takes a lease (and the most recent idle connection, if any) under mu_.
   UniqueFd TakeLocked();

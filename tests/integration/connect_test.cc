@@ -211,6 +211,61 @@ TEST_F(ConnectTest, UpgradeBecomesATunnelAndTheSlotIsReplaced) {
   client.Reset();
 }
 
+// A service that writes an unasked response late, with Nagle on, must not leave the agent one
+// response behind (every later client getting the one before's answer): before it reuses an
+// idle connection the agent acknowledges what it received, so bytes the service's kernel holds
+// back arrive, and the look that follows finds them and drops the connection. The service here
+// is a few lines of raw Python that answer every GET with its path, and, for /stray, a second
+// response 50 ms later (a service bug).
+constexpr char kStrayService[] = R"(
+import socket, sys, threading, time
+srv = socket.socket(); srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+srv.bind(("127.0.0.1", int(sys.argv[1]))); srv.listen(64)
+def answer(body):
+    return b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body)
+def serve(c):
+    buf = b""
+    while True:
+        while b"\r\n\r\n" not in buf:
+            d = c.recv(65536)
+            if not d: return
+            buf += d
+        head, buf = buf.split(b"\r\n\r\n", 1)
+        path = head.split(b" ")[1]
+        c.sendall(answer(path))
+        if path == b"/stray":
+            time.sleep(0.05); c.sendall(answer(b"stray"))
+while True:
+    c, _ = srv.accept()
+    threading.Thread(target=serve, args=(c,), daemon=True).start()
+)";
+
+TEST_F(ConnectTest, ALateStrayResponseDoesNotLeaveTheAgentOneBehind) {
+  const uint16_t port = FreePort();
+  const std::string script = h().dir() + "/stray_service.py";
+  {
+    std::ofstream out(script);
+    out << kStrayService;
+  }
+  ChildProcess service = ChildProcess::Start(
+      {"/usr/bin/env", "python3", script, std::to_string(port)}, h().dir() + "/stray_service.log");
+  ASSERT_TRUE(WaitForPort(port, kIo)) << ReadFile(h().dir() + "/stray_service.log");
+  ASSERT_TRUE(StartL7px()) << h().ProxyLog();
+  StartAgent({h().register_port()}, port, 2);
+  ASSERT_TRUE(WaitFor([&] { return Registered() == 2; }, kIo)) << h().ProxyLog();
+  EXPECT_EQ(StatusOf(HttpExchange(front(), GetRequest("/stray"))), 200);
+  int wrong = 0;
+  std::string first_wrong;
+  for (int i = 0; i < 200; ++i) {
+    const std::string path = "/tag/" + std::to_string(i);
+    const std::string resp = HttpExchange(front(), GetRequest(path));
+    if (BodyOf(resp) != path && wrong++ < 4) first_wrong += path + " got " + BodyOf(resp) + "; ";
+  }
+  // The request sent before the stray response was written gets it; no other one may.
+  EXPECT_LE(wrong, 2) << first_wrong;
+  service.Kill();
+}
+
 TEST_F(ConnectTest, BadFlagsExitTwoWithAMessage) {
   const std::vector<std::vector<std::string>> cases = {
       {"--slots", "2", "--to", "127.0.0.1:1"},                               // no --proxy
