@@ -160,6 +160,12 @@ void Dialer::SlotGone(const slots::Slot& slot, int64_t now_ns) {
     // timeout is shorter than kIdleCloseNs): do not dial it again in a loop.
     ++e.failures;
     e.next_dial_ns = now_ns + Backoff(e.failures);
+    // Connects work but every connection ends at once, unused (a service that closes them
+    // as it accepts them, or sends bytes unasked): nothing is left to serve with, so the
+    // address is down all the same. (One that lives a while is a short idle timeout: not down.)
+    if (now_ns - slot.filed_ns < kClosedAtOnceNs && Alive(e) == 0 && e.dialing == 0) {
+      MarkDown(e, "the service closed its connections before any request");
+    }
   }
 }
 
@@ -300,19 +306,23 @@ void Dialer::Failed(Entry& e, int error, int64_t now_ns) {
   ++e.failures;
   e.next_dial_ns = now_ns + Backoff(e.failures);
   if (next_due_ns_ == 0 || e.next_dial_ns < next_due_ns_) next_due_ns_ = e.next_dial_ns;
+  MarkDown(e, strerror(error));
+}
+
+void Dialer::MarkDown(Entry& e, std::string_view why) {
   if (e.target == 0) return;
   if (e.state == State::kDown) {
-    if (e.error != strerror(error)) {  // a different reason now (refused -> timed out)
-      e.error = strerror(error);
+    if (e.error != why) {  // a different reason now (refused -> timed out)
+      e.error = std::string(why);
       Publish(e);
     }
     return;
   }
   e.state = State::kDown;
-  e.error = strerror(error);
+  e.error = std::string(why);
   Publish(e);
   L7PX_LOG(kWarn, "pool {}: upstream {} down: {}; retrying", pools_->at(e.pool_id)->name(), e.key,
-           strerror(error));
+           why);
 }
 
 void Dialer::CloseExcess(Entry& e, uint32_t alive) {

@@ -4,6 +4,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "base/address.h"
@@ -45,6 +46,8 @@ class Dialer {
   static constexpr int64_t kFirstBackoffNs = 50'000'000;
   static constexpr int64_t kMaxBackoffNs = 5'000'000'000;
   static constexpr int64_t kIdleCloseNs = 1'000'000'000;
+  // An unused slot gone this soon was closed by the service as it was made (see SlotGone).
+  static constexpr int64_t kClosedAtOnceNs = 100'000'000;
 
   // Files a connected socket as an idle slot of `pool` with this service id (the address), with
   // slot->upstream = `entry`, or closes it and returns nullptr (the pool is full).
@@ -95,6 +98,8 @@ class Dialer {
   void DialMissing(Entry& e, uint32_t index, int64_t now_ns);
   void StartDial(Entry& e, uint32_t index);
   void Failed(Entry& e, int error, int64_t now_ns);
+  // State "down" for `why` (logged once per change of state; the error is published).
+  void MarkDown(Entry& e, std::string_view why);
   void CloseExcess(Entry& e, uint32_t alive);
   void MaybeUp(Entry& e);
   uint32_t Alive(const Entry& e) const;

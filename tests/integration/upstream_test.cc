@@ -297,6 +297,36 @@ TEST_F(UpstreamTest, DownAddressIsLoggedOnceAndComesBackWithoutAReload) {
   EXPECT_EQ(CountOf(h().ProxyLog(), "upstream " + Tcp(port_a) + " up: 2 slots"), 2);
 }
 
+// An address that accepts connections and closes them at once is down too, with a reason, in
+// /pools and the metric (it showed "up" with 0 slots), and re-dialed with back-off.
+TEST_F(UpstreamTest, AnAddressThatClosesEveryConnectionAtOnceIsDown) {
+  const uint16_t port = FreePort();
+  const std::string script = h().dir() + "/closer.py";
+  {
+    std::ofstream out(script);
+    out << "import socket, sys\n"
+           "s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)\n"
+           "s.bind(('127.0.0.1', int(sys.argv[1]))); s.listen(64)\n"
+           "while True:\n"
+           "    c, _ = s.accept(); c.close()\n";
+  }
+  ChildProcess closer = ChildProcess::Start(
+      {"/usr/bin/env", "python3", script, std::to_string(port)}, h().dir() + "/closer.log");
+  ASSERT_TRUE(WaitForPort(port, kIo)) << ReadFile(h().dir() + "/closer.log");
+  ASSERT_TRUE(Start(Upstreams({Tcp(port)}, 2) + "queue_timeout = \"300ms\"\n")) << h().ProxyLog();
+  ASSERT_TRUE(WaitFor([&] { return UpstreamField(Tcp(port), "state") == "down"; }, kIo))
+      << UpstreamField(Tcp(port), "state") << "\n"
+      << h().ProxyLog();
+  EXPECT_EQ(UpstreamField(Tcp(port), "error"),
+            "the service closed its connections before any request");
+  EXPECT_THAT(AdminCall(admin(), "GET", "/metrics").body,
+              HasSubstr("l7px_upstream_up{pool=\"legacy\",address=\"" + Tcp(port) + "\"} 0\n"));
+  // Shed, or a probe's fresh slot failed under the request: an error either way, not a hang.
+  EXPECT_THAT(StatusOf(HttpExchange(front(), GetRequest("/"))),
+              ::testing::AnyOf(::testing::Eq(502), ::testing::Eq(503)));
+  closer.Kill();
+}
+
 // Item 4: two addresses (one a UNIX socket) and a registered service in one pool all serve it.
 TEST_F(UpstreamTest, TcpAndUnixUpstreamsAndRegisteredSlotsShareAPool) {
   const uint16_t port = FreePort();
