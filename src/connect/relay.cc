@@ -202,6 +202,12 @@ Relay::Result Relay::Serve(UniqueFd& slot, std::string_view pending) {
       result.end = End::kTunnel;
       return result;
     }
+    if (outcome == Outcome::kSlotGone && local && req_done_ && !req_discard_ && rsent_ == rscan_ &&
+        !resp_done_ && !tunnel_) {
+      local_keep = DrainResponse(local.get());
+      pool_.Release(std::move(local), local_keep);
+      return result;
+    }
     pool_.Release(std::move(local), outcome == Outcome::kDone && local_keep);
     switch (outcome) {
       case Outcome::kDone:
@@ -241,6 +247,47 @@ bool Relay::ParseRequest() {
     if (r.status == http::Parser::Status::kNeedMore) break;
   }
   return true;
+}
+
+bool Relay::DrainResponse(int lfd) {
+  const Clock::time_point deadline = Clock::now() + kDrainLimit;
+  bool keep = true;
+  while (true) {
+    while (!resp_done_) {
+      const http::Parser::Result r = resp_parser_.Parse(resp_.get() + pscan_, plen_ - pscan_);
+      if (r.status == http::Parser::Status::kError) return false;
+      pscan_ += static_cast<uint32_t>(r.consumed);
+      if (r.status == http::Parser::Status::kNeedMore) break;
+      if (r.status == http::Parser::Status::kMessageDone) {
+        resp_done_ = true;
+        break;
+      }
+      const http::MessageHead& h = resp_parser_.head();  // kHeadDone
+      if (h.status == 101) return false;
+      if (h.status < 200) {  // interim: the final head follows, parsed from the buffer's start
+        std::memmove(resp_.get(), resp_.get() + pscan_, plen_ - pscan_);
+        plen_ -= pscan_;
+        pscan_ = 0;
+        resp_parser_.Begin(resp_.get());
+        resp_parser_.set_head_request(head_request_);
+        continue;
+      }
+      resp_head_ = true;
+      if (!h.keep_alive || h.framing == http::Framing::kUntilClose) keep = false;
+    }
+    if (resp_done_) return keep && plen_ == pscan_;
+    if (resp_head_ && pscan_ == plen_) plen_ = pscan_ = 0;  // body bytes: read away
+    if (!resp_head_ && plen_ == kBufferSize) return false;
+    const ssize_t n = RecvSome(lfd, resp_.get() + plen_, kBufferSize - plen_);
+    if (n > 0) {
+      plen_ += static_cast<uint32_t>(n);
+      continue;
+    }
+    if (n == 0 || !WouldBlock()) return false;  // closed (or failed): it is over too
+    if (WaitFd(lfd, POLLIN, stops_, WaitKind::kBusy, deadline) != WaitResult::kReady) {
+      return false;
+    }
+  }
 }
 
 // Parses what arrived from the service. False with *fail set when the exchange must end.

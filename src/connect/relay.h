@@ -23,6 +23,7 @@
 // - A 101 answer to an upgrade request turns both connections into a tunnel (RelayHooks):
 //   the slot is then no longer a slot and its thread dials a replacement at once.
 
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <memory>
@@ -85,6 +86,13 @@ class Relay {
   bool ParseResponse(int slot_fd, Outcome* fail);
   bool StartTunnel(UniqueFd& slot, UniqueFd& local);
   void WriteError(int slot_fd, int status, bool close);
+  // l7px closed the slot mid-exchange (its client left, or it gave up at response_timeout)
+  // after the whole request reached the service, which is still working on it. The connection
+  // stays leased until the answer is complete and read away (at most kDrainLimit), so the
+  // service never runs more than N requests: letting the lease go at once would start another
+  // one while this one runs. Returns whether the connection can be reused.
+  bool DrainResponse(int lfd);
+  static constexpr std::chrono::seconds kDrainLimit{60};
 
   LocalPool& pool_;
   RelayHooks& hooks_;

@@ -6,6 +6,7 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 #include <signal.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 
 #include <chrono>
@@ -264,6 +265,36 @@ TEST_F(ConnectTest, ALateStrayResponseDoesNotLeaveTheAgentOneBehind) {
   // The request sent before the stray response was written gets it; no other one may.
   EXPECT_LE(wrong, 2) << first_wrong;
   service.Kill();
+}
+
+// Clients that give up while the service works on their requests do not let more than N run
+// there: l7px closes the slot, and the agent keeps that request's connection (and its place in
+// the bound) until the service's answer is complete, instead of starting another request on a
+// fresh one at once.
+TEST_F(ConnectTest, ClientsThatGiveUpDoNotRaiseTheBound) {
+  const uint16_t port = FreePort();
+  services().Start("a", LoopbackAddr(port));
+  ASSERT_TRUE(StartL7px("10s")) << h().ProxyLog();
+  StartAgent({h().register_port()}, port, 2);
+  ASSERT_TRUE(WaitFor([&] { return Registered() == 2; }, kIo)) << h().ProxyLog();
+  for (int round = 0; round < 4; ++round) {
+    std::vector<UniqueFd> clients;
+    for (int i = 0; i < 6; ++i) {
+      clients.push_back(ConnectTcp(front()));
+      ASSERT_TRUE(SendAll(clients.back().get(), GetRequest("/sleep/400")));
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    for (UniqueFd& c : clients) {  // gone, with a reset
+      const linger reset{1, 0};
+      setsockopt(c.get(), SOL_SOCKET, SO_LINGER, &reset, sizeof(reset));
+      c.Reset();
+    }
+  }
+  std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  EXPECT_LE(services().Stats("a").max_inflight, 2);
+  EXPECT_LE(services().Stats("a").accepted, 2);  // the connections were kept, too
+  // And the agent serves on.
+  EXPECT_EQ(BodyOf(HttpExchange(front(), GetRequest("/after"))), "a /after");
 }
 
 TEST_F(ConnectTest, BadFlagsExitTwoWithAMessage) {
