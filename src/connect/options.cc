@@ -75,6 +75,9 @@ absl::StatusOr<ConnectOptions> ParseConnectOptions(const std::vector<std::string
                                                    const char* env_token) {
   ConnectOptions o;
   bool have_to = false, have_token = false;
+  static constexpr std::string_view kFlags[] = {"--proxy", "--pool",    "--slots", "--token",
+                                                "--to",    "--service", "--grace", "--log-level"};
+  bool seen[std::size(kFlags)] = {};
   for (size_t i = 0; i < args.size(); ++i) {
     std::string_view flag = args[i];
     std::string_view value;
@@ -89,11 +92,14 @@ absl::StatusOr<ConnectOptions> ParseConnectOptions(const std::vector<std::string
       flag = flag.substr(0, eq);
       has_value = true;
     }
-    static constexpr std::string_view kFlags[] = {"--proxy", "--pool",    "--slots", "--token",
-                                                  "--to",    "--service", "--grace", "--log-level"};
-    bool known = false;
-    for (std::string_view f : kFlags) known = known || f == flag;
-    if (!known) return Bad("unknown flag " + std::string(flag));
+    size_t known = std::size(kFlags);
+    for (size_t k = 0; k < std::size(kFlags); ++k) {
+      if (kFlags[k] == flag) known = k;
+    }
+    if (known == std::size(kFlags)) return Bad("unknown flag " + std::string(flag));
+    // Only --proxy adds up; any other flag given twice is a mistake, not "the last one wins".
+    if (flag != "--proxy" && seen[known]) return Bad(std::string(flag) + " is given twice");
+    seen[known] = true;
     if (!has_value) {
       if (i + 1 >= args.size()) return Bad(std::string(flag) + " needs a value");
       value = args[++i];

@@ -307,6 +307,7 @@ TEST_F(ConnectTest, BadFlagsExitTwoWithAMessage) {
       {"--proxy", "nocolon", "--slots", "2", "--to", "127.0.0.1:1"},
       {"--proxy", "127.0.0.1:1", "--slots", "2", "--to", "127.0.0.1:99999"},
       {"--proxy", "127.0.0.1:1", "--slots", "2", "--to", "127.0.0.1:1", "--grace", "soon"},
+      {"--proxy", "127.0.0.1:1", "--slots", "2", "--slots", "3", "--to", "127.0.0.1:1"},
       {"--proxy", "127.0.0.1:1", "--slots", "2", "--to", "127.0.0.1:1", "--bogus", "x"},
       {"--proxy", "127.0.0.1:1", "--slots", "2", "--to"},
   };
