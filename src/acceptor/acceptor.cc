@@ -66,10 +66,12 @@ class Acceptor::Loop {
   Loop(AcceptorOptions& options, std::atomic<bool>& stop)
       : options_(options),
         stop_(stop),
-        dialer_(options.pools, &ring_,
-                [this](UniqueFd fd, slots::Pool& pool, const std::string& service,
-                       uint32_t entry) { return AddDialed(std::move(fd), pool, service, entry); },
-                kOpConnect, kOpPollRemove) {}
+        dialer_(
+            options.pools, &ring_,
+            [this](UniqueFd fd, slots::Pool& pool, const std::string& service, uint32_t entry) {
+              return AddDialed(std::move(fd), pool, service, entry);
+            },
+            kOpConnect, kOpPollRemove) {}
 
   absl::Status Init() { return ring_.Init(256); }
 
@@ -562,6 +564,7 @@ class Acceptor::Loop {
       if (slot.TryKillIdle(epoch)) {
         slots::AccountIdleSlotKilled(pool, slot);
         if (check == IdleSlotCheck::kBytes) {
+          pool.stray_idle.fetch_add(1, std::memory_order_relaxed);
           L7PX_LOG_LIMITED(kWarn,
                            "pool {}: service {} sent bytes on an idle slot (no request "
                            "outstanding): protocol violation; slot closed",
@@ -683,7 +686,7 @@ class Acceptor::Loop {
   uint64_t refused_peers_ = 0;
   uint64_t adopted_ = 0;
   bool accepting_ = true;  // false while a handoff drains this process
-  Dialer dialer_;           // after ring_: it submits on it
+  Dialer dialer_;          // after ring_: it submits on it
 };
 
 Acceptor::Acceptor(AcceptorOptions options) : options_(std::move(options)) {}

@@ -234,6 +234,7 @@ class Pool {
   std::atomic<uint64_t> registrations_ok{0};
   std::atomic<uint64_t> registrations_refused{0};
   std::atomic<uint64_t> ejections_total{0};  // instances benched (slots/instance_health.h)
+  std::atomic<uint64_t> stray_idle{0};  // idle slots the acceptor closed for bytes sent unasked
   // Tunnels (TryClaimTunnel): claims held, open tunnels (slots bound to the stack but not
   // registered), tunnels ever opened, upgrade requests refused at max_tunnels.
   std::atomic<int64_t> tunnel_claims{0};

@@ -88,6 +88,22 @@ TEST_F(StrayBytesTest, BytesRightAfterRegisteringNeverReachAClient) {
   ExpectServedElsewhere(client.get(), rogue, "/fresh");
 }
 
+// Bytes a slot sends while idle, with no request coming, are caught by the acceptor's idle
+// watch: the slot is closed, logged, and counted in /stats stray_slots.
+TEST_F(StrayBytesTest, BytesOnAnIdleSlotAreCaughtAndCounted) {
+  UniqueFd rogue = RogueSlot();
+  ASSERT_TRUE(rogue);
+  ASSERT_EQ(StatsCounter(h().admin_port(), "stray_slots"), 0);
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));  // idle in the pool
+  ASSERT_TRUE(SendAll(rogue.get(), kStale));
+  std::string seen;
+  EXPECT_TRUE(WaitPeerClosed(rogue.get(), kSlotCloseBound, &seen)) << "rogue slot left open";
+  EXPECT_TRUE(WaitFor([&] { return StatsCounter(h().admin_port(), "stray_slots") == 1; }, kIo))
+      << StatsCounter(h().admin_port(), "stray_slots") << "\n"
+      << h().ProxyLog();
+  EXPECT_THAT(h().ProxyLog(), ::testing::HasSubstr("sent bytes on an idle slot"));
+}
+
 TEST_F(StrayBytesTest, NonIdempotentRequestGoesElsewhereToo) {
   // Nothing was sent on the bad slot, so even a POST with a body (never retried after a slot
   // failure) can go to another slot.

@@ -189,7 +189,7 @@ std::string AdminViews::StatsJson() const {
     accept_exhausted += Load(s->accept_exhausted);
     connection_limit_pauses += Load(s->connection_limit_pauses);
     body_too_slow += Load(s->body_too_slow);
-    stray_slots += Load(s->stray_slots);
+    stray_slots += Load(s->stray_slots);  // caught by the lease-time look
     send_timeouts += Load(s->send_timeouts);
   }
   Json json = Json::object();
@@ -202,6 +202,9 @@ std::string AdminViews::StatsJson() const {
   json["connection_limit_pauses"] = connection_limit_pauses;
   json["body_too_slow"] = body_too_slow;
   // Slots closed at lease for bytes the service sent before it was sent a request.
+  for (uint32_t id = 0; id < shared_->pools.size(); ++id) {  // caught while idle (acceptor)
+    stray_slots += shared_->pools.at(id)->stray_idle.load(std::memory_order_relaxed);
+  }
   json["stray_slots"] = stray_slots;
   // Responses cut because the client stopped reading (server.send_timeout).
   json["send_timeouts"] = send_timeouts;
