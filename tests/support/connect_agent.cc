@@ -2,8 +2,10 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <iostream>
 #include <sstream>
+#include <utility>
 
 #include "support/admin.h"
 
@@ -59,10 +61,17 @@ void ConnectTest::StartAgentTo(const std::vector<uint16_t>& proxies, const std::
   std::string list;
   for (uint16_t p : proxies) list += (list.empty() ? "" : ",") + LoopbackAddr(p);
   std::vector<std::string> argv = launcher;
-  const std::vector<std::string> own = {L7PX_BINARY, "connect", "--proxy",   list,
-                                        "--pool",    "svc",     "--slots",   std::to_string(slots),
-                                        "--to",      to,        "--service", "agent"};
+  const std::vector<std::string> own = {
+      L7PX_BINARY, "connect", "--proxy", list, "--slots", std::to_string(slots), "--to", to};
   argv.insert(argv.end(), own.begin(), own.end());
+  // The defaults, unless `extra` names its own (a flag given twice is an error).
+  for (const auto& [flag, value] : {std::pair<std::string, std::string>{"--pool", "svc"},
+                                    std::pair<std::string, std::string>{"--service", "agent"}}) {
+    if (std::find(extra.begin(), extra.end(), flag) == extra.end()) {
+      argv.push_back(flag);
+      argv.push_back(value);
+    }
+  }
   argv.insert(argv.end(), extra.begin(), extra.end());
   agent_ = ChildProcess::Start(argv, h().dir() + "/agent.log");
 }
