@@ -7,6 +7,7 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 #include <signal.h>
+#include <sys/socket.h>
 
 #include <algorithm>
 #include <atomic>
@@ -325,6 +326,35 @@ TEST_F(UpstreamTest, AnAddressThatClosesEveryConnectionAtOnceIsDown) {
   EXPECT_THAT(StatusOf(HttpExchange(front(), GetRequest("/"))),
               ::testing::AnyOf(::testing::Eq(502), ::testing::Eq(503)));
   closer.Kill();
+}
+
+// Clients that give up while the service runs their requests do not make it run more than
+// upstream_slots at once: l7px keeps such a slot, reads its response away and puts it back,
+// instead of closing it and dialing a new connection while the abandoned request still runs.
+TEST_F(UpstreamTest, ClientsThatGiveUpDoNotRaiseTheServicesConcurrency) {
+  const uint16_t port = FreePort();
+  Service("a", Tcp(port));
+  ASSERT_TRUE(Start(Upstreams({Tcp(port)}, 2) + "queue_timeout = \"10s\"\n")) << h().ProxyLog();
+  ASSERT_TRUE(WaitFor([&] { return Registered() == 2; }, kIo)) << h().ProxyLog();
+  for (int round = 0; round < 4; ++round) {
+    std::vector<UniqueFd> clients;
+    for (int i = 0; i < 6; ++i) {
+      clients.push_back(ConnectTcp(front()));
+      ASSERT_TRUE(SendAll(clients.back().get(), GetRequest("/sleep/400")));
+    }
+    std::this_thread::sleep_for(milliseconds(100));
+    for (UniqueFd& c : clients) {  // gone, with a reset
+      const linger reset{1, 0};
+      setsockopt(c.get(), SOL_SOCKET, SO_LINGER, &reset, sizeof(reset));
+      c.Reset();
+    }
+  }
+  // Every abandoned request ends; the slots are idle again, the same two connections.
+  EXPECT_TRUE(WaitFor([&] { return PoolCounter(admin(), "legacy", "busy") == 0; }, seconds(5)));
+  EXPECT_LE(Stats("a").max_inflight, 2);
+  EXPECT_EQ(Stats("a").accepted, 2);
+  EXPECT_EQ(Registered(), 2);
+  EXPECT_EQ(StatusOf(HttpExchange(front(), GetRequest("/after"))), 200);
 }
 
 // Item 4: two addresses (one a UNIX socket) and a registered service in one pool all serve it.

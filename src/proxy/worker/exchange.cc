@@ -150,6 +150,18 @@ void Worker::Loop::ArmSlotRecv(Stream& s, bool expect_wait) {
 
 void Worker::Loop::OnSlotRecv(Stream& s, int res) {
   s.upstream.recv_busy = false;
+  if (s.state == StreamState::kDraining && !s.upstream.dead) {
+    if (res <= 0) {
+      // A close-delimited body ends with the close; anything else failed. Either way the
+      // slot is gone, and the service is no longer working on the request.
+      EndDrain(s);
+      return;
+    }
+    s.resp_len += static_cast<uint32_t>(res);
+    TimeService(s);
+    DrainSlot(s);
+    return;
+  }
   if (s.conn->state == ConnState::kClosing || s.upstream.dead) return;
   if (s.ahead.on) {
     OnAheadRecv(s, res);
@@ -389,7 +401,79 @@ void Worker::Loop::EndStreamOnClose(Stream& s) {
     }
     LogRequest(s, s.request.response_started || s.state == StreamState::kAnswering);
   }
+  // The whole request reached the service, which is working on it: the slot is kept, and the
+  // response read away, instead of closed. A closed one would be replaced at once (an SDK or
+  // the dialer dials again) while the service still runs the abandoned request, so clients
+  // that give up could make it run more requests than it has slots.
+  const bool drainable = s.state == StreamState::kExchange && s.upstream.slot != nullptr &&
+                         !s.upstream.dead && !s.upstream.tunnel && !s.upstream.done &&
+                         !s.upstream.released && !s.upstream.send_busy && !s.upstream.probing &&
+                         !s.upstream.retry_pending && s.request.sent && !s.request.abandoned &&
+                         !s.ahead.on;
+  if (drainable) {
+    s.state = StreamState::kDraining;
+    ReleaseTunnelClaim(s);
+    TimerList::Unlink(&s.body_timer);  // s.timer goes on timing the service's silence
+    s.fwd_off = s.fwd_len = 0;
+    if (!s.upstream.recv_busy) DrainSlot(s);
+    return;
+  }
   CancelStream(s);
+}
+
+void Worker::Loop::DrainSlot(Stream& s) {
+  while (!s.upstream.done) {
+    const auto r = s.resp.Parse(s.resp_buf + s.resp_scan, s.resp_len - s.resp_scan);
+    if (r.status == http::Parser::Status::kError) {
+      EndDrain(s);
+      return;
+    }
+    s.resp_scan += static_cast<uint32_t>(r.consumed);
+    if (r.status == http::Parser::Status::kNeedMore) break;
+    if (r.status == http::Parser::Status::kMessageDone) {
+      s.upstream.done = true;
+      if (s.resp_scan < s.resp_len) s.upstream.unusable = true;  // bytes beyond the response
+      break;
+    }
+    if (s.upstream.head_done) continue;  // cannot happen: a body gives no second head
+    const http::MessageHead& head = s.resp.head();
+    if (head.status == 101) {  // no tunnel without a client
+      EndDrain(s);
+      return;
+    }
+    if (head.status < 200) {  // interim: the next head starts at the buffer's front
+      if (++s.upstream.interim_count > kMaxInterimResponses) {
+        EndDrain(s);
+        return;
+      }
+      const uint32_t rest = s.resp_len - s.resp_scan;
+      std::memmove(s.resp_buf, s.resp_buf + s.resp_scan, rest);
+      s.resp_len = rest;
+      s.resp_scan = 0;
+      s.resp.Begin(s.resp_buf);
+      s.resp.set_head_request(s.head->is_head_request);
+      continue;
+    }
+    s.upstream.head_done = true;
+    s.request.status = head.status;
+  }
+  if (s.upstream.done) {
+    ReleaseUpstream(s);  // back to the pool (or retired, when it cannot be reused)
+    s.state = StreamState::kNone;
+    return;
+  }
+  if (!s.upstream.head_done && s.resp_len == resp_pool_.size()) {
+    EndDrain(s);  // a head too large
+    return;
+  }
+  if (s.upstream.head_done) s.resp_len = s.resp_scan = 0;  // body bytes read away
+  ArmSlotRecv(s, /*expect_wait=*/true);
+}
+
+void Worker::Loop::EndDrain(Stream& s) {
+  TimerList::Unlink(&s.timer);
+  KillSlot(s);  // retired once its operations are over; then the connection is freed
+  s.state = StreamState::kNone;
 }
 
 void Worker::Loop::CancelStream(Stream& s) {

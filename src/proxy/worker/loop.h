@@ -406,6 +406,13 @@ class Worker::Loop {
   // The stream's connection is closing (the protocol's OnClose): a request cut short gets its
   // access-log line (LogRequest; 499 when no answer went out), then CancelStream.
   void EndStreamOnClose(Stream& s);
+  // A stream whose client left mid-exchange (kDraining): parses what the slot sent, reads on
+  // until the response is complete, then releases the slot (or kills it on any failure). The
+  // connection, closing, is freed once the slot's operations are over (MaybeFree).
+  void DrainSlot(Stream& s);
+  // Ends a drain that failed: the slot is killed (the service closed it, broke the protocol,
+  // or went silent past response_timeout).
+  void EndDrain(Stream& s);
 
   // ---------------------------------------------------------------- tunnel (after 101)
 

@@ -37,6 +37,8 @@ enum class StreamState : uint8_t {
   kExchange,     // request and response moving between client and slot
   kAnswering,    // l7px's own answer going out (errors, 404, 503, ...)
   kTunnel,       // after 101: raw bytes both ways
+  kDraining,     // the client is gone mid-exchange: the response is read away (DrainSlot), then
+                 //   the slot goes back to its pool; until then it stays busy, as the service is
 };
 
 // One attempt at an exchange with a slot.

@@ -57,6 +57,14 @@ void Worker::Loop::OnResponseTimeout(Stream& s) {
     OnTunnelIdle(s);
     return;
   }
+  if (s.state == StreamState::kDraining) {  // its client is gone: only the slot is left to end
+    L7PX_LOG_LIMITED(kWarn, "pool {}: service {} silent past response_timeout (client gone)",
+                     s.request.pool->name(),
+                     std::string_view(s.request.service, s.request.service_len));
+    slots::ReportFailure(*s.request.pool, s.upstream.dead ? nullptr : s.upstream.slot, now_ns_);
+    EndDrain(s);
+    return;
+  }
   if (s.state != StreamState::kExchange) return;
   slots::ReportFailure(*s.request.pool, s.upstream.dead ? nullptr : s.upstream.slot, now_ns_);
   L7PX_LOG_LIMITED(kWarn, "pool {}: service {} silent past response_timeout",
