@@ -277,19 +277,7 @@ TEST_F(ConnectTest, ClientsThatGiveUpDoNotRaiseTheBound) {
   ASSERT_TRUE(StartL7px("10s")) << h().ProxyLog();
   StartAgent({h().register_port()}, port, 2);
   ASSERT_TRUE(WaitFor([&] { return Registered() == 2; }, kIo)) << h().ProxyLog();
-  for (int round = 0; round < 4; ++round) {
-    std::vector<UniqueFd> clients;
-    for (int i = 0; i < 6; ++i) {
-      clients.push_back(ConnectTcp(front()));
-      ASSERT_TRUE(SendAll(clients.back().get(), GetRequest("/sleep/400")));
-    }
-    std::this_thread::sleep_for(std::chrono::milliseconds(100));
-    for (UniqueFd& c : clients) {  // gone, with a reset
-      const linger reset{1, 0};
-      setsockopt(c.get(), SOL_SOCKET, SO_LINGER, &reset, sizeof(reset));
-      c.Reset();
-    }
-  }
+  GiveUpMidRequest(front(), 4, 6, "/sleep/400", milliseconds(100));
   std::this_thread::sleep_for(std::chrono::milliseconds(500));
   EXPECT_LE(services().Stats("a").max_inflight, 2);
   EXPECT_LE(services().Stats("a").accepted, 2);  // the connections were kept, too

@@ -336,19 +336,7 @@ TEST_F(UpstreamTest, ClientsThatGiveUpDoNotRaiseTheServicesConcurrency) {
   Service("a", Tcp(port));
   ASSERT_TRUE(Start(Upstreams({Tcp(port)}, 2) + "queue_timeout = \"10s\"\n")) << h().ProxyLog();
   ASSERT_TRUE(WaitFor([&] { return Registered() == 2; }, kIo)) << h().ProxyLog();
-  for (int round = 0; round < 4; ++round) {
-    std::vector<UniqueFd> clients;
-    for (int i = 0; i < 6; ++i) {
-      clients.push_back(ConnectTcp(front()));
-      ASSERT_TRUE(SendAll(clients.back().get(), GetRequest("/sleep/400")));
-    }
-    std::this_thread::sleep_for(milliseconds(100));
-    for (UniqueFd& c : clients) {  // gone, with a reset
-      const linger reset{1, 0};
-      setsockopt(c.get(), SOL_SOCKET, SO_LINGER, &reset, sizeof(reset));
-      c.Reset();
-    }
-  }
+  GiveUpMidRequest(front(), 4, 6, "/sleep/400", milliseconds(100));
   // Every abandoned request ends; the slots are idle again, the same two connections.
   EXPECT_TRUE(WaitFor([&] { return PoolCounter(admin(), "legacy", "busy") == 0; }, seconds(5)));
   EXPECT_LE(Stats("a").max_inflight, 2);

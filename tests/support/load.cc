@@ -1,5 +1,11 @@
 #include "support/load.h"
 
+#include <gtest/gtest.h>
+#include <sys/socket.h>
+
+#include <thread>
+#include <vector>
+
 #include "support/clients.h"
 #include "support/integration.h"
 #include "support/net.h"
@@ -116,6 +122,23 @@ std::map<std::string, int> CountAnswersByService(uint16_t port, int clients, int
   }
   for (std::thread& t : threads) t.join();
   return seen;
+}
+
+void GiveUpMidRequest(uint16_t port, int rounds, int clients, const std::string& path,
+                      std::chrono::milliseconds after) {
+  for (int round = 0; round < rounds; ++round) {
+    std::vector<UniqueFd> fds;
+    for (int i = 0; i < clients; ++i) {
+      fds.push_back(ConnectTcp(port));
+      EXPECT_TRUE(SendAll(fds.back().get(), GetRequest(path)));
+    }
+    std::this_thread::sleep_for(after);
+    for (UniqueFd& fd : fds) {
+      const linger reset{1, 0};
+      setsockopt(fd.get(), SOL_SOCKET, SO_LINGER, &reset, sizeof(reset));
+      fd.Reset();
+    }
+  }
 }
 
 }  // namespace l7px::testing

@@ -66,4 +66,9 @@ class LoadClient {
 std::map<std::string, int> CountAnswersByService(uint16_t port, int clients, int n,
                                                  const std::string& path);
 
+// `rounds` times: `clients` connections each send GET `path` to `port`, and `after` later all
+// of them leave with a reset (SO_LINGER 0) without waiting for an answer.
+void GiveUpMidRequest(uint16_t port, int rounds, int clients, const std::string& path,
+                      std::chrono::milliseconds after);
+
 }  // namespace l7px::testing

@@ -293,19 +293,22 @@ void Worker::Loop::ProcessResponse(Stream& s) {
   s.conn->protocol->SendResponse(s);
 }
 
-void Worker::Loop::ForwardInterim(Stream& s) {
-  if (++s.upstream.interim_count > kMaxInterimResponses) {
-    BadResponse(s, "more than 16 interim (1xx) responses");
-    return;
-  }
-  const bool forwarded = s.conn->protocol->WriteInterim(s);
-  // The interim message is complete; the next head must start at the buffer's front.
+void Worker::Loop::NextResponseHead(Stream& s) {
   const uint32_t rest = s.resp_len - s.resp_scan;
   std::memmove(s.resp_buf, s.resp_buf + s.resp_scan, rest);
   s.resp_len = rest;
   s.resp_scan = 0;
   s.resp.Begin(s.resp_buf);
   s.resp.set_head_request(s.head->is_head_request);
+}
+
+void Worker::Loop::ForwardInterim(Stream& s) {
+  if (++s.upstream.interim_count > kMaxInterimResponses) {
+    BadResponse(s, "more than 16 interim (1xx) responses");
+    return;
+  }
+  const bool forwarded = s.conn->protocol->WriteInterim(s);
+  NextResponseHead(s);
   if (forwarded && s.out_len > 0) {
     s.upstream.interim_pending = true;
     s.fwd_len = 0;
@@ -446,12 +449,7 @@ void Worker::Loop::DrainSlot(Stream& s) {
         EndDrain(s);
         return;
       }
-      const uint32_t rest = s.resp_len - s.resp_scan;
-      std::memmove(s.resp_buf, s.resp_buf + s.resp_scan, rest);
-      s.resp_len = rest;
-      s.resp_scan = 0;
-      s.resp.Begin(s.resp_buf);
-      s.resp.set_head_request(s.head->is_head_request);
+      NextResponseHead(s);
       continue;
     }
     s.upstream.head_done = true;

@@ -410,6 +410,8 @@ class Worker::Loop {
   // until the response is complete, then releases the slot (or kills it on any failure). The
   // connection, closing, is freed once the slot's operations are over (MaybeFree).
   void DrainSlot(Stream& s);
+  // An interim (1xx) response is complete: the next head is parsed from the buffer's front.
+  void NextResponseHead(Stream& s);
   // Ends a drain that failed: the slot is killed (the service closed it, broke the protocol,
   // or went silent past response_timeout).
   void EndDrain(Stream& s);
