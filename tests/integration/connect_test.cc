@@ -53,16 +53,9 @@ TEST_F(ConnectTest, ForwardsOverAtMostNConnectionsAndRequests) {
   // One client, one request after the other: the service's response, written in two pieces
   // with Nagle on, is acknowledged at once rather than after the kernel's delayed ACK (up to
   // 40 ms a response).
-  UniqueFd client = ConnectTcp(front());
-  ASSERT_TRUE(client);
-  std::string carry;
-  const auto start = std::chrono::steady_clock::now();
-  for (int i = 0; i < 50; ++i) {
-    const std::string path = "/n" + std::to_string(i);
-    ASSERT_TRUE(SendAll(client.get(), GetRequest(path)));
-    ASSERT_EQ(BodyOf(RecvHttpResponse(client.get(), &carry, kIo)), "a " + path);
-  }
-  EXPECT_LT(MillisSince(start), 1000) << " ms for 50 requests";
+  const int64_t took = MillisForSequentialRequests(front(), 50, "a");
+  ASSERT_GE(took, 0);
+  EXPECT_LT(took, 1000) << " ms for 50 requests";
 }
 
 // One agent, two l7px: both route to the service, and the bound is shared.

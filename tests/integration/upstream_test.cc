@@ -139,18 +139,9 @@ TEST_F(UpstreamTest, ResponsesWrittenInPiecesAreNotHeldByNagle) {
   Service("a", Tcp(port));
   ASSERT_TRUE(Start(Upstreams({Tcp(port)}, 1))) << h().ProxyLog();
   ASSERT_TRUE(WaitFor([&] { return Registered() == 1; }, kIo)) << h().ProxyLog();
-  UniqueFd client = ConnectTcp(front());
-  ASSERT_TRUE(client);
-  std::string carry;
-  const auto start = std::chrono::steady_clock::now();
-  for (int i = 0; i < 50; ++i) {
-    const std::string path = "/n" + std::to_string(i);
-    ASSERT_TRUE(SendAll(client.get(), GetRequest(path)));
-    ASSERT_EQ(BodyOf(RecvHttpResponse(client.get(), &carry, kIo)), "a " + path);
-  }
-  const auto took = std::chrono::steady_clock::now() - start;
-  EXPECT_LT(took, milliseconds(1000))
-      << std::chrono::duration_cast<milliseconds>(took).count() << " ms for 50 requests";
+  const int64_t took = MillisForSequentialRequests(front(), 50, "a");
+  ASSERT_GE(took, 0);
+  EXPECT_LT(took, 1000) << " ms for 50 requests";
 }
 
 TEST_F(UpstreamTest, FixedConnectionsPerAddressAndNoTimeWaitOnL7pxSide) {
@@ -337,11 +328,13 @@ TEST_F(UpstreamTest, ClientsThatGiveUpDoNotRaiseTheServicesConcurrency) {
   ASSERT_TRUE(Start(Upstreams({Tcp(port)}, 2) + "queue_timeout = \"10s\"\n")) << h().ProxyLog();
   ASSERT_TRUE(WaitFor([&] { return Registered() == 2; }, kIo)) << h().ProxyLog();
   GiveUpMidRequest(front(), 4, 6, "/sleep/400", milliseconds(100));
-  // Every abandoned request ends; the slots are idle again, the same two connections.
+  // Every abandoned request ends; the slots are idle again. A client that left before its
+  // request went out on a slot (its lease-time look still in flight) costs that slot, which is
+  // then replaced; the service never saw that request, so its concurrency is not raised.
   EXPECT_TRUE(WaitFor([&] { return PoolCounter(admin(), "legacy", "busy") == 0; }, seconds(5)));
   EXPECT_LE(Stats("a").max_inflight, 2);
-  EXPECT_EQ(Stats("a").accepted, 2);
-  EXPECT_EQ(Registered(), 2);
+  EXPECT_LE(Stats("a").accepted, 4);  // without the drain: one per abandoned request (8 here)
+  EXPECT_TRUE(WaitFor([&] { return Registered() == 2; }, kIo));
   EXPECT_EQ(StatusOf(HttpExchange(front(), GetRequest("/after"))), 200);
 }
 

@@ -124,6 +124,24 @@ std::map<std::string, int> CountAnswersByService(uint16_t port, int clients, int
   return seen;
 }
 
+int64_t MillisForSequentialRequests(uint16_t port, int n, const std::string& name) {
+  UniqueFd client = ConnectTcp(port);
+  EXPECT_TRUE(client);
+  if (!client) return -1;
+  std::string carry;
+  const auto start = std::chrono::steady_clock::now();
+  for (int i = 0; i < n; ++i) {
+    const std::string path = "/n" + std::to_string(i);
+    EXPECT_TRUE(SendAll(client.get(), GetRequest(path)));
+    const std::string body = BodyOf(RecvHttpResponse(client.get(), &carry, kIo));
+    EXPECT_EQ(body, name + " " + path);
+    if (body != name + " " + path) return -1;
+  }
+  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() -
+                                                               start)
+      .count();
+}
+
 void GiveUpMidRequest(uint16_t port, int rounds, int clients, const std::string& path,
                       std::chrono::milliseconds after) {
   for (int round = 0; round < rounds; ++round) {

@@ -66,6 +66,11 @@ class LoadClient {
 std::map<std::string, int> CountAnswersByService(uint16_t port, int clients, int n,
                                                  const std::string& path);
 
+// One connection to `port`, `n` GETs of "/n0", "/n1", ... one after the other; each answer must be
+// the listening service's "<name> <path>" for `name` (a test failure otherwise). Returns the
+// milliseconds they took (-1 when one failed).
+int64_t MillisForSequentialRequests(uint16_t port, int n, const std::string& name);
+
 // `rounds` times: `clients` connections each send GET `path` to `port`, and `after` later all
 // of them leave with a reset (SO_LINGER 0) without waiting for an answer.
 void GiveUpMidRequest(uint16_t port, int rounds, int clients, const std::string& path,
