@@ -5,6 +5,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
+#include <sys/file.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
@@ -12,8 +13,10 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <ctime>
 #include <fstream>
 #include <random>
+#include <sstream>
 #include <thread>
 
 #include "support/process.h"
@@ -43,6 +46,45 @@ ssize_t RecvSome(int fd, char* buf, size_t cap, std::chrono::steady_clock::time_
   return n < 0 ? -2 : n;
 }
 
+namespace {
+
+// Ports FreePort handed out, in every test process of this build, stay off limits for a minute:
+// a port is free when picked but bound only later (a proxy starts after the services it is
+// given, a service after its config is written), and a test running in parallel must not pick
+// it meanwhile. The ledger is a small file of "port seconds" lines, read and rewritten under
+// flock. Returns false when `port` was handed out within the minute.
+bool ClaimPort(uint16_t port) {
+  const std::string path = std::string(L7PX_BINARY_DIR) + "/test-ports";
+  UniqueFd fd(open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644));
+  if (!fd) return true;  // no ledger: the bind check alone
+  if (flock(fd.get(), LOCK_EX) != 0) return true;
+  std::string text;
+  char buf[4096];
+  ssize_t n;
+  while ((n = pread(fd.get(), buf, sizeof(buf), static_cast<off_t>(text.size()))) > 0) {
+    text.append(buf, static_cast<size_t>(n));
+  }
+  const long now = static_cast<long>(time(nullptr));
+  std::string kept;
+  bool taken = false;
+  std::istringstream lines(text);
+  long p = 0;
+  long at = 0;
+  while (lines >> p >> at) {
+    if (now - at >= 60) continue;
+    taken |= p == port;
+    kept += std::to_string(p) + " " + std::to_string(at) + "\n";
+  }
+  if (!taken) kept += std::to_string(port) + " " + std::to_string(now) + "\n";
+  if (ftruncate(fd.get(), 0) == 0) {
+    [[maybe_unused]] const ssize_t w = pwrite(fd.get(), kept.data(), kept.size(), 0);
+  }
+  flock(fd.get(), LOCK_UN);
+  return !taken;
+}
+
+}  // namespace
+
 uint16_t FreePort() {
   // Below the kernel's ephemeral range: a port handed out here can never be taken meanwhile as
   // the source port of some test's outgoing connection (nor linger in its TIME_WAIT), which
@@ -61,7 +103,9 @@ uint16_t FreePort() {
     addr.sin_family = AF_INET;
     addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
     addr.sin_port = htons(port);
-    if (bind(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0) return port;
+    if (bind(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0 && ClaimPort(port)) {
+      return port;
+    }
   }
   // Fallback: let the kernel choose.
   UniqueFd fd(socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
