@@ -438,7 +438,9 @@ def markdown(h, rows, stamp):
     return "\n".join(lines) + "\n"
 
 
-def machine_lines(h):
+def machine_report(h, tools, built, configs):
+    """The "Machine and tools" lines of a result file: CPU, kernel and load; the `tools` version
+    commands; the `built` binaries with their build times; the `configs` line."""
     cpu = "?"
     try:
         with open("/proc/cpuinfo") as f:
@@ -448,12 +450,16 @@ def machine_lines(h):
     return ["", "Machine and tools:", "",
             f"- {os.cpu_count()} CPUs, {cpu}; kernel {platform.release()}; load average at the "
             f"start {h.load_start:.2f}, at the end {os.getloadavg()[0]:.2f}",
-            f"- {version(['openssl', 'version'])}; {version([h.nginx, '-v'])}; "
-            f"{version([h.haproxy, '-v'])}; {version([h.wrk, '--version'])}",
-            f"- `{shown(h.l7px)}` built {mtime(h.l7px)}; `{shown(h.loadgen)}` built "
-            f"{mtime(h.loadgen)}",
-            "- configurations: `configs/tls-l7px.toml`, `configs/tls-nginx.conf`, "
-            "`configs/tls-haproxy.cfg` (`$TMP` is the run's temporary directory)", ""]
+            "- " + "; ".join(version(cmd) for cmd in tools),
+            "- " + "; ".join(f"`{shown(b)}` built {mtime(b)}" for b in built),
+            f"- configurations: {configs} (`$TMP` is the run's temporary directory)", ""]
+
+
+def machine_lines(h):
+    return machine_report(
+        h, [["openssl", "version"], [h.nginx, "-v"], [h.haproxy, "-v"], [h.wrk, "--version"]],
+        [h.l7px, h.loadgen],
+        "`configs/tls-l7px.toml`, `configs/tls-nginx.conf`, `configs/tls-haproxy.cfg`")
 
 
 def parse_args(argv):

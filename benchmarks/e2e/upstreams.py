@@ -44,7 +44,6 @@ import argparse
 import datetime
 import json
 import os
-import platform
 import shutil
 import subprocess
 import sys
@@ -55,8 +54,8 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 import harness  # noqa: E402  (its atexit and signal handlers stop our children too)
 from harness import (LOOPBACK, REPO, Stack, fmt_range, med, start, wait_port, write_csv,  # noqa: E402
-                     version, shown, mtime, git_commit)
-from tls import Machine, quiet_run  # noqa: E402
+                     shown, git_commit)
+from tls import Machine, machine_report, quiet_run  # noqa: E402
 
 BASE_CONFIGS = ["l7px-up", "nginx-ka", "haproxy", "l7px-sdk", "l7px-agent"]
 PEERS = ["nginx-ka", "haproxy"]
@@ -428,21 +427,9 @@ def profile(h, stacks):
 
 
 def machine_lines(h):
-    cpu = "?"
-    try:
-        with open("/proc/cpuinfo") as f:
-            cpu = next(ln.split(":", 1)[1].strip() for ln in f if ln.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
-    return ["", "Machine and tools:", "",
-            f"- {os.cpu_count()} CPUs, {cpu}; kernel {platform.release()}; load average at the "
-            f"start {h.load_start:.2f}, at the end {os.getloadavg()[0]:.2f}",
-            f"- {version([h.nginx, '-v'])}; {version([h.haproxy, '-v'])}; "
-            f"{version([h.wrk, '--version'])}; {version(['go', 'version'])}",
-            f"- `{shown(h.l7px)}` built {mtime(h.l7px)}; `{shown(h.service)}` built "
-            f"{mtime(h.service)}",
-            "- configurations: `configs/upstreams-*` (`$TMP` is the run's temporary directory)",
-            ""]
+    return machine_report(
+        h, [[h.nginx, "-v"], [h.haproxy, "-v"], [h.wrk, "--version"], ["go", "version"]],
+        [h.l7px, h.service], "`configs/upstreams-*`")
 
 
 def go_service(build):
